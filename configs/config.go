@@ -1,0 +1,442 @@
+// Package configs owns adaptrec's configuration: the documented default file
+// (adaptrec.yaml, embedded in the binary and the only source of defaults), the
+// Config struct it decodes into, and Load, which layers a user file, ADAPTREC_*
+// environment variables and command-line flags on top and rejects unknown
+// keys and invalid values with an error naming the key.
+package configs
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// DefaultYAML is configs/adaptrec.yaml: every key with its default.
+//
+//go:embed adaptrec.yaml
+var DefaultYAML []byte
+
+// EnvPrefix is the prefix of the environment variables Load reads.
+const EnvPrefix = "ADAPTREC"
+
+// Config is the whole configuration of the adaptrec binary.
+type Config struct {
+	Kafka       Kafka       `mapstructure:"kafka"`
+	Topics      Topics      `mapstructure:"topics"`
+	Batch       Batch       `mapstructure:"batch"`
+	Validate    Validation  `mapstructure:"validate"`
+	Session     Session     `mapstructure:"session"`
+	Recommender Recommender `mapstructure:"recommender"`
+	Sink        Sink        `mapstructure:"sink"`
+	Worker      Worker      `mapstructure:"worker"`
+	Embedded    Embedded    `mapstructure:"embedded"`
+	Log         Log         `mapstructure:"log"`
+}
+
+// Kafka is the consumer-group client configuration.
+type Kafka struct {
+	Brokers           []string      `mapstructure:"brokers"`
+	Group             string        `mapstructure:"group"`
+	ClientID          string        `mapstructure:"client_id"`
+	SessionTimeout    time.Duration `mapstructure:"session_timeout"`
+	HeartbeatInterval time.Duration `mapstructure:"heartbeat_interval"`
+	RebalanceTimeout  time.Duration `mapstructure:"rebalance_timeout"`
+	FetchMaxWait      time.Duration `mapstructure:"fetch_max_wait"`
+	FetchMaxBytes     int           `mapstructure:"fetch_max_bytes"`
+	StartOffset       string        `mapstructure:"start_offset"`
+	RequestTimeout    time.Duration `mapstructure:"request_timeout"`
+}
+
+// Topics names the topics the worker reads and writes.
+type Topics struct {
+	Feedback          string `mapstructure:"feedback"`
+	Recommendations   string `mapstructure:"recommendations"`
+	DLQ               string `mapstructure:"dlq"`
+	Create            bool   `mapstructure:"create"`
+	Partitions        int    `mapstructure:"partitions"`
+	ReplicationFactor int    `mapstructure:"replication_factor"`
+}
+
+// Batch is the flush policy: count or time, whichever first.
+type Batch struct {
+	Size    int           `mapstructure:"size"`
+	MaxWait time.Duration `mapstructure:"max_wait"`
+}
+
+// Validation bounds what an accepted event may contain.
+type Validation struct {
+	MaxEventBytes int     `mapstructure:"max_event_bytes"`
+	MaxIDLength   int     `mapstructure:"max_id_length"`
+	RatingMin     float64 `mapstructure:"rating_min"`
+	RatingMax     float64 `mapstructure:"rating_max"`
+}
+
+// Session bounds the per-user session bookkeeping.
+type Session struct {
+	IdleGap     time.Duration `mapstructure:"idle_gap"`
+	TTL         time.Duration `mapstructure:"ttl"`
+	MaxSessions int           `mapstructure:"max_sessions"`
+}
+
+// Recommender selects and configures the model the worker serves.
+type Recommender struct {
+	Model      string     `mapstructure:"model"`
+	TopN       int        `mapstructure:"top_n"`
+	Popularity Popularity `mapstructure:"popularity"`
+}
+
+// Popularity configures the recency-weighted popularity recommender.
+type Popularity struct {
+	HalfLife time.Duration `mapstructure:"half_life"`
+}
+
+// Sink configures the Kafka writers of every output topic.
+type Sink struct {
+	BatchTimeout time.Duration `mapstructure:"batch_timeout"`
+	BatchSize    int           `mapstructure:"batch_size"`
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	MaxAttempts  int           `mapstructure:"max_attempts"`
+}
+
+// Worker configures the run loop around the stages.
+type Worker struct {
+	ShutdownTimeout  time.Duration `mapstructure:"shutdown_timeout"`
+	ProgressInterval time.Duration `mapstructure:"progress_interval"`
+}
+
+// Embedded configures the in-process broker's synthetic event source.
+type Embedded struct {
+	Rate              float64 `mapstructure:"rate"`
+	Users             int     `mapstructure:"users"`
+	Items             int     `mapstructure:"items"`
+	MalformedFraction float64 `mapstructure:"malformed_fraction"`
+	Seed              int64   `mapstructure:"seed"`
+}
+
+// Log configures the slog handler.
+type Log struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// Models lists the values recommender.model accepts.
+var Models = []string{"popularity"}
+
+// Default returns the configuration of the embedded default file.
+func Default() Config {
+	c, err := Load(LoadOptions{})
+	if err != nil {
+		// The embedded file is checked by the tests; failing here is a build defect.
+		panic(fmt.Sprintf("configs: embedded adaptrec.yaml is invalid: %v", err))
+	}
+	return c
+}
+
+// LoadOptions says where Load finds the layers above the defaults.
+type LoadOptions struct {
+	// File is a YAML config file; empty means none.
+	File string
+	// Environ is the environment to read ADAPTREC_* variables from, as
+	// os.Environ returns it; nil means none (tests stay hermetic).
+	Environ []string
+	// Flags maps config keys to flags; a flag overrides only if it was set.
+	Flags map[string]*pflag.Flag
+}
+
+// Load builds the configuration from the defaults, the file, the environment
+// and the flags, in that order of precedence, then validates it.
+func Load(opts LoadOptions) (Config, error) {
+	v := viper.New()
+	defaults := viper.New()
+	defaults.SetConfigType("yaml")
+	if err := defaults.ReadConfig(bytes.NewReader(DefaultYAML)); err != nil {
+		return Config{}, fmt.Errorf("reading embedded defaults: %w", err)
+	}
+	known := map[string]bool{}
+	for _, k := range defaults.AllKeys() {
+		known[k] = true
+		v.SetDefault(k, defaults.Get(k))
+	}
+
+	if opts.File != "" {
+		raw, err := os.ReadFile(opts.File)
+		if err != nil {
+			return Config{}, fmt.Errorf("config file: %w", err)
+		}
+		fv := viper.New()
+		fv.SetConfigType("yaml")
+		if err := fv.ReadConfig(bytes.NewReader(raw)); err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", opts.File, err)
+		}
+		if err := checkKeys(fv.AllKeys(), known); err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", opts.File, err)
+		}
+		if err := v.MergeConfigMap(fv.AllSettings()); err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", opts.File, err)
+		}
+	}
+
+	for _, kv := range opts.Environ {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, EnvPrefix+"_") {
+			continue
+		}
+		key, ok := envKey(name, known)
+		if !ok {
+			return Config{}, fmt.Errorf("environment variable %s: unknown key (see configs/adaptrec.yaml)", name)
+		}
+		v.Set(key, val)
+	}
+
+	for key, f := range opts.Flags {
+		if !known[key] {
+			return Config{}, fmt.Errorf("flag --%s is bound to unknown key %q", f.Name, key)
+		}
+		if f.Changed {
+			if sv, ok := f.Value.(pflag.SliceValue); ok {
+				v.Set(key, sv.GetSlice())
+			} else {
+				v.Set(key, f.Value.String())
+			}
+		}
+	}
+
+	var c Config
+	if err := decode(v.AllSettings(), &c); err != nil {
+		return Config{}, err
+	}
+	if err := c.Check(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// envKey maps ADAPTREC_BATCH_MAX_WAIT to batch.max_wait. Underscores are
+// ambiguous (they both join levels and appear inside key names), so the
+// variable is matched against the known keys rather than split blindly.
+func envKey(name string, known map[string]bool) (string, bool) {
+	want := strings.ToLower(strings.TrimPrefix(name, EnvPrefix+"_"))
+	for k := range known {
+		if strings.ReplaceAll(k, ".", "_") == want {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+func checkKeys(keys []string, known map[string]bool) error {
+	sort.Strings(keys)
+	for _, k := range keys {
+		if known[k] {
+			continue
+		}
+		// A scalar where a section is expected shows up as the section's name.
+		for kk := range known {
+			if strings.HasPrefix(kk, k+".") {
+				return fmt.Errorf("key %q must be a mapping of keys, not a value", k)
+			}
+		}
+		return fmt.Errorf("unknown key %q (see configs/adaptrec.yaml)", k)
+	}
+	return nil
+}
+
+func decode(settings map[string]any, c *Config) error {
+	var md mapstructure.Metadata
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		Result:           c,
+		Metadata:         &md,
+		WeaklyTypedInput: true,
+		ErrorUnused:      true,
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		),
+	})
+	if err != nil {
+		return err
+	}
+	if err := dec.Decode(settings); err != nil {
+		return fmt.Errorf("invalid config: %w", unwrapDecode(err))
+	}
+	return nil
+}
+
+// unwrapDecode rewrites mapstructure's messages into "key: problem" lines.
+func unwrapDecode(err error) error {
+	msg := err.Error()
+	msg = strings.ReplaceAll(msg, "decoding failed due to the following error(s):\n\n", "")
+	return errors.New(strings.TrimSpace(msg))
+}
+
+// Check checks every value that the types alone do not constrain; each
+// error names its key.
+func (c Config) Check() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		bad("kafka.brokers", "at least one broker is required")
+	}
+	for _, b := range c.Kafka.Brokers {
+		host, port, err := net.SplitHostPort(b)
+		if err != nil || host == "" {
+			bad("kafka.brokers", "%q is not HOST:PORT", b)
+			continue
+		}
+		if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+			bad("kafka.brokers", "%q has an invalid port", b)
+		}
+	}
+	nonEmpty := map[string]string{
+		"kafka.group": c.Kafka.Group, "kafka.client_id": c.Kafka.ClientID,
+		"topics.feedback": c.Topics.Feedback, "topics.recommendations": c.Topics.Recommendations,
+		"topics.dlq": c.Topics.DLQ,
+	}
+	for _, k := range sortedKeys(nonEmpty) {
+		if strings.TrimSpace(nonEmpty[k]) == "" {
+			bad(k, "must not be empty")
+		}
+	}
+	for _, k := range []string{"topics.feedback", "topics.recommendations", "topics.dlq"} {
+		if name := nonEmpty[k]; name != "" && !validTopic(name) {
+			bad(k, "%q is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)", name)
+		}
+	}
+	if c.Topics.Feedback != "" && (c.Topics.Feedback == c.Topics.Recommendations || c.Topics.Feedback == c.Topics.DLQ) {
+		bad("topics.feedback", "must differ from the output topics")
+	}
+	positiveDur := map[string]time.Duration{
+		"kafka.session_timeout": c.Kafka.SessionTimeout, "kafka.heartbeat_interval": c.Kafka.HeartbeatInterval,
+		"kafka.rebalance_timeout": c.Kafka.RebalanceTimeout, "kafka.fetch_max_wait": c.Kafka.FetchMaxWait,
+		"kafka.request_timeout": c.Kafka.RequestTimeout, "batch.max_wait": c.Batch.MaxWait,
+		"session.idle_gap": c.Session.IdleGap, "session.ttl": c.Session.TTL,
+		"recommender.popularity.half_life": c.Recommender.Popularity.HalfLife,
+		"sink.batch_timeout": c.Sink.BatchTimeout, "sink.write_timeout": c.Sink.WriteTimeout,
+		"worker.shutdown_timeout": c.Worker.ShutdownTimeout,
+	}
+	for _, k := range sortedKeys(positiveDur) {
+		if positiveDur[k] <= 0 {
+			bad(k, "must be a positive duration, got %v", positiveDur[k])
+		}
+	}
+	if c.Kafka.HeartbeatInterval >= c.Kafka.SessionTimeout && c.Kafka.SessionTimeout > 0 {
+		bad("kafka.heartbeat_interval", "must be shorter than kafka.session_timeout (%v)", c.Kafka.SessionTimeout)
+	}
+	if c.Worker.ProgressInterval < 0 {
+		bad("worker.progress_interval", "must not be negative")
+	}
+	positiveInt := map[string]int{
+		"kafka.fetch_max_bytes": c.Kafka.FetchMaxBytes, "topics.partitions": c.Topics.Partitions,
+		"topics.replication_factor": c.Topics.ReplicationFactor, "batch.size": c.Batch.Size,
+		"validate.max_event_bytes": c.Validate.MaxEventBytes, "validate.max_id_length": c.Validate.MaxIDLength,
+		"session.max_sessions": c.Session.MaxSessions, "recommender.top_n": c.Recommender.TopN,
+		"sink.batch_size": c.Sink.BatchSize, "sink.max_attempts": c.Sink.MaxAttempts,
+		"embedded.users": c.Embedded.Users, "embedded.items": c.Embedded.Items,
+	}
+	for _, k := range sortedKeys(positiveInt) {
+		if positiveInt[k] <= 0 {
+			bad(k, "must be positive, got %d", positiveInt[k])
+		}
+	}
+	if c.Batch.Size > 1_000_000 {
+		bad("batch.size", "must be at most 1000000, got %d", c.Batch.Size)
+	}
+	if c.Recommender.TopN > 1000 {
+		bad("recommender.top_n", "must be at most 1000, got %d", c.Recommender.TopN)
+	}
+	switch c.Kafka.StartOffset {
+	case "earliest", "latest":
+	default:
+		bad("kafka.start_offset", "must be earliest or latest, got %q", c.Kafka.StartOffset)
+	}
+	if c.Validate.RatingMin >= c.Validate.RatingMax {
+		bad("validate.rating_min", "must be below validate.rating_max (%g), got %g", c.Validate.RatingMax, c.Validate.RatingMin)
+	}
+	if !contains(Models, c.Recommender.Model) {
+		bad("recommender.model", "must be one of %s, got %q", strings.Join(Models, ", "), c.Recommender.Model)
+	}
+	if c.Embedded.Rate <= 0 {
+		bad("embedded.rate", "must be positive, got %g", c.Embedded.Rate)
+	}
+	if c.Embedded.MalformedFraction < 0 || c.Embedded.MalformedFraction > 1 {
+		bad("embedded.malformed_fraction", "must be within [0, 1], got %g", c.Embedded.MalformedFraction)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid config: %w", errors.Join(errs...))
+}
+
+// Keys returns every configuration key in dotted form, sorted.
+func Keys() []string {
+	var keys []string
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			k := prefix + f.Tag.Get("mapstructure")
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
+				walk(f.Type, k+".")
+				continue
+			}
+			keys = append(keys, k)
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
+	sort.Strings(keys)
+	return keys
+}
+
+func validTopic(s string) bool {
+	if len(s) > 249 || s == "." || s == ".." {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,147 @@
+package configs
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+func TestDefaultFileDocumentsEveryKey(t *testing.T) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(strings.NewReader(string(DefaultYAML))); err != nil {
+		t.Fatal(err)
+	}
+	fileKeys := v.AllKeys()
+	if got, want := sorted(fileKeys), Keys(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("adaptrec.yaml keys differ from Config fields:\nfile:   %v\nstruct: %v", got, want)
+	}
+	c := Default()
+	if c.Batch.Size != 256 || c.Batch.MaxWait != 50*time.Millisecond || c.Topics.Partitions != 6 {
+		t.Fatalf("defaults not decoded from the embedded file: %+v", c)
+	}
+}
+
+func TestBadFixtures(t *testing.T) {
+	tests := []struct {
+		file string
+		want string
+	}{
+		{"unknown-key.bad.yaml", `unknown key "batch.sise"`},
+		{"unknown-section.bad.yaml", `unknown key "kafkaa.brokers"`},
+		{"scalar-section.bad.yaml", `key "batch" must be a mapping`},
+		{"batch-size-type.bad.yaml", `batch.size`},
+		{"batch-size-zero.bad.yaml", `batch.size: must be positive, got 0`},
+		{"max-wait-duration.bad.yaml", `batch.max_wait`},
+		{"broker-no-port.bad.yaml", `kafka.brokers: "localhost" is not HOST:PORT`},
+		{"start-offset.bad.yaml", `kafka.start_offset: must be earliest or latest, got "middle"`},
+		{"heartbeat.bad.yaml", `kafka.heartbeat_interval: must be shorter than kafka.session_timeout`},
+		{"topic-name.bad.yaml", `topics.dlq: "dead letters" is not a valid Kafka topic name`},
+		{"same-topic.bad.yaml", `topics.feedback: must differ from the output topics`},
+		{"rating-range.bad.yaml", `validate.rating_min: must be below validate.rating_max`},
+		{"model.bad.yaml", `recommender.model: must be one of popularity, got "magic"`},
+		{"log-format.bad.yaml", `log.format: must be text or json, got "xml"`},
+		{"malformed-fraction.bad.yaml", `embedded.malformed_fraction: must be within [0, 1], got 2`},
+		{"yaml-syntax.bad.yaml", `yaml-syntax.bad.yaml`},
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		seen[tt.file] = true
+		t.Run(tt.file, func(t *testing.T) {
+			_, err := Load(LoadOptions{File: filepath.Join("..", "testdata", "config", tt.file)})
+			if err == nil {
+				t.Fatalf("Load accepted a bad config")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+	all, _ := filepath.Glob(filepath.Join("..", "testdata", "config", "*.bad.yaml"))
+	for _, f := range all {
+		if !seen[filepath.Base(f)] {
+			t.Errorf("fixture %s has no expected error in the table", f)
+		}
+	}
+}
+
+func TestPrecedenceFileEnvFlags(t *testing.T) {
+	file := filepath.Join("..", "testdata", "config", "good.yaml")
+	c, err := Load(LoadOptions{File: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.Group != "g1" || c.Batch.Size != 64 || len(c.Kafka.Brokers) != 2 || c.Batch.MaxWait != 20*time.Millisecond {
+		t.Fatalf("file values not applied: %+v", c)
+	}
+	if c.Topics.Partitions != 6 {
+		t.Fatalf("default lost when a file is given: partitions=%d", c.Topics.Partitions)
+	}
+
+	env := []string{"ADAPTREC_KAFKA_GROUP=from-env", "ADAPTREC_BATCH_MAX_WAIT=7ms", "ADAPTREC_KAFKA_BROKERS=h1:1,h2:2,h3:3", "PATH=/bin"}
+	c, err = Load(LoadOptions{File: file, Environ: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.Group != "from-env" || c.Batch.MaxWait != 7*time.Millisecond || len(c.Kafka.Brokers) != 3 {
+		t.Fatalf("env does not override file: %+v", c.Kafka)
+	}
+
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fs.String("group", "", "")
+	fs.StringSlice("brokers", nil, "")
+	if err := fs.Parse([]string{"--group", "from-flag", "--brokers", "x:9,y:10"}); err != nil {
+		t.Fatal(err)
+	}
+	flags := map[string]*pflag.Flag{"kafka.group": fs.Lookup("group"), "kafka.brokers": fs.Lookup("brokers")}
+	c, err = Load(LoadOptions{File: file, Environ: env, Flags: flags})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.Group != "from-flag" || !reflect.DeepEqual(c.Kafka.Brokers, []string{"x:9", "y:10"}) {
+		t.Fatalf("flags do not override env: %+v", c.Kafka)
+	}
+
+	// A flag that was not set leaves the lower layers alone.
+	fs2 := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fs2.String("group", "", "")
+	c, err = Load(LoadOptions{Environ: env, Flags: map[string]*pflag.Flag{"kafka.group": fs2.Lookup("group")}})
+	if err != nil || c.Kafka.Group != "from-env" {
+		t.Fatalf("unset flag overrode env: %v %+v", err, c.Kafka)
+	}
+}
+
+func TestBadEnvironment(t *testing.T) {
+	tests := []struct {
+		env  string
+		want string
+	}{
+		{"ADAPTREC_BATCH_SIZ=3", "ADAPTREC_BATCH_SIZ: unknown key"},
+		{"ADAPTREC_BATCH_SIZE=-4", "batch.size: must be positive, got -4"},
+		{"ADAPTREC_BATCH_MAX_WAIT=fast", "batch.max_wait"},
+		{"ADAPTREC_TOPICS_CREATE=maybe", "topics.create"},
+	}
+	for _, tt := range tests {
+		_, err := Load(LoadOptions{Environ: []string{tt.env}})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want error containing %q", tt.env, err, tt.want)
+		}
+	}
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
