@@ -53,6 +53,7 @@ type Kafka struct {
 	SessionTimeout    time.Duration `mapstructure:"session_timeout"`
 	HeartbeatInterval time.Duration `mapstructure:"heartbeat_interval"`
 	RebalanceTimeout  time.Duration `mapstructure:"rebalance_timeout"`
+	JoinGroupBackoff  time.Duration `mapstructure:"join_group_backoff"`
 	FetchMaxWait      time.Duration `mapstructure:"fetch_max_wait"`
 	FetchMaxBytes     int           `mapstructure:"fetch_max_bytes"`
 	StartOffset       string        `mapstructure:"start_offset"`
@@ -321,11 +322,12 @@ func (c Config) Check() error {
 	}
 	positiveDur := map[string]time.Duration{
 		"kafka.session_timeout": c.Kafka.SessionTimeout, "kafka.heartbeat_interval": c.Kafka.HeartbeatInterval,
-		"kafka.rebalance_timeout": c.Kafka.RebalanceTimeout, "kafka.fetch_max_wait": c.Kafka.FetchMaxWait,
+		"kafka.rebalance_timeout": c.Kafka.RebalanceTimeout, "kafka.join_group_backoff": c.Kafka.JoinGroupBackoff,
+		"kafka.fetch_max_wait":  c.Kafka.FetchMaxWait,
 		"kafka.request_timeout": c.Kafka.RequestTimeout, "batch.max_wait": c.Batch.MaxWait,
 		"session.idle_gap": c.Session.IdleGap, "session.ttl": c.Session.TTL,
 		"recommender.popularity.half_life": c.Recommender.Popularity.HalfLife,
-		"sink.batch_timeout": c.Sink.BatchTimeout, "sink.write_timeout": c.Sink.WriteTimeout,
+		"sink.batch_timeout":               c.Sink.BatchTimeout, "sink.write_timeout": c.Sink.WriteTimeout,
 		"worker.shutdown_timeout": c.Worker.ShutdownTimeout,
 	}
 	for _, k := range sortedKeys(positiveDur) {

@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -144,4 +145,26 @@ func sorted(s []string) []string {
 		}
 	}
 	return out
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	c, err := Load(LoadOptions{Environ: []string{"ADAPTREC_BATCH_MAX_WAIT=7ms", "ADAPTREC_KAFKA_GROUP=zz"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(f, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(LoadOptions{File: f})
+	if err != nil {
+		t.Fatalf("marshalled config does not load: %v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(back, c) {
+		t.Fatalf("round trip changed the config:\n%+v\n%+v", back, c)
+	}
 }

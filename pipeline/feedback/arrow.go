@@ -220,3 +220,14 @@ func (b *Batch) Event(i int) Located {
 		Partition: b.Partition(i), Offset: b.Offset(i), KafkaTime: b.KafkaTime(i),
 	}
 }
+
+// BatchOf builds a Batch from events; for tests and tools. The caller must
+// Release it.
+func BatchOf(events ...Located) *Batch {
+	b := NewBuilder(nil)
+	defer b.Release()
+	for _, e := range events {
+		b.Append(e)
+	}
+	return b.NewBatch()
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/adaptrec/adaptrec/configs"
+)
+
+// app holds what every subcommand shares: its output streams and flags.
+type app struct {
+	stdout, stderr io.Writer
+	configFile     string
+	flags          map[string]*pflag.Flag // config key -> flag
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	a := &app{stdout: stdout, stderr: stderr, flags: map[string]*pflag.Flag{}}
+	root := &cobra.Command{
+		Use:   "adaptrec",
+		Short: "Online-learning recommender worker for Kafka",
+		Long: `adaptrec reads click, view and rating events from Kafka as a consumer group,
+batches them into Arrow records, learns from them and publishes refreshed
+recommendation lists.
+
+Configuration: defaults (configs/adaptrec.yaml, built in), then --config FILE,
+then ADAPTREC_* environment variables (ADAPTREC_BATCH_SIZE=128), then flags.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.configFile, "config", "", "YAML config file (keys and defaults: configs/adaptrec.yaml)")
+	pf.StringSlice("brokers", nil, "Kafka brokers HOST:PORT[,HOST:PORT] (kafka.brokers)")
+	a.bind("kafka.brokers", pf.Lookup("brokers"))
+	pf.String("group", "", "consumer group (kafka.group)")
+	a.bind("kafka.group", pf.Lookup("group"))
+	root.AddCommand(a.workerCmd(), a.replayCmd(), a.produceCmd(), a.configCmd())
+	return root
+}
+
+func (a *app) bind(key string, f *pflag.Flag) { a.flags[key] = f }
+
+func (a *app) load() (configs.Config, error) {
+	return configs.Load(configs.LoadOptions{File: a.configFile, Environ: os.Environ(), Flags: a.flags})
+}
+
+func (a *app) logger(cfg configs.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level)) // validated by configs
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(a.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, opts))
+}
+
+func (a *app) configCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "config",
+		Short: "Print the effective configuration (defaults, file, environment, flags) as YAML",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.load()
+			if err != nil {
+				return err
+			}
+			out, err := configs.Marshal(cfg)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(a.stdout, string(out))
+			return err
+		},
+	}
+}

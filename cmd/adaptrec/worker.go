@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/pipeline"
+	"github.com/adaptrec/adaptrec/pipeline/embedded"
+	"github.com/adaptrec/adaptrec/pipeline/synth"
+	"github.com/adaptrec/adaptrec/sink"
+)
+
+func (a *app) workerCmd() *cobra.Command {
+	var embed bool
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run a worker of the consumer group until SIGINT/SIGTERM",
+		Long: `worker joins the consumer group, consumes the feedback topic, publishes
+recommendation lists, routes bad events to the DLQ and commits offsets once
+every output of a batch is acknowledged. Missing topics are created at start.
+
+With --embedded it starts an in-process broker and a synthetic event source
+instead of connecting to --brokers, and prints a progress line every second.`,
+		Example: `  adaptrec worker --brokers 127.0.0.1:9092 --group adaptrec
+  adaptrec worker --embedded`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.load()
+			if err != nil {
+				return err
+			}
+			return a.runWorker(cmd.Context(), cfg, embed)
+		},
+	}
+	cmd.Flags().BoolVar(&embed, "embedded", false, "run an in-process broker and synthetic event source (ignores --brokers)")
+	return cmd
+}
+
+func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) error {
+	log := a.logger(cfg)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if embed {
+		broker, err := embedded.Start(cfg.Topics.Partitions, cfg.Topics.Feedback, cfg.Topics.Recommendations, cfg.Topics.DLQ)
+		if err != nil {
+			return err
+		}
+		defer broker.Close()
+		cfg.Kafka.Brokers = broker.Addrs()
+		if cfg.Worker.ProgressInterval == 0 {
+			cfg.Worker.ProgressInterval = time.Second
+		}
+		log.Info("embedded broker up", "brokers", cfg.Kafka.Brokers, "rate", cfg.Embedded.Rate)
+		src := sink.NewKafka(sink.WriterConfig{
+			Brokers: cfg.Kafka.Brokers, Topic: cfg.Topics.Feedback, ClientID: "adaptrec-embedded-source",
+			BatchTimeout: cfg.Sink.BatchTimeout, BatchSize: cfg.Sink.BatchSize, WriteTimeout: cfg.Sink.WriteTimeout,
+			MaxAttempts: cfg.Sink.MaxAttempts,
+		})
+		srcCtx, stopSrc := context.WithCancel(ctx)
+		defer stopSrc()
+		gen := synth.New(synth.Config{
+			Users: cfg.Embedded.Users, Items: cfg.Embedded.Items,
+			MalformedFraction: cfg.Embedded.MalformedFraction, Seed: cfg.Embedded.Seed,
+		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer src.Close()
+			if err := synth.Run(srcCtx, src, gen, cfg.Embedded.Rate, nil); err != nil {
+				log.Error("embedded source stopped", "err", err)
+			}
+		}()
+	}
+
+	rec, err := model.New(cfg)
+	if err != nil {
+		return err
+	}
+	stats := &pipeline.Stats{}
+	w := pipeline.NewWorker(cfg, log, rec, stats)
+	start := time.Now()
+	done := make(chan struct{})
+	wg.Add(1)
+	go func() { defer wg.Done(); pipeline.ReportProgress(done, a.stdout, stats, cfg.Worker.ProgressInterval) }()
+	err = w.Run(ctx)
+	close(done)
+	fmt.Fprintln(a.stdout, pipeline.Summary(start, stats.Snapshot()))
+	if err != nil {
+		return err
+	}
+	log.Info("worker stopped cleanly", slog.String("group", cfg.Kafka.Group))
+	return nil
+}

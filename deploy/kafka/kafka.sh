@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# Local single-node Apache Kafka (KRaft, broker+controller) on 127.0.0.1, no Docker.
+# Jars come from Maven Central via deploy/kafka/pom.xml; see README.md beside this file.
+#
+#   kafka.sh up     fetch jars (once), format storage, start the broker, wait until it answers
+#   kafka.sh down   stop the broker started by `up` and remove its data dir
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+POM="$SCRIPT_DIR/pom.xml"
+
+KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_HOST=127.0.0.1
+CACHE="${ADAPTREC_KAFKA_CACHE:-$HOME/.cache/adaptrec/kafka-$KAFKA_VERSION}"
+DATA="${ADAPTREC_KAFKA_DATA:-${TMPDIR:-/tmp}/adaptrec-kafka-$KAFKA_PORT}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
+KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
+JAVA="${JAVA:-${JAVA_HOME:+$JAVA_HOME/bin/}java}"
+
+LIBS="$CACHE/libs"
+MARKER="$CACHE/.fetched-$KAFKA_VERSION"
+PIDFILE="$DATA/kafka.pid"
+OUTFILE="$DATA/kafka.out"
+SERVER_LOG="$DATA/logs/server.log"
+PROPS="$DATA/server.properties"
+LOG4J="$DATA/log4j2.properties"
+DATA_TAG="$DATA/.adaptrec-kafka"   # proves the data dir is ours before rm -rf
+
+say() { echo "kafka: $*"; }
+die() { echo "kafka: ERROR: $*" >&2; exit 1; }
+
+# port_open PORT: true if something accepts TCP connections on 127.0.0.1:PORT.
+port_open() {
+  (exec 3<>"/dev/tcp/$KAFKA_HOST/$1") 2>/dev/null
+}
+
+# alive PID: true if the process exists and is not a zombie.
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
+  [[ "$state" != Z ]]
+}
+
+# our_pid: prints the pid from the pid file if that process is alive and is kafka.Kafka.
+our_pid() {
+  [[ -f "$PIDFILE" ]] || return 1
+  local pid
+  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
+  echo "$pid"
+}
+
+started_in_log() {
+  [[ -f "$SERVER_LOG" ]] && grep -q 'Kafka Server started' "$SERVER_LOG"
+}
+
+show_logs() {
+  local f
+  if [[ -f "$SERVER_LOG" ]] && grep -q ' ERROR ' "$SERVER_LOG"; then
+    echo "---- first errors in $SERVER_LOG ----" >&2
+    grep -m 3 ' ERROR ' "$SERVER_LOG" >&2
+  fi
+  for f in "$SERVER_LOG" "$OUTFILE"; do
+    if [[ -s "$f" ]]; then
+      echo "---- tail of $f ----" >&2
+      tail -n 40 "$f" >&2
+    fi
+  done
+}
+
+# Remove the data dir, but only if it is ours (tagged) or empty.
+remove_data() {
+  [[ -e "$DATA" ]] || return 0
+  if [[ -f "$DATA_TAG" ]] || [[ -z "$(ls -A "$DATA" 2>/dev/null)" ]]; then
+    rm -rf "$DATA"
+  else
+    die "refusing to remove $DATA: not created by kafka.sh (no $(basename "$DATA_TAG"))"
+  fi
+}
+
+fetch_jars() {
+  if [[ -f "$MARKER" ]] && compgen -G "$LIBS/kafka_2.13-$KAFKA_VERSION.jar" >/dev/null; then
+    return 0
+  fi
+  command -v mvn >/dev/null || die "mvn not found (needed once to fetch the Kafka jars into $CACHE)"
+  say "fetching jars via maven (kafka $KAFKA_VERSION -> $LIBS)..."
+  mkdir -p "$CACHE"
+  rm -rf "$LIBS.tmp"
+  if ! mvn -q -B -f "$POM" -Dkafka.version="$KAFKA_VERSION" \
+      dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$LIBS.tmp" >"$CACHE/fetch.log" 2>&1; then
+    tail -n 40 "$CACHE/fetch.log" >&2
+    die "maven could not fetch the Kafka $KAFKA_VERSION jars (full log: $CACHE/fetch.log)"
+  fi
+  compgen -G "$LIBS.tmp/kafka_2.13-$KAFKA_VERSION.jar" >/dev/null \
+    || die "maven ran but kafka_2.13-$KAFKA_VERSION.jar is missing from $LIBS.tmp"
+  rm -rf "$LIBS"
+  mv "$LIBS.tmp" "$LIBS"
+  date -u +%Y-%m-%dT%H:%M:%SZ >"$MARKER"
+}
+
+write_config() {
+  mkdir -p "$DATA/logs" "$DATA/kraft"
+  : >"$DATA_TAG"
+  cat >"$PROPS" <<EOF
+# Written by deploy/kafka/kafka.sh: single-node KRaft broker+controller for tests.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$DATA/kraft
+num.partitions=6
+default.replication.factor=1
+min.insync.replicas=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=1000
+num.network.threads=2
+num.io.threads=4
+EOF
+  if [[ -n "${KAFKA_EXTRA_PROPS:-}" ]]; then
+    printf '# KAFKA_EXTRA_PROPS\n%s\n' "$KAFKA_EXTRA_PROPS" >>"$PROPS"
+  fi
+  cat >"$LOG4J" <<EOF
+status = warn
+name = adaptrec-kafka
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = $SERVER_LOG
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+EOF
+}
+
+# Kafka's Uuid: 16 random bytes, URL-safe base64 without padding. Kafka itself never
+# hands out ids starting with '-' (they read as CLI flags), so neither do we.
+random_cluster_id() {
+  local id
+  while :; do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    [[ "$id" == -* || "$id" == "AAAAAAAAAAAAAAAAAAAAAA" ]] || break
+  done
+  echo "$id"
+}
+
+java_opts() {
+  # shellcheck disable=SC2206
+  local heap=($KAFKA_HEAP_OPTS)
+  printf '%s\n' "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -Djava.awt.headless=true \
+    "-Dlog4j2.configurationFile=$LOG4J" "-Dkafka.logs.dir=$DATA/logs"
+}
+
+cmd_up() {
+  local t0=$SECONDS pid
+  if pid="$(our_pid)"; then
+    if port_open "$KAFKA_PORT"; then
+      say "already up on $KAFKA_HOST:$KAFKA_PORT (pid $pid)"
+      return 0
+    fi
+    say "pid $pid is running but not answering yet; waiting..."
+  else
+    command -v "$JAVA" >/dev/null || die "java not found (Kafka $KAFKA_VERSION needs Java 17+)"
+    if port_open "$KAFKA_PORT"; then
+      die "$KAFKA_HOST:$KAFKA_PORT is already in use by another process (not ours: no live pid in $PIDFILE)"
+    fi
+    if port_open "$KAFKA_CONTROLLER_PORT"; then
+      die "controller port $KAFKA_HOST:$KAFKA_CONTROLLER_PORT is already in use"
+    fi
+    fetch_jars
+    # Stale data from a run that was not brought down: start from scratch.
+    remove_data
+    write_config
+
+    local cid
+    cid="${KAFKA_CLUSTER_ID:-$(random_cluster_id)}"
+    local opts=()
+    mapfile -t opts < <(java_opts)
+    say "formatting storage in $DATA (cluster id $cid)..."
+    if ! "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format \
+        -t "$cid" -c "$PROPS" --standalone >"$DATA/format.out" 2>&1; then
+      cat "$DATA/format.out" >&2
+      die "storage format failed"
+    fi
+
+    say "starting broker $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT..."
+    # setsid: own session, so the broker outlives this script and a ^C aimed at the caller.
+    local launcher=()
+    command -v setsid >/dev/null && launcher=(setsid)
+    nohup "${launcher[@]}" "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.Kafka "$PROPS" \
+      >"$OUTFILE" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$PIDFILE"
+  fi
+
+  local deadline=$((SECONDS + KAFKA_START_TIMEOUT))
+  while :; do
+    if ! alive "$pid"; then
+      show_logs
+      die "broker process $pid exited during startup"
+    fi
+    if port_open "$KAFKA_PORT" && started_in_log; then
+      break
+    fi
+    if ((SECONDS >= deadline)); then
+      show_logs
+      die "broker did not come up on $KAFKA_HOST:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s (pid $pid still running; run '$0 down')"
+    fi
+    sleep 0.2
+  done
+  say "up on $KAFKA_HOST:$KAFKA_PORT (pid $pid, $((SECONDS - t0))s, logs in $DATA/logs)"
+}
+
+cmd_down() {
+  local pid
+  if pid="$(our_pid)"; then
+    say "stopping pid $pid..."
+    kill -TERM "$pid" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 100; i++)); do
+      alive "$pid" || break
+      sleep 0.2
+    done
+    if alive "$pid"; then
+      say "pid $pid did not stop within 20s; killing"
+      kill -KILL "$pid" 2>/dev/null || true
+      for ((i = 0; i < 50; i++)); do
+        alive "$pid" || break
+        sleep 0.1
+      done
+    fi
+  else
+    say "no running broker for $DATA"
+  fi
+  remove_data
+  say "down ($DATA removed)"
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  *)
+    echo "usage: $0 up|down" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,101 @@
+package model
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+func ev(user, item string, at time.Duration, offset int64) feedback.Located {
+	return feedback.Located{
+		Event:     feedback.Event{UserID: user, SessionID: user + "-s", ItemID: item, Type: feedback.Click, TS: t0.Add(at)},
+		Partition: 1, Offset: offset, KafkaTime: t0,
+	}
+}
+
+func learn(t *testing.T, r Recommender, events ...feedback.Located) []Recommendation {
+	t.Helper()
+	b := feedback.BatchOf(events...)
+	defer b.Release()
+	out, err := r.Learn(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func ids(r Recommendation) []string {
+	var s []string
+	for _, it := range r.Items {
+		s = append(s, it.ItemID)
+	}
+	return s
+}
+
+func TestPopularityRanksAndExcludesConsumed(t *testing.T) {
+	p := NewPopularity(PopularityConfig{HalfLife: time.Hour, TopN: 2, MaxUsers: 10})
+	learn(t, p,
+		ev("a", "x", 0, 0), ev("b", "x", 0, 1), ev("c", "x", 0, 2), // x: 3
+		ev("a", "y", 0, 3), ev("b", "y", 0, 4), // y: 2
+		ev("a", "z", 0, 5), // z: 1
+	)
+	out := learn(t, p, ev("d", "w", 0, 6), ev("c", "w", 0, 7), ev("d", "v", 0, 8))
+	if len(out) != 2 {
+		t.Fatalf("want one list per user of the batch, got %d", len(out))
+	}
+	d, c := out[0], out[1]
+	if d.UserID != "d" || c.UserID != "c" {
+		t.Fatalf("lists not in order of first appearance: %s %s", d.UserID, c.UserID)
+	}
+	if d.Offset != 8 || d.Partition != 1 || d.SessionID != "d-s" {
+		t.Fatalf("list of d must reflect its last event (offset 8): %+v", d)
+	}
+	if got := ids(d); len(got) != 2 || got[0] != "x" || got[1] != "y" {
+		t.Fatalf("d: got %v, want [x y]", got)
+	}
+	// c consumed x and w: y (2) then w is excluded, so z/v tie at 1: z was seen first.
+	if got := ids(c); len(got) != 2 || got[0] != "y" || got[1] != "z" {
+		t.Fatalf("c: got %v, want [y z]", got)
+	}
+	if d.Items[0].Score <= d.Items[1].Score || d.Items[0].Propensity != 1 {
+		t.Fatalf("scores not descending or propensity not 1: %+v", d.Items)
+	}
+}
+
+func TestPopularityRecencyWeighting(t *testing.T) {
+	p := NewPopularity(PopularityConfig{HalfLife: time.Hour, TopN: 1, MaxUsers: 10})
+	// old: 3 interactions ten half-lives ago; new: 1 interaction now.
+	learn(t, p, ev("a", "old", 0, 0), ev("b", "old", 0, 1), ev("c", "old", 0, 2))
+	out := learn(t, p, ev("d", "new", 10*time.Hour, 3), ev("e", "z", 10*time.Hour, 4))
+	if got := ids(out[1]); got[0] != "new" {
+		t.Fatalf("recent item must outrank three decayed ones, got %v", got)
+	}
+	// Far-future events rebase the scale without overflow or changing order.
+	out = learn(t, p, ev("f", "new", 2000*time.Hour, 5), ev("g", "q", 2000*time.Hour, 6))
+	for _, it := range out[1].Items {
+		if it.Score != it.Score || it.Score > 1e300 {
+			t.Fatalf("score overflowed: %+v", it)
+		}
+	}
+}
+
+func TestPopularityForgetsLeastRecentUsers(t *testing.T) {
+	p := NewPopularity(PopularityConfig{HalfLife: time.Hour, TopN: 5, MaxUsers: 2})
+	learn(t, p, ev("a", "x", 0, 0), ev("b", "y", 0, 1), ev("c", "z", 0, 2))
+	if p.Users() != 2 {
+		t.Fatalf("users = %d, want the cap 2", p.Users())
+	}
+	// a was evicted: x is recommended to a again.
+	out := learn(t, p, ev("a", "w", 0, 3))
+	found := false
+	for _, id := range ids(out[0]) {
+		found = found || id == "x"
+	}
+	if !found {
+		t.Fatalf("evicted user's history still excluded: %v", ids(out[0]))
+	}
+}

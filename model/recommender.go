@@ -1,0 +1,61 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+// Item is one entry of a recommendation list.
+type Item struct {
+	ItemID string  `json:"item_id"`
+	Score  float64 `json:"score"`
+	// Propensity is the probability that the serving policy showed this item
+	// at this position; 1 for a deterministic policy.
+	Propensity float64 `json:"propensity"`
+}
+
+// Recommendation is the refreshed list of one user, as published on the
+// recommendations topic. Partition and Offset name the last input event it
+// reflects, so consumers can order lists and drop duplicates.
+type Recommendation struct {
+	UserID       string    `json:"user_id"`
+	SessionID    string    `json:"session_id"`
+	Items        []Item    `json:"items"`
+	Partition    int32     `json:"partition"`
+	Offset       int64     `json:"offset"`
+	ModelVersion string    `json:"model_version"`
+	TS           time.Time `json:"ts"`
+}
+
+// Recommender learns from feedback batches and serves lists.
+//
+// Learn handles the events of b in order: each event updates the state of its
+// user at once, so later events of the same batch see it; model weights may
+// move once per batch. It returns at most one Recommendation per user of the
+// batch, reflecting that user's last event in it, in order of first
+// appearance. Learn must not keep references into b after it returns.
+// Implementations are not safe for concurrent use: one goroutine owns one.
+type Recommender interface {
+	Learn(ctx context.Context, b *feedback.Batch) ([]Recommendation, error)
+	// Name is the model's name in configuration and outputs.
+	Name() string
+	// Params is the number of learned parameters (0 for count-based models).
+	Params() int
+}
+
+// New builds the recommender that cfg.Recommender.Model names.
+func New(cfg configs.Config) (Recommender, error) {
+	switch cfg.Recommender.Model {
+	case "popularity":
+		return NewPopularity(PopularityConfig{
+			HalfLife: cfg.Recommender.Popularity.HalfLife,
+			TopN:     cfg.Recommender.TopN,
+			MaxUsers: cfg.Session.MaxSessions,
+		}), nil
+	}
+	return nil, fmt.Errorf("recommender.model: unknown model %q", cfg.Recommender.Model)
+}

@@ -1,0 +1,82 @@
+package pipeline
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+// Sessions assigns a session to every event that comes without one: a run of
+// a user's events with gaps under the idle gap (in event time) is one
+// session, named "USER@START" after its first event's Unix second, so a
+// replay derives the same names. It remembers at most max users and forgets
+// users idle for longer than ttl. Not safe for concurrent use.
+type Sessions struct {
+	idleGap, ttl int64 // microseconds
+	users        *model.LRU[string, *sessionState]
+	newest       int64
+}
+
+type sessionState struct {
+	id    string
+	last  int64
+	given bool
+}
+
+// NewSessions returns an empty session table.
+func NewSessions(idleGap, ttl time.Duration, max int) *Sessions {
+	return &Sessions{idleGap: idleGap.Microseconds(), ttl: ttl.Microseconds(), users: model.NewLRU[string, *sessionState](max)}
+}
+
+// Assign fills e.SessionID if empty and records the event.
+func (s *Sessions) Assign(e *feedback.Event) {
+	t := e.TS.UnixMicro()
+	s.newest = max(s.newest, t)
+	st, ok := s.users.Get(e.UserID)
+	switch {
+	case e.SessionID != "":
+		if !ok {
+			st = &sessionState{}
+			s.users.Put(strings.Clone(e.UserID), st)
+		}
+		st.id, st.given = e.SessionID, true
+	case !ok:
+		st = &sessionState{id: sessionName(e.UserID, e.TS)}
+		s.users.Put(strings.Clone(e.UserID), st)
+	case st.given || abs(t-st.last) > s.idleGap:
+		st.id, st.given = sessionName(e.UserID, e.TS), false
+	}
+	st.last = max(st.last, t)
+	if !st.given {
+		e.SessionID = st.id
+	}
+	s.expire()
+}
+
+// expire drops users idle for longer than ttl, oldest first.
+func (s *Sessions) expire() {
+	for {
+		k, st, ok := s.users.Oldest()
+		if !ok || s.newest-st.last <= s.ttl {
+			return
+		}
+		s.users.Remove(k)
+	}
+}
+
+// Len is the number of users with a live session.
+func (s *Sessions) Len() int { return s.users.Len() }
+
+func sessionName(user string, ts time.Time) string {
+	return user + "@" + strconv.FormatInt(ts.Unix(), 10)
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}

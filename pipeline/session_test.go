@@ -1,0 +1,57 @@
+package pipeline
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+func TestSessionsAssign(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	s := NewSessions(30*time.Minute, 24*time.Hour, 100)
+	assign := func(user, given string, at time.Duration) string {
+		e := feedback.Event{UserID: user, SessionID: given, TS: t0.Add(at)}
+		s.Assign(&e)
+		return e.SessionID
+	}
+	first := assign("u", "", 0)
+	if first != "u@"+itoa(t0.Unix()) {
+		t.Fatalf("session name %q", first)
+	}
+	if got := assign("u", "", 29*time.Minute); got != first {
+		t.Fatalf("event within the idle gap started a new session %q", got)
+	}
+	second := assign("u", "", 29*time.Minute+31*time.Minute)
+	if second == first {
+		t.Fatal("event after the idle gap kept the old session")
+	}
+	if got := assign("u", "given", time.Hour+time.Minute); got != "given" {
+		t.Fatalf("given session id overwritten: %q", got)
+	}
+	if got := assign("v", "", 0); got == first {
+		t.Fatal("two users share a session")
+	}
+	if s.Len() != 2 {
+		t.Fatalf("Len = %d", s.Len())
+	}
+	// An event two days later expires everyone idle for over the 24h TTL.
+	assign("w", "", 48*time.Hour)
+	if s.Len() != 1 {
+		t.Fatalf("idle users not expired: Len = %d", s.Len())
+	}
+}
+
+func TestSessionsBounded(t *testing.T) {
+	s := NewSessions(time.Minute, time.Hour, 3)
+	for i := range 10 {
+		e := feedback.Event{UserID: itoa(int64(i)), TS: time.Unix(1, 0)}
+		s.Assign(&e)
+	}
+	if s.Len() != 3 {
+		t.Fatalf("Len = %d, want the cap 3", s.Len())
+	}
+}
+
+func itoa(i int64) string { return strconv.FormatInt(i, 10) }

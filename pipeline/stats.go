@@ -1,0 +1,75 @@
+package pipeline
+
+import (
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+)
+
+// Stats are the worker's live counters, safe for concurrent use.
+type Stats struct {
+	Fetched        atomic.Int64 // messages fetched (valid or not)
+	Events         atomic.Int64 // messages of committed-or-attempted batches
+	DLQ            atomic.Int64 // dead letters published
+	Batches        atomic.Int64 // batches published
+	Lists          atomic.Int64 // recommendation lists published
+	CommitFailures atomic.Int64 // commits lost to rebalances
+	Users          atomic.Int64 // users with a live session
+}
+
+// Snapshot is a point-in-time copy of Stats.
+type Snapshot struct {
+	At                                                          time.Time
+	Fetched, Events, DLQ, Batches, Lists, CommitFailures, Users int64
+}
+
+// Snapshot copies the counters.
+func (s *Stats) Snapshot() Snapshot {
+	return Snapshot{
+		At: time.Now(), Fetched: s.Fetched.Load(), Events: s.Events.Load(), DLQ: s.DLQ.Load(),
+		Batches: s.Batches.Load(), Lists: s.Lists.Load(), CommitFailures: s.CommitFailures.Load(), Users: s.Users.Load(),
+	}
+}
+
+// ProgressLine formats the progress between two snapshots.
+func ProgressLine(prev, cur Snapshot) string {
+	rate := 0.0
+	if dt := cur.At.Sub(prev.At).Seconds(); dt > 0 {
+		rate = float64(cur.Events-prev.Events) / dt
+	}
+	return fmt.Sprintf("events/s %7.0f  events %d  batches %d  users %d  lists published %d  dlq %d",
+		rate, cur.Events, cur.Batches, cur.Users, cur.Lists, cur.DLQ)
+}
+
+// Summary formats the totals of a run that started at start.
+func Summary(start time.Time, cur Snapshot) string {
+	d := cur.At.Sub(start)
+	rate := 0.0
+	if d > 0 {
+		rate = float64(cur.Events) / d.Seconds()
+	}
+	return fmt.Sprintf("summary: %s, events %d (%.0f/s), batches %d, users %d, lists published %d, dlq %d, commits lost to rebalances %d",
+		d.Round(time.Millisecond), cur.Events, rate, cur.Batches, cur.Users, cur.Lists, cur.DLQ, cur.CommitFailures)
+}
+
+// ReportProgress writes a progress line to w every interval until done is
+// closed.
+func ReportProgress(done <-chan struct{}, w io.Writer, s *Stats, interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	prev := s.Snapshot()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			cur := s.Snapshot()
+			fmt.Fprintln(w, ProgressLine(prev, cur))
+			prev = cur
+		}
+	}
+}
