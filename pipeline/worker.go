@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -37,6 +38,8 @@ type Worker struct {
 	stats *Stats
 	recs  sink.Sink
 	dlq   sink.Sink
+	// closing is set once the reader is being closed.
+	closing atomic.Bool
 }
 
 // NewWorker returns a worker for cfg that serves rec. stats may be nil.
@@ -131,6 +134,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); fail(w.publish(work, reader, out)) }()
 	wg.Wait()
 
+	w.closing.Store(true)
 	closeErr := reader.Close() // leaves the group so partitions move at once
 	w.closeSinks()
 	close(errs)
@@ -172,7 +176,13 @@ func (w *Worker) readerConfig() kafka.ReaderConfig {
 		ReadBackoffMin:        10 * time.Millisecond,
 		ReadBackoffMax:        500 * time.Millisecond,
 		Logger:                kafka.LoggerFunc(func(f string, a ...any) { w.log.Debug(fmt.Sprintf(f, a...), "component", "kafka-go") }),
-		ErrorLogger:           kafka.LoggerFunc(func(f string, a ...any) { w.log.Warn(fmt.Sprintf(f, a...), "component", "kafka-go") }),
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+			level := slog.LevelWarn
+			if w.closing.Load() {
+				level = slog.LevelDebug // closing connections time out reads on purpose
+			}
+			w.log.Log(context.Background(), level, fmt.Sprintf(f, a...), "component", "kafka-go")
+		}),
 	}
 }
 

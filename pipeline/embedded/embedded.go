@@ -6,6 +6,7 @@ package embedded
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -18,7 +19,11 @@ type Broker struct {
 // Start starts a single-node cluster on a free loopback port with the given
 // topics already created.
 func Start(partitions int, topics ...string) (*Broker, error) {
-	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(partitions)}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1), kfake.DefaultNumPartitions(partitions),
+		// Like the test broker of deploy/kafka: short sessions are allowed.
+		kfake.GroupMinSessionTimeout(time.Second),
+	}
 	if len(topics) > 0 {
 		opts = append(opts, kfake.SeedTopics(int32(partitions), topics...))
 	}

@@ -1,0 +1,58 @@
+# adaptrec: `make run` shows the worker on an in-process broker; `make test`
+# runs every test, the integration tests on a real Apache Kafka broker.
+GO ?= go
+# The test broker listens on its own ports so it never meets a broker you run.
+KAFKA_TEST_PORT ?= 19092
+KAFKA_TEST_CONTROLLER_PORT ?= 19093
+TEST_TIMEOUT ?= 12m
+KAFKA := bash deploy/kafka/kafka.sh
+TEST_KAFKA_ENV := KAFKA_PORT=$(KAFKA_TEST_PORT) KAFKA_CONTROLLER_PORT=$(KAFKA_TEST_CONTROLLER_PORT)
+
+.PHONY: all build run test test-short bench lint kafka-up kafka-down clean
+
+all: build
+
+build:
+	$(GO) build -o bin/adaptrec ./cmd/adaptrec
+
+## run: the worker on an embedded broker with a synthetic event source (Ctrl-C stops it)
+run: build
+	./bin/adaptrec worker --embedded
+
+## test: unit, in-process and real-Kafka integration tests, with the race detector
+test:
+	@$(TEST_KAFKA_ENV) $(KAFKA) up
+	@status=0; \
+	ADAPTREC_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./... || status=$$?; \
+	$(TEST_KAFKA_ENV) $(KAFKA) down; \
+	exit $$status
+
+## test-short: no external services (the in-process broker only)
+test-short:
+	$(GO) test -short -race -count=1 ./...
+
+## bench: throughput and latency on the real broker, raw kafka-go side by side
+bench:
+	@$(TEST_KAFKA_ENV) $(KAFKA) up
+	@status=0; \
+	ADAPTREC_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) $(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./... || status=$$?; \
+	$(TEST_KAFKA_ENV) $(KAFKA) down; \
+	exit $$status
+
+## lint: gofmt, go vet and go mod tidy must leave nothing to change
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet ./...
+	@cp go.mod /tmp/adaptrec-go.mod.bak; cp go.sum /tmp/adaptrec-go.sum.bak; \
+	$(GO) mod tidy; \
+	if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changes go.mod/go.sum"; git diff -- go.mod go.sum | head -20; \
+	  cp /tmp/adaptrec-go.mod.bak go.mod; cp /tmp/adaptrec-go.sum.bak go.sum; exit 1; fi
+
+kafka-up:
+	$(KAFKA) up
+
+kafka-down:
+	$(KAFKA) down
+
+clean:
+	rm -rf bin

@@ -1,0 +1,176 @@
+// Package kafkatest holds the helpers adaptrec's integration tests share:
+// the brokers to run against (always the in-process broker; also the real
+// Apache Kafka broker named by ADAPTREC_TEST_BROKERS, which `make test`
+// starts), unique topic names, and readers that collect whole topics.
+package kafkatest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/pipeline"
+	"github.com/adaptrec/adaptrec/pipeline/embedded"
+)
+
+// EnvBrokers names the real broker(s) the integration tests use.
+const EnvBrokers = "ADAPTREC_TEST_BROKERS"
+
+// Target is a broker to run a test against.
+type Target struct {
+	Name    string // "kfake" or "kafka"
+	Brokers []string
+}
+
+// Targets returns the in-process broker (started for this test, closed at
+// its end) and, when ADAPTREC_TEST_BROKERS is set, the real one. In -short
+// mode the real broker is left out.
+func Targets(t testing.TB) []Target {
+	t.Helper()
+	var out []Target
+	if env := os.Getenv(EnvBrokers); env != "" && !testing.Short() {
+		out = append(out, Target{Name: "kafka", Brokers: strings.Split(env, ",")})
+	}
+	b, err := embedded.Start(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	out = append(out, Target{Name: "kfake", Brokers: b.Addrs()})
+	return out
+}
+
+// Real returns the real broker, or skips the test when there is none.
+func Real(t testing.TB) Target {
+	t.Helper()
+	env := os.Getenv(EnvBrokers)
+	if env == "" || testing.Short() {
+		t.Skipf("no real broker: set %s (make test does)", EnvBrokers)
+	}
+	return Target{Name: "kafka", Brokers: strings.Split(env, ",")}
+}
+
+var seq atomic.Int64
+
+var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
+
+// Name returns a topic or group name unique to this test run.
+func Name(t testing.TB, what string) string {
+	n := unsafeChars.ReplaceAllString(t.Name(), "-")
+	if len(n) > 80 {
+		n = n[len(n)-80:]
+	}
+	return fmt.Sprintf("t.%s.%s.%d.%d", n, what, time.Now().UnixNano()%1e9, seq.Add(1))
+}
+
+// Config returns a worker configuration for tests on target: unique topics
+// and group, short timeouts, no progress lines.
+func Config(t testing.TB, target Target) configs.Config {
+	c := configs.Default()
+	c.Kafka.Brokers = target.Brokers
+	c.Kafka.Group = Name(t, "group")
+	c.Kafka.SessionTimeout = 3 * time.Second
+	c.Kafka.HeartbeatInterval = 300 * time.Millisecond
+	c.Kafka.RebalanceTimeout = 3 * time.Second
+	c.Kafka.JoinGroupBackoff = 100 * time.Millisecond
+	c.Kafka.FetchMaxWait = 50 * time.Millisecond
+	c.Topics.Feedback = Name(t, "feedback")
+	c.Topics.Recommendations = Name(t, "recs")
+	c.Topics.DLQ = Name(t, "dlq")
+	c.Batch.Size = 100
+	c.Batch.MaxWait = 20 * time.Millisecond
+	c.Worker.ProgressInterval = 0
+	c.Worker.ShutdownTimeout = 20 * time.Second
+	if err := c.Check(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Client returns an admin client for brokers.
+func Client(brokers []string) *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+}
+
+// CreateTopics creates the worker's topics of cfg.
+func CreateTopics(t testing.TB, cfg configs.Config) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var specs []pipeline.TopicSpec
+	for _, n := range []string{cfg.Topics.Feedback, cfg.Topics.Recommendations, cfg.Topics.DLQ} {
+		specs = append(specs, pipeline.TopicSpec{Name: n, Partitions: cfg.Topics.Partitions, ReplicationFactor: 1})
+	}
+	if err := pipeline.EnsureTopics(ctx, Client(cfg.Kafka.Brokers), specs, true, discard()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ReadAll returns every message of topic, partition by partition, up to
+// the end offsets at the time of the call.
+func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ends, err := pipeline.EndOffsets(ctx, Client(brokers), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []kafka.Message
+	for p, end := range ends {
+		if end == 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				r.Close()
+				t.Fatalf("reading %s/%d: %v", topic, p, err)
+			}
+			out = append(out, m)
+			if m.Offset >= end-1 {
+				break
+			}
+		}
+		r.Close()
+	}
+	return out
+}
+
+// WaitCommitted waits until group has committed the end offset of every
+// partition of topic, failing the test after timeout.
+func WaitCommitted(t testing.TB, brokers []string, group, topic string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	client := Client(brokers)
+	var last string
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ends, err1 := pipeline.EndOffsets(ctx, client, topic)
+		committed, err2 := pipeline.CommittedOffsets(ctx, client, group, topic)
+		cancel()
+		if err1 == nil && err2 == nil {
+			done := true
+			for p, end := range ends {
+				done = done && committed[p] == end
+			}
+			if done {
+				return
+			}
+			last = fmt.Sprintf("ends %v committed %v", ends, committed)
+		} else {
+			last = fmt.Sprint(err1, err2)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("group %s did not commit the end of %s within %v: %s", group, topic, timeout, last)
+}

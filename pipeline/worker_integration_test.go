@@ -1,0 +1,331 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/pipeline"
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
+	"github.com/adaptrec/adaptrec/sink"
+)
+
+type loc struct {
+	p int
+	o int64
+}
+
+// produce publishes lines through the same path as `adaptrec produce`.
+func produce(t *testing.T, cfg configs.Config, lines [][]byte) {
+	t.Helper()
+	out := sink.NewKafka(sink.WriterConfig{Brokers: cfg.Kafka.Brokers, Topic: cfg.Topics.Feedback, BatchTimeout: 2 * time.Millisecond, BatchSize: 1000, WriteTimeout: 30 * time.Second, MaxAttempts: 10})
+	defer out.Close()
+	res, err := pipeline.Produce(context.Background(), out, bytes.NewReader(kafkatest.JSONL(lines)), pipeline.ProduceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sent != len(lines) {
+		t.Fatalf("sent %d of %d", res.Sent, len(lines))
+	}
+}
+
+// startWorker runs a worker until the returned stop is called; stop returns
+// Run's error.
+func startWorker(t *testing.T, cfg configs.Config) (*pipeline.Worker, func() error) {
+	t.Helper()
+	rec, err := model.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(60 * time.Second):
+			t.Fatal("worker did not stop within 60s of cancellation")
+			return nil
+		}
+	}
+	t.Cleanup(func() { _ = stop() })
+	return w, stop
+}
+
+type recMsg struct {
+	model.Recommendation
+	loc
+}
+
+func readRecs(t *testing.T, cfg configs.Config) []recMsg {
+	t.Helper()
+	var out []recMsg
+	for _, m := range kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Recommendations) {
+		var r model.Recommendation
+		if err := json.Unmarshal(m.Value, &r); err != nil {
+			t.Fatalf("recommendation %s/%d@%d is not JSON: %v", m.Topic, m.Partition, m.Offset, err)
+		}
+		if string(m.Key) != r.UserID {
+			t.Fatalf("recommendation keyed %q carries user %q", m.Key, r.UserID)
+		}
+		out = append(out, recMsg{r, loc{m.Partition, m.Offset}})
+	}
+	return out
+}
+
+// lastValid maps each user with a valid event to the location of its last one.
+func lastValid(t *testing.T, msgs []kafka.Message) (map[string]loc, map[string]loc) {
+	last, byValue := map[string]loc{}, map[string]loc{}
+	for _, m := range msgs {
+		byValue[string(m.Value)] = loc{m.Partition, m.Offset}
+		e, err := feedback.Decode(m.Value, feedback.DefaultLimits)
+		if err != nil {
+			continue
+		}
+		if l, ok := last[e.UserID]; !ok || m.Offset > l.o {
+			if ok && l.p != m.Partition {
+				t.Fatalf("user %s is on partitions %d and %d: events are not keyed by user", e.UserID, l.p, m.Partition)
+			}
+			last[e.UserID] = loc{m.Partition, m.Offset}
+		}
+	}
+	return last, byValue
+}
+
+func TestWorkerOneWorkerDLQAndCommits(t *testing.T) {
+	for _, target := range kafkatest.Targets(t) {
+		t.Run(target.Name, func(t *testing.T) {
+			cfg := kafkatest.Config(t, target)
+			lines, bad := kafkatest.Events(10_000, 100, 800, 1)
+			if len(bad) != 100 {
+				t.Fatalf("fixture has %d malformed events", len(bad))
+			}
+			kafkatest.CreateTopics(t, cfg)
+			produce(t, cfg, lines)
+			w, stop := startWorker(t, cfg)
+			kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 120*time.Second)
+			if err := stop(); err != nil {
+				t.Fatalf("graceful stop: %v", err)
+			}
+
+			input := kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Feedback)
+			if len(input) != 10_000 {
+				t.Fatalf("feedback topic holds %d messages", len(input))
+			}
+			parts := map[int]bool{}
+			for _, m := range input {
+				parts[m.Partition] = true
+			}
+			if len(parts) != 6 {
+				t.Fatalf("events spread over %d partitions, want 6", len(parts))
+			}
+			last, where := lastValid(t, input)
+
+			// Every malformed event is in the DLQ with its reason and origin.
+			dead := kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.DLQ)
+			if len(dead) != len(bad) {
+				t.Fatalf("DLQ holds %d messages, want %d", len(dead), len(bad))
+			}
+			for _, m := range dead {
+				want, ok := bad[string(m.Value)]
+				if !ok {
+					t.Fatalf("valid event in the DLQ: %s (%s)", m.Value, sink.Header(m, sink.HeaderErrorMessage))
+				}
+				if got := sink.Header(m, sink.HeaderErrorClass); got != string(want) {
+					t.Errorf("DLQ class %q, want %q for %s", got, want, m.Value)
+				}
+				if sink.Header(m, sink.HeaderErrorMessage) == "" {
+					t.Errorf("DLQ message without a reason: %s", m.Value)
+				}
+				src := where[string(m.Value)]
+				if sink.Header(m, sink.HeaderSourceTopic) != cfg.Topics.Feedback ||
+					sink.Header(m, sink.HeaderSourcePartition) != strconv.Itoa(src.p) ||
+					sink.Header(m, sink.HeaderSourceOffset) != strconv.FormatInt(src.o, 10) {
+					t.Errorf("DLQ origin headers %q/%q@%q, want %s/%d@%d", sink.Header(m, sink.HeaderSourceTopic),
+						sink.Header(m, sink.HeaderSourcePartition), sink.Header(m, sink.HeaderSourceOffset), cfg.Topics.Feedback, src.p, src.o)
+				}
+				delete(bad, string(m.Value))
+			}
+
+			// Every user with a valid event got a list reflecting its last event.
+			recs := readRecs(t, cfg)
+			reflected := map[string]map[loc]bool{}
+			perBatch := map[string]int{}
+			for _, r := range recs {
+				if reflected[r.UserID] == nil {
+					reflected[r.UserID] = map[loc]bool{}
+				}
+				reflected[r.UserID][loc{int(r.Partition), r.Offset}] = true
+				perBatch[r.UserID+"/"+r.ModelVersion]++
+				if r.ModelVersion == "" || r.TS.IsZero() || r.SessionID == "" {
+					t.Fatalf("list lacks fields: %+v", r)
+				}
+			}
+			for user, l := range last {
+				if !reflected[user][l] {
+					t.Errorf("user %s: no list reflects its last event %d@%d", user, l.p, l.o)
+				}
+			}
+			for k, n := range perBatch {
+				if n > 1 {
+					t.Errorf("%d lists for one user in one batch (%s)", n, k)
+				}
+			}
+			s := w.Stats().Snapshot()
+			if s.Events != 10_000 || s.DLQ != 100 || s.Lists != int64(len(recs)) {
+				t.Errorf("stats %+v disagree with the topics (lists %d)", s, len(recs))
+			}
+			t.Logf("%s: %d lists for %d users, %d dead letters, %d batches", target.Name, len(recs), len(last), len(dead), s.Batches)
+		})
+	}
+}
+
+func TestReplayByTimeAndRefusal(t *testing.T) {
+	for _, target := range kafkatest.Targets(t) {
+		t.Run(target.Name, func(t *testing.T) {
+			cfg := kafkatest.Config(t, target)
+			kafkatest.CreateTopics(t, cfg)
+			client := kafkatest.Client(cfg.Kafka.Brokers)
+			ctx := context.Background()
+			lines, _ := kafkatest.Events(2_000, 0, 300, 2)
+
+			produce(t, cfg, lines[:1000])
+			time.Sleep(50 * time.Millisecond) // message timestamps are in ms
+			at := time.Now()
+			time.Sleep(50 * time.Millisecond)
+			startB, err := pipeline.EndOffsets(ctx, client, cfg.Topics.Feedback)
+			if err != nil {
+				t.Fatal(err)
+			}
+			produce(t, cfg, lines[1000:])
+
+			_, stop := startWorker(t, cfg)
+			kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 120*time.Second)
+
+			// A live group is refused and its offsets stay.
+			before, _ := pipeline.CommittedOffsets(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback)
+			_, err = pipeline.Replay(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{Time: at})
+			if !errors.Is(err, pipeline.ErrGroupActive) {
+				t.Fatalf("replay against a live group: %v, want ErrGroupActive", err)
+			}
+			after, _ := pipeline.CommittedOffsets(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback)
+			if fmt.Sprint(before) != fmt.Sprint(after) {
+				t.Fatalf("refused replay changed offsets: %v -> %v", before, after)
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+
+			// Rewind to the time between the two halves.
+			recsBefore, err := pipeline.EndOffsets(ctx, client, cfg.Topics.Recommendations)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := pipeline.Replay(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{Time: at})
+			if err != nil {
+				t.Fatal(err)
+			}
+			committed, _ := pipeline.CommittedOffsets(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback)
+			for p, off := range startB {
+				if got[p] != off || committed[p] != off {
+					t.Fatalf("partition %d rewound to %d (committed %d), want the first offset at or after T, %d", p, got[p], committed[p], off)
+				}
+			}
+
+			w, stop := startWorker(t, cfg)
+			kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 120*time.Second)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if n := w.Stats().Snapshot().Events; n != 1000 {
+				t.Fatalf("replayed worker processed %d events, want exactly the 1000 at or after T", n)
+			}
+			// Its lists reflect only events at or after T.
+			input := kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Feedback)
+			lastB := map[string]loc{}
+			for _, m := range input {
+				if m.Offset < startB[m.Partition] {
+					continue
+				}
+				e, err := feedback.Decode(m.Value, feedback.DefaultLimits)
+				if err == nil {
+					lastB[e.UserID] = loc{m.Partition, m.Offset}
+				}
+			}
+			seen := map[string]loc{}
+			n := 0
+			for _, r := range readRecs(t, cfg) {
+				if r.o < recsBefore[r.p] {
+					continue // from the first run
+				}
+				n++
+				if r.Offset < startB[int(r.Partition)] {
+					t.Fatalf("replayed run published a list for an event before T: %d@%d < %d", r.Partition, r.Offset, startB[int(r.Partition)])
+				}
+				seen[r.UserID] = loc{int(r.Partition), r.Offset}
+			}
+			for u, l := range lastB {
+				if seen[u] != l {
+					t.Errorf("user %s: replayed run's last list reflects %v, want %v", u, seen[u], l)
+				}
+			}
+			t.Logf("%s: replay to %s re-read %d events, %d lists", target.Name, at.Format(time.RFC3339Nano), 1000, n)
+		})
+	}
+}
+
+func TestReplayToOffsets(t *testing.T) {
+	for _, target := range kafkatest.Targets(t) {
+		t.Run(target.Name, func(t *testing.T) {
+			cfg := kafkatest.Config(t, target)
+			kafkatest.CreateTopics(t, cfg)
+			lines, _ := kafkatest.Events(300, 0, 50, 3)
+			produce(t, cfg, lines)
+			ctx := context.Background()
+			client := kafkatest.Client(cfg.Kafka.Brokers)
+			ends, _ := pipeline.EndOffsets(ctx, client, cfg.Topics.Feedback)
+			got, err := pipeline.Replay(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{Latest: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(ends) {
+				t.Fatalf("latest: %v, want %v", got, ends)
+			}
+			got, err = pipeline.Replay(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{Earliest: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p, off := range got {
+				if off != 0 {
+					t.Fatalf("earliest: partition %d at %d", p, off)
+				}
+			}
+			// A time after every message rewinds to the end.
+			got, err = pipeline.Replay(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{Time: time.Now().Add(time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(ends) {
+				t.Fatalf("future time: %v, want the ends %v", got, ends)
+			}
+		})
+	}
+}
