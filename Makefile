@@ -23,7 +23,7 @@ run: build
 test:
 	@$(TEST_KAFKA_ENV) $(KAFKA) up
 	@status=0; \
-	ADAPTREC_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./... || status=$$?; \
+	KAFKA_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./... || status=$$?; \
 	$(TEST_KAFKA_ENV) $(KAFKA) down; \
 	exit $$status
 
@@ -35,7 +35,7 @@ test-short:
 bench:
 	@$(TEST_KAFKA_ENV) $(KAFKA) up
 	@status=0; \
-	ADAPTREC_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) $(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./... || status=$$?; \
+	KAFKA_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) $(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./... || status=$$?; \
 	$(TEST_KAFKA_ENV) $(KAFKA) down; \
 	exit $$status
 

@@ -1,6 +1,6 @@
 // Package kafkatest holds the helpers adaptrec's integration tests share:
 // the brokers to run against (always the in-process broker; also the real
-// Apache Kafka broker named by ADAPTREC_TEST_BROKERS, which `make test`
+// Apache Kafka broker named by KAFKA_TEST_BROKERS, which `make test`
 // starts), unique topic names, and readers that collect whole topics.
 package kafkatest
 
@@ -22,7 +22,7 @@ import (
 )
 
 // EnvBrokers names the real broker(s) the integration tests use.
-const EnvBrokers = "ADAPTREC_TEST_BROKERS"
+const EnvBrokers = "KAFKA_TEST_BROKERS"
 
 // Target is a broker to run a test against.
 type Target struct {
@@ -31,7 +31,7 @@ type Target struct {
 }
 
 // Targets returns the in-process broker (started for this test, closed at
-// its end) and, when ADAPTREC_TEST_BROKERS is set, the real one. In -short
+// its end) and, when KAFKA_TEST_BROKERS is set, the real one. In -short
 // mode the real broker is left out.
 func Targets(t testing.TB) []Target {
 	t.Helper()

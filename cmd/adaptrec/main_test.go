@@ -1,0 +1,442 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/pipeline"
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// binary builds the adaptrec binary once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "adaptrec-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "adaptrec")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// env turns a test config into the ADAPTREC_* variables a process reads.
+func env(cfg configs.Config, clientID string) []string {
+	return append(os.Environ(),
+		"ADAPTREC_KAFKA_BROKERS="+strings.Join(cfg.Kafka.Brokers, ","),
+		"ADAPTREC_KAFKA_GROUP="+cfg.Kafka.Group,
+		"ADAPTREC_KAFKA_CLIENT_ID="+clientID,
+		"ADAPTREC_KAFKA_SESSION_TIMEOUT="+cfg.Kafka.SessionTimeout.String(),
+		"ADAPTREC_KAFKA_HEARTBEAT_INTERVAL="+cfg.Kafka.HeartbeatInterval.String(),
+		"ADAPTREC_KAFKA_REBALANCE_TIMEOUT="+cfg.Kafka.RebalanceTimeout.String(),
+		"ADAPTREC_KAFKA_JOIN_GROUP_BACKOFF="+cfg.Kafka.JoinGroupBackoff.String(),
+		"ADAPTREC_TOPICS_FEEDBACK="+cfg.Topics.Feedback,
+		"ADAPTREC_TOPICS_RECOMMENDATIONS="+cfg.Topics.Recommendations,
+		"ADAPTREC_TOPICS_DLQ="+cfg.Topics.DLQ,
+		"ADAPTREC_BATCH_SIZE="+strconv.Itoa(cfg.Batch.Size),
+		"ADAPTREC_BATCH_MAX_WAIT="+cfg.Batch.MaxWait.String(),
+		"ADAPTREC_WORKER_PROGRESS_INTERVAL=0s",
+		"ADAPTREC_LOG_LEVEL=warn",
+	)
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	out    *bytes.Buffer
+	mu     *sync.Mutex
+	waited chan error
+}
+
+func start(t *testing.T, environ []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = environ
+	p := &proc{cmd: cmd, out: &bytes.Buffer{}, mu: &sync.Mutex{}, waited: make(chan error, 1)}
+	w := lockedWriter{p.out, p.mu}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.waited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.waited
+		if t.Failed() {
+			t.Logf("output of %v:\n%s", args, p.output())
+		}
+		p.waited <- nil
+	})
+	return p
+}
+
+func (p *proc) output() string { p.mu.Lock(); defer p.mu.Unlock(); return p.out.String() }
+
+func (p *proc) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-p.waited:
+		p.waited <- err
+		return err
+	case <-time.After(timeout):
+		t.Fatalf("process did not exit within %v:\n%s", timeout, p.output())
+		return nil
+	}
+}
+
+type lockedWriter struct {
+	b  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) { w.mu.Lock(); defer w.mu.Unlock(); return w.b.Write(p) }
+
+// members returns each live member's client id and its partitions of topic.
+func members(t *testing.T, brokers []string, group, topic string) map[string][]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := kafkatest.Client(brokers).DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil {
+		return nil
+	}
+	out := map[string][]int{}
+	for _, g := range resp.Groups {
+		for _, m := range g.Members {
+			for _, tp := range m.MemberAssignments.Topics {
+				if tp.Topic == topic {
+					out[m.ClientID] = append(out[m.ClientID], tp.Partitions...)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestTwoWorkersOneKilled runs two worker processes in one group, kills one
+// with SIGKILL mid-stream and checks that the other takes over with every
+// valid event's effect in the outputs (at-least-once) and duplicates bounded
+// by the batch in flight.
+func TestTwoWorkersOneKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs worker processes for ~20s")
+	}
+	for _, target := range kafkatest.Targets(t) {
+		t.Run(target.Name, func(t *testing.T) {
+			cfg := kafkatest.Config(t, target)
+			kafkatest.CreateTopics(t, cfg)
+			a := start(t, env(cfg, "worker-a"), "worker")
+			b := start(t, env(cfg, "worker-b"), "worker")
+
+			// Both receive partitions before any event is produced.
+			var assigned map[string][]int
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				assigned = members(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback)
+				if len(assigned["worker-a"]) > 0 && len(assigned["worker-b"]) > 0 && len(assigned["worker-a"])+len(assigned["worker-b"]) == 6 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("both workers did not receive partitions: %v\nA:\n%s\nB:\n%s", assigned, a.output(), b.output())
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			t.Logf("assignment: %v", assigned)
+
+			lines, _ := kafkatest.Events(10_000, 0, 800, 4)
+			file := filepath.Join(t.TempDir(), "events.jsonl")
+			if err := os.WriteFile(file, kafkatest.JSONL(lines), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			prod := start(t, env(cfg, "producer"), "produce", "--file", file, "--rate", "2000")
+
+			// Kill A once it has committed on its partitions: mid-stream.
+			client := kafkatest.Client(cfg.Kafka.Brokers)
+			deadline = time.Now().Add(30 * time.Second)
+			for {
+				committed, _ := pipeline.CommittedOffsets(context.Background(), client, cfg.Kafka.Group, cfg.Topics.Feedback)
+				progressed := 0
+				for _, p := range assigned["worker-a"] {
+					if committed[p] > 200 {
+						progressed++
+					}
+				}
+				if progressed == len(assigned["worker-a"]) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("worker A made no progress: %v", committed)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			t.Log("killed worker A")
+
+			if err := prod.wait(t, 60*time.Second); err != nil {
+				t.Fatalf("produce: %v\n%s", err, prod.output())
+			}
+			kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 120*time.Second)
+			if got := members(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback); len(got["worker-b"]) != 6 {
+				t.Fatalf("B did not take over every partition: %v", got)
+			}
+			if err := b.cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.wait(t, 60*time.Second); err != nil {
+				t.Fatalf("worker B on SIGINT: %v\n%s", err, b.output())
+			}
+
+			// Every valid event's effect is in the outputs.
+			recs := map[string][]model.Recommendation{}
+			for _, m := range kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Recommendations) {
+				var r model.Recommendation
+				if err := json.Unmarshal(m.Value, &r); err != nil {
+					t.Fatal(err)
+				}
+				recs[r.UserID] = append(recs[r.UserID], r)
+			}
+			missing := 0
+			for _, m := range kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Feedback) {
+				e, err := feedback.Decode(m.Value, feedback.DefaultLimits)
+				if err != nil {
+					continue
+				}
+				ok := false
+				for _, r := range recs[e.UserID] {
+					ok = ok || (int(r.Partition) == m.Partition && r.Offset >= m.Offset)
+				}
+				if !ok {
+					missing++
+				}
+			}
+			if missing > 0 {
+				t.Fatalf("%d valid events have no list reflecting them", missing)
+			}
+			// Duplicates: lists that do not move a user's reflected offset
+			// forward were re-published for events already reflected.
+			dups := 0
+			for _, rs := range recs {
+				high := int64(-1)
+				for _, r := range rs {
+					if r.Offset <= high {
+						dups++
+					}
+					high = max(high, r.Offset)
+				}
+			}
+			t.Logf("%s: %d re-published lists after the kill (bound: batch size %d)", target.Name, dups, cfg.Batch.Size)
+			if dups > cfg.Batch.Size {
+				t.Fatalf("%d duplicate lists exceed the batch in flight (%d)", dups, cfg.Batch.Size)
+			}
+		})
+	}
+}
+
+// TestReplayCLI checks `adaptrec replay` refuses a live group, changing
+// nothing, and rewinds an empty one.
+func TestReplayCLI(t *testing.T) {
+	target := kafkatest.Targets(t)[0]
+	cfg := kafkatest.Config(t, target)
+	kafkatest.CreateTopics(t, cfg)
+	lines, _ := kafkatest.Events(500, 0, 50, 5)
+	file := filepath.Join(t.TempDir(), "events.jsonl")
+	if err := os.WriteFile(file, kafkatest.JSONL(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prod := start(t, env(cfg, "producer"), "produce", "--file", file)
+	if err := prod.wait(t, 60*time.Second); err != nil {
+		t.Fatalf("produce: %v\n%s", err, prod.output())
+	}
+	if !strings.Contains(prod.output(), "produced 500 events") {
+		t.Fatalf("produce output: %s", prod.output())
+	}
+	w := start(t, env(cfg, "worker"), "worker")
+	kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 60*time.Second)
+	client := kafkatest.Client(cfg.Kafka.Brokers)
+	before, _ := pipeline.CommittedOffsets(context.Background(), client, cfg.Kafka.Group, cfg.Topics.Feedback)
+
+	r := start(t, env(cfg, "replay"), "replay", "--to-offset", "earliest")
+	if err := r.wait(t, 30*time.Second); err == nil {
+		t.Fatalf("replay against a live group succeeded:\n%s", r.output())
+	}
+	if !strings.Contains(r.output(), "live member") {
+		t.Fatalf("refusal does not say why: %s", r.output())
+	}
+	after, _ := pipeline.CommittedOffsets(context.Background(), client, cfg.Kafka.Group, cfg.Topics.Feedback)
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("refused replay changed offsets %v -> %v", before, after)
+	}
+
+	_ = w.cmd.Process.Signal(syscall.SIGINT)
+	if err := w.wait(t, 60*time.Second); err != nil {
+		t.Fatalf("worker on SIGINT: %v\n%s", err, w.output())
+	}
+	r = start(t, env(cfg, "replay"), "replay", "--to-offset", "earliest")
+	if err := r.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("replay of an empty group: %v\n%s", err, r.output())
+	}
+	now, _ := pipeline.CommittedOffsets(context.Background(), client, cfg.Kafka.Group, cfg.Topics.Feedback)
+	for p, off := range now {
+		if off != 0 {
+			t.Fatalf("partition %d at %d after replay to earliest", p, off)
+		}
+	}
+	for _, bad := range [][]string{
+		{"replay"},
+		{"replay", "--to-offset", "middle"},
+		{"replay", "--to-datetime", "yesterday"},
+		{"replay", "--to-offset", "earliest", "--to-datetime", "2026-01-01T00:00:00Z"},
+	} {
+		p := start(t, env(cfg, "replay"), bad...)
+		if err := p.wait(t, 30*time.Second); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+var progressRE = regexp.MustCompile(`lists published (\d+)`)
+
+// TestMakeRun runs `make run` (the embedded worker) for 20 seconds, then
+// SIGINT: progress lines show published lists and the worker exits 0.
+func TestMakeRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs make run for 20s")
+	}
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make not installed")
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", "-s", "-C", root, "run")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1000)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var out []string
+	timer := time.After(20 * time.Second)
+collect:
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("make run ended early:\n%s\n%s", strings.Join(out, "\n"), stderr.String())
+			}
+			out = append(out, l)
+		case <-timer:
+			break collect
+		}
+	}
+	// The worker is make's child; SIGINT it as Ctrl-C would.
+	worker := childOf(t, cmd.Process.Pid, "adaptrec")
+	if err := syscall.Kill(worker, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for l := range lines {
+		out = append(out, l)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("make run after SIGINT: %v\n%s\n%s", err, strings.Join(out, "\n"), stderr.String())
+	}
+	progress, published := 0, 0
+	for _, l := range out {
+		if m := progressRE.FindStringSubmatch(l); m != nil && strings.HasPrefix(l, "events/s") {
+			progress++
+			published, _ = strconv.Atoi(m[1])
+		}
+	}
+	if progress < 10 || published == 0 {
+		t.Fatalf("%d progress lines, %d lists published:\n%s", progress, published, strings.Join(out, "\n"))
+	}
+	if last := out[len(out)-1]; !strings.HasPrefix(last, "summary:") {
+		t.Fatalf("no summary on SIGINT; last line %q", last)
+	}
+	t.Logf("make run: %d progress lines, %d lists published; %s", progress, published, out[len(out)-1])
+}
+
+// childOf finds the child process of pid whose command name is name.
+func childOf(t *testing.T, pid int, name string) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || !strings.Contains(s[:i], "("+name) {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			return child
+		}
+	}
+	t.Fatalf("no %s child of pid %d", name, pid)
+	return 0
+}
