@@ -113,8 +113,9 @@ type Sink struct {
 
 // Worker configures the run loop around the stages.
 type Worker struct {
-	ShutdownTimeout  time.Duration `mapstructure:"shutdown_timeout"`
-	ProgressInterval time.Duration `mapstructure:"progress_interval"`
+	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
+	MaxPendingBatches int           `mapstructure:"max_pending_batches"`
+	ProgressInterval  time.Duration `mapstructure:"progress_interval"`
 }
 
 // Embedded configures the in-process broker's synthetic event source.
@@ -347,7 +348,7 @@ func (c Config) Check() error {
 		"validate.max_event_bytes": c.Validate.MaxEventBytes, "validate.max_id_length": c.Validate.MaxIDLength,
 		"session.max_sessions": c.Session.MaxSessions, "recommender.top_n": c.Recommender.TopN,
 		"sink.batch_size": c.Sink.BatchSize, "sink.max_attempts": c.Sink.MaxAttempts,
-		"embedded.users": c.Embedded.Users, "embedded.items": c.Embedded.Items,
+		"worker.max_pending_batches": c.Worker.MaxPendingBatches, "embedded.users": c.Embedded.Users, "embedded.items": c.Embedded.Items,
 	}
 	for _, k := range sortedKeys(positiveInt) {
 		if positiveInt[k] <= 0 {

@@ -13,9 +13,12 @@ type Stats struct {
 	Events         atomic.Int64 // messages of committed-or-attempted batches
 	DLQ            atomic.Int64 // dead letters published
 	Batches        atomic.Int64 // batches published
+	Groups         atomic.Int64 // publish-and-commit rounds (one or more batches each)
 	Lists          atomic.Int64 // recommendation lists published
 	CommitFailures atomic.Int64 // commits lost to rebalances
 	Users          atomic.Int64 // users with a live session
+	// Time spent per stage, summed over batches (nanoseconds).
+	LearnNanos, PublishNanos, CommitNanos atomic.Int64
 }
 
 // Snapshot is a point-in-time copy of Stats.

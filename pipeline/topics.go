@@ -65,7 +65,11 @@ func EnsureTopics(ctx context.Context, client *kafka.Client, specs []TopicSpec, 
 	for {
 		got, err := topicPartitions(ctx, client, names)
 		if err == nil && len(got) == len(names) {
-			return nil
+			// Metadata can name a leader before its log serves requests:
+			// wait until every partition answers an offset query.
+			if len(missing) == 0 || servesOffsets(ctx, client, got) {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("topics %v not ready after 30s (have %v): %v", names, keys(got), err)
@@ -76,6 +80,27 @@ func EnsureTopics(ctx context.Context, client *kafka.Client, specs []TopicSpec, 
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+func servesOffsets(ctx context.Context, client *kafka.Client, topics map[string]int) bool {
+	req := map[string][]kafka.OffsetRequest{}
+	for t, n := range topics {
+		for p := range n {
+			req[t] = append(req[t], kafka.LastOffsetOf(p))
+		}
+	}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: req})
+	if err != nil {
+		return false
+	}
+	for _, parts := range resp.Topics {
+		for _, p := range parts {
+			if p.Error != nil {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // topicPartitions returns the partition count of each named topic that

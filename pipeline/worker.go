@@ -29,8 +29,10 @@ import (
 //	model:   batch, sessions, Arrow, Learn, encode -> outputs   (owns the model)
 //	publish: publish lists and dead letters, wait for acks, commit
 //
-// The model stage may run one batch ahead of the publish stage; commits stay
-// in batch order and follow their batch's acknowledgements.
+// The model stage may run up to worker.max_pending_batches ahead of the
+// publish stage, which publishes what has queued up as one group and then
+// commits it; commits stay in batch order and follow their batch's
+// acknowledgements, so a crash re-delivers at most the group in flight.
 type Worker struct {
 	cfg   configs.Config
 	log   *slog.Logger
@@ -118,7 +120,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	context.AfterFunc(work, stopFetch)
 
 	in := make(chan fetched, cfg.Batch.Size)
-	out := make(chan output, 1)
+	out := make(chan output, cfg.Worker.MaxPendingBatches)
 	errs := make(chan error, 3)
 	var wg sync.WaitGroup
 	fail := func(err error) {
@@ -300,7 +302,9 @@ func (w *Worker) learn(ctx context.Context, batch *feedback.Batch, items []fetch
 			w.log.Error("model panicked", "err", err)
 		}
 	}()
+	start := time.Now()
 	lists, err = w.rec.Learn(ctx, batch)
+	w.stats.LearnNanos.Add(int64(time.Since(start)))
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", w.rec.Name(), err)
 	}
@@ -308,32 +312,75 @@ func (w *Worker) learn(ctx context.Context, batch *feedback.Batch, items []fetch
 }
 
 // publish writes each batch's outputs, waits for their acks, then commits.
+// Batches that queued up while the previous publish was in flight are
+// published and committed together (group commit, at most
+// worker.max_pending_batches), so a slow broker round trip costs once per
+// group, not once per batch.
 func (w *Worker) publish(ctx context.Context, r *kafka.Reader, out <-chan output) error {
+	var lists, dead []kafka.Message
+	last := map[int]kafka.Message{}
 	for o := range out {
+		group := []output{o}
+	drain:
+		for len(group) < w.cfg.Worker.MaxPendingBatches {
+			select {
+			case more, ok := <-out:
+				if !ok {
+					break drain
+				}
+				group = append(group, more)
+			default:
+				break drain
+			}
+		}
+		lists, dead = lists[:0], dead[:0]
+		clear(last)
+		events := 0
+		for _, g := range group {
+			lists = append(lists, g.lists...)
+			dead = append(dead, g.dead...)
+			for _, m := range g.commits {
+				if prev, ok := last[m.Partition]; !ok || m.Offset > prev.Offset {
+					last[m.Partition] = m
+				}
+			}
+			events += g.events
+		}
+
+		start := time.Now()
 		var dlqErr error
 		var wg sync.WaitGroup
-		if len(o.dead) > 0 {
+		if len(dead) > 0 {
 			wg.Add(1)
-			go func() { defer wg.Done(); dlqErr = w.dlq.Publish(ctx, o.dead...) }()
+			go func() { defer wg.Done(); dlqErr = w.dlq.Publish(ctx, dead...) }()
 		}
-		recErr := w.recs.Publish(ctx, o.lists...)
+		recErr := w.recs.Publish(ctx, lists...)
 		wg.Wait()
 		if err := errors.Join(recErr, dlqErr); err != nil {
 			return fmt.Errorf("batch not committed: %w", err)
 		}
-		if err := r.CommitMessages(ctx, o.commits...); err != nil {
+		published := time.Now()
+		w.stats.PublishNanos.Add(int64(published.Sub(start)))
+		commits := make([]kafka.Message, 0, len(last))
+		for _, m := range last {
+			commits = append(commits, m)
+		}
+		err := r.CommitMessages(ctx, commits...)
+		w.stats.CommitNanos.Add(int64(time.Since(published)))
+		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("committing: %w", context.Cause(ctx))
 			}
 			// A rebalance took the partitions: the new owner re-reads from the
 			// last commit (at-least-once), so this is not fatal.
-			w.log.Warn("commit failed; the batch will be re-read by the partition's owner", "err", err, "partitions", len(o.commits))
+			w.log.Warn("commit failed; the batch will be re-read by the partition's owner", "err", err, "partitions", len(commits))
 			w.stats.CommitFailures.Add(1)
 		}
-		w.stats.Batches.Add(1)
-		w.stats.Events.Add(int64(o.events))
-		w.stats.DLQ.Add(int64(len(o.dead)))
-		w.stats.Lists.Add(int64(len(o.lists)))
+		w.stats.Batches.Add(int64(len(group)))
+		w.stats.Groups.Add(1)
+		w.stats.Events.Add(int64(events))
+		w.stats.DLQ.Add(int64(len(dead)))
+		w.stats.Lists.Add(int64(len(lists)))
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,18 +24,9 @@ type loc struct {
 	o int64
 }
 
-// produce publishes lines through the same path as `adaptrec produce`.
 func produce(t *testing.T, cfg configs.Config, lines [][]byte) {
 	t.Helper()
-	out := sink.NewKafka(sink.WriterConfig{Brokers: cfg.Kafka.Brokers, Topic: cfg.Topics.Feedback, BatchTimeout: 2 * time.Millisecond, BatchSize: 1000, WriteTimeout: 30 * time.Second, MaxAttempts: 10})
-	defer out.Close()
-	res, err := pipeline.Produce(context.Background(), out, bytes.NewReader(kafkatest.JSONL(lines)), pipeline.ProduceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Sent != len(lines) {
-		t.Fatalf("sent %d of %d", res.Sent, len(lines))
-	}
+	produceB(t, cfg.Kafka.Brokers, cfg.Topics.Feedback, lines)
 }
 
 // startWorker runs a worker until the returned stop is called; stop returns
@@ -58,8 +48,10 @@ func startWorker(t *testing.T, cfg configs.Config) (*pipeline.Worker, func() err
 		}
 		stopped = true
 		cancel()
+		t0 := time.Now()
 		select {
 		case err := <-done:
+			t.Logf("worker stopped in %v", time.Since(t0).Round(time.Millisecond))
 			return err
 		case <-time.After(60 * time.Second):
 			t.Fatal("worker did not stop within 60s of cancellation")

@@ -129,7 +129,11 @@ type lockedWriter struct {
 	mu *sync.Mutex
 }
 
-func (w lockedWriter) Write(p []byte) (int, error) { w.mu.Lock(); defer w.mu.Unlock(); return w.b.Write(p) }
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
 
 // members returns each live member's client id and its partitions of topic.
 func members(t *testing.T, brokers []string, group, topic string) map[string][]int {

@@ -81,7 +81,6 @@ func Config(t testing.TB, target Target) configs.Config {
 	c.Kafka.HeartbeatInterval = 300 * time.Millisecond
 	c.Kafka.RebalanceTimeout = 3 * time.Second
 	c.Kafka.JoinGroupBackoff = 100 * time.Millisecond
-	c.Kafka.FetchMaxWait = 50 * time.Millisecond
 	c.Topics.Feedback = Name(t, "feedback")
 	c.Topics.Recommendations = Name(t, "recs")
 	c.Topics.DLQ = Name(t, "dlq")
@@ -129,19 +128,33 @@ func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
 		if end == 0 {
 			continue
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
-		for {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				r.Close()
-				t.Fatalf("reading %s/%d: %v", topic, p, err)
+		// A partition connection reads without a group and closes at once.
+		conn, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, p)
+		if err != nil {
+			t.Fatalf("dialing the leader of %s/%d: %v", topic, p, err)
+		}
+		next := int64(0)
+		for next < end {
+			if _, err := conn.Seek(next, kafka.SeekAbsolute); err != nil {
+				t.Fatalf("seeking %s/%d@%d: %v", topic, p, next, err)
 			}
-			out = append(out, m)
-			if m.Offset >= end-1 {
-				break
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			batch := conn.ReadBatch(1, 10<<20)
+			for {
+				m, err := batch.ReadMessage()
+				if err != nil {
+					break
+				}
+				if m.Offset >= next && m.Offset < end {
+					out = append(out, m)
+					next = m.Offset + 1
+				}
+			}
+			if err := batch.Close(); err != nil {
+				t.Fatalf("reading %s/%d@%d: %v", topic, p, next, err)
 			}
 		}
-		r.Close()
+		conn.Close()
 	}
 	return out
 }
