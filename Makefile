@@ -5,8 +5,11 @@ GO ?= go
 KAFKA_TEST_PORT ?= 19092
 KAFKA_TEST_CONTROLLER_PORT ?= 19093
 TEST_TIMEOUT ?= 12m
+# Its log lives in memory where the machine has /dev/shm: the broker is the
+# real one, but tests should not wait on this machine's disk.
+KAFKA_TEST_DATA ?= $(if $(wildcard /dev/shm),/dev/shm/adaptrec-kafka-test,$${TMPDIR:-/tmp}/adaptrec-kafka-test)
 KAFKA := bash deploy/kafka/kafka.sh
-TEST_KAFKA_ENV := KAFKA_PORT=$(KAFKA_TEST_PORT) KAFKA_CONTROLLER_PORT=$(KAFKA_TEST_CONTROLLER_PORT)
+TEST_KAFKA_ENV := KAFKA_PORT=$(KAFKA_TEST_PORT) KAFKA_CONTROLLER_PORT=$(KAFKA_TEST_CONTROLLER_PORT) KAFKA_DATA_DIR=$(KAFKA_TEST_DATA)
 
 .PHONY: all build run test test-short bench lint kafka-up kafka-down clean
 

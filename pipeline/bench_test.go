@@ -10,75 +10,152 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
 )
 
-// BenchmarkThroughput measures, in one run on the real broker, the raw
-// kafka-go consume rate of a topic (a group reader doing nothing but
-// FetchMessage) and the worker's end-to-end rate on the same topic (decode,
-// Arrow batch, popularity, publish with acks=all, commit), and reports both
-// and their ratio. Run with -benchtime 1x: one iteration is the whole
-// measurement.
+// BenchmarkThroughput measures, in one run on the real broker and on the
+// same topic, three consumers of the consumer group, each from the start:
+//
+//   - raw: a kafka-go group reader doing nothing but FetchMessage;
+//   - raw-pipe: a kafka-go loop that, per 256 messages, writes one 700-byte
+//     output per input (acks=all) and commits: the plain consume-produce-commit
+//     loop with the worker's output volume and none of its logic;
+//   - worker: the adaptrec worker (decode, sessions, Arrow batch, popularity,
+//     lists, DLQ, publish, commit).
+//
+// Rounds alternate the three and the medians are reported, since the broker
+// shares this machine's two cores and single runs are noisy. Run with
+// -benchtime 1x: one iteration is the whole measurement.
 func BenchmarkThroughput(b *testing.B) {
 	target := kafkatest.Real(b)
-	const n = 200_000
+	const n, rounds = 200_000, 3
 	cfg := kafkatest.Config(b, target)
 	cfg.Batch.Size = 256 // the defaults of configs/adaptrec.yaml
 	cfg.Batch.MaxWait = 50 * time.Millisecond
 	kafkatest.CreateTopics(b, cfg)
 	lines, _ := kafkatest.Events(n, 0, 20_000, 7)
 	produceB(b, cfg.Kafka.Brokers, cfg.Topics.Feedback, lines)
+	pipeTopic := kafkatest.Name(b, "pipe")
+	kafkatest.CreateTopic(b, cfg.Kafka.Brokers, pipeTopic, cfg.Topics.Partitions)
 
 	for b.Loop() {
-		// Raw: the same reader settings as the worker, no processing.
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers: cfg.Kafka.Brokers, GroupID: kafkatest.Name(b, "raw"), Topic: cfg.Topics.Feedback,
-			MinBytes: 1, MaxBytes: cfg.Kafka.FetchMaxBytes, MaxWait: cfg.Kafka.FetchMaxWait,
-			QueueCapacity: cfg.Batch.Size, StartOffset: kafka.FirstOffset, JoinGroupBackoff: cfg.Kafka.JoinGroupBackoff,
-			HeartbeatInterval: cfg.Kafka.HeartbeatInterval, SessionTimeout: cfg.Kafka.SessionTimeout,
-		})
-		var first time.Time
-		for i := range n {
-			if _, err := r.FetchMessage(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			if i == 0 {
-				first = time.Now()
-			}
+		var raws, pipes, workers []float64
+		for round := range rounds {
+			raws = append(raws, rawRate(b, cfg, n))
+			pipes = append(pipes, rawPipeRate(b, cfg, n, pipeTopic))
+			rate, st := workerRate(b, cfg, n)
+			workers = append(workers, rate)
+			nb := float64(st.Batches.Load())
+			b.Logf("round %d: raw %.0f/s, raw-pipe %.0f/s, worker %.0f/s (per batch: learn %.2fms publish %.2fms commit %.2fms; %d batches in %d groups)",
+				round, raws[round], pipes[round], rate, float64(st.LearnNanos.Load())/nb/1e6,
+				float64(st.PublishNanos.Load())/nb/1e6, float64(st.CommitNanos.Load())/nb/1e6, int(nb), st.Groups.Load())
 		}
-		raw := float64(n-1) / time.Since(first).Seconds()
-		r.Close()
-
-		// The worker, popularity recommender, default batch policy.
-		rec, _ := model.New(cfg)
-		w := pipeline.NewWorker(cfg, kafkatest.Logger(b), rec, nil)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- w.Run(ctx) }()
-		for w.Stats().Fetched.Load() == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		first = time.Now()
-		for w.Stats().Events.Load() < n {
-			time.Sleep(time.Millisecond)
-		}
-		worker := float64(n) / time.Since(first).Seconds()
-		cancel()
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
-		st := w.Stats()
-		nb := float64(st.Batches.Load())
-		b.Logf("per batch: learn %.2fms publish %.2fms commit %.2fms (%d batches)", float64(st.LearnNanos.Load())/nb/1e6,
-			float64(st.PublishNanos.Load())/nb/1e6, float64(st.CommitNanos.Load())/nb/1e6, int(nb))
+		raw, pipe, worker := median(raws), median(pipes), median(workers)
 		b.ReportMetric(raw, "raw_events/s")
+		b.ReportMetric(pipe, "rawpipe_events/s")
 		b.ReportMetric(worker, "worker_events/s")
 		b.ReportMetric(worker/raw, "worker/raw")
-		b.Logf("raw kafka-go %.0f events/s, worker %.0f events/s, ratio %.2f (%d events, batch %d)", raw, worker, worker/raw, n, cfg.Batch.Size)
+		b.ReportMetric(worker/pipe, "worker/rawpipe")
+		b.Logf("medians of %d rounds, %d events, batch %d: raw kafka-go %.0f events/s, raw-pipe %.0f events/s, worker %.0f events/s; worker/raw %.2f, worker/raw-pipe %.2f",
+			rounds, n, cfg.Batch.Size, raw, pipe, worker, worker/raw, worker/pipe)
 	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func rawReader(b *testing.B, cfg configs.Config) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers: cfg.Kafka.Brokers, GroupID: kafkatest.Name(b, "raw"), Topic: cfg.Topics.Feedback,
+		MinBytes: 1, MaxBytes: cfg.Kafka.FetchMaxBytes, MaxWait: cfg.Kafka.FetchMaxWait,
+		QueueCapacity: cfg.Batch.Size, StartOffset: kafka.FirstOffset, JoinGroupBackoff: cfg.Kafka.JoinGroupBackoff,
+		HeartbeatInterval: cfg.Kafka.HeartbeatInterval, SessionTimeout: cfg.Kafka.SessionTimeout,
+	})
+}
+
+// rawRate times FetchMessage over the topic, from the first message.
+func rawRate(b *testing.B, cfg configs.Config, n int) float64 {
+	r := rawReader(b, cfg)
+	defer r.Close()
+	var first time.Time
+	for i := range n {
+		if _, err := r.FetchMessage(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 {
+			first = time.Now()
+		}
+	}
+	return float64(n-1) / time.Since(first).Seconds()
+}
+
+// rawPipeRate times a plain kafka-go consume, produce, commit loop.
+func rawPipeRate(b *testing.B, cfg configs.Config, n int, topic string) float64 {
+	r := rawReader(b, cfg)
+	defer r.Close()
+	w := newSink(cfg.Kafka.Brokers, topic)
+	defer w.Close()
+	payload := make([]byte, 700)
+	in := make([]kafka.Message, 0, 256)
+	out := make([]kafka.Message, 0, 256)
+	ctx := context.Background()
+	var first time.Time
+	flush := func() {
+		if err := w.Publish(ctx, out...); err != nil {
+			b.Fatal(err)
+		}
+		if err := r.CommitMessages(ctx, in...); err != nil {
+			b.Fatal(err)
+		}
+		in, out = in[:0], out[:0]
+	}
+	for i := range n {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 {
+			first = time.Now()
+		}
+		in = append(in, m)
+		out = append(out, kafka.Message{Key: m.Key, Value: payload})
+		if len(in) == cap(in) {
+			flush()
+		}
+	}
+	flush()
+	return float64(n-1) / time.Since(first).Seconds()
+}
+
+// workerRate runs a fresh worker over the topic and times it from its first
+// fetched message to the last batch published.
+func workerRate(b *testing.B, cfg configs.Config, n int) (float64, *pipeline.Stats) {
+	cfg.Kafka.Group = kafkatest.Name(b, "worker")
+	rec, _ := model.New(cfg)
+	w := pipeline.NewWorker(cfg, kafkatest.Logger(b), rec, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	for w.Stats().Fetched.Load() == 0 {
+		time.Sleep(100 * time.Microsecond)
+	}
+	first := time.Now()
+	for w.Stats().Events.Load() < int64(n) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	rate := float64(n) / time.Since(first).Seconds()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	return rate, w.Stats()
 }
 
 // BenchmarkLatency offers 2,000 events/s for 15 s to a running worker on

@@ -15,6 +15,7 @@ type Stats struct {
 	Batches        atomic.Int64 // batches published
 	Groups         atomic.Int64 // publish-and-commit rounds (one or more batches each)
 	Lists          atomic.Int64 // recommendation lists published
+	Commits        atomic.Int64 // offset commits acknowledged
 	CommitFailures atomic.Int64 // commits lost to rebalances
 	Users          atomic.Int64 // users with a live session
 	// Time spent per stage, summed over batches (nanoseconds).

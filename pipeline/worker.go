@@ -121,7 +121,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	in := make(chan fetched, cfg.Batch.Size)
 	out := make(chan output, cfg.Worker.MaxPendingBatches)
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	var wg sync.WaitGroup
 	fail := func(err error) {
 		if err != nil {
@@ -130,10 +130,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 
-	wg.Add(3)
+	// One group waits while another commits: a crash re-delivers at most
+	// the two groups between publish and commit.
+	commits := make(chan map[int]kafka.Message, 1)
+	wg.Add(4)
 	go func() { defer wg.Done(); defer close(in); w.fetch(fetchCtx, reader, in) }()
 	go func() { defer wg.Done(); defer close(out); fail(w.model(work, in, out)) }()
-	go func() { defer wg.Done(); fail(w.publish(work, reader, out)) }()
+	go func() { defer wg.Done(); defer close(commits); fail(w.publish(work, out, commits)) }()
+	go func() { defer wg.Done(); fail(w.commit(work, reader, commits)) }()
 	wg.Wait()
 
 	w.closing.Store(true)
@@ -311,12 +315,13 @@ func (w *Worker) learn(ctx context.Context, batch *feedback.Batch, items []fetch
 	return lists, nil
 }
 
-// publish writes each batch's outputs, waits for their acks, then commits.
-// Batches that queued up while the previous publish was in flight are
-// published and committed together (group commit, at most
-// worker.max_pending_batches), so a slow broker round trip costs once per
-// group, not once per batch.
-func (w *Worker) publish(ctx context.Context, r *kafka.Reader, out <-chan output) error {
+// publish writes each batch's outputs, waits for their acks, then hands the
+// batch's offsets to the committer. Batches that queued up while the
+// previous publish was in flight are published together (at most
+// worker.max_pending_batches), so a broker round trip costs once per group,
+// not once per batch; the commit of one group overlaps the publish of the
+// next.
+func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- map[int]kafka.Message) error {
 	var lists, dead []kafka.Message
 	last := map[int]kafka.Message{}
 	for o := range out {
@@ -359,28 +364,61 @@ func (w *Worker) publish(ctx context.Context, r *kafka.Reader, out <-chan output
 		if err := errors.Join(recErr, dlqErr); err != nil {
 			return fmt.Errorf("batch not committed: %w", err)
 		}
-		published := time.Now()
-		w.stats.PublishNanos.Add(int64(published.Sub(start)))
-		commits := make([]kafka.Message, 0, len(last))
-		for _, m := range last {
-			commits = append(commits, m)
+		w.stats.PublishNanos.Add(int64(time.Since(start)))
+		offsets := make(map[int]kafka.Message, len(last))
+		for p, m := range last {
+			offsets[p] = m
 		}
-		err := r.CommitMessages(ctx, commits...)
-		w.stats.CommitNanos.Add(int64(time.Since(published)))
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("committing: %w", context.Cause(ctx))
-			}
-			// A rebalance took the partitions: the new owner re-reads from the
-			// last commit (at-least-once), so this is not fatal.
-			w.log.Warn("commit failed; the batch will be re-read by the partition's owner", "err", err, "partitions", len(commits))
-			w.stats.CommitFailures.Add(1)
+		select {
+		case commits <- offsets:
+		case <-ctx.Done():
+			return fmt.Errorf("batch not committed: %w", context.Cause(ctx))
 		}
 		w.stats.Batches.Add(int64(len(group)))
 		w.stats.Groups.Add(1)
 		w.stats.Events.Add(int64(events))
 		w.stats.DLQ.Add(int64(len(dead)))
 		w.stats.Lists.Add(int64(len(lists)))
+	}
+	return nil
+}
+
+// commit commits the offsets of published groups in order, merging those
+// that queued up meanwhile into one request.
+func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan map[int]kafka.Message) error {
+	for offsets := range commits {
+	merge:
+		for {
+			select {
+			case more, ok := <-commits:
+				if !ok {
+					break merge
+				}
+				for p, m := range more {
+					offsets[p] = m // later groups have later offsets
+				}
+			default:
+				break merge
+			}
+		}
+		msgs := make([]kafka.Message, 0, len(offsets))
+		for _, m := range offsets {
+			msgs = append(msgs, m)
+		}
+		start := time.Now()
+		err := r.CommitMessages(ctx, msgs...)
+		w.stats.CommitNanos.Add(int64(time.Since(start)))
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("committing: %w", context.Cause(ctx))
+			}
+			// A rebalance took the partitions: the new owner re-reads from the
+			// last commit (at-least-once), so this is not fatal.
+			w.log.Warn("commit failed; the partitions' new owner re-reads from the last commit", "err", err, "partitions", len(msgs))
+			w.stats.CommitFailures.Add(1)
+			continue
+		}
+		w.stats.Commits.Add(1)
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ package sink
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -98,7 +97,7 @@ func (k *Kafka) Topic() string { return k.w.Topic }
 // RecommendationMessage encodes r as its recommendations-topic message,
 // keyed by user.
 func RecommendationMessage(r model.Recommendation) (kafka.Message, error) {
-	b, err := json.Marshal(r)
+	b, err := AppendRecommendation(make([]byte, 0, 128+64*len(r.Items)), r)
 	if err != nil {
 		return kafka.Message{}, fmt.Errorf("encoding recommendation for user %q: %w", r.UserID, err)
 	}

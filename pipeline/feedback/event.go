@@ -116,20 +116,6 @@ func ClassOf(err error) ErrorClass {
 	return ""
 }
 
-// wire is the JSON form. Pointers tell absent from zero; json.RawMessage for
-// value and position lets a wrong type be reported by field name.
-type wire struct {
-	EventID   *string         `json:"event_id"`
-	UserID    *string         `json:"user_id"`
-	SessionID *string         `json:"session_id"`
-	ItemID    *string         `json:"item_id"`
-	Type      *string         `json:"type"`
-	Value     json.RawMessage `json:"value"`
-	TS        *string         `json:"ts"`
-	RecID     *string         `json:"rec_id"`
-	Position  json.RawMessage `json:"position"`
-}
-
 // Decode parses and validates one event. Unknown fields are ignored so that
 // producers can add fields without breaking older workers.
 func Decode(b []byte, lim Limits) (Event, error) {
@@ -139,56 +125,57 @@ func Decode(b []byte, lim Limits) (Event, error) {
 	if lim.MaxBytes > 0 && len(b) > lim.MaxBytes {
 		return Event{}, &DecodeError{Class: ClassTooLarge, Msg: fmt.Sprintf("%d bytes, limit %d", len(b), lim.MaxBytes)}
 	}
-	var w wire
-	if err := json.Unmarshal(b, &w); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			if te.Field == "" {
-				return Event{}, &DecodeError{Class: ClassInvalidJSON, Msg: fmt.Sprintf("event must be a JSON object, got %s", te.Value)}
-			}
-			return Event{}, &DecodeError{Class: ClassWrongType, Field: te.Field, Msg: fmt.Sprintf("must be %s, got %s", jsonKind(te.Type.Kind().String()), te.Value)}
-		}
-		return Event{}, &DecodeError{Class: ClassInvalidJSON, Msg: err.Error()}
+	var r rawEvent
+	if err := scanEvent(b, &r); err != nil {
+		return Event{}, err
 	}
+	return validate(&r, lim)
+}
+
+func validate(r *rawEvent, lim Limits) (Event, error) {
 	var e Event
 	var err error
-	if e.UserID, err = id("user_id", w.UserID, true, lim); err != nil {
+	str := func(f int) *string {
+		if !r.present[f] {
+			return nil
+		}
+		return &r.fields[f]
+	}
+	if e.UserID, err = id("user_id", str(fUserID), true, lim); err != nil {
 		return Event{}, err
 	}
-	if e.ItemID, err = id("item_id", w.ItemID, true, lim); err != nil {
+	if e.ItemID, err = id("item_id", str(fItemID), true, lim); err != nil {
 		return Event{}, err
 	}
-	if e.EventID, err = id("event_id", w.EventID, false, lim); err != nil {
+	if e.EventID, err = id("event_id", str(fEventID), false, lim); err != nil {
 		return Event{}, err
 	}
-	if e.SessionID, err = id("session_id", w.SessionID, false, lim); err != nil {
+	if e.SessionID, err = id("session_id", str(fSessionID), false, lim); err != nil {
 		return Event{}, err
 	}
-	if e.RecID, err = id("rec_id", w.RecID, false, lim); err != nil {
+	if e.RecID, err = id("rec_id", str(fRecID), false, lim); err != nil {
 		return Event{}, err
 	}
-	if w.Type == nil {
+	if !r.present[fType] {
 		return Event{}, &DecodeError{Class: ClassMissingField, Field: "type", Msg: "required"}
 	}
-	t, ok := ParseType(*w.Type)
+	t, ok := ParseType(r.fields[fType])
 	if !ok {
-		return Event{}, &DecodeError{Class: ClassUnknownType, Field: "type", Msg: fmt.Sprintf("%q is not click, view or rating", truncate(*w.Type))}
+		return Event{}, &DecodeError{Class: ClassUnknownType, Field: "type", Msg: fmt.Sprintf("%q is not click, view or rating", truncate(r.fields[fType]))}
 	}
 	e.Type = t
-	if w.TS == nil {
+	if !r.present[fTS] {
 		return Event{}, &DecodeError{Class: ClassMissingField, Field: "ts", Msg: "required"}
 	}
-	ts, perr := time.Parse(time.RFC3339Nano, *w.TS)
+	ts, perr := time.Parse(time.RFC3339Nano, r.fields[fTS])
 	if perr != nil {
-		return Event{}, &DecodeError{Class: ClassBadTime, Field: "ts", Msg: fmt.Sprintf("%q is not an RFC 3339 time", truncate(*w.TS))}
+		return Event{}, &DecodeError{Class: ClassBadTime, Field: "ts", Msg: fmt.Sprintf("%q is not an RFC 3339 time", truncate(r.fields[fTS]))}
 	}
 	if ts.Year() < 1970 || ts.Year() > 9999 {
-		return Event{}, &DecodeError{Class: ClassBadTime, Field: "ts", Msg: fmt.Sprintf("%q is outside years 1970-9999", truncate(*w.TS))}
+		return Event{}, &DecodeError{Class: ClassBadTime, Field: "ts", Msg: fmt.Sprintf("%q is outside years 1970-9999", truncate(r.fields[fTS]))}
 	}
 	e.TS = ts
-	if e.Value, e.HasValue, err = number("value", w.Value); err != nil {
-		return Event{}, err
-	}
+	e.Value, e.HasValue = r.numbers[nValue], r.hasNum[nValue]
 	switch e.Type {
 	case Rating:
 		if !e.HasValue {
@@ -202,11 +189,7 @@ func Decode(b []byte, lim Limits) (Event, error) {
 			return Event{}, &DecodeError{Class: ClassOutOfRange, Field: "value", Msg: fmt.Sprintf("dwell seconds %g is negative", e.Value)}
 		}
 	}
-	pos, hasPos, err := number("position", w.Position)
-	if err != nil {
-		return Event{}, err
-	}
-	if hasPos {
+	if pos := r.numbers[nPosition]; r.hasNum[nPosition] {
 		if pos != math.Trunc(pos) || pos < 0 || pos > math.MaxInt32 {
 			return Event{}, &DecodeError{Class: ClassOutOfRange, Field: "position", Msg: fmt.Sprintf("%g is not a non-negative integer", pos)}
 		}
@@ -229,30 +212,6 @@ func id(field string, s *string, required bool, lim Limits) (string, error) {
 		return "", &DecodeError{Class: ClassBadID, Field: field, Msg: "contains control characters or invalid UTF-8"}
 	}
 	return *s, nil
-}
-
-func number(field string, raw json.RawMessage) (float64, bool, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return 0, false, nil
-	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return 0, false, &DecodeError{Class: ClassWrongType, Field: field, Msg: fmt.Sprintf("must be a number, got %s", truncate(string(raw)))}
-	}
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, false, &DecodeError{Class: ClassOutOfRange, Field: field, Msg: "not finite"}
-	}
-	return f, true, nil
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string", "ptr":
-		return "a string"
-	case "float64", "int32", "int":
-		return "a number"
-	}
-	return goKind
 }
 
 func truncate(s string) string {

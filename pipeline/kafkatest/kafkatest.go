@@ -113,6 +113,17 @@ func CreateTopics(t testing.TB, cfg configs.Config) {
 	}
 }
 
+// CreateTopic creates one topic.
+func CreateTopic(t testing.TB, brokers []string, name string, partitions int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	spec := []pipeline.TopicSpec{{Name: name, Partitions: partitions, ReplicationFactor: 1}}
+	if err := pipeline.EnsureTopics(ctx, Client(brokers), spec, true, discard()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // ReadAll returns every message of topic, partition by partition, up to
 // the end offsets at the time of the call.
 func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
