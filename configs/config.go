@@ -93,9 +93,18 @@ type Session struct {
 
 // Recommender selects and configures the model the worker serves.
 type Recommender struct {
-	Model      string     `mapstructure:"model"`
-	TopN       int        `mapstructure:"top_n"`
-	Popularity Popularity `mapstructure:"popularity"`
+	Model      string        `mapstructure:"model"`
+	TopN       int           `mapstructure:"top_n"`
+	MaxUsers   int           `mapstructure:"max_users"`
+	UserTTL    time.Duration `mapstructure:"user_ttl"`
+	Popularity Popularity    `mapstructure:"popularity"`
+	ItemKNN    ItemKNN       `mapstructure:"itemknn"`
+}
+
+// ItemKNN configures the incremental item-to-item recommender.
+type ItemKNN struct {
+	Window int     `mapstructure:"window"`
+	Decay  float64 `mapstructure:"decay"`
 }
 
 // Popularity configures the recency-weighted popularity recommender.
@@ -134,7 +143,7 @@ type Log struct {
 }
 
 // Models lists the values recommender.model accepts.
-var Models = []string{"popularity"}
+var Models = []string{"popularity", "itemknn"}
 
 // Default returns the configuration of the embedded default file.
 func Default() Config {
@@ -339,6 +348,9 @@ func (c Config) Check() error {
 	if c.Kafka.HeartbeatInterval >= c.Kafka.SessionTimeout && c.Kafka.SessionTimeout > 0 {
 		bad("kafka.heartbeat_interval", "must be shorter than kafka.session_timeout (%v)", c.Kafka.SessionTimeout)
 	}
+	if c.Recommender.UserTTL < 0 {
+		bad("recommender.user_ttl", "must not be negative")
+	}
 	if c.Worker.ProgressInterval < 0 {
 		bad("worker.progress_interval", "must not be negative")
 	}
@@ -347,7 +359,8 @@ func (c Config) Check() error {
 		"topics.replication_factor": c.Topics.ReplicationFactor, "batch.size": c.Batch.Size,
 		"validate.max_event_bytes": c.Validate.MaxEventBytes, "validate.max_id_length": c.Validate.MaxIDLength,
 		"session.max_sessions": c.Session.MaxSessions, "recommender.top_n": c.Recommender.TopN,
-		"sink.batch_size": c.Sink.BatchSize, "sink.max_attempts": c.Sink.MaxAttempts,
+		"recommender.max_users": c.Recommender.MaxUsers,
+		"sink.batch_size":       c.Sink.BatchSize, "sink.max_attempts": c.Sink.MaxAttempts,
 		"worker.max_pending_batches": c.Worker.MaxPendingBatches, "embedded.users": c.Embedded.Users, "embedded.items": c.Embedded.Items,
 	}
 	for _, k := range sortedKeys(positiveInt) {
@@ -371,6 +384,12 @@ func (c Config) Check() error {
 	}
 	if !contains(Models, c.Recommender.Model) {
 		bad("recommender.model", "must be one of %s, got %q", strings.Join(Models, ", "), c.Recommender.Model)
+	}
+	if c.Recommender.ItemKNN.Window <= 0 || c.Recommender.ItemKNN.Window > 1000 {
+		bad("recommender.itemknn.window", "must be within 1..1000, got %d", c.Recommender.ItemKNN.Window)
+	}
+	if d := c.Recommender.ItemKNN.Decay; d <= 0 || d > 1 {
+		bad("recommender.itemknn.decay", "must be within (0, 1], got %g", d)
 	}
 	if c.Embedded.Rate <= 0 {
 		bad("embedded.rate", "must be positive, got %g", c.Embedded.Rate)

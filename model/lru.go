@@ -31,6 +31,15 @@ func (c *LRU[K, V]) Get(k K) (V, bool) {
 	return zero, false
 }
 
+// Peek returns the value of k without marking it used.
+func (c *LRU[K, V]) Peek(k K) (V, bool) {
+	if e, ok := c.items[k]; ok {
+		return e.Value.(*lruEntry[K, V]).val, true
+	}
+	var zero V
+	return zero, false
+}
+
 // Put sets k to v, marks it most recently used, and evicts past capacity.
 func (c *LRU[K, V]) Put(k K, v V) {
 	if e, ok := c.items[k]; ok {

@@ -1,11 +1,9 @@
 package model
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
@@ -20,6 +18,8 @@ type PopularityConfig struct {
 	// MaxUsers bounds the users whose consumed items are remembered; the
 	// least recently seen are forgotten first.
 	MaxUsers int
+	// UserTTL forgets users idle for this long in event time (0: never).
+	UserTTL time.Duration
 }
 
 // Popularity recommends the items with the most recency-weighted
@@ -34,18 +34,10 @@ type Popularity struct {
 	refMicros int64
 	started   bool
 	k         float64 // ln 2 / half-life, per microsecond
-	users     *LRU[string, map[int32]struct{}]
+	users     *UserStore
 	batches   int64
-	dirty     map[string]int
-	order     []dirtyUser
-	top       itemHeap
-}
-
-type dirtyUser struct {
-	user, session string
-	partition     int32
-	offset        int64
-	consumed      map[int32]struct{}
+	batch     touched
+	heap      minHeap
 }
 
 // NewPopularity returns an empty popularity recommender.
@@ -63,8 +55,7 @@ func NewPopularity(cfg PopularityConfig) *Popularity {
 		cfg:   cfg,
 		items: NewVocab(),
 		k:     math.Ln2 / float64(cfg.HalfLife.Microseconds()),
-		users: NewLRU[string, map[int32]struct{}](cfg.MaxUsers),
-		dirty: map[string]int{},
+		users: NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), 0),
 	}
 }
 
@@ -79,19 +70,30 @@ func (p *Popularity) Users() int { return p.users.Len() }
 
 // Learn implements Recommender.
 func (p *Popularity) Learn(ctx context.Context, b *feedback.Batch) ([]Recommendation, error) {
-	clear(p.dirty)
-	p.order = p.order[:0]
+	return p.LearnProbed(ctx, b, nil)
+}
+
+// LearnProbed implements Probed.
+func (p *Popularity) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) ([]Recommendation, error) {
+	p.batch.reset()
 	for i := range b.Len() {
-		p.observe(b, i)
+		u := p.users.Get(b.UserID(i), b.TSMicros(i))
+		if probe != nil {
+			item, known := p.items.Lookup(b.ItemID(i))
+			_, seen := u.Consumed[item]
+			if known && !seen {
+				probe(i, true, func() int { return order{score: p.score}.rank(item, u.Consumed) })
+			} else {
+				probe(i, false, nil)
+			}
+		}
+		p.observe(b, i, u)
 	}
 	p.batches++
-	if len(p.order) == 0 {
-		return nil, ctx.Err()
-	}
 	return p.lists(), ctx.Err()
 }
 
-func (p *Popularity) observe(b *feedback.Batch, i int) {
+func (p *Popularity) observe(b *feedback.Batch, i int, u *UserState) {
 	item := p.items.Add(b.ItemID(i))
 	if int(item) >= len(p.score) {
 		p.score = append(p.score, 0)
@@ -110,43 +112,32 @@ func (p *Popularity) observe(b *feedback.Batch, i int) {
 		p.refMicros, x = t, 0
 	}
 	p.score[item] += math.Exp(x)
-
-	user := b.UserID(i)
-	consumed, ok := p.users.Get(user)
-	if !ok {
-		user = strings.Clone(user)
-		consumed = map[int32]struct{}{}
-		p.users.Put(user, consumed)
-	}
-	consumed[item] = struct{}{}
-	d := dirtyUser{user: user, session: b.SessionID(i), partition: b.Partition(i), offset: b.Offset(i), consumed: consumed}
-	if j, ok := p.dirty[user]; ok {
-		d.user = p.order[j].user
-		p.order[j] = d
-	} else {
-		p.dirty[user] = len(p.order)
-		p.order = append(p.order, d)
-	}
+	p.users.Consume(u, item)
+	note(u, b, i)
+	p.batch.add(u)
 }
 
 // lists ranks once for the whole batch: the top TopN+max(consumed) items
-// by score contain every dirty user's list.
+// by score contain every touched user's list.
 func (p *Popularity) lists() []Recommendation {
-	need := p.cfg.TopN
-	for _, d := range p.order {
-		need = max(need, p.cfg.TopN+len(d.consumed))
+	if len(p.batch.order) == 0 {
+		return nil
 	}
-	ranked := p.topItems(min(need, len(p.score)))
+	need := p.cfg.TopN
+	for _, u := range p.batch.order {
+		need = max(need, p.cfg.TopN+len(u.Consumed))
+	}
+	ranked := order{score: p.score}.top(min(need, len(p.score)), nil, &p.heap)
 	version := fmt.Sprintf("popularity-%d", p.batches)
 	now := time.Now().UTC()
-	out := make([]Recommendation, 0, len(p.order))
-	for _, d := range p.order {
+	out := make([]Recommendation, 0, len(p.batch.order))
+	for _, u := range p.batch.order {
 		r := Recommendation{
-			UserID: d.user, SessionID: strings.Clone(d.session), Partition: d.partition, Offset: d.offset,
+			UserID: u.ID, SessionID: u.Session, Partition: u.Partition, Offset: u.Offset,
 			ModelVersion: version, TS: now, Items: make([]Item, 0, p.cfg.TopN),
 		}
 		for _, it := range ranked {
-			if _, seen := d.consumed[it]; seen {
+			if _, seen := u.Consumed[it]; seen {
 				continue
 			}
 			r.Items = append(r.Items, Item{ItemID: p.items.ID(it), Score: p.score[it], Propensity: 1})
@@ -157,51 +148,4 @@ func (p *Popularity) lists() []Recommendation {
 		out = append(out, r)
 	}
 	return out
-}
-
-// topItems returns the n highest-scoring items, best first; ties go to the
-// lower index so results are deterministic.
-func (p *Popularity) topItems(n int) []int32 {
-	if n <= 0 {
-		return nil
-	}
-	h := &p.top
-	h.items, h.score = h.items[:0], p.score
-	for i := range p.score {
-		it := int32(i)
-		if h.Len() < n {
-			heap.Push(h, it)
-		} else if h.less(h.items[0], it) {
-			h.items[0] = it
-			heap.Fix(h, 0)
-		}
-	}
-	out := make([]int32, h.Len())
-	for i := len(out) - 1; i >= 0; i-- {
-		out[i] = heap.Pop(h).(int32)
-	}
-	return out
-}
-
-// itemHeap is a min-heap of items by (score, -index): its root is the worst
-// of the best n.
-type itemHeap struct {
-	items []int32
-	score []float64
-}
-
-func (h *itemHeap) less(a, b int32) bool {
-	if h.score[a] != h.score[b] {
-		return h.score[a] < h.score[b]
-	}
-	return a > b
-}
-func (h *itemHeap) Len() int           { return len(h.items) }
-func (h *itemHeap) Less(i, j int) bool { return h.less(h.items[i], h.items[j]) }
-func (h *itemHeap) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
-func (h *itemHeap) Push(x any)         { h.items = append(h.items, x.(int32)) }
-func (h *itemHeap) Pop() any {
-	x := h.items[len(h.items)-1]
-	h.items = h.items[:len(h.items)-1]
-	return x
 }

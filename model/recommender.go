@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/adaptrec/adaptrec/configs"
@@ -49,13 +50,34 @@ type Recommender interface {
 
 // New builds the recommender that cfg.Recommender.Model names.
 func New(cfg configs.Config) (Recommender, error) {
-	switch cfg.Recommender.Model {
-	case "popularity":
+	m, err := Build(cfg.Recommender.Model, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("recommender.model: %w", err)
+	}
+	return m, nil
+}
+
+// Names lists the models Build knows; "pop" is short for popularity.
+var Names = []string{"popularity", "pop", "itemknn"}
+
+// Build returns a new model by name, configured from cfg.
+func Build(name string, cfg configs.Config) (Probed, error) {
+	switch name {
+	case "popularity", "pop":
 		return NewPopularity(PopularityConfig{
 			HalfLife: cfg.Recommender.Popularity.HalfLife,
 			TopN:     cfg.Recommender.TopN,
-			MaxUsers: cfg.Session.MaxSessions,
+			MaxUsers: cfg.Recommender.MaxUsers,
+			UserTTL:  cfg.Recommender.UserTTL,
+		}), nil
+	case "itemknn":
+		return NewItemKNN(ItemKNNConfig{
+			Window:   cfg.Recommender.ItemKNN.Window,
+			Decay:    cfg.Recommender.ItemKNN.Decay,
+			TopN:     cfg.Recommender.TopN,
+			MaxUsers: cfg.Recommender.MaxUsers,
+			UserTTL:  cfg.Recommender.UserTTL,
 		}), nil
 	}
-	return nil, fmt.Errorf("recommender.model: unknown model %q", cfg.Recommender.Model)
+	return nil, fmt.Errorf("unknown model %q (known: %s)", name, strings.Join(Names, ", "))
 }

@@ -237,16 +237,15 @@ func (w *Worker) fetch(ctx context.Context, r *kafka.Reader, in chan<- fetched) 
 // model owns the recommender: it batches, assigns sessions, builds the Arrow
 // record, learns and encodes the outputs.
 func (w *Worker) model(ctx context.Context, in <-chan fetched, out chan<- output) error {
-	sessions := NewSessions(w.cfg.Session.IdleGap, w.cfg.Session.TTL, w.cfg.Session.MaxSessions)
-	builder := feedback.NewBuilder(nil)
-	defer builder.Release()
+	asm := NewAssembler(w.cfg.Session)
+	defer asm.Release()
 	b := Batcher[fetched]{Size: w.cfg.Batch.Size, MaxWait: w.cfg.Batch.MaxWait}
 	return b.Run(ctx, in, func(items []fetched) error {
-		o, err := w.processBatch(ctx, items, sessions, builder)
+		o, err := w.processBatch(ctx, items, asm)
 		if err != nil {
 			return err
 		}
-		w.stats.Users.Store(int64(sessions.Len()))
+		w.stats.Users.Store(int64(asm.Users()))
 		select {
 		case out <- o:
 			return nil
@@ -256,7 +255,7 @@ func (w *Worker) model(ctx context.Context, in <-chan fetched, out chan<- output
 	})
 }
 
-func (w *Worker) processBatch(ctx context.Context, items []fetched, sessions *Sessions, builder *feedback.Builder) (o output, err error) {
+func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *Assembler) (o output, err error) {
 	last := map[int]kafka.Message{}
 	valid := 0
 	for _, it := range items {
@@ -267,16 +266,14 @@ func (w *Worker) processBatch(ctx context.Context, items []fetched, sessions *Se
 			w.log.Debug("dead letter", "topic", it.msg.Topic, "partition", it.msg.Partition, "offset", it.msg.Offset, "class", class, "err", it.err)
 			continue
 		}
-		ev := it.ev
-		sessions.Assign(&ev)
-		builder.Append(feedback.Located{Event: ev, Partition: int32(it.msg.Partition), Offset: it.msg.Offset, KafkaTime: it.msg.Time})
+		asm.Add(it.ev, int32(it.msg.Partition), it.msg.Offset, it.msg.Time)
 		valid++
 	}
 	for _, m := range last {
 		o.commits = append(o.commits, m)
 	}
 	o.events = len(items)
-	batch := builder.NewBatch()
+	batch := asm.Flush()
 	defer batch.Release()
 	if valid > 0 {
 		lists, err := w.learn(ctx, batch, items)

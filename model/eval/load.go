@@ -1,0 +1,167 @@
+package eval
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+// Formats lists the log formats Load reads.
+var Formats = []string{"movielens-csv", "movielens-tsv", "otto-jsonl", "events-jsonl"}
+
+// Load reads a feedback log and returns its events in timestamp order
+// (stable: events with equal timestamps keep their order in the file).
+//
+//   - movielens-csv: userId,movieId,rating,timestamp with a header line
+//     (ml-latest-small ratings.csv); each row is a rating.
+//   - movielens-tsv: user<TAB>item<TAB>rating<TAB>timestamp, no header
+//     (ml-100k u.data).
+//   - otto-jsonl: one session a line, {"session":N,"events":[{"aid","ts"
+//     (ms),"type":"clicks"|"carts"|"orders"}]}; the session is the user,
+//     clicks are clicks, carts are views and orders are ratings of 5.
+//   - events-jsonl: adaptrec feedback events, one a line.
+//
+// A malformed line is an error naming the file and line.
+func Load(path, format string) ([]feedback.Event, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	events, err := Read(f, path, format)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(events, func(a, b feedback.Event) int { return a.TS.Compare(b.TS) })
+	return events, nil
+}
+
+// Read parses r (named name in errors) in format, in file order.
+func Read(r io.Reader, name, format string) ([]feedback.Event, error) {
+	var parse func(line string, out []feedback.Event) ([]feedback.Event, error)
+	header := false
+	switch format {
+	case "movielens-csv":
+		header = true
+		parse = movielensLine(",")
+	case "movielens-tsv":
+		parse = movielensLine("\t")
+	case "otto-jsonl":
+		parse = ottoLine
+	case "events-jsonl":
+		parse = eventLine
+	default:
+		return nil, fmt.Errorf("unknown format %q: want one of %s", format, strings.Join(Formats, ", "))
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	var out []feedback.Event
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimRight(sc.Text(), "\r")
+		if n == 1 && header {
+			if !strings.HasPrefix(line, "userId,movieId,rating,timestamp") {
+				return nil, fmt.Errorf("%s:1: want the header userId,movieId,rating,timestamp, got %q", name, trunc(line))
+			}
+			continue
+		}
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var err error
+		if out, err = parse(line, out); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", name, n, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s:%d: %w", name, n+1, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no events", name)
+	}
+	return out, nil
+}
+
+func movielensLine(sep string) func(string, []feedback.Event) ([]feedback.Event, error) {
+	return func(line string, out []feedback.Event) ([]feedback.Event, error) {
+		f := strings.Split(line, sep)
+		if len(f) != 4 {
+			return nil, fmt.Errorf("want 4 fields user%sitem%srating%stimestamp, got %d", sep, sep, sep, len(f))
+		}
+		if f[0] == "" || f[1] == "" {
+			return nil, fmt.Errorf("empty user or item id")
+		}
+		rating, err := strconv.ParseFloat(f[2], 64)
+		if err != nil || rating < 0.5 || rating > 5 {
+			return nil, fmt.Errorf("rating %q is not a number in [0.5, 5]", trunc(f[2]))
+		}
+		sec, err := strconv.ParseInt(f[3], 10, 64)
+		if err != nil || sec < 0 {
+			return nil, fmt.Errorf("timestamp %q is not Unix seconds", trunc(f[3]))
+		}
+		return append(out, feedback.Event{
+			UserID: f[0], ItemID: f[1], Type: feedback.Rating, Value: rating, HasValue: true,
+			TS: time.Unix(sec, 0).UTC(),
+		}), nil
+	}
+}
+
+func ottoLine(line string, out []feedback.Event) ([]feedback.Event, error) {
+	var s struct {
+		Session *int64 `json:"session"`
+		Events  []struct {
+			AID  *int64 `json:"aid"`
+			TS   *int64 `json:"ts"`
+			Type string `json:"type"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(line), &s); err != nil {
+		return nil, fmt.Errorf("not an OTTO session: %v", err)
+	}
+	if s.Session == nil {
+		return nil, fmt.Errorf("missing session")
+	}
+	user := strconv.FormatInt(*s.Session, 10)
+	for j, e := range s.Events {
+		if e.AID == nil || e.TS == nil {
+			return nil, fmt.Errorf("event %d: missing aid or ts", j)
+		}
+		ev := feedback.Event{UserID: user, SessionID: user, ItemID: strconv.FormatInt(*e.AID, 10), TS: time.UnixMilli(*e.TS).UTC()}
+		switch e.Type {
+		case "clicks":
+			ev.Type = feedback.Click
+		case "carts":
+			ev.Type = feedback.View
+		case "orders":
+			ev.Type, ev.Value, ev.HasValue = feedback.Rating, 5, true
+		default:
+			return nil, fmt.Errorf("event %d: type %q is not clicks, carts or orders", j, trunc(e.Type))
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+func eventLine(line string, out []feedback.Event) ([]feedback.Event, error) {
+	e, err := feedback.Decode([]byte(line), feedback.DefaultLimits)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, e), nil
+}
+
+func trunc(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}

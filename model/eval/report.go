@@ -1,0 +1,86 @@
+package eval
+
+import (
+	"encoding/csv"
+	"fmt"
+	"image/color"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+// Markdown writes the results as a Markdown table.
+func Markdown(w io.Writer, k int, rs []Result) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| model | HR@%d | NDCG@%d | scored | parameters (mean) | parameters (final) | events/s | train µs/batch |\n", k, k)
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range rs {
+		fmt.Fprintf(&b, "| %s | %.4f | %.4f | %d | %.0f | %d | %.0f | %.0f |\n",
+			r.Model, r.HR, r.NDCG, r.Scored, r.ParamsMean, r.ParamsFinal, r.EventsPerSec, r.TrainMicrosPerBatch)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// CSVHeader is the header of results.csv.
+var CSVHeader = []string{"model", "hr", "ndcg", "params_mean", "params_final", "events_per_s", "train_us_per_batch", "scored", "events", "batches", "k"}
+
+// WriteCSV writes one row per model to path.
+func WriteCSV(path string, k int, rs []Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	_ = w.Write(CSVHeader)
+	for _, r := range rs {
+		_ = w.Write([]string{
+			r.Model, ff(r.HR), ff(r.NDCG), ff(r.ParamsMean), strconv.Itoa(r.ParamsFinal), ff(r.EventsPerSec),
+			ff(r.TrainMicrosPerBatch), strconv.Itoa(r.Scored), strconv.Itoa(r.Events), strconv.Itoa(r.Batches), strconv.Itoa(k),
+		})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func ff(x float64) string { return strconv.FormatFloat(x, 'f', 6, 64) }
+
+var palette = []color.RGBA{
+	{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, {R: 0x94, G: 0x67, B: 0xbd, A: 0xff}, {R: 0x8c, G: 0x56, B: 0x4b, A: 0xff},
+	{R: 0xe3, G: 0x77, B: 0xc2, A: 0xff}, {R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
+}
+
+// PlotCurves draws every model's rolling HR@K over the stream to path (PNG).
+func PlotCurves(path, title string, k, window int, rs []Result) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "events"
+	p.Y.Label.Text = fmt.Sprintf("HR@%d, rolling over %d scored events", k, window)
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	for i, r := range rs {
+		pts := make(plotter.XYs, len(r.Curve))
+		for j, c := range r.Curve {
+			pts[j].X, pts[j].Y = float64(c.Events), c.Value
+		}
+		line, err := plotter.NewLine(pts)
+		if err != nil {
+			return fmt.Errorf("curve of %s: %w", r.Model, err)
+		}
+		line.Color = palette[i%len(palette)]
+		line.Width = vg.Points(1.5)
+		p.Add(line)
+		p.Legend.Add(r.Model, line)
+	}
+	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
+}

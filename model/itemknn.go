@@ -1,0 +1,173 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+// ItemKNNConfig configures ItemKNN.
+type ItemKNNConfig struct {
+	// Window is how many of a user's last items co-occur with a new one and
+	// score candidates (L).
+	Window int
+	// Decay weighs the user's k-th most recent item by Decay^k when scoring.
+	Decay float64
+	// TopN is the length of each list.
+	TopN     int
+	MaxUsers int
+	UserTTL  time.Duration
+}
+
+// ItemKNN is incremental item-to-item collaborative filtering: two items
+// co-occur when one user consumes them within Window items of each other;
+// their similarity is the cosine of their co-occurrence, count(x,y) /
+// sqrt(count(x)·count(y)). A user's candidates are scored by the similarity
+// to the user's recent items, the most recent weighing most; ties (such as
+// a user with no history) fall back to popularity.
+type ItemKNN struct {
+	cfg     ItemKNNConfig
+	items   *Vocab
+	count   []float64 // interactions per item
+	nbrs    []neighbours
+	users   *UserStore
+	scores  []float64
+	batches int64
+	batch   touched
+	heap    minHeap
+	pairs   int64
+}
+
+// neighbours is one item's co-occurrence row: parallel slices for fast
+// scans, an index map for updates.
+type neighbours struct {
+	item  []int32
+	count []float64
+	pos   map[int32]int32
+}
+
+func (n *neighbours) add(item int32) bool {
+	if n.pos == nil {
+		n.pos = map[int32]int32{}
+	}
+	if p, ok := n.pos[item]; ok {
+		n.count[p]++
+		return false
+	}
+	n.pos[item] = int32(len(n.item))
+	n.item = append(n.item, item)
+	n.count = append(n.count, 1)
+	return true
+}
+
+// NewItemKNN returns an empty ItemKNN.
+func NewItemKNN(cfg ItemKNNConfig) *ItemKNN {
+	if cfg.Window <= 0 {
+		cfg.Window = 10
+	}
+	if cfg.Decay <= 0 {
+		cfg.Decay = 0.9
+	}
+	if cfg.TopN <= 0 {
+		cfg.TopN = 10
+	}
+	if cfg.MaxUsers <= 0 {
+		cfg.MaxUsers = 1 << 20
+	}
+	return &ItemKNN{cfg: cfg, items: NewVocab(), users: NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), cfg.Window)}
+}
+
+// Name implements Recommender.
+func (k *ItemKNN) Name() string { return "itemknn" }
+
+// Params implements Recommender: the co-occurrence counts kept (each pair
+// is stored in both rows) plus the item counts.
+func (k *ItemKNN) Params() int { return int(k.pairs) + len(k.count) }
+
+// Learn implements Recommender.
+func (k *ItemKNN) Learn(ctx context.Context, b *feedback.Batch) ([]Recommendation, error) {
+	return k.LearnProbed(ctx, b, nil)
+}
+
+// LearnProbed implements Probed.
+func (k *ItemKNN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) ([]Recommendation, error) {
+	k.batch.reset()
+	for i := range b.Len() {
+		u := k.users.Get(b.UserID(i), b.TSMicros(i))
+		if probe != nil {
+			item, known := k.items.Lookup(b.ItemID(i))
+			_, seen := u.Consumed[item]
+			if known && !seen {
+				probe(i, true, func() int {
+					k.score(u)
+					return order{score: k.scores, tie: k.count}.rank(item, u.Consumed)
+				})
+			} else {
+				probe(i, false, nil)
+			}
+		}
+		k.observe(b, i, u)
+	}
+	k.batches++
+	return k.lists(), ctx.Err()
+}
+
+// score fills k.scores with u's candidate scores.
+func (k *ItemKNN) score(u *UserState) {
+	k.scores = append(k.scores[:0], make([]float64, len(k.count))...)
+	w := 1.0
+	for r := len(u.Recent) - 1; r >= 0; r-- {
+		y := u.Recent[r]
+		ny := k.nbrs[y]
+		inv := w / math.Sqrt(k.count[y])
+		for j, c := range ny.item {
+			k.scores[c] += inv * ny.count[j] / math.Sqrt(k.count[c])
+		}
+		w *= k.cfg.Decay
+	}
+}
+
+func (k *ItemKNN) observe(b *feedback.Batch, i int, u *UserState) {
+	x := k.items.Add(b.ItemID(i))
+	if int(x) >= len(k.count) {
+		k.count = append(k.count, 0)
+		k.nbrs = append(k.nbrs, neighbours{})
+	}
+	k.count[x]++
+	for _, y := range u.Recent {
+		if y == x {
+			continue
+		}
+		if k.nbrs[x].add(y) {
+			k.pairs++
+		}
+		if k.nbrs[y].add(x) {
+			k.pairs++
+		}
+	}
+	k.users.Consume(u, x)
+	note(u, b, i)
+	k.batch.add(u)
+}
+
+func (k *ItemKNN) lists() []Recommendation {
+	version := fmt.Sprintf("itemknn-%d", k.batches)
+	now := time.Now().UTC()
+	out := make([]Recommendation, 0, len(k.batch.order))
+	for _, u := range k.batch.order {
+		k.score(u)
+		top := order{score: k.scores, tie: k.count}.top(k.cfg.TopN, u.Consumed, &k.heap)
+		r := Recommendation{
+			UserID: u.ID, SessionID: u.Session, Partition: u.Partition, Offset: u.Offset,
+			ModelVersion: version, TS: now, Items: make([]Item, 0, len(top)),
+		}
+		for _, it := range top {
+			r.Items = append(r.Items, Item{ItemID: k.items.ID(it), Score: k.scores[it], Propensity: 1})
+		}
+		out = append(out, r)
+	}
+	return out
+}

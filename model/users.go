@@ -1,0 +1,90 @@
+package model
+
+import "strings"
+
+// UserState is what a model remembers of one user: the items consumed (so
+// they are not recommended again), the most recent ones (the session
+// context), and where the user's last event was read.
+type UserState struct {
+	ID       string
+	Consumed map[int32]struct{}
+	// Recent holds the user's last items, oldest first, at most the store's
+	// recent length.
+	Recent    []int32
+	LastTS    int64 // event time of the last event, Unix microseconds
+	Session   string
+	Partition int32
+	Offset    int64
+}
+
+// UserStore bounds the users a model remembers: at most max users (the
+// least recently seen are evicted first) and none idle for longer than ttl
+// of event time. Not safe for concurrent use.
+type UserStore struct {
+	lru       *LRU[string, *UserState]
+	ttl       int64
+	recentLen int
+	newest    int64
+	evicted   int64
+}
+
+// NewUserStore returns an empty store. ttl is in microseconds of event time
+// (0: no TTL); recentLen is how many recent items each user keeps.
+func NewUserStore(max int, ttlMicros int64, recentLen int) *UserStore {
+	s := &UserStore{lru: NewLRU[string, *UserState](max), ttl: ttlMicros, recentLen: recentLen}
+	s.lru.OnEvict = func(string, *UserState) { s.evicted++ }
+	return s
+}
+
+// Get returns the state of user id, creating it if new, marks it seen at
+// event time ts, and evicts users idle past the TTL. id may alias a
+// transient buffer; it is copied before being kept.
+func (s *UserStore) Get(id string, ts int64) *UserState {
+	s.newest = max(s.newest, ts)
+	u, ok := s.lru.Get(id)
+	if !ok {
+		u = &UserState{ID: strings.Clone(id), Consumed: map[int32]struct{}{}, Recent: make([]int32, 0, s.recentLen)}
+		s.lru.Put(u.ID, u)
+	}
+	u.LastTS = max(u.LastTS, ts)
+	s.expire()
+	return u
+}
+
+// Lookup returns the state of user id without creating or touching it.
+func (s *UserStore) Lookup(id string) (*UserState, bool) {
+	return s.lru.Peek(id)
+}
+
+// Consume records that u consumed item: it is excluded from u's lists and
+// becomes u's most recent item.
+func (s *UserStore) Consume(u *UserState, item int32) {
+	u.Consumed[item] = struct{}{}
+	if s.recentLen == 0 {
+		return
+	}
+	if len(u.Recent) == s.recentLen {
+		copy(u.Recent, u.Recent[1:])
+		u.Recent = u.Recent[:len(u.Recent)-1]
+	}
+	u.Recent = append(u.Recent, item)
+}
+
+func (s *UserStore) expire() {
+	if s.ttl <= 0 {
+		return
+	}
+	for {
+		k, u, ok := s.lru.Oldest()
+		if !ok || s.newest-u.LastTS <= s.ttl {
+			return
+		}
+		s.lru.Remove(k)
+	}
+}
+
+// Len is the number of users remembered.
+func (s *UserStore) Len() int { return s.lru.Len() }
+
+// Evicted is the number of users forgotten so far.
+func (s *UserStore) Evicted() int64 { return s.evicted }

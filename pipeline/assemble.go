@@ -1,0 +1,49 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+// Assembler turns validated events into the Arrow batches a model learns
+// from, the way the worker does: each event gets its session as it is
+// added, in order. The evaluation harness uses it too, so offline results
+// come from the worker's own code path. Not safe for concurrent use.
+type Assembler struct {
+	sessions *Sessions
+	builder  *feedback.Builder
+	n        int
+}
+
+// NewAssembler returns an empty assembler with the session policy of cfg.
+func NewAssembler(cfg configs.Session) *Assembler {
+	return &Assembler{
+		sessions: NewSessions(cfg.IdleGap, cfg.TTL, cfg.MaxSessions),
+		builder:  feedback.NewBuilder(nil),
+	}
+}
+
+// Add appends ev, read at partition/offset at kafkaTime, to the batch.
+func (a *Assembler) Add(ev feedback.Event, partition int32, offset int64, kafkaTime time.Time) {
+	a.sessions.Assign(&ev)
+	a.builder.Append(feedback.Located{Event: ev, Partition: partition, Offset: offset, KafkaTime: kafkaTime})
+	a.n++
+}
+
+// Len is the number of events added since the last Flush.
+func (a *Assembler) Len() int { return a.n }
+
+// Flush returns the batch of the events added since the last Flush; the
+// caller releases it.
+func (a *Assembler) Flush() *feedback.Batch {
+	a.n = 0
+	return a.builder.NewBatch()
+}
+
+// Users is the number of users with a live session.
+func (a *Assembler) Users() int { return a.sessions.Len() }
+
+// Release frees the builder.
+func (a *Assembler) Release() { a.builder.Release() }
