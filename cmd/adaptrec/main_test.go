@@ -444,3 +444,38 @@ func childOf(t *testing.T, pid int, name string) int {
 	t.Fatalf("no %s child of pid %d", name, pid)
 	return 0
 }
+
+// TestEvalCLI runs `adaptrec eval` on a fixture: a Markdown table on stdout,
+// results.csv with the documented columns and one row per model, curve.png.
+func TestEvalCLI(t *testing.T) {
+	out := t.TempDir()
+	data := filepath.Join("..", "..", "testdata", "eval", "hand.jsonl")
+	p := start(t, os.Environ(), "eval", "--data", data, "--format", "events-jsonl", "--models", "pop,itemknn", "--batch", "2", "--out", out)
+	if err := p.wait(t, 60*time.Second); err != nil {
+		t.Fatalf("eval: %v\n%s", err, p.output())
+	}
+	if !strings.Contains(p.output(), "| popularity | 1.0000 | 0.9077 | 4 |") {
+		t.Fatalf("table lacks the hand-computed popularity row:\n%s", p.output())
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "results.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if !strings.HasPrefix(rows[0], "model,hr,ndcg,params_mean,params_final,events_per_s,train_us_per_batch") || len(rows) != 3 {
+		t.Fatalf("results.csv:\n%s", raw)
+	}
+	if st, err := os.Stat(filepath.Join(out, "curve.png")); err != nil || st.Size() < 1000 {
+		t.Fatalf("curve.png: %v", err)
+	}
+	for _, bad := range [][]string{
+		{"eval", "--data", data, "--format", "csv"},
+		{"eval", "--data", data, "--format", "events-jsonl", "--models", "pop,magic"},
+		{"eval", "--data", filepath.Join("..", "..", "testdata", "eval", "ratings.csv"), "--format", "events-jsonl"},
+	} {
+		p := start(t, os.Environ(), bad...)
+		if err := p.wait(t, 30*time.Second); err == nil {
+			t.Errorf("%v accepted:\n%s", bad, p.output())
+		}
+	}
+}
