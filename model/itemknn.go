@@ -31,14 +31,74 @@ type ItemKNNConfig struct {
 type ItemKNN struct {
 	cfg     ItemKNNConfig
 	items   *Vocab
-	count   []float64 // interactions per item
-	nbrs    []neighbours
+	co      cooc
 	users   *UserStore
 	scores  []float64
 	batches int64
 	batch   touched
 	heap    minHeap
-	pairs   int64
+}
+
+// cooc is the incremental co-occurrence table behind ItemKNN, also an input
+// of the DQN.
+type cooc struct {
+	count []float64 // interactions per item
+	nbrs  []neighbours
+	pairs int64
+}
+
+// grow makes room for item x.
+func (c *cooc) grow(x int32) {
+	for int(x) >= len(c.count) {
+		c.count = append(c.count, 0)
+		c.nbrs = append(c.nbrs, neighbours{})
+	}
+}
+
+// add records an interaction with x after the recent items.
+func (c *cooc) add(x int32, recent []int32) {
+	c.grow(x)
+	c.count[x]++
+	for _, y := range recent {
+		if y == x {
+			continue
+		}
+		if c.nbrs[x].add(y) {
+			c.pairs++
+		}
+		if c.nbrs[y].add(x) {
+			c.pairs++
+		}
+	}
+}
+
+// score fills out (one entry per item) with the decayed cosine similarity
+// of every item to the recent items (oldest first).
+func (c *cooc) score(recent []int32, decay float64, out []float64) {
+	clear(out)
+	w := 1.0
+	for r := len(recent) - 1; r >= 0; r-- {
+		y := recent[r]
+		ny := c.nbrs[y]
+		inv := w / math.Sqrt(c.count[y])
+		for j, it := range ny.item {
+			out[it] += inv * ny.count[j] / math.Sqrt(c.count[it])
+		}
+		w *= decay
+	}
+}
+
+// scoreOf is score for one item.
+func (c *cooc) scoreOf(recent []int32, decay float64, item int32) float64 {
+	s, w := 0.0, 1.0
+	for r := len(recent) - 1; r >= 0; r-- {
+		y := recent[r]
+		if p, ok := c.nbrs[y].pos[item]; ok {
+			s += w * c.nbrs[y].count[p] / math.Sqrt(c.count[y]*c.count[item])
+		}
+		w *= decay
+	}
+	return s
 }
 
 // neighbours is one item's co-occurrence row: parallel slices for fast
@@ -85,7 +145,7 @@ func (k *ItemKNN) Name() string { return "itemknn" }
 
 // Params implements Recommender: the co-occurrence counts kept (each pair
 // is stored in both rows) plus the item counts.
-func (k *ItemKNN) Params() int { return int(k.pairs) + len(k.count) }
+func (k *ItemKNN) Params() int { return int(k.co.pairs) + len(k.co.count) }
 
 // Learn implements Recommender.
 func (k *ItemKNN) Learn(ctx context.Context, b *feedback.Batch) ([]Recommendation, error) {
@@ -103,7 +163,7 @@ func (k *ItemKNN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Prob
 			if known && !seen {
 				probe(i, true, func() int {
 					k.score(u)
-					return order{score: k.scores, tie: k.count}.rank(item, u.Consumed)
+					return order{score: k.scores, tie: k.co.count}.rank(item, u.Consumed)
 				})
 			} else {
 				probe(i, false, nil)
@@ -117,38 +177,14 @@ func (k *ItemKNN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Prob
 
 // score fills k.scores with u's candidate scores.
 func (k *ItemKNN) score(u *UserState) {
-	k.scores = append(k.scores[:0], make([]float64, len(k.count))...)
-	w := 1.0
-	for r := len(u.Recent) - 1; r >= 0; r-- {
-		y := u.Recent[r]
-		ny := k.nbrs[y]
-		inv := w / math.Sqrt(k.count[y])
-		for j, c := range ny.item {
-			k.scores[c] += inv * ny.count[j] / math.Sqrt(k.count[c])
-		}
-		w *= k.cfg.Decay
-	}
+	k.scores = append(k.scores[:0], make([]float64, len(k.co.count))...)
+	k.co.score(u.Recent, k.cfg.Decay, k.scores)
 }
 
 func (k *ItemKNN) observe(b *feedback.Batch, i int, u *UserState) {
 	x := k.items.Add(b.ItemID(i))
-	if int(x) >= len(k.count) {
-		k.count = append(k.count, 0)
-		k.nbrs = append(k.nbrs, neighbours{})
-	}
-	k.count[x]++
-	for _, y := range u.Recent {
-		if y == x {
-			continue
-		}
-		if k.nbrs[x].add(y) {
-			k.pairs++
-		}
-		if k.nbrs[y].add(x) {
-			k.pairs++
-		}
-	}
-	k.users.Consume(u, x)
+	k.co.add(x, u.Recent)
+	k.users.Consume(u, x, b.Type(i))
 	note(u, b, i)
 	k.batch.add(u)
 }
@@ -159,7 +195,7 @@ func (k *ItemKNN) lists() []Recommendation {
 	out := make([]Recommendation, 0, len(k.batch.order))
 	for _, u := range k.batch.order {
 		k.score(u)
-		top := order{score: k.scores, tie: k.count}.top(k.cfg.TopN, u.Consumed, &k.heap)
+		top := order{score: k.scores, tie: k.co.count}.top(k.cfg.TopN, u.Consumed, &k.heap)
 		r := Recommendation{
 			UserID: u.ID, SessionID: u.Session, Partition: u.Partition, Offset: u.Offset,
 			ModelVersion: version, TS: now, Items: make([]Item, 0, len(top)),

@@ -112,7 +112,7 @@ func (p *Popularity) observe(b *feedback.Batch, i int, u *UserState) {
 		p.refMicros, x = t, 0
 	}
 	p.score[item] += math.Exp(x)
-	p.users.Consume(u, item)
+	p.users.Consume(u, item, b.Type(i))
 	note(u, b, i)
 	p.batch.add(u)
 }

@@ -1,6 +1,10 @@
 package model
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
 
 // UserState is what a model remembers of one user: the items consumed (so
 // they are not recommended again), the most recent ones (the session
@@ -10,7 +14,9 @@ type UserState struct {
 	Consumed map[int32]struct{}
 	// Recent holds the user's last items, oldest first, at most the store's
 	// recent length.
-	Recent    []int32
+	Recent []int32
+	// RecentTypes are the feedback types of Recent, in the same order.
+	RecentTypes []feedback.Type
 	LastTS    int64 // event time of the last event, Unix microseconds
 	Session   string
 	Partition int32
@@ -43,7 +49,7 @@ func (s *UserStore) Get(id string, ts int64) *UserState {
 	s.newest = max(s.newest, ts)
 	u, ok := s.lru.Get(id)
 	if !ok {
-		u = &UserState{ID: strings.Clone(id), Consumed: map[int32]struct{}{}, Recent: make([]int32, 0, s.recentLen)}
+		u = &UserState{ID: strings.Clone(id), Consumed: map[int32]struct{}{}}
 		s.lru.Put(u.ID, u)
 	}
 	u.LastTS = max(u.LastTS, ts)
@@ -56,9 +62,9 @@ func (s *UserStore) Lookup(id string) (*UserState, bool) {
 	return s.lru.Peek(id)
 }
 
-// Consume records that u consumed item: it is excluded from u's lists and
-// becomes u's most recent item.
-func (s *UserStore) Consume(u *UserState, item int32) {
+// Consume records that u consumed item with feedback typ: it is excluded
+// from u's lists and becomes u's most recent item.
+func (s *UserStore) Consume(u *UserState, item int32, typ feedback.Type) {
 	u.Consumed[item] = struct{}{}
 	if s.recentLen == 0 {
 		return
@@ -66,8 +72,11 @@ func (s *UserStore) Consume(u *UserState, item int32) {
 	if len(u.Recent) == s.recentLen {
 		copy(u.Recent, u.Recent[1:])
 		u.Recent = u.Recent[:len(u.Recent)-1]
+		copy(u.RecentTypes, u.RecentTypes[1:])
+		u.RecentTypes = u.RecentTypes[:len(u.RecentTypes)-1]
 	}
 	u.Recent = append(u.Recent, item)
+	u.RecentTypes = append(u.RecentTypes, typ)
 }
 
 func (s *UserStore) expire() {

@@ -1,0 +1,615 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+// maxWindow bounds DQNConfig.Window (transitions store the window inline).
+const maxWindow = 32
+
+// DQNConfig configures the DQN recommender.
+type DQNConfig struct {
+	Dim    int   // item embedding size d
+	Hidden []int // hidden layer widths of f(s)
+	Window int   // recent items in the state (L, at most 32)
+	Decay  float64
+
+	LR         float64 // Adam learning rate of the network
+	EmbLR      float64 // Adagrad learning rate of the item embeddings and biases
+	Negatives  int     // sampled negatives per training step, shared by its rows
+	Hard       int     // per-row negatives that co-occur with the row's session
+	Rows       int     // transitions per training step
+	Gamma      float64 // discount of the TD target
+	TDWeight   float64 // weight of the TD loss against the ranking loss
+	TargetSync int     // batches between target-network syncs
+	Replay     int     // replay buffer capacity, transitions
+
+	// Temperature of the Boltzmann exploration over the ExploreTop best
+	// items; 0 serves the greedy top-N.
+	Temperature float64
+	ExploreTop  int
+
+	Reward Reward
+
+	TopN     int
+	MaxUsers int
+	UserTTL  time.Duration
+	Seed     uint64
+}
+
+// Reward maps feedback to reward: a click earns Click; a view earns View
+// plus ViewPerMinute per minute of dwell (capped at one minute); a rating v
+// earns (v - RatingCenter) / RatingScale, so low ratings are negative.
+type Reward struct {
+	Click, View, ViewPerMinute, RatingCenter, RatingScale float64
+}
+
+// Of returns the reward of event i of b.
+func (r Reward) Of(b *feedback.Batch, i int) float32 {
+	v, has := b.Value(i)
+	switch b.Type(i) {
+	case feedback.Click:
+		return float32(r.Click)
+	case feedback.View:
+		dwell := 0.0
+		if has {
+			dwell = min(v/60, 1)
+		}
+		return float32(r.View + r.ViewPerMinute*dwell)
+	case feedback.Rating:
+		return float32((v - r.RatingCenter) / r.RatingScale)
+	}
+	return 0
+}
+
+// DefaultDQN is the configuration of the defaults file.
+func DefaultDQN() DQNConfig {
+	return DQNConfig{
+		Dim: 32, Hidden: []int{64}, Window: 10, Decay: 0.9,
+		LR: 1e-3, EmbLR: 0.05, Negatives: 32, Hard: 8, Rows: 256, Gamma: 0.5, TDWeight: 0.1, TargetSync: 10, Replay: 50_000,
+		Temperature: 0.05, ExploreTop: 50,
+		Reward: Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
+		TopN:   10, MaxUsers: 1 << 20, Seed: 1,
+	}
+}
+
+// DQN is the deep RL recommender: a double DQN whose Q-network scores a
+// user's session state against every item,
+//
+//	Q(s, a) = f(s)·e_a + b_a + α(s)·knn(s, a),
+//
+// where f is an MLP (gorgonia) over the recency-weighted mean of the input
+// embeddings of the session's last items and their feedback mix, e_a and
+// b_a are the item's output embedding and bias, and knn(s, a) is the
+// co-occurrence similarity of a to the session's items, weighted by α(s),
+// which the network learns (how much to trust co-occurrence is learned
+// online, not fixed). Each batch: events are scored and update their user's
+// state one by one with fixed weights, then one gradient step trains on the
+// batch's transitions plus replayed ones, with a ranking loss against
+// sampled negatives and a TD loss towards r + γ·Q_target(s', argmax Q(s', ·)).
+type DQN struct {
+	cfg   DQNConfig
+	rng   *rand.Rand
+	in    int
+	items *Vocab
+	// item tables, row-major rows×dim
+	ein, eout, bias []float32
+	einOpt, eoutOpt adagradRows
+	biasOpt         adagradRows
+	co              cooc
+	net, target     *qnet
+	opts            []*adam // per layer: W then B
+	graph           *trainGraph
+	users           *UserStore
+	replay          []transition
+	replayNext      int
+	pending         []transition
+	batches, steps  int64
+	trainTime       time.Duration
+	lastBPR, lastTD float32
+	batch           touched
+	// scratch
+	x, q, qt []float32
+	scr      [2][]float32
+	scores   []float64
+	knn      []float64
+	heap     minHeap
+	negs     []int32
+	wts      []float32
+}
+
+type transition struct {
+	recent [maxWindow]int32
+	types  [maxWindow]feedback.Type
+	n      uint8
+	pos    int32
+	reward float32
+	hard   [maxHard]int32 // the step's hard negatives (scratch)
+}
+
+const maxHard = 16
+
+// NewDQN returns an untrained DQN.
+func NewDQN(cfg DQNConfig) (*DQN, error) {
+	if cfg.Window <= 0 || cfg.Window > maxWindow {
+		return nil, fmt.Errorf("dqn: window must be within 1..%d, got %d", maxWindow, cfg.Window)
+	}
+	if cfg.Hard < 0 || cfg.Hard > maxHard {
+		return nil, fmt.Errorf("dqn: hard negatives must be within 0..%d, got %d", maxHard, cfg.Hard)
+	}
+	if cfg.Dim <= 0 || cfg.Negatives <= 0 || cfg.Rows <= 0 || cfg.TargetSync <= 0 || cfg.Replay <= 0 || cfg.TopN <= 0 {
+		return nil, fmt.Errorf("dqn: dim, negatives, rows, target_sync, replay and top_n must be positive")
+	}
+	for _, w := range cfg.Hidden {
+		if w <= 0 {
+			return nil, fmt.Errorf("dqn: hidden widths must be positive, got %v", cfg.Hidden)
+		}
+	}
+	if cfg.MaxUsers <= 0 {
+		cfg.MaxUsers = 1 << 20
+	}
+	d := &DQN{
+		cfg:     cfg,
+		rng:     rand.New(rand.NewPCG(cfg.Seed, 0xd9e)),
+		in:      cfg.Dim + 4,
+		items:   NewVocab(),
+		einOpt:  adagradRows{lr: float32(cfg.EmbLR), dim: cfg.Dim},
+		eoutOpt: adagradRows{lr: float32(cfg.EmbLR), dim: cfg.Dim},
+		biasOpt: adagradRows{lr: float32(cfg.EmbLR), dim: 1},
+		users:   NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), cfg.Window),
+	}
+	d.net = newQNet(d.in, cfg.Dim, cfg.Hidden, d.rng)
+	d.target = d.net.clone()
+	if err := d.rebuild(); err != nil {
+		return nil, err
+	}
+	d.x, d.q, d.qt = make([]float32, d.in), make([]float32, cfg.Dim), make([]float32, cfg.Dim)
+	return d, nil
+}
+
+// rebuild makes the training graph and optimiser state for the current
+// architecture.
+func (d *DQN) rebuild() error {
+	if d.graph != nil {
+		d.graph.close()
+	}
+	g, err := newTrainGraph(d.net, d.cfg.Rows, d.cfg.Negatives, d.cfg.Hard, float32(d.cfg.TDWeight))
+	if err != nil {
+		return err
+	}
+	d.graph = g
+	d.opts = d.opts[:0]
+	for _, l := range d.net.layers() {
+		d.opts = append(d.opts, newAdam(len(l.W), d.cfg.LR), newAdam(len(l.B), d.cfg.LR))
+	}
+	return nil
+}
+
+// Close releases the training graph.
+func (d *DQN) Close() { d.graph.close() }
+
+// Name implements Recommender.
+func (d *DQN) Name() string { return "dqn" }
+
+// Params implements Recommender: network weights plus item tables.
+func (d *DQN) Params() int { return d.net.params() + len(d.ein) + len(d.eout) + len(d.bias) }
+
+// TrainTime is the time spent in gradient steps (eval.Trainer).
+func (d *DQN) TrainTime() time.Duration { return d.trainTime }
+
+// Users is the number of users remembered.
+func (d *DQN) Users() int { return d.users.Len() }
+
+// Learn implements Recommender.
+func (d *DQN) Learn(ctx context.Context, b *feedback.Batch) ([]Recommendation, error) {
+	return d.LearnProbed(ctx, b, nil)
+}
+
+// LearnProbed implements Probed.
+func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) ([]Recommendation, error) {
+	d.batch.reset()
+	d.pending = d.pending[:0]
+	for i := range b.Len() {
+		u := d.users.Get(b.UserID(i), b.TSMicros(i))
+		if probe != nil {
+			item, known := d.items.Lookup(b.ItemID(i))
+			_, seen := u.Consumed[item]
+			if known && !seen {
+				probe(i, true, func() int {
+					d.scoreAll(u.Recent, u.RecentTypes)
+					return order{score: d.scores}.rank(item, u.Consumed)
+				})
+			} else {
+				probe(i, false, nil)
+			}
+		}
+		x := d.addItem(b.ItemID(i))
+		var tr transition
+		tr.n = uint8(copy(tr.recent[:], u.Recent))
+		copy(tr.types[:], u.RecentTypes)
+		tr.pos, tr.reward = x, d.cfg.Reward.Of(b, i)
+		d.pending = append(d.pending, tr)
+		d.co.add(x, u.Recent)
+		d.users.Consume(u, x, b.Type(i))
+		note(u, b, i)
+		d.batch.add(u)
+	}
+	if len(d.pending) > 0 {
+		if err := d.train(); err != nil {
+			return nil, err
+		}
+	}
+	d.batches++
+	if d.batches%int64(d.cfg.TargetSync) == 0 {
+		d.target.copyFrom(d.net)
+	}
+	return d.lists(), ctx.Err()
+}
+
+// addItem returns the index of id, growing the item tables for a new one.
+func (d *DQN) addItem(id string) int32 {
+	x := d.items.Add(id)
+	for int(x) >= len(d.bias) {
+		for range d.cfg.Dim {
+			d.ein = append(d.ein, float32(d.rng.NormFloat64()*0.1))
+			d.eout = append(d.eout, float32(d.rng.NormFloat64()*0.1))
+		}
+		d.bias = append(d.bias, 0)
+	}
+	d.einOpt.grow(len(d.bias))
+	d.eoutOpt.grow(len(d.bias))
+	d.biasOpt.grow(len(d.bias))
+	d.co.grow(x)
+	return x
+}
+
+// features writes the state vector of a window into x and returns the
+// weight of each window item in the embedding mean (for the backward pass).
+func (d *DQN) features(recent []int32, types []feedback.Type, x []float32) []float32 {
+	dim := d.cfg.Dim
+	clear(x)
+	d.wts = d.wts[:0]
+	if len(recent) == 0 {
+		return d.wts
+	}
+	w, total := float32(1), float32(0)
+	d.wts = append(d.wts, make([]float32, len(recent))...)
+	for k := len(recent) - 1; k >= 0; k-- {
+		d.wts[k] = w
+		total += w
+		w *= float32(d.cfg.Decay)
+	}
+	for k, item := range recent {
+		d.wts[k] /= total
+		row := d.ein[int(item)*dim : int(item+1)*dim]
+		for j, v := range row {
+			x[j] += d.wts[k] * v
+		}
+		switch types[k] {
+		case feedback.Click:
+			x[dim]++
+		case feedback.View:
+			x[dim+1]++
+		case feedback.Rating:
+			x[dim+2]++
+		}
+	}
+	for j := dim; j < dim+3; j++ {
+		x[j] /= float32(len(recent))
+	}
+	x[dim+3] = float32(len(recent)) / float32(d.cfg.Window)
+	return d.wts
+}
+
+// scoreAll fills d.scores with Q(s, a) of every known item for the state
+// of the given window, with the online network.
+func (d *DQN) scoreAll(recent []int32, types []feedback.Type) {
+	d.features(recent, types, d.x)
+	alpha := d.net.forward(d.x, d.q, &d.scr)
+	n := len(d.bias)
+	if cap(d.knn) < n {
+		d.knn = make([]float64, n)
+		d.scores = make([]float64, n)
+	}
+	d.knn, d.scores = d.knn[:n], d.scores[:n]
+	d.co.score(recent, d.cfg.Decay, d.knn)
+	dim := d.cfg.Dim
+	for a := range n {
+		row := d.eout[a*dim : (a+1)*dim]
+		s := float32(0)
+		for j, v := range row {
+			s += d.q[j] * v
+		}
+		d.scores[a] = float64(s+d.bias[a]) + float64(alpha)*d.knn[a]
+	}
+}
+
+// qOf is Q(s, a) for one item given q and α of the state.
+func (d *DQN) qOf(q []float32, alpha float32, recent []int32, a int32) float32 {
+	dim := d.cfg.Dim
+	row := d.eout[int(a)*dim : int(a+1)*dim]
+	s := d.bias[a]
+	for j, v := range row {
+		s += q[j] * v
+	}
+	return s + alpha*float32(d.co.scoreOf(recent, d.cfg.Decay, a))
+}
+
+// train runs the gradient steps of a batch: its transitions, topped up
+// with replayed ones to fill each step's rows.
+func (d *DQN) train() error {
+	start := time.Now()
+	rows := d.cfg.Rows
+	for lo := 0; lo < len(d.pending); lo += rows {
+		hi := min(lo+rows, len(d.pending))
+		step := d.pending[lo:hi]
+		for len(step) < rows {
+			if len(d.replay) > 0 {
+				step = append(step, d.replay[d.rng.IntN(len(d.replay))])
+			} else {
+				step = append(step, d.pending[lo+d.rng.IntN(hi-lo)])
+			}
+		}
+		if err := d.step(step); err != nil {
+			return err
+		}
+	}
+	for _, tr := range d.pending {
+		if len(d.replay) < d.cfg.Replay {
+			d.replay = append(d.replay, tr)
+		} else {
+			d.replay[d.replayNext] = tr
+			d.replayNext = (d.replayNext + 1) % d.cfg.Replay
+		}
+	}
+	d.trainTime += time.Since(start)
+	return nil
+}
+
+// step is one gradient step on exactly cfg.Rows transitions.
+func (d *DQN) step(rows []transition) error {
+	g := d.graph
+	dim, in, nn := d.cfg.Dim, d.in, d.cfg.Negatives
+	nItems := int32(len(d.bias))
+	d.negs = d.negs[:0]
+	for range nn {
+		d.negs = append(d.negs, d.rng.Int32N(nItems))
+	}
+	for j, a := range d.negs {
+		copy(g.Eneg[j*dim:(j+1)*dim], d.eout[int(a)*dim:int(a+1)*dim])
+		g.Bneg[j] = d.bias[a]
+	}
+	var next [maxWindow]int32
+	var nextTypes [maxWindow]feedback.Type
+	for r := range rows {
+		tr := &rows[r]
+		recent := tr.recent[:tr.n]
+		d.features(recent, tr.types[:tr.n], g.X[r*in:(r+1)*in])
+		copy(g.Epos[r*dim:(r+1)*dim], d.eout[int(tr.pos)*dim:int(tr.pos+1)*dim])
+		g.Bpos[r] = d.bias[tr.pos]
+		g.KnnPos[r] = float32(d.co.scoreOf(recent, d.cfg.Decay, tr.pos))
+		for j, a := range d.negs {
+			g.KnnNeg[r*nn+j] = float32(d.co.scoreOf(recent, d.cfg.Decay, a))
+		}
+		nh := d.cfg.Hard
+		for j := range nh {
+			a := d.hardNegative(recent, tr.pos, nItems)
+			tr.hard[j] = a
+			copy(g.Ehard[(r*nh+j)*dim:(r*nh+j+1)*dim], d.eout[int(a)*dim:int(a+1)*dim])
+			g.Bhard[r*nh+j] = d.bias[a]
+			g.KnnHard[r*nh+j] = float32(d.co.scoreOf(recent, d.cfg.Decay, a))
+		}
+		// Double DQN target: the online network picks the best next
+		// action among the negatives, the target network values it.
+		nn0 := copy(next[:], recent)
+		if nn0 == d.cfg.Window {
+			copy(next[:], next[1:nn0])
+			copy(nextTypes[:], tr.types[1:tr.n])
+			nn0--
+		} else {
+			copy(nextTypes[:], tr.types[:tr.n])
+		}
+		next[nn0], nextTypes[nn0] = tr.pos, feedback.Click
+		nw := next[:nn0+1]
+		d.features(nw, nextTypes[:nn0+1], d.x)
+		aOn := d.net.forward(d.x, d.q, &d.scr)
+		aTg, vTg := d.target.forwardV(d.x, d.qt, &d.scr)
+		best, bestQ := int32(-1), float32(math.Inf(-1))
+		for _, a := range d.negs {
+			if a == tr.pos {
+				continue
+			}
+			if q := d.qOf(d.q, aOn, nw, a); q > bestQ {
+				best, bestQ = a, q
+			}
+		}
+		y := tr.reward
+		if best >= 0 {
+			y += float32(d.cfg.Gamma) * (vTg + d.qOf(d.qt, aTg, nw, best))
+		}
+		g.Y[r] = y
+	}
+	bpr, td, err := g.run()
+	if err != nil {
+		return err
+	}
+	d.lastBPR, d.lastTD = bpr, td
+	d.steps++
+
+	// Network weights: Adam on the gradients of the shared slices.
+	for i, l := range d.net.layers() {
+		d.opts[2*i].step(l.W, grad(g.weights[weightIndex(d.net, i, false)]), 1)
+		if l == &d.net.head {
+			continue
+		}
+		d.opts[2*i+1].step(l.B, grad(g.weights[weightIndex(d.net, i, true)]), 1)
+	}
+	// Item tables: scatter the input gradients into the rows they came from.
+	gx, gpos, gneg := grad(g.x), grad(g.epos), grad(g.eneg)
+	gbpos, gbneg := grad(g.bpos), grad(g.bneg)
+	ghard, gbhard := grad(g.ehard), grad(g.bhard)
+	for r := range rows {
+		tr := &rows[r]
+		d.eoutOpt.step(d.eout, tr.pos, gpos[r*dim:(r+1)*dim])
+		d.biasOpt.step(d.bias, tr.pos, gbpos[r:r+1])
+		for j := range d.cfg.Hard {
+			k := r*d.cfg.Hard + j
+			d.eoutOpt.step(d.eout, tr.hard[j], ghard[k*dim:(k+1)*dim])
+			d.biasOpt.step(d.bias, tr.hard[j], gbhard[k:k+1])
+		}
+		wts := d.features(tr.recent[:tr.n], tr.types[:tr.n], d.x)
+		gh := gx[r*in : r*in+dim]
+		for k, item := range tr.recent[:tr.n] {
+			scaled := d.q[:dim] // reuse as scratch
+			for j := range gh {
+				scaled[j] = wts[k] * gh[j]
+			}
+			d.einOpt.step(d.ein, item, scaled)
+		}
+	}
+	for j, a := range d.negs {
+		d.eoutOpt.step(d.eout, a, gneg[j*dim:(j+1)*dim])
+		d.biasOpt.step(d.bias, a, gbneg[j:j+1])
+	}
+	return nil
+}
+
+// hardNegative draws an item that co-occurred with one of the session's
+// items (a neighbour of a random recent item), other than pos; uniform when
+// the session has no neighbours.
+func (d *DQN) hardNegative(recent []int32, pos, nItems int32) int32 {
+	for range 4 {
+		if len(recent) == 0 {
+			break
+		}
+		nb := d.co.nbrs[recent[d.rng.IntN(len(recent))]].item
+		if len(nb) == 0 {
+			continue
+		}
+		if a := nb[d.rng.IntN(len(nb))]; a != pos {
+			return a
+		}
+	}
+	return d.rng.Int32N(nItems)
+}
+
+// weightIndex maps layer i of the network (and W or B) to its node in the
+// training graph: hidden layers contribute W, B each; then wq, wa, ba, wv, bv.
+func weightIndex(n *qnet, i int, bias bool) int {
+	h := len(n.hidden)
+	switch {
+	case i < h:
+		if bias {
+			return 2*i + 1
+		}
+		return 2 * i
+	case i == h: // head: W only
+		return 2 * h
+	case i == h+1: // alpha
+		if bias {
+			return 2*h + 2
+		}
+		return 2*h + 1
+	default: // value
+		if bias {
+			return 2*h + 4
+		}
+		return 2*h + 3
+	}
+}
+
+// lists serves each touched user: the best items by Q, with Boltzmann
+// exploration over the top ExploreTop and the probability of each pick.
+func (d *DQN) lists() []Recommendation {
+	version := fmt.Sprintf("dqn-%d", d.batches)
+	now := time.Now().UTC()
+	out := make([]Recommendation, 0, len(d.batch.order))
+	for _, u := range d.batch.order {
+		d.scoreAll(u.Recent, u.RecentTypes)
+		r := Recommendation{UserID: u.ID, SessionID: u.Session, Partition: u.Partition, Offset: u.Offset, ModelVersion: version, TS: now}
+		if d.cfg.Temperature <= 0 {
+			for _, it := range (order{score: d.scores}).top(d.cfg.TopN, u.Consumed, &d.heap) {
+				r.Items = append(r.Items, Item{ItemID: d.items.ID(it), Score: d.scores[it], Propensity: 1})
+			}
+		} else {
+			cand := order{score: d.scores}.top(max(d.cfg.ExploreTop, d.cfg.TopN), u.Consumed, &d.heap)
+			r.Items = d.explore(cand)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// explore draws TopN of cand without replacement from softmax(Q/T) and
+// logs each pick's probability given the picks before it.
+func (d *DQN) explore(cand []int32) []Item {
+	items := make([]Item, 0, d.cfg.TopN)
+	if len(cand) == 0 {
+		return items
+	}
+	top := d.scores[cand[0]]
+	w := make([]float64, len(cand))
+	total := 0.0
+	for i, c := range cand {
+		w[i] = math.Exp((d.scores[c] - top) / d.cfg.Temperature)
+		total += w[i]
+	}
+	for len(items) < d.cfg.TopN && total > 0 {
+		u := d.rng.Float64() * total
+		pick := len(w) - 1
+		for i, wi := range w {
+			if u < wi {
+				pick = i
+				break
+			}
+			u -= wi
+		}
+		for w[pick] == 0 { // rounding landed on a drawn item: take the last undrawn
+			pick--
+		}
+		c := cand[pick]
+		items = append(items, Item{ItemID: d.items.ID(c), Score: d.scores[c], Propensity: w[pick] / total})
+		total -= w[pick]
+		w[pick] = 0
+	}
+	return items
+}
+
+// Checksum hashes every learned weight (network and item tables), for
+// determinism checks.
+func (d *DQN) Checksum() uint64 {
+	h := fnv.New64a()
+	put := func(s []float32) {
+		var b [4]byte
+		for _, v := range s {
+			u := math.Float32bits(v)
+			b[0], b[1], b[2], b[3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
+			h.Write(b[:])
+		}
+	}
+	for _, l := range d.net.layers() {
+		put(l.W)
+		put(l.B)
+	}
+	put(d.ein)
+	put(d.eout)
+	put(d.bias)
+	return h.Sum64()
+}
+
+// TrainStats reports the losses of the last step and the steps taken.
+func (d *DQN) TrainStats() (bpr, td float32, steps int64) { return d.lastBPR, d.lastTD, d.steps }
+
+// Alpha is α(s) of the empty state, a probe of the learned trust in
+// co-occurrence.
+func (d *DQN) Alpha() float32 {
+	d.features(nil, nil, d.x)
+	return d.net.forward(d.x, d.q, &d.scr)
+}

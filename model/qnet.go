@@ -1,0 +1,300 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// layer is a dense layer, y = x·W + b, W row-major in×out.
+type layer struct {
+	in, out int
+	W, B    []float32
+}
+
+// qnet is the Q-network f(s): ReLU hidden layers, then two heads on the
+// last hidden layer: q, the d-dimensional vector Q(s, a) = q·e_a + b_a +
+// α·knn(s, a) is scored with, and α = softplus(h·w_α + c), the trust the
+// state puts in co-occurrence evidence. The weights are plain slices: the
+// serving path reads them directly, and the training graph is built over
+// the same memory.
+type qnet struct {
+	in, dim int
+	hidden  []layer
+	head    layer // last hidden -> dim, no bias (b_a plays that role)
+	alpha   layer // last hidden -> 1
+	value   layer // last hidden -> 1: v(s), the state's level, which ranking ignores
+}
+
+func newQNet(in, dim int, widths []int, rng *rand.Rand) *qnet {
+	n := &qnet{in: in, dim: dim}
+	prev := in
+	for _, w := range widths {
+		n.hidden = append(n.hidden, newLayer(prev, w, rng, true))
+		prev = w
+	}
+	n.head = newLayer(prev, dim, rng, false)
+	n.alpha = newLayer(prev, 1, rng, true)
+	n.alpha.B[0] = 1 // start by trusting co-occurrence moderately
+	n.value = newLayer(prev, 1, rng, true)
+	return n
+}
+
+// newLayer initialises W with He-uniform (Glorot for the linear head).
+func newLayer(in, out int, rng *rand.Rand, bias bool) layer {
+	l := layer{in: in, out: out, W: make([]float32, in*out), B: make([]float32, out)}
+	limit := math.Sqrt(6 / float64(in))
+	if !bias {
+		limit = math.Sqrt(6 / float64(in+out))
+	}
+	for i := range l.W {
+		l.W[i] = float32((rng.Float64()*2 - 1) * limit)
+	}
+	return l
+}
+
+func (n *qnet) last() int {
+	if len(n.hidden) == 0 {
+		return n.in
+	}
+	return n.hidden[len(n.hidden)-1].out
+}
+
+// params is the number of weights.
+func (n *qnet) params() int {
+	p := 0
+	for _, l := range n.layers() {
+		p += len(l.W) + len(l.B)
+	}
+	return p - len(n.head.B) // the head has no bias
+}
+
+func (n *qnet) layers() []*layer {
+	out := make([]*layer, 0, len(n.hidden)+2)
+	for i := range n.hidden {
+		out = append(out, &n.hidden[i])
+	}
+	return append(out, &n.head, &n.alpha, &n.value)
+}
+
+func (n *qnet) clone() *qnet {
+	c := &qnet{in: n.in, dim: n.dim}
+	cp := func(l layer) layer {
+		return layer{in: l.in, out: l.out, W: append([]float32(nil), l.W...), B: append([]float32(nil), l.B...)}
+	}
+	for _, l := range n.hidden {
+		c.hidden = append(c.hidden, cp(l))
+	}
+	c.head, c.alpha, c.value = cp(n.head), cp(n.alpha), cp(n.value)
+	return c
+}
+
+// copyFrom overwrites n's weights with o's (same shapes).
+func (n *qnet) copyFrom(o *qnet) {
+	for i, l := range n.layers() {
+		ol := o.layers()[i]
+		copy(l.W, ol.W)
+		copy(l.B, ol.B)
+	}
+}
+
+// widths are the hidden layer sizes.
+func (n *qnet) widths() []int {
+	w := make([]int, len(n.hidden))
+	for i, l := range n.hidden {
+		w[i] = l.out
+	}
+	return w
+}
+
+// forward computes q (len dim) and α for one state x. scratch is reused.
+func (n *qnet) forward(x []float32, q []float32, scratch *[2][]float32) (alpha float32) {
+	alpha, _ = n.forwardV(x, q, scratch)
+	return alpha
+}
+
+// forwardV is forward that also returns v(s).
+func (n *qnet) forwardV(x []float32, q []float32, scratch *[2][]float32) (alpha, value float32) {
+	h := x
+	for i, l := range n.hidden {
+		buf := &scratch[i%2]
+		if cap(*buf) < l.out {
+			*buf = make([]float32, l.out)
+		}
+		out := (*buf)[:l.out]
+		copy(out, l.B)
+		for r, xv := range h {
+			if xv == 0 {
+				continue
+			}
+			row := l.W[r*l.out : (r+1)*l.out]
+			for c, w := range row {
+				out[c] += xv * w
+			}
+		}
+		for c, v := range out {
+			if v < 0 {
+				out[c] = 0
+			}
+		}
+		h = out
+	}
+	clear(q)
+	a, v := n.alpha.B[0], n.value.B[0]
+	for r, hv := range h {
+		if hv == 0 {
+			continue
+		}
+		row := n.head.W[r*n.dim : (r+1)*n.dim]
+		for c, w := range row {
+			q[c] += hv * w
+		}
+		a += hv * n.alpha.W[r]
+		v += hv * n.value.W[r]
+	}
+	return softplus(a), v
+}
+
+func softplus(x float32) float32 {
+	if x > 20 {
+		return x
+	}
+	return float32(math.Log1p(math.Exp(float64(x))))
+}
+
+// trainGraph is the gorgonia graph of one training step for a fixed
+// architecture and fixed sizes: rows transitions, each with its positive
+// item, against negs negative items shared by all rows. The loss is
+//
+//	BPR:  mean over rows and negatives of softplus(-(Q(s,pos) - Q(s,neg)))
+//	TD:   mean over rows of (Q(s,pos) - y)², y the double-DQN target
+//	loss = BPR + tdWeight·TD
+//
+// Weight nodes share memory with the qnet, so gradients come back for the
+// network's own slices; the item rows (e_pos, e_neg, biases) are inputs
+// whose gradients the model scatters into its embedding tables. A graph is
+// owned by the model's goroutine and never shared.
+type trainGraph struct {
+	g                    *G.ExprGraph
+	vm                   G.VM
+	rows, negs, hard     int
+	x, epos, eneg, ehard *G.Node
+	knnhard, bhard       *G.Node
+	bpos, bneg           *G.Node
+	knnpos, knnneg, y    *G.Node
+	weights              G.Nodes
+	loss, bprLoss, tdOut *G.Node
+	// backing slices of the inputs, filled before each step
+	X, Epos, Eneg, Bpos, Bneg, KnnPos, KnnNeg, Y []float32
+	Ehard, Bhard, KnnHard                       []float32
+}
+
+func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph, error) {
+	t := &trainGraph{g: G.NewGraph(), rows: rows, negs: negs, hard: hard}
+	g := t.g
+	input := func(name string, backing *[]float32, shape ...int) *G.Node {
+		size := 1
+		for _, s := range shape {
+			size *= s
+		}
+		*backing = make([]float32, size)
+		return G.NewTensor(g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
+			G.WithValue(tensor.New(tensor.WithShape(shape...), tensor.WithBacking(*backing))))
+	}
+	weight := func(name string, data []float32, shape ...int) *G.Node {
+		w := G.NewTensor(g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
+			G.WithValue(tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))))
+		t.weights = append(t.weights, w)
+		return w
+	}
+	t.x = input("x", &t.X, rows, n.in)
+	t.epos = input("epos", &t.Epos, rows, n.dim)
+	t.eneg = input("eneg", &t.Eneg, negs, n.dim)
+	t.bpos = input("bpos", &t.Bpos, rows, 1)
+	t.bneg = input("bneg", &t.Bneg, 1, negs)
+	t.knnpos = input("knnpos", &t.KnnPos, rows, 1)
+	t.knnneg = input("knnneg", &t.KnnNeg, rows, negs)
+	t.y = input("y", &t.Y, rows, 1)
+	t.ehard = input("ehard", &t.Ehard, rows, hard, n.dim)
+	t.bhard = input("bhard", &t.Bhard, rows, hard)
+	t.knnhard = input("knnhard", &t.KnnHard, rows, hard)
+
+	var err error
+	must := func(nd *G.Node, e error) *G.Node {
+		if e != nil && err == nil {
+			err = e
+		}
+		return nd
+	}
+	h := t.x
+	for i, l := range n.hidden {
+		w := weight(fmt.Sprintf("w%d", i), l.W, l.in, l.out)
+		b := weight(fmt.Sprintf("b%d", i), l.B, 1, l.out)
+		h = must(G.Rectify(must(G.BroadcastAdd(must(G.Mul(h, w)), b, nil, []byte{0}))))
+	}
+	wq := weight("wq", n.head.W, n.head.in, n.head.out)
+	wa := weight("wa", n.alpha.W, n.alpha.in, 1)
+	ba := weight("ba", n.alpha.B, 1, 1)
+	wv := weight("wv", n.value.W, n.value.in, 1)
+	bv := weight("bv", n.value.B, 1, 1)
+	if err != nil {
+		return nil, err
+	}
+	q := must(G.Mul(h, wq))                                                              // rows×dim
+	alpha := must(G.Softplus(must(G.BroadcastAdd(must(G.Mul(h, wa)), ba, nil, []byte{0})))) // rows×1
+	qpos := must(G.Reshape(must(G.Sum(must(G.HadamardProd(q, t.epos)), 1)), tensor.Shape{rows, 1}))
+	qpos = must(G.Add(must(G.Add(qpos, t.bpos)), must(G.HadamardProd(alpha, t.knnpos))))
+	value := must(G.BroadcastAdd(must(G.Mul(h, wv)), bv, nil, []byte{0})) // rows×1
+	// v(s) is the same for every item of a state: it cancels in the ranking
+	// losses and gives the TD loss the state's level to fit.
+	qposTD := must(G.Add(qpos, value))
+	qneg := must(G.Mul(q, must(G.Transpose(t.eneg)))) // rows×negs
+	qneg = must(G.BroadcastAdd(qneg, t.bneg, nil, []byte{0}))
+	qneg = must(G.Add(qneg, must(G.BroadcastHadamardProd(alpha, t.knnneg, []byte{1}, nil))))
+	diff := must(G.BroadcastSub(qpos, qneg, []byte{1}, nil))
+	bprNeg := must(G.Mean(must(G.Softplus(must(G.Neg(diff))))))
+	// Per-row hard negatives: items that co-occur with the row's session
+	// but were not chosen.
+	q3 := must(G.Reshape(q, tensor.Shape{rows, 1, n.dim}))
+	qhard := must(G.Sum(must(G.BroadcastHadamardProd(q3, t.ehard, []byte{1}, nil)), 2)) // rows×hard
+	qhard = must(G.Add(must(G.Add(qhard, t.bhard)), must(G.BroadcastHadamardProd(alpha, t.knnhard, []byte{1}, nil))))
+	dhard := must(G.BroadcastSub(qpos, qhard, []byte{1}, nil))
+	bprHard := must(G.Mean(must(G.Softplus(must(G.Neg(dhard))))))
+	t.bprLoss = must(G.Add(bprNeg, bprHard))
+	td := must(G.Mean(must(G.Square(must(G.Sub(qposTD, t.y))))))
+	t.tdOut = td
+	tdw := G.NewScalar(g, tensor.Float32, G.WithName("tdw"), G.WithValue(tdWeight))
+	t.loss = must(G.Add(t.bprLoss, must(G.Mul(td, tdw))))
+	if err != nil {
+		return nil, fmt.Errorf("building the training graph: %w", err)
+	}
+	wrt := append(G.Nodes{t.x, t.epos, t.eneg, t.bpos, t.bneg, t.ehard, t.bhard}, t.weights...)
+	if _, err := G.Grad(t.loss, wrt...); err != nil {
+		return nil, fmt.Errorf("differentiating the training graph: %w", err)
+	}
+	t.vm = G.NewTapeMachine(g, G.BindDualValues(wrt...))
+	return t, nil
+}
+
+// run executes one forward and backward pass.
+func (t *trainGraph) run() (bpr, td float32, err error) {
+	defer t.vm.Reset()
+	if err := t.vm.RunAll(); err != nil {
+		return 0, 0, fmt.Errorf("training step: %w", err)
+	}
+	return t.bprLoss.Value().Data().(float32), t.tdOut.Value().Data().(float32), nil
+}
+
+// grad returns the gradient of node n after run.
+func grad(n *G.Node) []float32 {
+	v, err := n.Grad()
+	if err != nil {
+		panic(fmt.Sprintf("no gradient for %s: %v", n.Name(), err))
+	}
+	return v.Data().([]float32)
+}
+
+func (t *trainGraph) close() { t.vm.Close() }
