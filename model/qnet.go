@@ -189,7 +189,7 @@ type trainGraph struct {
 	loss, bprLoss, tdOut *G.Node
 	// backing slices of the inputs, filled before each step
 	X, Epos, Eneg, Bpos, Bneg, KnnPos, KnnNeg, Y []float32
-	Ehard, Bhard, KnnHard                       []float32
+	Ehard, Bhard, KnnHard                        []float32
 }
 
 func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph, error) {
@@ -243,7 +243,7 @@ func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph
 	if err != nil {
 		return nil, err
 	}
-	q := must(G.Mul(h, wq))                                                              // rows×dim
+	q := must(G.Mul(h, wq))                                                                 // rows×dim
 	alpha := must(G.Softplus(must(G.BroadcastAdd(must(G.Mul(h, wa)), ba, nil, []byte{0})))) // rows×1
 	qpos := must(G.Reshape(must(G.Sum(must(G.HadamardProd(q, t.epos)), 1)), tensor.Shape{rows, 1}))
 	qpos = must(G.Add(must(G.Add(qpos, t.bpos)), must(G.HadamardProd(alpha, t.knnpos))))

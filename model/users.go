@@ -17,10 +17,10 @@ type UserState struct {
 	Recent []int32
 	// RecentTypes are the feedback types of Recent, in the same order.
 	RecentTypes []feedback.Type
-	LastTS    int64 // event time of the last event, Unix microseconds
-	Session   string
-	Partition int32
-	Offset    int64
+	LastTS      int64 // event time of the last event, Unix microseconds
+	Session     string
+	Partition   int32
+	Offset      int64
 }
 
 // UserStore bounds the users a model remembers: at most max users (the
