@@ -38,6 +38,19 @@ type DQNConfig struct {
 
 	Reward Reward
 
+	// StepsPerBatch is the number of gradient steps per batch (each on
+	// Rows transitions).
+	StepsPerBatch int
+	// Skip adds the state's embedding mean to f(s) (a residual connection).
+	Skip bool
+	// NoKNN drops the co-occurrence term from Q (an ablation).
+	NoKNN bool
+	// AlphaInit is the initial trust in co-occurrence, α of a fresh network.
+	AlphaInit float64
+	// Profile adds the user's long-term profile (the mean input embedding
+	// of everything the user consumed) to the state.
+	Profile bool
+
 	TopN     int
 	MaxUsers int
 	UserTTL  time.Duration
@@ -73,10 +86,10 @@ func (r Reward) Of(b *feedback.Batch, i int) float32 {
 func DefaultDQN() DQNConfig {
 	return DQNConfig{
 		Dim: 32, Hidden: []int{64}, Window: 10, Decay: 0.9,
-		LR: 1e-3, EmbLR: 0.05, Negatives: 32, Hard: 8, Rows: 256, Gamma: 0.5, TDWeight: 0.1, TargetSync: 10, Replay: 50_000,
+		LR: 1e-3, EmbLR: 0.02, Negatives: 32, Hard: 8, Rows: 256, Gamma: 0.5, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
 		Temperature: 0.05, ExploreTop: 50,
 		Reward: Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
-		TopN:   10, MaxUsers: 1 << 20, Seed: 1,
+		TopN:   10, MaxUsers: 1 << 20, Seed: 1, StepsPerBatch: 1, Profile: false, AlphaInit: 4, Skip: true,
 	}
 }
 
@@ -117,6 +130,7 @@ type DQN struct {
 	batch           touched
 	// scratch
 	x, q, qt []float32
+	prof     []float32
 	scr      [2][]float32
 	scores   []float64
 	knn      []float64
@@ -126,12 +140,13 @@ type DQN struct {
 }
 
 type transition struct {
-	recent [maxWindow]int32
-	types  [maxWindow]feedback.Type
-	n      uint8
-	pos    int32
-	reward float32
-	hard   [maxHard]int32 // the step's hard negatives (scratch)
+	profile []float32 // the user's profile mean at the time (nil: none)
+	recent  [maxWindow]int32
+	types   [maxWindow]feedback.Type
+	n       uint8
+	pos     int32
+	reward  float32
+	hard    [maxHard]int32 // the step's hard negatives (scratch)
 }
 
 const maxHard = 16
@@ -165,12 +180,20 @@ func NewDQN(cfg DQNConfig) (*DQN, error) {
 		biasOpt: adagradRows{lr: float32(cfg.EmbLR), dim: 1},
 		users:   NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), cfg.Window),
 	}
+	if cfg.Profile {
+		d.in += cfg.Dim
+	}
 	d.net = newQNet(d.in, cfg.Dim, cfg.Hidden, d.rng)
+	d.net.skip = cfg.Skip
+	if cfg.AlphaInit > 0 { // softplus⁻¹, so that α starts at AlphaInit
+		d.net.alpha.B[0] = float32(math.Log(math.Expm1(cfg.AlphaInit)))
+	}
 	d.target = d.net.clone()
 	if err := d.rebuild(); err != nil {
 		return nil, err
 	}
 	d.x, d.q, d.qt = make([]float32, d.in), make([]float32, cfg.Dim), make([]float32, cfg.Dim)
+	d.prof = make([]float32, cfg.Dim)
 	return d, nil
 }
 
@@ -223,7 +246,7 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 			_, seen := u.Consumed[item]
 			if known && !seen {
 				probe(i, true, func() int {
-					d.scoreAll(u.Recent, u.RecentTypes)
+					d.scoreAll(u)
 					return order{score: d.scores}.rank(item, u.Consumed)
 				})
 			} else {
@@ -235,6 +258,10 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 		tr.n = uint8(copy(tr.recent[:], u.Recent))
 		copy(tr.types[:], u.RecentTypes)
 		tr.pos, tr.reward = x, d.cfg.Reward.Of(b, i)
+		if d.cfg.Profile {
+			tr.profile = d.profileOf(u, make([]float32, d.cfg.Dim))
+			d.addToProfile(u, x)
+		}
 		d.pending = append(d.pending, tr)
 		d.co.add(x, u.Recent)
 		d.users.Consume(u, x, b.Type(i))
@@ -272,10 +299,13 @@ func (d *DQN) addItem(id string) int32 {
 
 // features writes the state vector of a window into x and returns the
 // weight of each window item in the embedding mean (for the backward pass).
-func (d *DQN) features(recent []int32, types []feedback.Type, x []float32) []float32 {
+func (d *DQN) features(recent []int32, types []feedback.Type, profile []float32, x []float32) []float32 {
 	dim := d.cfg.Dim
 	clear(x)
 	d.wts = d.wts[:0]
+	if d.cfg.Profile && profile != nil {
+		copy(x[dim+4:], profile)
+	}
 	if len(recent) == 0 {
 		return d.wts
 	}
@@ -308,10 +338,36 @@ func (d *DQN) features(recent []int32, types []feedback.Type, x []float32) []flo
 	return d.wts
 }
 
+// profileOf writes u's profile mean into buf (nil without profiles).
+func (d *DQN) profileOf(u *UserState, buf []float32) []float32 {
+	if !d.cfg.Profile {
+		return nil
+	}
+	clear(buf)
+	if u.VecN > 0 {
+		for j, v := range u.Vec {
+			buf[j] = v / u.VecN
+		}
+	}
+	return buf
+}
+
+func (d *DQN) addToProfile(u *UserState, item int32) {
+	dim := d.cfg.Dim
+	if u.Vec == nil {
+		u.Vec = make([]float32, dim)
+	}
+	for j, v := range d.ein[int(item)*dim : int(item+1)*dim] {
+		u.Vec[j] += v
+	}
+	u.VecN++
+}
+
 // scoreAll fills d.scores with Q(s, a) of every known item for the state
 // of the given window, with the online network.
-func (d *DQN) scoreAll(recent []int32, types []feedback.Type) {
-	d.features(recent, types, d.x)
+func (d *DQN) scoreAll(u *UserState) {
+	recent := u.Recent
+	d.features(recent, u.RecentTypes, d.profileOf(u, d.prof), d.x)
 	alpha := d.net.forward(d.x, d.q, &d.scr)
 	n := len(d.bias)
 	if cap(d.knn) < n {
@@ -319,7 +375,11 @@ func (d *DQN) scoreAll(recent []int32, types []feedback.Type) {
 		d.scores = make([]float64, n)
 	}
 	d.knn, d.scores = d.knn[:n], d.scores[:n]
-	d.co.score(recent, d.cfg.Decay, d.knn)
+	if d.cfg.NoKNN {
+		clear(d.knn)
+	} else {
+		d.co.score(recent, d.cfg.Decay, d.knn)
+	}
 	dim := d.cfg.Dim
 	for a := range n {
 		row := d.eout[a*dim : (a+1)*dim]
@@ -333,13 +393,25 @@ func (d *DQN) scoreAll(recent []int32, types []feedback.Type) {
 
 // qOf is Q(s, a) for one item given q and α of the state.
 func (d *DQN) qOf(q []float32, alpha float32, recent []int32, a int32) float32 {
+	return d.qTD(q, a) + alpha*d.knnOf(recent, a)
+}
+
+// knnOf is knn(s, a), or 0 in the NoKNN ablation.
+func (d *DQN) knnOf(recent []int32, a int32) float32 {
+	if d.cfg.NoKNN {
+		return 0
+	}
+	return float32(d.co.scoreOf(recent, d.cfg.Decay, a))
+}
+
+// qTD is the part of Q the TD loss fits, less v(s): f(s)·e_a + b_a.
+func (d *DQN) qTD(q []float32, a int32) float32 {
 	dim := d.cfg.Dim
-	row := d.eout[int(a)*dim : int(a+1)*dim]
 	s := d.bias[a]
-	for j, v := range row {
+	for j, v := range d.eout[int(a)*dim : int(a+1)*dim] {
 		s += q[j] * v
 	}
-	return s + alpha*float32(d.co.scoreOf(recent, d.cfg.Decay, a))
+	return s
 }
 
 // train runs the gradient steps of a batch: its transitions, topped up
@@ -347,6 +419,24 @@ func (d *DQN) qOf(q []float32, alpha float32, recent []int32, a int32) float32 {
 func (d *DQN) train() error {
 	start := time.Now()
 	rows := d.cfg.Rows
+	for range max(d.cfg.StepsPerBatch, 1) {
+		if err := d.trainOnce(rows); err != nil {
+			return err
+		}
+	}
+	for _, tr := range d.pending {
+		if len(d.replay) < d.cfg.Replay {
+			d.replay = append(d.replay, tr)
+		} else {
+			d.replay[d.replayNext] = tr
+			d.replayNext = (d.replayNext + 1) % d.cfg.Replay
+		}
+	}
+	d.trainTime += time.Since(start)
+	return nil
+}
+
+func (d *DQN) trainOnce(rows int) error {
 	for lo := 0; lo < len(d.pending); lo += rows {
 		hi := min(lo+rows, len(d.pending))
 		step := d.pending[lo:hi]
@@ -361,15 +451,6 @@ func (d *DQN) train() error {
 			return err
 		}
 	}
-	for _, tr := range d.pending {
-		if len(d.replay) < d.cfg.Replay {
-			d.replay = append(d.replay, tr)
-		} else {
-			d.replay[d.replayNext] = tr
-			d.replayNext = (d.replayNext + 1) % d.cfg.Replay
-		}
-	}
-	d.trainTime += time.Since(start)
 	return nil
 }
 
@@ -391,12 +472,12 @@ func (d *DQN) step(rows []transition) error {
 	for r := range rows {
 		tr := &rows[r]
 		recent := tr.recent[:tr.n]
-		d.features(recent, tr.types[:tr.n], g.X[r*in:(r+1)*in])
+		d.features(recent, tr.types[:tr.n], tr.profile, g.X[r*in:(r+1)*in])
 		copy(g.Epos[r*dim:(r+1)*dim], d.eout[int(tr.pos)*dim:int(tr.pos+1)*dim])
 		g.Bpos[r] = d.bias[tr.pos]
-		g.KnnPos[r] = float32(d.co.scoreOf(recent, d.cfg.Decay, tr.pos))
+		g.KnnPos[r] = d.knnOf(recent, tr.pos)
 		for j, a := range d.negs {
-			g.KnnNeg[r*nn+j] = float32(d.co.scoreOf(recent, d.cfg.Decay, a))
+			g.KnnNeg[r*nn+j] = d.knnOf(recent, a)
 		}
 		nh := d.cfg.Hard
 		for j := range nh {
@@ -404,7 +485,7 @@ func (d *DQN) step(rows []transition) error {
 			tr.hard[j] = a
 			copy(g.Ehard[(r*nh+j)*dim:(r*nh+j+1)*dim], d.eout[int(a)*dim:int(a+1)*dim])
 			g.Bhard[r*nh+j] = d.bias[a]
-			g.KnnHard[r*nh+j] = float32(d.co.scoreOf(recent, d.cfg.Decay, a))
+			g.KnnHard[r*nh+j] = d.knnOf(recent, a)
 		}
 		// Double DQN target: the online network picks the best next
 		// action among the negatives, the target network values it.
@@ -418,9 +499,19 @@ func (d *DQN) step(rows []transition) error {
 		}
 		next[nn0], nextTypes[nn0] = tr.pos, feedback.Click
 		nw := next[:nn0+1]
-		d.features(nw, nextTypes[:nn0+1], d.x)
+		var nextProf []float32
+		if d.cfg.Profile {
+			// s' adds pos to the profile; the mean moves by (e_pos - mean)/(n+1),
+			// approximated with the stored mean's weight of the window size.
+			nextProf = d.prof
+			w := float32(1) / float32(d.cfg.Window+1)
+			for j := range nextProf {
+				nextProf[j] = (1-w)*tr.profile[j] + w*d.ein[int(tr.pos)*dim+j]
+			}
+		}
+		d.features(nw, nextTypes[:nn0+1], nextProf, d.x)
 		aOn := d.net.forward(d.x, d.q, &d.scr)
-		aTg, vTg := d.target.forwardV(d.x, d.qt, &d.scr)
+		_, vTg := d.target.forwardV(d.x, d.qt, &d.scr)
 		best, bestQ := int32(-1), float32(math.Inf(-1))
 		for _, a := range d.negs {
 			if a == tr.pos {
@@ -432,7 +523,7 @@ func (d *DQN) step(rows []transition) error {
 		}
 		y := tr.reward
 		if best >= 0 {
-			y += float32(d.cfg.Gamma) * (vTg + d.qOf(d.qt, aTg, nw, best))
+			y += float32(d.cfg.Gamma) * (vTg + d.qTD(d.qt, best))
 		}
 		g.Y[r] = y
 	}
@@ -454,7 +545,10 @@ func (d *DQN) step(rows []transition) error {
 	// Item tables: scatter the input gradients into the rows they came from.
 	gx, gpos, gneg := grad(g.x), grad(g.epos), grad(g.eneg)
 	gbpos, gbneg := grad(g.bpos), grad(g.bneg)
-	ghard, gbhard := grad(g.ehard), grad(g.bhard)
+	var ghard, gbhard []float32
+	if d.cfg.Hard > 0 {
+		ghard, gbhard = grad(g.ehard), grad(g.bhard)
+	}
 	for r := range rows {
 		tr := &rows[r]
 		d.eoutOpt.step(d.eout, tr.pos, gpos[r*dim:(r+1)*dim])
@@ -464,7 +558,7 @@ func (d *DQN) step(rows []transition) error {
 			d.eoutOpt.step(d.eout, tr.hard[j], ghard[k*dim:(k+1)*dim])
 			d.biasOpt.step(d.bias, tr.hard[j], gbhard[k:k+1])
 		}
-		wts := d.features(tr.recent[:tr.n], tr.types[:tr.n], d.x)
+		wts := d.features(tr.recent[:tr.n], tr.types[:tr.n], tr.profile, d.x)
 		gh := gx[r*in : r*in+dim]
 		for k, item := range tr.recent[:tr.n] {
 			scaled := d.q[:dim] // reuse as scratch
@@ -532,7 +626,7 @@ func (d *DQN) lists() []Recommendation {
 	now := time.Now().UTC()
 	out := make([]Recommendation, 0, len(d.batch.order))
 	for _, u := range d.batch.order {
-		d.scoreAll(u.Recent, u.RecentTypes)
+		d.scoreAll(u)
 		r := Recommendation{UserID: u.ID, SessionID: u.Session, Partition: u.Partition, Offset: u.Offset, ModelVersion: version, TS: now}
 		if d.cfg.Temperature <= 0 {
 			for _, it := range (order{score: d.scores}).top(d.cfg.TopN, u.Consumed, &d.heap) {
@@ -610,6 +704,6 @@ func (d *DQN) TrainStats() (bpr, td float32, steps int64) { return d.lastBPR, d.
 // Alpha is α(s) of the empty state, a probe of the learned trust in
 // co-occurrence.
 func (d *DQN) Alpha() float32 {
-	d.features(nil, nil, d.x)
+	d.features(nil, nil, nil, d.x)
 	return d.net.forward(d.x, d.q, &d.scr)
 }

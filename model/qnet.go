@@ -27,6 +27,7 @@ type qnet struct {
 	head    layer // last hidden -> dim, no bias (b_a plays that role)
 	alpha   layer // last hidden -> 1
 	value   layer // last hidden -> 1: v(s), the state's level, which ranking ignores
+	skip    bool  // q also adds the state's embedding mean (x[:dim])
 }
 
 func newQNet(in, dim int, widths []int, rng *rand.Rand) *qnet {
@@ -81,7 +82,7 @@ func (n *qnet) layers() []*layer {
 }
 
 func (n *qnet) clone() *qnet {
-	c := &qnet{in: n.in, dim: n.dim}
+	c := &qnet{in: n.in, dim: n.dim, skip: n.skip}
 	cp := func(l layer) layer {
 		return layer{in: l.in, out: l.out, W: append([]float32(nil), l.W...), B: append([]float32(nil), l.B...)}
 	}
@@ -155,6 +156,11 @@ func (n *qnet) forwardV(x []float32, q []float32, scratch *[2][]float32) (alpha,
 		a += hv * n.alpha.W[r]
 		v += hv * n.value.W[r]
 	}
+	if n.skip {
+		for c := range q {
+			q[c] += x[c]
+		}
+	}
 	return softplus(a), v
 }
 
@@ -189,7 +195,7 @@ type trainGraph struct {
 	loss, bprLoss, tdOut *G.Node
 	// backing slices of the inputs, filled before each step
 	X, Epos, Eneg, Bpos, Bneg, KnnPos, KnnNeg, Y []float32
-	Ehard, Bhard, KnnHard                        []float32
+	Ehard, Bhard, KnnHard, Ones                  []float32
 }
 
 func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph, error) {
@@ -218,9 +224,11 @@ func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph
 	t.knnpos = input("knnpos", &t.KnnPos, rows, 1)
 	t.knnneg = input("knnneg", &t.KnnNeg, rows, negs)
 	t.y = input("y", &t.Y, rows, 1)
-	t.ehard = input("ehard", &t.Ehard, rows, hard, n.dim)
-	t.bhard = input("bhard", &t.Bhard, rows, hard)
-	t.knnhard = input("knnhard", &t.KnnHard, rows, hard)
+	if hard > 0 {
+		t.ehard = input("ehard", &t.Ehard, rows, hard, n.dim)
+		t.bhard = input("bhard", &t.Bhard, rows, hard)
+		t.knnhard = input("knnhard", &t.KnnHard, rows, hard)
+	}
 
 	var err error
 	must := func(nd *G.Node, e error) *G.Node {
@@ -243,35 +251,56 @@ func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph
 	if err != nil {
 		return nil, err
 	}
-	q := must(G.Mul(h, wq))                                                                 // rows×dim
+	q := must(G.Mul(h, wq)) // rows×dim
+	if n.skip {
+		// q = MLP(x) + e_recent: the shallow model (state · e_a) is the
+		// network's starting point, the MLP learns the correction.
+		q = must(G.Add(q, must(G.Slice(t.x, nil, G.S(0, n.dim)))))
+	}
 	alpha := must(G.Softplus(must(G.BroadcastAdd(must(G.Mul(h, wa)), ba, nil, []byte{0})))) // rows×1
-	qpos := must(G.Reshape(must(G.Sum(must(G.HadamardProd(q, t.epos)), 1)), tensor.Shape{rows, 1}))
-	qpos = must(G.Add(must(G.Add(qpos, t.bpos)), must(G.HadamardProd(alpha, t.knnpos))))
+	qdot := must(G.Reshape(must(G.Sum(must(G.HadamardProd(q, t.epos)), 1)), tensor.Shape{rows, 1}))
+	qpos := must(G.Add(must(G.Add(qdot, t.bpos)), must(G.HadamardProd(alpha, t.knnpos))))
 	value := must(G.BroadcastAdd(must(G.Mul(h, wv)), bv, nil, []byte{0})) // rows×1
-	// v(s) is the same for every item of a state: it cancels in the ranking
-	// losses and gives the TD loss the state's level to fit.
-	qposTD := must(G.Add(qpos, value))
+	// The TD loss fits Q_td(s, a) = v(s) + f(s)·e_a + b_a: v(s) is the same
+	// for every item of a state, so it gives TD the state's level to fit
+	// without moving the ranking, and the co-occurrence term, whose weight
+	// the ranking losses set, stays out of the bootstrapped target.
+	qposTD := must(G.Add(must(G.Add(qdot, t.bpos)), value))
 	qneg := must(G.Mul(q, must(G.Transpose(t.eneg)))) // rows×negs
 	qneg = must(G.BroadcastAdd(qneg, t.bneg, nil, []byte{0}))
 	qneg = must(G.Add(qneg, must(G.BroadcastHadamardProd(alpha, t.knnneg, []byte{1}, nil))))
 	diff := must(G.BroadcastSub(qpos, qneg, []byte{1}, nil))
-	bprNeg := must(G.Mean(must(G.Softplus(must(G.Neg(diff))))))
-	// Per-row hard negatives: items that co-occur with the row's session
-	// but were not chosen.
-	q3 := must(G.Reshape(q, tensor.Shape{rows, 1, n.dim}))
-	qhard := must(G.Sum(must(G.BroadcastHadamardProd(q3, t.ehard, []byte{1}, nil)), 2)) // rows×hard
-	qhard = must(G.Add(must(G.Add(qhard, t.bhard)), must(G.BroadcastHadamardProd(alpha, t.knnhard, []byte{1}, nil))))
-	dhard := must(G.BroadcastSub(qpos, qhard, []byte{1}, nil))
-	bprHard := must(G.Mean(must(G.Softplus(must(G.Neg(dhard))))))
-	t.bprLoss = must(G.Add(bprNeg, bprHard))
-	td := must(G.Mean(must(G.Square(must(G.Sub(qposTD, t.y))))))
+	t.bprLoss = must(G.Mean(must(G.Softplus(must(G.Neg(diff))))))
+	if hard > 0 {
+		// Per-row hard negatives: items that co-occur with the row's
+		// session but were not chosen.
+		q3 := must(G.Reshape(q, tensor.Shape{rows, 1, n.dim}))
+		qhard := must(G.Sum(must(G.BroadcastHadamardProd(q3, t.ehard, []byte{1}, nil)), 2)) // rows×hard
+		qhard = must(G.Add(must(G.Add(qhard, t.bhard)), must(G.BroadcastHadamardProd(alpha, t.knnhard, []byte{1}, nil))))
+		dhard := must(G.BroadcastSub(qpos, qhard, []byte{1}, nil))
+		t.bprLoss = must(G.Add(t.bprLoss, must(G.Mean(must(G.Softplus(must(G.Neg(dhard))))))))
+	}
+	// Huber loss (δ = 1), as DQN uses, so that large TD errors cannot
+	// swamp the ranking gradients.
+	ones := input("ones", &t.Ones, rows, 1)
+	for i := range t.Ones {
+		t.Ones[i] = 1
+	}
+	absErr := must(G.Abs(must(G.Sub(qposTD, t.y))))
+	small := must(G.MinBetween(absErr, ones))
+	huber := must(G.Add(must(G.Mul(must(G.Square(small)), G.NewScalar(g, tensor.Float32, G.WithName("half"), G.WithValue(float32(0.5))))), must(G.Sub(absErr, small))))
+	td := must(G.Mean(huber))
 	t.tdOut = td
 	tdw := G.NewScalar(g, tensor.Float32, G.WithName("tdw"), G.WithValue(tdWeight))
 	t.loss = must(G.Add(t.bprLoss, must(G.Mul(td, tdw))))
 	if err != nil {
 		return nil, fmt.Errorf("building the training graph: %w", err)
 	}
-	wrt := append(G.Nodes{t.x, t.epos, t.eneg, t.bpos, t.bneg, t.ehard, t.bhard}, t.weights...)
+	wrt := G.Nodes{t.x, t.epos, t.eneg, t.bpos, t.bneg}
+	if hard > 0 {
+		wrt = append(wrt, t.ehard, t.bhard)
+	}
+	wrt = append(wrt, t.weights...)
 	if _, err := G.Grad(t.loss, wrt...); err != nil {
 		return nil, fmt.Errorf("differentiating the training graph: %w", err)
 	}

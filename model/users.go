@@ -17,10 +17,14 @@ type UserState struct {
 	Recent []int32
 	// RecentTypes are the feedback types of Recent, in the same order.
 	RecentTypes []feedback.Type
-	LastTS      int64 // event time of the last event, Unix microseconds
-	Session     string
-	Partition   int32
-	Offset      int64
+	// Vec and VecN belong to the model: the DQN keeps the sum of the input
+	// embeddings of everything the user consumed, and how many.
+	Vec       []float32
+	VecN      float32
+	LastTS    int64 // event time of the last event, Unix microseconds
+	Session   string
+	Partition int32
+	Offset    int64
 }
 
 // UserStore bounds the users a model remembers: at most max users (the
