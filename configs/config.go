@@ -99,6 +99,40 @@ type Recommender struct {
 	UserTTL    time.Duration `mapstructure:"user_ttl"`
 	Popularity Popularity    `mapstructure:"popularity"`
 	ItemKNN    ItemKNN       `mapstructure:"itemknn"`
+	DQN        DQN           `mapstructure:"dqn"`
+}
+
+// DQN configures the deep RL recommender (see model.DQNConfig).
+type DQN struct {
+	Dim           int       `mapstructure:"dim"`
+	Hidden        []int     `mapstructure:"hidden"`
+	Window        int       `mapstructure:"window"`
+	Decay         float64   `mapstructure:"decay"`
+	LR            float64   `mapstructure:"lr"`
+	EmbLR         float64   `mapstructure:"emb_lr"`
+	Negatives     int       `mapstructure:"negatives"`
+	HardNegatives int       `mapstructure:"hard_negatives"`
+	RowNegatives  int       `mapstructure:"row_negatives"`
+	Rows          int       `mapstructure:"rows"`
+	StepsPerBatch int       `mapstructure:"steps_per_batch"`
+	Gamma         float64   `mapstructure:"gamma"`
+	TDWeight      float64   `mapstructure:"td_weight"`
+	TargetSync    int       `mapstructure:"target_sync"`
+	Replay        int       `mapstructure:"replay"`
+	AlphaInit     float64   `mapstructure:"alpha_init"`
+	Temperature   float64   `mapstructure:"temperature"`
+	ExploreTop    int       `mapstructure:"explore_top"`
+	Seed          uint64    `mapstructure:"seed"`
+	Reward        DQNReward `mapstructure:"reward"`
+}
+
+// DQNReward maps feedback to reward.
+type DQNReward struct {
+	Click         float64 `mapstructure:"click"`
+	View          float64 `mapstructure:"view"`
+	ViewPerMinute float64 `mapstructure:"view_per_minute"`
+	RatingCenter  float64 `mapstructure:"rating_center"`
+	RatingScale   float64 `mapstructure:"rating_scale"`
 }
 
 // ItemKNN configures the incremental item-to-item recommender.
@@ -143,7 +177,7 @@ type Log struct {
 }
 
 // Models lists the values recommender.model accepts.
-var Models = []string{"popularity", "itemknn"}
+var Models = []string{"dqn", "popularity", "itemknn"}
 
 // Default returns the configuration of the embedded default file.
 func Default() Config {
@@ -390,6 +424,49 @@ func (c Config) Check() error {
 	}
 	if d := c.Recommender.ItemKNN.Decay; d <= 0 || d > 1 {
 		bad("recommender.itemknn.decay", "must be within (0, 1], got %g", d)
+	}
+	q := c.Recommender.DQN
+	dqnPositive := map[string]int{
+		"recommender.dqn.dim": q.Dim, "recommender.dqn.window": q.Window, "recommender.dqn.rows": q.Rows,
+		"recommender.dqn.steps_per_batch": q.StepsPerBatch, "recommender.dqn.target_sync": q.TargetSync,
+		"recommender.dqn.replay": q.Replay, "recommender.dqn.explore_top": q.ExploreTop,
+	}
+	for _, k := range sortedKeys(dqnPositive) {
+		if dqnPositive[k] <= 0 {
+			bad(k, "must be positive, got %d", dqnPositive[k])
+		}
+	}
+	if q.Window > 32 {
+		bad("recommender.dqn.window", "must be at most 32, got %d", q.Window)
+	}
+	for _, w := range q.Hidden {
+		if w <= 0 || w > 4096 {
+			bad("recommender.dqn.hidden", "widths must be within 1..4096, got %v", q.Hidden)
+			break
+		}
+	}
+	if q.Negatives < 0 || q.HardNegatives < 0 || q.RowNegatives < 0 || q.Negatives+q.HardNegatives+q.RowNegatives == 0 {
+		bad("recommender.dqn.negatives", "negatives, hard_negatives and row_negatives must not be negative and not all 0")
+	}
+	if q.HardNegatives+q.RowNegatives > 64 {
+		bad("recommender.dqn.row_negatives", "hard_negatives + row_negatives must be at most 64, got %d", q.HardNegatives+q.RowNegatives)
+	}
+	for k, v := range map[string]float64{"recommender.dqn.lr": q.LR, "recommender.dqn.emb_lr": q.EmbLR, "recommender.dqn.alpha_init": q.AlphaInit} {
+		if v <= 0 {
+			bad(k, "must be positive, got %g", v)
+		}
+	}
+	if q.Decay <= 0 || q.Decay > 1 {
+		bad("recommender.dqn.decay", "must be within (0, 1], got %g", q.Decay)
+	}
+	if q.Gamma < 0 || q.Gamma >= 1 {
+		bad("recommender.dqn.gamma", "must be within [0, 1), got %g", q.Gamma)
+	}
+	if q.TDWeight < 0 || q.Temperature < 0 {
+		bad("recommender.dqn.td_weight", "td_weight and temperature must not be negative")
+	}
+	if q.Reward.RatingScale <= 0 {
+		bad("recommender.dqn.reward.rating_scale", "must be positive, got %g", q.Reward.RatingScale)
 	}
 	if c.Embedded.Rate <= 0 {
 		bad("embedded.rate", "must be positive, got %g", c.Embedded.Rate)

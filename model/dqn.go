@@ -25,6 +25,7 @@ type DQNConfig struct {
 	EmbLR      float64 // Adagrad learning rate of the item embeddings and biases
 	Negatives  int     // sampled negatives per training step, shared by its rows
 	Hard       int     // per-row negatives that co-occur with the row's session
+	RowUniform int     // per-row uniformly drawn negatives
 	Rows       int     // transitions per training step
 	Gamma      float64 // discount of the TD target
 	TDWeight   float64 // weight of the TD loss against the ranking loss
@@ -47,9 +48,6 @@ type DQNConfig struct {
 	NoKNN bool
 	// AlphaInit is the initial trust in co-occurrence, α of a fresh network.
 	AlphaInit float64
-	// Profile adds the user's long-term profile (the mean input embedding
-	// of everything the user consumed) to the state.
-	Profile bool
 
 	TopN     int
 	MaxUsers int
@@ -86,10 +84,10 @@ func (r Reward) Of(b *feedback.Batch, i int) float32 {
 func DefaultDQN() DQNConfig {
 	return DQNConfig{
 		Dim: 32, Hidden: []int{64}, Window: 10, Decay: 0.9,
-		LR: 1e-3, EmbLR: 0.02, Negatives: 32, Hard: 8, Rows: 256, Gamma: 0.5, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
+		LR: 1e-3, EmbLR: 0.02, Negatives: 0, Hard: 8, RowUniform: 24, Rows: 256, Gamma: 0.5, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
 		Temperature: 0.05, ExploreTop: 50,
 		Reward: Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
-		TopN:   10, MaxUsers: 1 << 20, Seed: 1, StepsPerBatch: 1, Profile: false, AlphaInit: 4, Skip: true,
+		TopN:   10, MaxUsers: 1 << 20, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true,
 	}
 }
 
@@ -130,36 +128,38 @@ type DQN struct {
 	batch           touched
 	// scratch
 	x, q, qt []float32
-	prof     []float32
 	scr      [2][]float32
 	scores   []float64
 	knn      []float64
 	heap     minHeap
 	negs     []int32
+	negCol   [][]int32
 	wts      []float32
 }
 
 type transition struct {
-	profile []float32 // the user's profile mean at the time (nil: none)
-	recent  [maxWindow]int32
-	types   [maxWindow]feedback.Type
-	n       uint8
-	pos     int32
-	reward  float32
-	hard    [maxHard]int32 // the step's hard negatives (scratch)
+	recent [maxWindow]int32
+	types  [maxWindow]feedback.Type
+	n      uint8
+	pos    int32
+	reward float32
+	hard   [maxHard]int32 // the step's hard negatives (scratch)
 }
 
-const maxHard = 16
+const maxHard = 64
 
 // NewDQN returns an untrained DQN.
 func NewDQN(cfg DQNConfig) (*DQN, error) {
 	if cfg.Window <= 0 || cfg.Window > maxWindow {
 		return nil, fmt.Errorf("dqn: window must be within 1..%d, got %d", maxWindow, cfg.Window)
 	}
-	if cfg.Hard < 0 || cfg.Hard > maxHard {
-		return nil, fmt.Errorf("dqn: hard negatives must be within 0..%d, got %d", maxHard, cfg.Hard)
+	if cfg.Hard < 0 || cfg.RowUniform < 0 || cfg.Hard+cfg.RowUniform > maxHard {
+		return nil, fmt.Errorf("dqn: per-row negatives (hard + row_uniform) must be within 0..%d, got %d", maxHard, cfg.Hard+cfg.RowUniform)
 	}
-	if cfg.Dim <= 0 || cfg.Negatives <= 0 || cfg.Rows <= 0 || cfg.TargetSync <= 0 || cfg.Replay <= 0 || cfg.TopN <= 0 {
+	if cfg.Negatives < 0 || cfg.Negatives+cfg.Hard+cfg.RowUniform == 0 {
+		return nil, fmt.Errorf("dqn: needs negatives: shared, hard or row_uniform")
+	}
+	if cfg.Dim <= 0 || cfg.Rows <= 0 || cfg.TargetSync <= 0 || cfg.Replay <= 0 || cfg.TopN <= 0 {
 		return nil, fmt.Errorf("dqn: dim, negatives, rows, target_sync, replay and top_n must be positive")
 	}
 	for _, w := range cfg.Hidden {
@@ -180,9 +180,6 @@ func NewDQN(cfg DQNConfig) (*DQN, error) {
 		biasOpt: adagradRows{lr: float32(cfg.EmbLR), dim: 1},
 		users:   NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), cfg.Window),
 	}
-	if cfg.Profile {
-		d.in += cfg.Dim
-	}
 	d.net = newQNet(d.in, cfg.Dim, cfg.Hidden, d.rng)
 	d.net.skip = cfg.Skip
 	if cfg.AlphaInit > 0 { // softplus⁻¹, so that α starts at AlphaInit
@@ -193,7 +190,6 @@ func NewDQN(cfg DQNConfig) (*DQN, error) {
 		return nil, err
 	}
 	d.x, d.q, d.qt = make([]float32, d.in), make([]float32, cfg.Dim), make([]float32, cfg.Dim)
-	d.prof = make([]float32, cfg.Dim)
 	return d, nil
 }
 
@@ -203,7 +199,7 @@ func (d *DQN) rebuild() error {
 	if d.graph != nil {
 		d.graph.close()
 	}
-	g, err := newTrainGraph(d.net, d.cfg.Rows, d.cfg.Negatives, d.cfg.Hard, float32(d.cfg.TDWeight))
+	g, err := newTrainGraph(d.net, d.cfg.Rows, d.cfg.Negatives, d.cfg.Hard+d.cfg.RowUniform, float32(d.cfg.TDWeight))
 	if err != nil {
 		return err
 	}
@@ -258,10 +254,6 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 		tr.n = uint8(copy(tr.recent[:], u.Recent))
 		copy(tr.types[:], u.RecentTypes)
 		tr.pos, tr.reward = x, d.cfg.Reward.Of(b, i)
-		if d.cfg.Profile {
-			tr.profile = d.profileOf(u, make([]float32, d.cfg.Dim))
-			d.addToProfile(u, x)
-		}
 		d.pending = append(d.pending, tr)
 		d.co.add(x, u.Recent)
 		d.users.Consume(u, x, b.Type(i))
@@ -299,13 +291,10 @@ func (d *DQN) addItem(id string) int32 {
 
 // features writes the state vector of a window into x and returns the
 // weight of each window item in the embedding mean (for the backward pass).
-func (d *DQN) features(recent []int32, types []feedback.Type, profile []float32, x []float32) []float32 {
+func (d *DQN) features(recent []int32, types []feedback.Type, x []float32) []float32 {
 	dim := d.cfg.Dim
 	clear(x)
 	d.wts = d.wts[:0]
-	if d.cfg.Profile && profile != nil {
-		copy(x[dim+4:], profile)
-	}
 	if len(recent) == 0 {
 		return d.wts
 	}
@@ -338,36 +327,11 @@ func (d *DQN) features(recent []int32, types []feedback.Type, profile []float32,
 	return d.wts
 }
 
-// profileOf writes u's profile mean into buf (nil without profiles).
-func (d *DQN) profileOf(u *UserState, buf []float32) []float32 {
-	if !d.cfg.Profile {
-		return nil
-	}
-	clear(buf)
-	if u.VecN > 0 {
-		for j, v := range u.Vec {
-			buf[j] = v / u.VecN
-		}
-	}
-	return buf
-}
-
-func (d *DQN) addToProfile(u *UserState, item int32) {
-	dim := d.cfg.Dim
-	if u.Vec == nil {
-		u.Vec = make([]float32, dim)
-	}
-	for j, v := range d.ein[int(item)*dim : int(item+1)*dim] {
-		u.Vec[j] += v
-	}
-	u.VecN++
-}
-
 // scoreAll fills d.scores with Q(s, a) of every known item for the state
 // of the given window, with the online network.
 func (d *DQN) scoreAll(u *UserState) {
 	recent := u.Recent
-	d.features(recent, u.RecentTypes, d.profileOf(u, d.prof), d.x)
+	d.features(recent, u.RecentTypes, d.x)
 	alpha := d.net.forward(d.x, d.q, &d.scr)
 	n := len(d.bias)
 	if cap(d.knn) < n {
@@ -394,6 +358,26 @@ func (d *DQN) scoreAll(u *UserState) {
 // qOf is Q(s, a) for one item given q and α of the state.
 func (d *DQN) qOf(q []float32, alpha float32, recent []int32, a int32) float32 {
 	return d.qTD(q, a) + alpha*d.knnOf(recent, a)
+}
+
+// knnToNegatives writes knn(s, a) of every shared negative a into out.
+func (d *DQN) knnToNegatives(recent []int32, out []float32) {
+	clear(out)
+	if d.cfg.NoKNN {
+		return
+	}
+	w := 1.0
+	for r := len(recent) - 1; r >= 0; r-- {
+		y := recent[r]
+		ny := d.co.nbrs[y]
+		inv := w / math.Sqrt(d.co.count[y])
+		for j, it := range ny.item {
+			for _, col := range d.negCol[it] {
+				out[col] += float32(inv * ny.count[j] / math.Sqrt(d.co.count[it]))
+			}
+		}
+		w *= d.cfg.Decay
+	}
 }
 
 // knnOf is knn(s, a), or 0 in the NoKNN ablation.
@@ -467,21 +451,34 @@ func (d *DQN) step(rows []transition) error {
 		copy(g.Eneg[j*dim:(j+1)*dim], d.eout[int(a)*dim:int(a+1)*dim])
 		g.Bneg[j] = d.bias[a]
 	}
+	// negCol maps an item to its negative columns, so each row's knn to all
+	// negatives costs one pass over its recent items' neighbours.
+	if cap(d.negCol) < int(nItems) {
+		d.negCol = make([][]int32, nItems)
+	}
+	d.negCol = d.negCol[:nItems]
+	for _, a := range d.negs {
+		d.negCol[a] = d.negCol[a][:0]
+	}
+	for j, a := range d.negs {
+		d.negCol[a] = append(d.negCol[a], int32(j))
+	}
 	var next [maxWindow]int32
 	var nextTypes [maxWindow]feedback.Type
 	for r := range rows {
 		tr := &rows[r]
 		recent := tr.recent[:tr.n]
-		d.features(recent, tr.types[:tr.n], tr.profile, g.X[r*in:(r+1)*in])
+		d.features(recent, tr.types[:tr.n], g.X[r*in:(r+1)*in])
 		copy(g.Epos[r*dim:(r+1)*dim], d.eout[int(tr.pos)*dim:int(tr.pos+1)*dim])
 		g.Bpos[r] = d.bias[tr.pos]
 		g.KnnPos[r] = d.knnOf(recent, tr.pos)
-		for j, a := range d.negs {
-			g.KnnNeg[r*nn+j] = d.knnOf(recent, a)
-		}
-		nh := d.cfg.Hard
+		d.knnToNegatives(recent, g.KnnNeg[r*nn:(r+1)*nn])
+		nh := d.cfg.Hard + d.cfg.RowUniform
 		for j := range nh {
-			a := d.hardNegative(recent, tr.pos, nItems)
+			a := d.rng.Int32N(nItems)
+			if j < d.cfg.Hard {
+				a = d.hardNegative(recent, tr.pos, nItems)
+			}
 			tr.hard[j] = a
 			copy(g.Ehard[(r*nh+j)*dim:(r*nh+j+1)*dim], d.eout[int(a)*dim:int(a+1)*dim])
 			g.Bhard[r*nh+j] = d.bias[a]
@@ -499,21 +496,15 @@ func (d *DQN) step(rows []transition) error {
 		}
 		next[nn0], nextTypes[nn0] = tr.pos, feedback.Click
 		nw := next[:nn0+1]
-		var nextProf []float32
-		if d.cfg.Profile {
-			// s' adds pos to the profile; the mean moves by (e_pos - mean)/(n+1),
-			// approximated with the stored mean's weight of the window size.
-			nextProf = d.prof
-			w := float32(1) / float32(d.cfg.Window+1)
-			for j := range nextProf {
-				nextProf[j] = (1-w)*tr.profile[j] + w*d.ein[int(tr.pos)*dim+j]
-			}
-		}
-		d.features(nw, nextTypes[:nn0+1], nextProf, d.x)
+		d.features(nw, nextTypes[:nn0+1], d.x)
 		aOn := d.net.forward(d.x, d.q, &d.scr)
 		_, vTg := d.target.forwardV(d.x, d.qt, &d.scr)
 		best, bestQ := int32(-1), float32(math.Inf(-1))
-		for _, a := range d.negs {
+		cands := d.negs
+		if len(cands) == 0 {
+			cands = tr.hard[:nh]
+		}
+		for _, a := range cands {
 			if a == tr.pos {
 				continue
 			}
@@ -531,6 +522,9 @@ func (d *DQN) step(rows []transition) error {
 	if err != nil {
 		return err
 	}
+	if math.IsNaN(float64(bpr)) || math.IsNaN(float64(td)) || math.IsInf(float64(bpr+td), 0) {
+		return fmt.Errorf("dqn diverged at step %d (ranking loss %v, TD loss %v): lower the learning rates", d.steps, bpr, td)
+	}
 	d.lastBPR, d.lastTD = bpr, td
 	d.steps++
 
@@ -543,22 +537,24 @@ func (d *DQN) step(rows []transition) error {
 		d.opts[2*i+1].step(l.B, grad(g.weights[weightIndex(d.net, i, true)]), 1)
 	}
 	// Item tables: scatter the input gradients into the rows they came from.
-	gx, gpos, gneg := grad(g.x), grad(g.epos), grad(g.eneg)
-	gbpos, gbneg := grad(g.bpos), grad(g.bneg)
-	var ghard, gbhard []float32
-	if d.cfg.Hard > 0 {
+	gx, gpos, gbpos := grad(g.x), grad(g.epos), grad(g.bpos)
+	var gneg, gbneg, ghard, gbhard []float32
+	if len(d.negs) > 0 {
+		gneg, gbneg = grad(g.eneg), grad(g.bneg)
+	}
+	if d.cfg.Hard+d.cfg.RowUniform > 0 {
 		ghard, gbhard = grad(g.ehard), grad(g.bhard)
 	}
 	for r := range rows {
 		tr := &rows[r]
 		d.eoutOpt.step(d.eout, tr.pos, gpos[r*dim:(r+1)*dim])
 		d.biasOpt.step(d.bias, tr.pos, gbpos[r:r+1])
-		for j := range d.cfg.Hard {
-			k := r*d.cfg.Hard + j
+		for j := range d.cfg.Hard + d.cfg.RowUniform {
+			k := r*(d.cfg.Hard+d.cfg.RowUniform) + j
 			d.eoutOpt.step(d.eout, tr.hard[j], ghard[k*dim:(k+1)*dim])
 			d.biasOpt.step(d.bias, tr.hard[j], gbhard[k:k+1])
 		}
-		wts := d.features(tr.recent[:tr.n], tr.types[:tr.n], tr.profile, d.x)
+		wts := d.features(tr.recent[:tr.n], tr.types[:tr.n], d.x)
 		gh := gx[r*in : r*in+dim]
 		for k, item := range tr.recent[:tr.n] {
 			scaled := d.q[:dim] // reuse as scratch
@@ -655,6 +651,13 @@ func (d *DQN) explore(cand []int32) []Item {
 		w[i] = math.Exp((d.scores[c] - top) / d.cfg.Temperature)
 		total += w[i]
 	}
+	if math.IsNaN(total) || math.IsInf(total, 0) || total <= 0 {
+		// Non-finite scores: serve the candidates in order, uniformly likely.
+		for _, c := range cand[:min(len(cand), d.cfg.TopN)] {
+			items = append(items, Item{ItemID: d.items.ID(c), Score: 0, Propensity: 1 / float64(len(cand))})
+		}
+		return items
+	}
 	for len(items) < d.cfg.TopN && total > 0 {
 		u := d.rng.Float64() * total
 		pick := len(w) - 1
@@ -665,11 +668,14 @@ func (d *DQN) explore(cand []int32) []Item {
 			}
 			u -= wi
 		}
-		for w[pick] == 0 { // rounding landed on a drawn item: take the last undrawn
+		for pick > 0 && w[pick] == 0 { // rounding landed on a drawn item
 			pick--
 		}
+		if w[pick] == 0 {
+			break
+		}
 		c := cand[pick]
-		items = append(items, Item{ItemID: d.items.ID(c), Score: d.scores[c], Propensity: w[pick] / total})
+		items = append(items, Item{ItemID: d.items.ID(c), Score: d.scores[c], Propensity: min(1, w[pick]/total)})
 		total -= w[pick]
 		w[pick] = 0
 	}
@@ -704,6 +710,6 @@ func (d *DQN) TrainStats() (bpr, td float32, steps int64) { return d.lastBPR, d.
 // Alpha is α(s) of the empty state, a probe of the learned trust in
 // co-occurrence.
 func (d *DQN) Alpha() float32 {
-	d.features(nil, nil, nil, d.x)
+	d.features(nil, nil, d.x)
 	return d.net.forward(d.x, d.q, &d.scr)
 }

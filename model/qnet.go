@@ -193,6 +193,7 @@ type trainGraph struct {
 	knnpos, knnneg, y    *G.Node
 	weights              G.Nodes
 	loss, bprLoss, tdOut *G.Node
+	qpos                 *G.Node // Q(s, pos) per row, for checks
 	// backing slices of the inputs, filled before each step
 	X, Epos, Eneg, Bpos, Bneg, KnnPos, KnnNeg, Y []float32
 	Ehard, Bhard, KnnHard, Ones                  []float32
@@ -218,11 +219,13 @@ func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph
 	}
 	t.x = input("x", &t.X, rows, n.in)
 	t.epos = input("epos", &t.Epos, rows, n.dim)
-	t.eneg = input("eneg", &t.Eneg, negs, n.dim)
 	t.bpos = input("bpos", &t.Bpos, rows, 1)
-	t.bneg = input("bneg", &t.Bneg, 1, negs)
 	t.knnpos = input("knnpos", &t.KnnPos, rows, 1)
-	t.knnneg = input("knnneg", &t.KnnNeg, rows, negs)
+	if negs > 0 {
+		t.eneg = input("eneg", &t.Eneg, negs, n.dim)
+		t.bneg = input("bneg", &t.Bneg, 1, negs)
+		t.knnneg = input("knnneg", &t.KnnNeg, rows, negs)
+	}
 	t.y = input("y", &t.Y, rows, 1)
 	if hard > 0 {
 		t.ehard = input("ehard", &t.Ehard, rows, hard, n.dim)
@@ -260,17 +263,21 @@ func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph
 	alpha := must(G.Softplus(must(G.BroadcastAdd(must(G.Mul(h, wa)), ba, nil, []byte{0})))) // rows×1
 	qdot := must(G.Reshape(must(G.Sum(must(G.HadamardProd(q, t.epos)), 1)), tensor.Shape{rows, 1}))
 	qpos := must(G.Add(must(G.Add(qdot, t.bpos)), must(G.HadamardProd(alpha, t.knnpos))))
+	t.qpos = qpos
 	value := must(G.BroadcastAdd(must(G.Mul(h, wv)), bv, nil, []byte{0})) // rows×1
 	// The TD loss fits Q_td(s, a) = v(s) + f(s)·e_a + b_a: v(s) is the same
 	// for every item of a state, so it gives TD the state's level to fit
 	// without moving the ranking, and the co-occurrence term, whose weight
 	// the ranking losses set, stays out of the bootstrapped target.
 	qposTD := must(G.Add(must(G.Add(qdot, t.bpos)), value))
-	qneg := must(G.Mul(q, must(G.Transpose(t.eneg)))) // rows×negs
-	qneg = must(G.BroadcastAdd(qneg, t.bneg, nil, []byte{0}))
-	qneg = must(G.Add(qneg, must(G.BroadcastHadamardProd(alpha, t.knnneg, []byte{1}, nil))))
-	diff := must(G.BroadcastSub(qpos, qneg, []byte{1}, nil))
-	t.bprLoss = must(G.Mean(must(G.Softplus(must(G.Neg(diff))))))
+	var losses G.Nodes
+	if negs > 0 {
+		qneg := must(G.Mul(q, must(G.Transpose(t.eneg)))) // rows×negs
+		qneg = must(G.BroadcastAdd(qneg, t.bneg, nil, []byte{0}))
+		qneg = must(G.Add(qneg, must(G.BroadcastHadamardProd(alpha, t.knnneg, []byte{1}, nil))))
+		diff := must(G.BroadcastSub(qpos, qneg, []byte{1}, nil))
+		losses = append(losses, must(G.Mean(must(G.Softplus(must(G.Neg(diff)))))))
+	}
 	if hard > 0 {
 		// Per-row hard negatives: items that co-occur with the row's
 		// session but were not chosen.
@@ -278,7 +285,14 @@ func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph
 		qhard := must(G.Sum(must(G.BroadcastHadamardProd(q3, t.ehard, []byte{1}, nil)), 2)) // rows×hard
 		qhard = must(G.Add(must(G.Add(qhard, t.bhard)), must(G.BroadcastHadamardProd(alpha, t.knnhard, []byte{1}, nil))))
 		dhard := must(G.BroadcastSub(qpos, qhard, []byte{1}, nil))
-		t.bprLoss = must(G.Add(t.bprLoss, must(G.Mean(must(G.Softplus(must(G.Neg(dhard))))))))
+		losses = append(losses, must(G.Mean(must(G.Softplus(must(G.Neg(dhard)))))))
+	}
+	if len(losses) == 0 {
+		return nil, fmt.Errorf("the training graph needs shared or per-row negatives")
+	}
+	t.bprLoss = losses[0]
+	for _, l := range losses[1:] {
+		t.bprLoss = must(G.Add(t.bprLoss, l))
 	}
 	// Huber loss (δ = 1), as DQN uses, so that large TD errors cannot
 	// swamp the ranking gradients.
@@ -296,7 +310,10 @@ func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph
 	if err != nil {
 		return nil, fmt.Errorf("building the training graph: %w", err)
 	}
-	wrt := G.Nodes{t.x, t.epos, t.eneg, t.bpos, t.bneg}
+	wrt := G.Nodes{t.x, t.epos, t.bpos}
+	if negs > 0 {
+		wrt = append(wrt, t.eneg, t.bneg)
+	}
 	if hard > 0 {
 		wrt = append(wrt, t.ehard, t.bhard)
 	}

@@ -31,8 +31,16 @@ type order struct {
 }
 
 func (o order) better(a, b int32) bool {
-	if o.score[a] != o.score[b] {
-		return o.score[a] > o.score[b]
+	sa, sb := o.score[a], o.score[b]
+	if sa != sb {
+		// NaN ranks last, so a diverged model cannot score hits.
+		if sa != sa {
+			return false
+		}
+		if sb != sb {
+			return true
+		}
+		return sa > sb
 	}
 	if o.tie != nil && o.tie[a] != o.tie[b] {
 		return o.tie[a] > o.tie[b]
@@ -42,6 +50,9 @@ func (o order) better(a, b int32) bool {
 
 // rank is the number of items ranked above target, not counting excluded.
 func (o order) rank(target int32, exclude map[int32]struct{}) int {
+	if t := o.score[target]; t != t {
+		return len(o.score) // a NaN score is never a hit
+	}
 	r := 0
 	for j := range int32(len(o.score)) {
 		if j == target || !o.better(j, target) {

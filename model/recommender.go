@@ -58,7 +58,7 @@ func New(cfg configs.Config) (Recommender, error) {
 }
 
 // Names lists the models Build knows; "pop" is short for popularity.
-var Names = []string{"popularity", "pop", "itemknn"}
+var Names = []string{"dqn", "popularity", "pop", "itemknn"}
 
 // Build returns a new model by name, configured from cfg.
 func Build(name string, cfg configs.Config) (Probed, error) {
@@ -70,6 +70,17 @@ func Build(name string, cfg configs.Config) (Probed, error) {
 			MaxUsers: cfg.Recommender.MaxUsers,
 			UserTTL:  cfg.Recommender.UserTTL,
 		}), nil
+	case "dqn":
+		q := cfg.Recommender.DQN
+		return NewDQN(DQNConfig{
+			Dim: q.Dim, Hidden: q.Hidden, Window: q.Window, Decay: q.Decay, LR: q.LR, EmbLR: q.EmbLR,
+			Negatives: q.Negatives, Hard: q.HardNegatives, RowUniform: q.RowNegatives, Rows: q.Rows,
+			StepsPerBatch: q.StepsPerBatch, Gamma: q.Gamma, TDWeight: q.TDWeight, TargetSync: q.TargetSync,
+			Replay: q.Replay, AlphaInit: q.AlphaInit, Skip: true, Temperature: q.Temperature, ExploreTop: q.ExploreTop,
+			Reward: Reward{Click: q.Reward.Click, View: q.Reward.View, ViewPerMinute: q.Reward.ViewPerMinute,
+				RatingCenter: q.Reward.RatingCenter, RatingScale: q.Reward.RatingScale},
+			TopN: cfg.Recommender.TopN, MaxUsers: cfg.Recommender.MaxUsers, UserTTL: cfg.Recommender.UserTTL, Seed: q.Seed,
+		})
 	case "itemknn":
 		return NewItemKNN(ItemKNNConfig{
 			Window:   cfg.Recommender.ItemKNN.Window,

@@ -85,6 +85,9 @@ func Config(t testing.TB, target Target) configs.Config {
 	c.Topics.Recommendations = Name(t, "recs")
 	c.Topics.DLQ = Name(t, "dlq")
 	c.Batch.Size = 100
+	// The pipeline tests need a model, not a good one; the DQN has its own
+	// worker test (gorgonia under -race is slow).
+	c.Recommender.Model = "popularity"
 	c.Batch.MaxWait = 20 * time.Millisecond
 	c.Worker.ProgressInterval = 0
 	c.Worker.ShutdownTimeout = 20 * time.Second

@@ -1,0 +1,49 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+// The gorgonia training graph and the plain-Go serving path compute the
+// same Q(s, a) from the same weights.
+func TestGraphMatchesServingForward(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows, cfg.Hidden = 8, []int{16, 12}
+	d, err := NewDQN(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var evs []feedback.Located
+	for i := range 64 {
+		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%5), SessionID: "s", ItemID: fmt.Sprint("i", i%13), Type: feedback.Type(1 + i%3), Value: 4, HasValue: true, TS: time.Unix(int64(i), 0)}})
+	}
+	b := feedback.BatchOf(evs...)
+	defer b.Release()
+	if _, err := d.Learn(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	rows := append([]transition(nil), d.replay[20:20+cfg.Rows]...)
+	want := make([]float32, len(rows))
+	for r, tr := range rows {
+		recent := tr.recent[:tr.n]
+		d.features(recent, tr.types[:tr.n], d.x)
+		alpha := d.net.forward(d.x, d.q, &d.scr)
+		want[r] = d.qOf(d.q, alpha, recent, tr.pos)
+	}
+	if err := d.step(rows); err != nil {
+		t.Fatal(err)
+	}
+	got := d.graph.qpos.Value().Data().([]float32)
+	for r := range want {
+		if math.Abs(float64(got[r]-want[r])) > 1e-4*max(1, math.Abs(float64(want[r]))) {
+			t.Fatalf("row %d: graph Q %v, serving Q %v", r, got[r], want[r])
+		}
+	}
+}
