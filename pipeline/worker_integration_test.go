@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -317,6 +318,46 @@ func TestReplayToOffsets(t *testing.T) {
 			}
 			if fmt.Sprint(got) != fmt.Sprint(ends) {
 				t.Fatalf("future time: %v, want the ends %v", got, ends)
+			}
+		})
+	}
+}
+
+// The worker serves the DQN (the default model) end to end: every user
+// gets a list reflecting its last event, with propensities in (0, 1].
+func TestWorkerWithDQN(t *testing.T) {
+	for _, target := range kafkatest.Targets(t) {
+		t.Run(target.Name, func(t *testing.T) {
+			cfg := kafkatest.Config(t, target)
+			cfg.Recommender.Model = "dqn"
+			cfg.Recommender.DQN.Rows = 64
+			kafkatest.CreateTopics(t, cfg)
+			lines, _ := kafkatest.Events(2000, 0, 200, 11)
+			produce(t, cfg, lines)
+			_, stop := startWorker(t, cfg)
+			kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 180*time.Second)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			last, _ := lastValid(t, kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Feedback))
+			got := map[string]loc{}
+			for _, r := range readRecs(t, cfg) {
+				if !strings.HasPrefix(r.ModelVersion, "dqn-") {
+					t.Fatalf("list from model %q", r.ModelVersion)
+				}
+				for _, it := range r.Items {
+					if it.Propensity <= 0 || it.Propensity > 1 {
+						t.Fatalf("propensity %v out of (0, 1]", it.Propensity)
+					}
+				}
+				if l := (loc{int(r.Partition), r.Offset}); l.o > got[r.UserID].o || got[r.UserID] == (loc{}) {
+					got[r.UserID] = l
+				}
+			}
+			for u, l := range last {
+				if got[u] != l {
+					t.Errorf("user %s: last list reflects %v, want %v", u, got[u], l)
+				}
 			}
 		})
 	}
