@@ -109,7 +109,9 @@ type DQN struct {
 	Window        int       `mapstructure:"window"`
 	Decay         float64   `mapstructure:"decay"`
 	LR            float64   `mapstructure:"lr"`
+	HeadLR        float64   `mapstructure:"head_lr"`
 	EmbLR         float64   `mapstructure:"emb_lr"`
+	EmbNegatives  int       `mapstructure:"emb_negatives"`
 	Negatives     int       `mapstructure:"negatives"`
 	HardNegatives int       `mapstructure:"hard_negatives"`
 	RowNegatives  int       `mapstructure:"row_negatives"`
@@ -451,10 +453,15 @@ func (c Config) Check() error {
 	if q.HardNegatives+q.RowNegatives > 64 {
 		bad("recommender.dqn.row_negatives", "hard_negatives + row_negatives must be at most 64, got %d", q.HardNegatives+q.RowNegatives)
 	}
-	for k, v := range map[string]float64{"recommender.dqn.lr": q.LR, "recommender.dqn.emb_lr": q.EmbLR, "recommender.dqn.alpha_init": q.AlphaInit} {
-		if v <= 0 {
-			bad(k, "must be positive, got %g", v)
+	dqnRates := map[string]float64{"recommender.dqn.lr": q.LR, "recommender.dqn.head_lr": q.HeadLR,
+		"recommender.dqn.emb_lr": q.EmbLR, "recommender.dqn.alpha_init": q.AlphaInit}
+	for _, k := range sortedKeys(dqnRates) {
+		if dqnRates[k] <= 0 {
+			bad(k, "must be positive, got %g", dqnRates[k])
 		}
+	}
+	if q.EmbNegatives < 0 || q.EmbNegatives+q.HardNegatives == 0 {
+		bad("recommender.dqn.emb_negatives", "emb_negatives + hard_negatives must be positive, got %d", q.EmbNegatives+q.HardNegatives)
 	}
 	if q.Decay <= 0 || q.Decay > 1 {
 		bad("recommender.dqn.decay", "must be within (0, 1], got %g", q.Decay)

@@ -21,16 +21,22 @@ type DQNConfig struct {
 	Window int   // recent items in the state (L, at most 32)
 	Decay  float64
 
-	LR         float64 // Adam learning rate of the network
-	EmbLR      float64 // Adagrad learning rate of the item embeddings and biases
-	Negatives  int     // sampled negatives per training step, shared by its rows
-	Hard       int     // per-row negatives that co-occur with the row's session
-	RowUniform int     // per-row uniformly drawn negatives
-	Rows       int     // transitions per training step
-	Gamma      float64 // discount of the TD target
-	TDWeight   float64 // weight of the TD loss against the ranking loss
-	TargetSync int     // batches between target-network syncs
-	Replay     int     // replay buffer capacity, transitions
+	LR float64 // Adam learning rate of the network
+	// EmbLR is the SGD step of the item tables, which learn transition by
+	// transition, in order, the ranking of each chosen item above
+	// EmbNegatives uniform and Hard co-occurring negatives (sparse updates,
+	// as embedding tables are usually trained). The gorgonia step trains
+	// the network.
+	EmbLR        float64
+	EmbNegatives int
+	Negatives    int     // sampled negatives per training step, shared by its rows
+	Hard         int     // per-row negatives that co-occur with the row's session
+	RowUniform   int     // per-row uniformly drawn negatives
+	Rows         int     // transitions per training step
+	Gamma        float64 // discount of the TD target
+	TDWeight     float64 // weight of the TD loss against the ranking loss
+	TargetSync   int     // batches between target-network syncs
+	Replay       int     // replay buffer capacity, transitions
 
 	// Temperature of the Boltzmann exploration over the ExploreTop best
 	// items; 0 serves the greedy top-N.
@@ -44,6 +50,12 @@ type DQNConfig struct {
 	StepsPerBatch int
 	// Skip adds the state's embedding mean to f(s) (a residual connection).
 	Skip bool
+	// ZeroHead starts the q head at zero, so that with Skip f(s) starts as
+	// the state's embedding mean and the MLP learns a correction.
+	ZeroHead bool
+	// HeadLR, if positive, is the Adam rate of the q head (default LR): the
+	// head corrects the state summary slowly, while the tables learn fast.
+	HeadLR float64
 	// NoKNN drops the co-occurrence term from Q (an ablation).
 	NoKNN bool
 	// AlphaInit is the initial trust in co-occurrence, α of a fresh network.
@@ -84,10 +96,10 @@ func (r Reward) Of(b *feedback.Batch, i int) float32 {
 func DefaultDQN() DQNConfig {
 	return DQNConfig{
 		Dim: 32, Hidden: []int{64}, Window: 10, Decay: 0.9,
-		LR: 1e-3, EmbLR: 0.02, Negatives: 0, Hard: 8, RowUniform: 24, Rows: 256, Gamma: 0.5, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
+		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.1, EmbNegatives: 32, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
 		Temperature: 0.05, ExploreTop: 50,
 		Reward: Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
-		TopN:   10, MaxUsers: 1 << 20, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true,
+		TopN:   10, MaxUsers: 1 << 20, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true, ZeroHead: true,
 	}
 }
 
@@ -112,8 +124,6 @@ type DQN struct {
 	items *Vocab
 	// item tables, row-major rows×dim
 	ein, eout, bias []float32
-	einOpt, eoutOpt adagradRows
-	biasOpt         adagradRows
 	co              cooc
 	net, target     *qnet
 	opts            []*adam // per layer: W then B
@@ -171,17 +181,17 @@ func NewDQN(cfg DQNConfig) (*DQN, error) {
 		cfg.MaxUsers = 1 << 20
 	}
 	d := &DQN{
-		cfg:     cfg,
-		rng:     rand.New(rand.NewPCG(cfg.Seed, 0xd9e)),
-		in:      cfg.Dim + 4,
-		items:   NewVocab(),
-		einOpt:  adagradRows{lr: float32(cfg.EmbLR), dim: cfg.Dim},
-		eoutOpt: adagradRows{lr: float32(cfg.EmbLR), dim: cfg.Dim},
-		biasOpt: adagradRows{lr: float32(cfg.EmbLR), dim: 1},
-		users:   NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), cfg.Window),
+		cfg:   cfg,
+		rng:   rand.New(rand.NewPCG(cfg.Seed, 0xd9e)),
+		in:    cfg.Dim + 4,
+		items: NewVocab(),
+		users: NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), cfg.Window),
 	}
 	d.net = newQNet(d.in, cfg.Dim, cfg.Hidden, d.rng)
 	d.net.skip = cfg.Skip
+	if cfg.ZeroHead {
+		clear(d.net.head.W)
+	}
 	if cfg.AlphaInit > 0 { // softplus⁻¹, so that α starts at AlphaInit
 		d.net.alpha.B[0] = float32(math.Log(math.Expm1(cfg.AlphaInit)))
 	}
@@ -206,7 +216,11 @@ func (d *DQN) rebuild() error {
 	d.graph = g
 	d.opts = d.opts[:0]
 	for _, l := range d.net.layers() {
-		d.opts = append(d.opts, newAdam(len(l.W), d.cfg.LR), newAdam(len(l.B), d.cfg.LR))
+		lr := d.cfg.LR
+		if l == &d.net.head && d.cfg.HeadLR > 0 {
+			lr = d.cfg.HeadLR
+		}
+		d.opts = append(d.opts, newAdam(len(l.W), lr), newAdam(len(l.B), lr))
 	}
 	return nil
 }
@@ -282,9 +296,6 @@ func (d *DQN) addItem(id string) int32 {
 		}
 		d.bias = append(d.bias, 0)
 	}
-	d.einOpt.grow(len(d.bias))
-	d.eoutOpt.grow(len(d.bias))
-	d.biasOpt.grow(len(d.bias))
 	d.co.grow(x)
 	return x
 }
@@ -403,6 +414,7 @@ func (d *DQN) qTD(q []float32, a int32) float32 {
 func (d *DQN) train() error {
 	start := time.Now()
 	rows := d.cfg.Rows
+	d.trainTables()
 	for range max(d.cfg.StepsPerBatch, 1) {
 		if err := d.trainOnce(rows); err != nil {
 			return err
@@ -418,6 +430,52 @@ func (d *DQN) train() error {
 	}
 	d.trainTime += time.Since(start)
 	return nil
+}
+
+// trainTables runs sequential SGD on the ranking loss over the batch's
+// transitions, updating only the item tables.
+func (d *DQN) trainTables() {
+	dim := d.cfg.Dim
+	lr := float32(d.cfg.EmbLR)
+	nItems := int32(len(d.bias))
+	gq := make([]float32, dim)
+	for i := range d.pending {
+		tr := &d.pending[i]
+		recent := tr.recent[:tr.n]
+		wts := d.features(recent, tr.types[:tr.n], d.x)
+		d.net.forward(d.x, d.q, &d.scr)
+		clear(gq)
+		for k := range d.cfg.EmbNegatives + d.cfg.Hard {
+			a := d.rng.Int32N(nItems)
+			if k >= d.cfg.EmbNegatives {
+				a = d.hardNegative(recent, tr.pos, nItems)
+			}
+			if a == tr.pos {
+				continue
+			}
+			// The tables learn the ranking on their own, without the
+			// co-occurrence term: two evidence sources learned apart,
+			// mixed by the network's α(s).
+			diff := d.qTD(d.q, tr.pos) - d.qTD(d.q, a)
+			g := lr * float32(1/(1+math.Exp(float64(diff)))) // lr·σ(-diff)
+			pos := d.eout[int(tr.pos)*dim : int(tr.pos+1)*dim]
+			neg := d.eout[int(a)*dim : int(a+1)*dim]
+			for j := range dim {
+				gq[j] += g * (pos[j] - neg[j])
+				pos[j] += g * d.q[j]
+				neg[j] -= g * d.q[j]
+			}
+			d.bias[tr.pos] += g
+			d.bias[a] -= g
+		}
+		// The state's embedding mean reaches q through the skip path.
+		for k, item := range recent {
+			row := d.ein[int(item)*dim : int(item+1)*dim]
+			for j := range dim {
+				row[j] += wts[k] * gq[j]
+			}
+		}
+	}
 }
 
 func (d *DQN) trainOnce(rows int) error {
@@ -535,38 +593,6 @@ func (d *DQN) step(rows []transition) error {
 			continue
 		}
 		d.opts[2*i+1].step(l.B, grad(g.weights[weightIndex(d.net, i, true)]), 1)
-	}
-	// Item tables: scatter the input gradients into the rows they came from.
-	gx, gpos, gbpos := grad(g.x), grad(g.epos), grad(g.bpos)
-	var gneg, gbneg, ghard, gbhard []float32
-	if len(d.negs) > 0 {
-		gneg, gbneg = grad(g.eneg), grad(g.bneg)
-	}
-	if d.cfg.Hard+d.cfg.RowUniform > 0 {
-		ghard, gbhard = grad(g.ehard), grad(g.bhard)
-	}
-	for r := range rows {
-		tr := &rows[r]
-		d.eoutOpt.step(d.eout, tr.pos, gpos[r*dim:(r+1)*dim])
-		d.biasOpt.step(d.bias, tr.pos, gbpos[r:r+1])
-		for j := range d.cfg.Hard + d.cfg.RowUniform {
-			k := r*(d.cfg.Hard+d.cfg.RowUniform) + j
-			d.eoutOpt.step(d.eout, tr.hard[j], ghard[k*dim:(k+1)*dim])
-			d.biasOpt.step(d.bias, tr.hard[j], gbhard[k:k+1])
-		}
-		wts := d.features(tr.recent[:tr.n], tr.types[:tr.n], d.x)
-		gh := gx[r*in : r*in+dim]
-		for k, item := range tr.recent[:tr.n] {
-			scaled := d.q[:dim] // reuse as scratch
-			for j := range gh {
-				scaled[j] = wts[k] * gh[j]
-			}
-			d.einOpt.step(d.ein, item, scaled)
-		}
-	}
-	for j, a := range d.negs {
-		d.eoutOpt.step(d.eout, a, gneg[j*dim:(j+1)*dim])
-		d.biasOpt.step(d.bias, a, gbneg[j:j+1])
 	}
 	return nil
 }

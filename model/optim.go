@@ -32,31 +32,3 @@ func (a *adam) step(w, g []float32, clip float32) {
 		w[i] -= lr * a.m[i] / (float32(math.Sqrt(float64(a.v[i]))) + float32(a.eps))
 	}
 }
-
-// adagradRows is row-sparse Adagrad for embedding tables: only the rows a
-// step touched move, each with its own accumulated squared gradient.
-type adagradRows struct {
-	lr  float32
-	dim int
-	acc []float32 // one accumulator per row
-}
-
-func (a *adagradRows) grow(rows int) {
-	for len(a.acc) < rows {
-		a.acc = append(a.acc, 1e-6)
-	}
-}
-
-// step applies gradient g (len dim) to row r of table.
-func (a *adagradRows) step(table []float32, r int32, g []float32) {
-	ss := float32(0)
-	for _, x := range g {
-		ss += x * x
-	}
-	a.acc[r] += ss / float32(len(g))
-	scale := a.lr / float32(math.Sqrt(float64(a.acc[r])))
-	row := table[int(r)*a.dim : int(r+1)*a.dim]
-	for i, x := range g {
-		row[i] -= scale * x
-	}
-}

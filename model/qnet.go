@@ -38,9 +38,10 @@ func newQNet(in, dim int, widths []int, rng *rand.Rand) *qnet {
 		prev = w
 	}
 	n.head = newLayer(prev, dim, rng, false)
-	n.alpha = newLayer(prev, 1, rng, true)
-	n.alpha.B[0] = 1 // start by trusting co-occurrence moderately
-	n.value = newLayer(prev, 1, rng, true)
+	// α(s) and v(s) start constant (zero weights): the network learns how
+	// they should depend on the state, rather than starting from noise.
+	n.alpha = layer{in: prev, out: 1, W: make([]float32, prev), B: []float32{1}}
+	n.value = layer{in: prev, out: 1, W: make([]float32, prev), B: make([]float32, 1)}
 	return n
 }
 
@@ -180,9 +181,8 @@ func softplus(x float32) float32 {
 //	loss = BPR + tdWeight·TD
 //
 // Weight nodes share memory with the qnet, so gradients come back for the
-// network's own slices; the item rows (e_pos, e_neg, biases) are inputs
-// whose gradients the model scatters into its embedding tables. A graph is
-// owned by the model's goroutine and never shared.
+// network's own slices; the item rows (e_pos, e_neg, biases) are inputs.
+// A graph is owned by the model's goroutine and never shared.
 type trainGraph struct {
 	g                    *G.ExprGraph
 	vm                   G.VM
@@ -310,14 +310,9 @@ func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph
 	if err != nil {
 		return nil, fmt.Errorf("building the training graph: %w", err)
 	}
-	wrt := G.Nodes{t.x, t.epos, t.bpos}
-	if negs > 0 {
-		wrt = append(wrt, t.eneg, t.bneg)
-	}
-	if hard > 0 {
-		wrt = append(wrt, t.ehard, t.bhard)
-	}
-	wrt = append(wrt, t.weights...)
+	// Only the network learns here; the item tables learn by sequential
+	// SGD (DQNConfig.EmbLR), so no gradients flow to the inputs.
+	wrt := t.weights
 	if _, err := G.Grad(t.loss, wrt...); err != nil {
 		return nil, fmt.Errorf("differentiating the training graph: %w", err)
 	}

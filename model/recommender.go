@@ -73,7 +73,8 @@ func Build(name string, cfg configs.Config) (Probed, error) {
 	case "dqn":
 		q := cfg.Recommender.DQN
 		return NewDQN(DQNConfig{
-			Dim: q.Dim, Hidden: q.Hidden, Window: q.Window, Decay: q.Decay, LR: q.LR, EmbLR: q.EmbLR,
+			Dim: q.Dim, Hidden: q.Hidden, Window: q.Window, Decay: q.Decay, LR: q.LR, HeadLR: q.HeadLR,
+			EmbLR: q.EmbLR, EmbNegatives: q.EmbNegatives, ZeroHead: true,
 			Negatives: q.Negatives, Hard: q.HardNegatives, RowUniform: q.RowNegatives, Rows: q.Rows,
 			StepsPerBatch: q.StepsPerBatch, Gamma: q.Gamma, TDWeight: q.TDWeight, TargetSync: q.TargetSync,
 			Replay: q.Replay, AlphaInit: q.AlphaInit, Skip: true, Temperature: q.Temperature, ExploreTop: q.ExploreTop,
