@@ -99,6 +99,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	if err := EnsureTopics(ctx, client, specs, cfg.Topics.Create, w.log); err != nil {
 		w.closeSinks()
+		if ctx.Err() != nil {
+			return nil // stopped while starting: nothing was consumed
+		}
 		return err
 	}
 
