@@ -12,6 +12,7 @@ import (
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/model/eval"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
@@ -261,5 +262,38 @@ func BenchmarkLatency(b *testing.B) {
 		b.ReportMetric(float64(p99.Microseconds())/1000, "p99_ms")
 		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max_ms")
 		b.Logf("produce -> list latency at %d events/s for %ds: p50 %v p99 %v max %v (%d events)", rate, seconds, p50, p99, lat[len(lat)-1], len(lat))
+	}
+}
+
+// BenchmarkWorkerModels runs the worker on the real broker over
+// ml-latest-small (100,836 ratings, 9,724 items, in time order) with the
+// popularity model and the DQN in the same run, and reports each one's
+// end-to-end events/s (decode, batch, learn, serve every touched user,
+// publish, commit).
+func BenchmarkWorkerModels(b *testing.B) {
+	target := kafkatest.Real(b)
+	events, err := eval.Load("../../shared/data/ml-latest-small/ratings.csv", "movielens-csv")
+	if err != nil {
+		b.Skipf("ml-latest-small not available: %v", err)
+	}
+	cfg := kafkatest.Config(b, target)
+	cfg.Batch.Size = 256
+	cfg.Batch.MaxWait = 50 * time.Millisecond
+	kafkatest.CreateTopics(b, cfg)
+	lines := make([][]byte, len(events))
+	for i, e := range events {
+		lines[i] = feedback.Encode(e)
+	}
+	produceB(b, cfg.Kafka.Brokers, cfg.Topics.Feedback, lines)
+	for b.Loop() {
+		for _, name := range []string{"popularity", "dqn"} {
+			c := cfg
+			c.Recommender.Model = name
+			rate, st := workerRate(b, c, len(events))
+			nb := float64(st.Batches.Load())
+			b.ReportMetric(rate, name+"_events/s")
+			b.Logf("%s: %.0f events/s end to end (learn %.2f ms, publish %.2f ms per batch; %d batches)",
+				name, rate, float64(st.LearnNanos.Load())/nb/1e6, float64(st.PublishNanos.Load())/nb/1e6, int(nb))
+		}
 	}
 }
