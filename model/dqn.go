@@ -8,6 +8,9 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
 )
 
@@ -143,6 +146,7 @@ type DQN struct {
 	knn      []float64
 	heap     minHeap
 	negs     []int32
+	dots     []float32
 	negCol   [][]int32
 	wts      []float32
 }
@@ -647,8 +651,35 @@ func (d *DQN) lists() []Recommendation {
 	version := fmt.Sprintf("dqn-%d", d.batches)
 	now := time.Now().UTC()
 	out := make([]Recommendation, 0, len(d.batch.order))
-	for _, u := range d.batch.order {
-		d.scoreAll(u)
+	// One matrix product scores every touched user against every item:
+	// F (users×dim) · Eᵀ (dim×items).
+	users, dim, n := len(d.batch.order), d.cfg.Dim, len(d.bias)
+	f := blas32.General{Rows: users, Cols: dim, Stride: dim, Data: make([]float32, users*dim)}
+	alphas := make([]float32, users)
+	for i, u := range d.batch.order {
+		d.features(u.Recent, u.RecentTypes, d.x)
+		alphas[i] = d.net.forward(d.x, f.Data[i*dim:(i+1)*dim], &d.scr)
+	}
+	if cap(d.dots) < users*n {
+		d.dots = make([]float32, users*n)
+	}
+	dots := blas32.General{Rows: users, Cols: n, Stride: n, Data: d.dots[:users*n]}
+	blas32.Gemm(blas.NoTrans, blas.Trans, 1, f, blas32.General{Rows: n, Cols: dim, Stride: dim, Data: d.eout}, 0, dots)
+	if cap(d.knn) < n {
+		d.knn = make([]float64, n)
+		d.scores = make([]float64, n)
+	}
+	d.knn, d.scores = d.knn[:n], d.scores[:n]
+	for i, u := range d.batch.order {
+		if d.cfg.NoKNN {
+			clear(d.knn)
+		} else {
+			d.co.score(u.Recent, d.cfg.Decay, d.knn)
+		}
+		row := dots.Data[i*n : (i+1)*n]
+		for a := range n {
+			d.scores[a] = float64(row[a]+d.bias[a]) + float64(alphas[i])*d.knn[a]
+		}
 		r := Recommendation{UserID: u.ID, SessionID: u.Session, Partition: u.Partition, Offset: u.Offset, ModelVersion: version, TS: now}
 		if d.cfg.Temperature <= 0 {
 			for _, it := range (order{score: d.scores}).top(d.cfg.TopN, u.Consumed, &d.heap) {

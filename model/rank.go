@@ -69,13 +69,18 @@ func (o order) rank(target int32, exclude map[int32]struct{}) int {
 // top returns the n best items not in exclude, best first.
 func (o order) top(n int, exclude map[int32]struct{}, h *minHeap) []int32 {
 	h.items, h.o = h.items[:0], o
+	excluded := func(j int32) bool {
+		_, ex := exclude[j]
+		return ex
+	}
 	for j := range int32(len(o.score)) {
-		if _, ex := exclude[j]; ex {
-			continue
-		}
+		// Compare first: most items lose to the heap's root, and the
+		// comparison is cheaper than the exclusion lookup.
 		if h.Len() < n {
-			heap.Push(h, j)
-		} else if n > 0 && o.better(j, h.items[0]) {
+			if !excluded(j) {
+				heap.Push(h, j)
+			}
+		} else if n > 0 && o.better(j, h.items[0]) && !excluded(j) {
 			h.items[0] = j
 			heap.Fix(h, 0)
 		}
