@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"testing"
 	"time"
 
@@ -173,41 +172,5 @@ func TestRewardMap(t *testing.T) {
 		if got := r.Of(b, i); math.Abs(float64(got-w)) > 1e-6 {
 			t.Errorf("event %d: reward %v, want %v", i, got, w)
 		}
-	}
-}
-
-// BenchmarkIdleSessionMemory reports the heap bytes the DQN keeps per idle
-// user after 10 events each.
-func BenchmarkIdleSessionMemory(b *testing.B) {
-	const users = 20000
-	for b.Loop() {
-		d := smallDQN(b, func(c *model.DQNConfig) { c.MaxUsers = 1 << 20 })
-		var evs []feedback.Located
-		for u := range users {
-			for k := range 10 {
-				evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("user-", u), SessionID: "s", ItemID: fmt.Sprint("i", (u+k)%500), Type: feedback.Click, TS: start}})
-			}
-		}
-		// Warm the item tables first so they are not counted per user.
-		warm := feedback.BatchOf(evs[:5000]...)
-		if _, err := d.Learn(context.Background(), warm); err != nil {
-			b.Fatal(err)
-		}
-		warm.Release()
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for lo := 5000; lo < len(evs); lo += 4096 {
-			bt := feedback.BatchOf(evs[lo:min(lo+4096, len(evs))]...)
-			if _, err := d.Learn(context.Background(), bt); err != nil {
-				b.Fatal(err)
-			}
-			bt.Release()
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		newUsers := users - 500 // the warm-up saw the first 500
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(newUsers), "bytes/session")
-		runtime.KeepAlive(d)
 	}
 }

@@ -1,0 +1,57 @@
+package model
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+func TestUserStoreBoundedByCapAndTTL(t *testing.T) {
+	s := NewUserStore(3, 100, 2)
+	for i := range 10 {
+		u := s.Get(fmt.Sprint("u", i), int64(i))
+		s.Consume(u, int32(i), feedback.Click)
+	}
+	if s.Len() != 3 || s.Evicted() != 7 {
+		t.Fatalf("len %d evicted %d, want 3 and 7", s.Len(), s.Evicted())
+	}
+	u := s.Get("late", 1000) // everyone else is now idle past the TTL
+	if s.Len() != 1 {
+		t.Fatalf("len %d after TTL, want 1", s.Len())
+	}
+	for _, it := range []int32{1, 2, 3} {
+		s.Consume(u, it, feedback.View)
+	}
+	if len(u.Recent) != 2 || u.Recent[0] != 2 || u.Recent[1] != 3 || len(u.Consumed) != 3 {
+		t.Fatalf("recent %v consumed %v", u.Recent, u.Consumed)
+	}
+}
+
+// BenchmarkIdleSessionMemory reports the heap bytes one idle user costs a
+// model (the DQN's per-user state: consumed set, last 10 items and their
+// feedback types, id) after 10 events.
+func BenchmarkIdleSessionMemory(b *testing.B) {
+	const users = 200_000
+	ids := make([]string, users)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("user-%07d", i)
+	}
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		s := NewUserStore(users, 0, 10)
+		for i, id := range ids {
+			u := s.Get(id, 0)
+			for k := range 10 {
+				s.Consume(u, int32((i+k)%9724), feedback.Rating)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/users, "bytes/session")
+		runtime.KeepAlive(s)
+	}
+}
