@@ -38,8 +38,8 @@ test-short:
 bench:
 	@$(TEST_KAFKA_ENV) $(KAFKA) up
 	@status=0; \
-	$(GO) test -run '^$$' -bench . -skip 'Throughput|Latency|WorkerModels' -count=1 ./... || status=$$?; \
-	KAFKA_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) $(GO) test -run '^$$' -bench 'Throughput|Latency|WorkerModels' -benchtime 1x -count=1 -timeout 30m ./pipeline/ || status=$$?; \
+	$(GO) test -run '^$$' -bench . -skip 'Throughput|Latency|WorkerModels|WorkerRSS' -count=1 ./... || status=$$?; \
+	KAFKA_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) $(GO) test -run '^$$' -bench 'Throughput|Latency|WorkerModels|WorkerRSS' -benchtime 1x -count=1 -timeout 40m ./pipeline/ ./cmd/adaptrec/ || status=$$?; \
 	$(TEST_KAFKA_ENV) $(KAFKA) down; \
 	exit $$status
 

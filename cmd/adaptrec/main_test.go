@@ -33,7 +33,7 @@ var (
 )
 
 // binary builds the adaptrec binary once per test run.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "adaptrec-bin-")
@@ -88,7 +88,7 @@ type proc struct {
 	waited chan error
 }
 
-func start(t *testing.T, environ []string, args ...string) *proc {
+func start(t testing.TB, environ []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binary(t), args...)
 	cmd.Env = environ
@@ -112,7 +112,7 @@ func start(t *testing.T, environ []string, args ...string) *proc {
 
 func (p *proc) output() string { p.mu.Lock(); defer p.mu.Unlock(); return p.out.String() }
 
-func (p *proc) wait(t *testing.T, timeout time.Duration) error {
+func (p *proc) wait(t testing.TB, timeout time.Duration) error {
 	t.Helper()
 	select {
 	case err := <-p.waited:
