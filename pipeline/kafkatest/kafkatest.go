@@ -91,6 +91,7 @@ func Config(t testing.TB, target Target) configs.Config {
 	c.Batch.MaxWait = 20 * time.Millisecond
 	c.Worker.ProgressInterval = 0
 	c.Worker.ShutdownTimeout = 20 * time.Second
+	c.Worker.MaxPendingBatches = 2
 	if err := c.Check(); err != nil {
 		t.Fatal(err)
 	}
