@@ -47,10 +47,10 @@ bench:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
-	@cp go.mod /tmp/adaptrec-go.mod.bak; cp go.sum /tmp/adaptrec-go.sum.bak; \
-	$(GO) mod tidy; \
-	if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changes go.mod/go.sum"; git diff -- go.mod go.sum | head -20; \
-	  cp /tmp/adaptrec-go.mod.bak go.mod; cp /tmp/adaptrec-go.sum.bak go.sum; exit 1; fi
+	@keep=$$(mktemp -d); cp go.mod go.sum $$keep/; $(GO) mod tidy; \
+	if ! cmp -s go.mod $$keep/go.mod || ! cmp -s go.sum $$keep/go.sum; then \
+	  echo "go mod tidy changes go.mod/go.sum:"; diff $$keep/go.mod go.mod | head -20; \
+	  cp $$keep/go.mod $$keep/go.sum .; rm -rf $$keep; exit 1; fi; rm -rf $$keep
 
 kafka-up:
 	$(KAFKA) up
