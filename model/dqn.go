@@ -229,6 +229,57 @@ func (d *DQN) rebuild() error {
 	return nil
 }
 
+// Apply changes the Q-network's architecture by a, within bounds. Widen
+// and AddLayer preserve the function; Narrow and RemoveLayer change it
+// (their cost is measured by the controller's reward). The optimiser state
+// of surviving weights is carried over; the target network is changed the
+// same way.
+func (d *DQN) Apply(a Action, b ArchBounds) error {
+	if a.Kind == Keep {
+		return nil
+	}
+	if err := d.net.valid(a, b); err != nil {
+		return fmt.Errorf("architecture action %s: %w", a, err)
+	}
+	p := d.net.plan(a, d.rng)
+	m, v := d.momentNets()
+	d.net.apply(p, 0)
+	d.target.apply(p, 0)
+	m.apply(p, 1)
+	v.apply(p, 2)
+	t := 0
+	if len(d.opts) > 0 {
+		t = d.opts[0].t
+	}
+	if err := d.rebuild(); err != nil {
+		return err
+	}
+	for i, l := range m.layers() {
+		vl := v.layers()[i]
+		d.opts[2*i].m, d.opts[2*i].v, d.opts[2*i].t = l.W, vl.W, t
+		d.opts[2*i+1].m, d.opts[2*i+1].v, d.opts[2*i+1].t = l.B, vl.B, t
+	}
+	return nil
+}
+
+// momentNets returns the Adam moments of the network's weights shaped as
+// networks, so architecture operations can transform them too.
+func (d *DQN) momentNets() (m, v *qnet) {
+	m, v = d.net.clone(), d.net.clone()
+	ml, vl := m.layers(), v.layers()
+	for i := range d.net.layers() {
+		ml[i].W, ml[i].B = d.opts[2*i].m, d.opts[2*i+1].m
+		vl[i].W, vl[i].B = d.opts[2*i].v, d.opts[2*i+1].v
+	}
+	return m, v
+}
+
+// Widths are the hidden layer widths of the Q-network.
+func (d *DQN) Widths() []int { return d.net.widths() }
+
+// NetParams is the number of Q-network weights (without the item tables).
+func (d *DQN) NetParams() int { return d.net.params() }
+
 // Close releases the training graph.
 func (d *DQN) Close() { d.graph.close() }
 
@@ -593,9 +644,6 @@ func (d *DQN) step(rows []transition) error {
 	// Network weights: Adam on the gradients of the shared slices.
 	for i, l := range d.net.layers() {
 		d.opts[2*i].step(l.W, grad(g.weights[weightIndex(d.net, i, false)]), 1)
-		if l == &d.net.head {
-			continue
-		}
 		d.opts[2*i+1].step(l.B, grad(g.weights[weightIndex(d.net, i, true)]), 1)
 	}
 	return nil
@@ -621,28 +669,13 @@ func (d *DQN) hardNegative(recent []int32, pos, nItems int32) int32 {
 }
 
 // weightIndex maps layer i of the network (and W or B) to its node in the
-// training graph: hidden layers contribute W, B each; then wq, wa, ba, wv, bv.
-func weightIndex(n *qnet, i int, bias bool) int {
-	h := len(n.hidden)
-	switch {
-	case i < h:
-		if bias {
-			return 2*i + 1
-		}
-		return 2 * i
-	case i == h: // head: W only
-		return 2 * h
-	case i == h+1: // alpha
-		if bias {
-			return 2*h + 2
-		}
-		return 2*h + 1
-	default: // value
-		if bias {
-			return 2*h + 4
-		}
-		return 2*h + 3
+// training graph: every layer (hidden layers, then q, α and v heads)
+// contributes W then B.
+func weightIndex(_ *qnet, i int, bias bool) int {
+	if bias {
+		return 2*i + 1
 	}
+	return 2 * i
 }
 
 // lists serves each touched user: the best items by Q, with Boltzmann

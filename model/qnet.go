@@ -24,7 +24,7 @@ type layer struct {
 type qnet struct {
 	in, dim int
 	hidden  []layer
-	head    layer // last hidden -> dim, no bias (b_a plays that role)
+	head    layer // last hidden -> dim
 	alpha   layer // last hidden -> 1
 	value   layer // last hidden -> 1: v(s), the state's level, which ranking ignores
 	skip    bool  // q also adds the state's embedding mean (x[:dim])
@@ -71,7 +71,7 @@ func (n *qnet) params() int {
 	for _, l := range n.layers() {
 		p += len(l.W) + len(l.B)
 	}
-	return p - len(n.head.B) // the head has no bias
+	return p
 }
 
 func (n *qnet) layers() []*layer {
@@ -144,7 +144,7 @@ func (n *qnet) forwardV(x []float32, q []float32, scratch *[2][]float32) (alpha,
 		}
 		h = out
 	}
-	clear(q)
+	copy(q, n.head.B)
 	a, v := n.alpha.B[0], n.value.B[0]
 	for r, hv := range h {
 		if hv == 0 {
@@ -247,6 +247,7 @@ func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph
 		h = must(G.Rectify(must(G.BroadcastAdd(must(G.Mul(h, w)), b, nil, []byte{0}))))
 	}
 	wq := weight("wq", n.head.W, n.head.in, n.head.out)
+	bq := weight("bq", n.head.B, 1, n.head.out)
 	wa := weight("wa", n.alpha.W, n.alpha.in, 1)
 	ba := weight("ba", n.alpha.B, 1, 1)
 	wv := weight("wv", n.value.W, n.value.in, 1)
@@ -254,7 +255,7 @@ func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph
 	if err != nil {
 		return nil, err
 	}
-	q := must(G.Mul(h, wq)) // rows×dim
+	q := must(G.BroadcastAdd(must(G.Mul(h, wq)), bq, nil, []byte{0})) // rows×dim
 	if n.skip {
 		// q = MLP(x) + e_recent: the shallow model (state · e_a) is the
 		// network's starting point, the MLP learns the correction.
