@@ -121,6 +121,7 @@ func DefaultDQN() DQNConfig {
 // batch's transitions plus replayed ones, with a ranking loss against
 // sampled negatives and a TD loss towards r + γ·Q_target(s', argmax Q(s', ·)).
 type DQN struct {
+	name  string
 	cfg   DQNConfig
 	rng   *rand.Rand
 	in    int
@@ -284,7 +285,12 @@ func (d *DQN) NetParams() int { return d.net.params() }
 func (d *DQN) Close() { d.graph.close() }
 
 // Name implements Recommender.
-func (d *DQN) Name() string { return "dqn" }
+func (d *DQN) Name() string {
+	if d.name != "" {
+		return d.name
+	}
+	return "dqn"
+}
 
 // Params implements Recommender: network weights plus item tables.
 func (d *DQN) Params() int { return d.net.params() + len(d.ein) + len(d.eout) + len(d.bias) }

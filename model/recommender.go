@@ -58,7 +58,11 @@ func New(cfg configs.Config) (Recommender, error) {
 }
 
 // Names lists the models Build knows; "pop" is short for popularity.
-var Names = []string{"dqn", "popularity", "pop", "itemknn"}
+var Names = []string{"dqn", "dqn-small", "dqn-medium", "dqn-large", "popularity", "pop", "itemknn"}
+
+// FixedSizes are the hidden widths of the fixed-size DQNs the adaptive
+// models are compared with.
+var FixedSizes = map[string][]int{"dqn-small": {16}, "dqn-medium": {64}, "dqn-large": {256, 256}}
 
 // Build returns a new model by name, configured from cfg.
 func Build(name string, cfg configs.Config) (Probed, error) {
@@ -70,9 +74,12 @@ func Build(name string, cfg configs.Config) (Probed, error) {
 			MaxUsers: cfg.Recommender.MaxUsers,
 			UserTTL:  cfg.Recommender.UserTTL,
 		}), nil
-	case "dqn":
+	case "dqn", "dqn-small", "dqn-medium", "dqn-large":
 		q := cfg.Recommender.DQN
-		return NewDQN(DQNConfig{
+		if w, ok := FixedSizes[name]; ok {
+			q.Hidden = w
+		}
+		m, err := NewDQN(DQNConfig{
 			Dim: q.Dim, Hidden: q.Hidden, Window: q.Window, Decay: q.Decay, LR: q.LR, HeadLR: q.HeadLR,
 			EmbLR: q.EmbLR, EmbNegatives: q.EmbNegatives, ZeroHead: true,
 			Negatives: q.Negatives, Hard: q.HardNegatives, RowUniform: q.RowNegatives, Rows: q.Rows,
@@ -82,6 +89,11 @@ func Build(name string, cfg configs.Config) (Probed, error) {
 				RatingCenter: q.Reward.RatingCenter, RatingScale: q.Reward.RatingScale},
 			TopN: cfg.Recommender.TopN, MaxUsers: cfg.Recommender.MaxUsers, UserTTL: cfg.Recommender.UserTTL, Seed: q.Seed,
 		})
+		if err != nil {
+			return nil, err
+		}
+		m.name = name
+		return m, nil
 	case "itemknn":
 		return NewItemKNN(ItemKNNConfig{
 			Window:   cfg.Recommender.ItemKNN.Window,

@@ -42,12 +42,15 @@ type Point struct {
 
 // Result is one model's figures.
 type Result struct {
-	Model               string
-	HR, NDCG            float64
-	Scored, Events      int
-	Batches             int
-	ParamsMean          float64
-	ParamsFinal         int
+	Model          string
+	HR, NDCG       float64
+	Scored, Events int
+	Batches        int
+	ParamsMean     float64
+	ParamsFinal    int
+	// NetParamsMean is the mean size of the Q-network alone (without item
+	// tables), for models that have one.
+	NetParamsMean       float64
 	EventsPerSec        float64 // learning and serving only: ranking for the metric is excluded
 	TrainMicrosPerBatch float64
 	Curve               []Point // rolling HR@K
@@ -59,6 +62,12 @@ type Result struct {
 // learning time per batch.
 type Trainer interface {
 	TrainTime() time.Duration
+}
+
+// Networked is implemented by models with a Q-network whose size is
+// reported apart from their item tables.
+type Networked interface {
+	NetParams() int
 }
 
 // Run evaluates m on events (in the order given) and returns its figures.
@@ -87,7 +96,8 @@ func Run(ctx context.Context, events []feedback.Event, m model.Probed, opts Opti
 	var hits int
 	var ndcg float64
 	var rankTime, total time.Duration
-	var paramsSum float64
+	var paramsSum, netSum float64
+	netted, hasNet := m.(Networked)
 	step := max(1, len(events)/opts.Points)
 	nextPoint := step
 	var trainBefore time.Duration
@@ -139,6 +149,9 @@ func Run(ctx context.Context, events []feedback.Event, m model.Probed, opts Opti
 		}
 		res.Batches++
 		paramsSum += float64(m.Params())
+		if hasNet {
+			netSum += float64(netted.NetParams())
+		}
 		for hi >= nextPoint {
 			v := 0.0
 			if filled > 0 {
@@ -162,6 +175,7 @@ func Run(ctx context.Context, events []feedback.Event, m model.Probed, opts Opti
 	}
 	if res.Batches > 0 {
 		res.ParamsMean = paramsSum / float64(res.Batches)
+		res.NetParamsMean = netSum / float64(res.Batches)
 		if timesTraining {
 			res.TrainMicrosPerBatch = float64((tr.TrainTime() - trainBefore).Microseconds()) / float64(res.Batches)
 		} else {

@@ -28,7 +28,7 @@ func Markdown(w io.Writer, k int, rs []Result) error {
 }
 
 // CSVHeader is the header of results.csv.
-var CSVHeader = []string{"model", "hr", "ndcg", "params_mean", "params_final", "events_per_s", "train_us_per_batch", "scored", "events", "batches", "k"}
+var CSVHeader = []string{"model", "hr", "ndcg", "params_mean", "params_final", "events_per_s", "train_us_per_batch", "scored", "events", "batches", "k", "hr_per_kparam", "net_params_mean"}
 
 // WriteCSV writes one row per model to path.
 func WriteCSV(path string, k int, rs []Result) error {
@@ -42,6 +42,7 @@ func WriteCSV(path string, k int, rs []Result) error {
 		_ = w.Write([]string{
 			r.Model, ff(r.HR), ff(r.NDCG), ff(r.ParamsMean), strconv.Itoa(r.ParamsFinal), ff(r.EventsPerSec),
 			ff(r.TrainMicrosPerBatch), strconv.Itoa(r.Scored), strconv.Itoa(r.Events), strconv.Itoa(r.Batches), strconv.Itoa(k),
+			ff(perKParam(r.HR, r.ParamsMean)), ff(r.NetParamsMean),
 		})
 	}
 	w.Flush()
@@ -50,6 +51,14 @@ func WriteCSV(path string, k int, rs []Result) error {
 		return err
 	}
 	return f.Close()
+}
+
+// perKParam is quality per thousand parameters (0 for parameter-free models).
+func perKParam(q, params float64) float64 {
+	if params <= 0 {
+		return 0
+	}
+	return q / (params / 1000)
 }
 
 func ff(x float64) string { return strconv.FormatFloat(x, 'f', 6, 64) }
