@@ -122,6 +122,8 @@ type DQN struct {
 	TargetSync    int       `mapstructure:"target_sync"`
 	Replay        int       `mapstructure:"replay"`
 	AlphaInit     float64   `mapstructure:"alpha_init"`
+	EWCLambda     float64   `mapstructure:"ewc_lambda"`
+	EWCEvery      int       `mapstructure:"ewc_every"`
 	Temperature   float64   `mapstructure:"temperature"`
 	ExploreTop    int       `mapstructure:"explore_top"`
 	Seed          uint64    `mapstructure:"seed"`
@@ -468,6 +470,9 @@ func (c Config) Check() error {
 	}
 	if q.Gamma < 0 || q.Gamma >= 1 {
 		bad("recommender.dqn.gamma", "must be within [0, 1), got %g", q.Gamma)
+	}
+	if q.EWCLambda < 0 || q.EWCEvery <= 0 {
+		bad("recommender.dqn.ewc_lambda", "ewc_lambda must not be negative and ewc_every must be positive")
 	}
 	if q.TDWeight < 0 || q.Temperature < 0 {
 		bad("recommender.dqn.td_weight", "td_weight and temperature must not be negative")

@@ -59,6 +59,11 @@ type DQNConfig struct {
 	// HeadLR, if positive, is the Adam rate of the q head (default LR): the
 	// head corrects the state summary slowly, while the tables learn fast.
 	HeadLR float64
+	// EWCLambda is the strength of the elastic weight consolidation penalty
+	// on the network's weights (0: off); the weights are consolidated every
+	// EWCEvery batches.
+	EWCLambda float64
+	EWCEvery  int
 	// NoKNN drops the co-occurrence term from Q (an ablation).
 	NoKNN bool
 	// AlphaInit is the initial trust in co-occurrence, α of a fresh network.
@@ -131,6 +136,7 @@ type DQN struct {
 	co              cooc
 	net, target     *qnet
 	opts            []*adam // per layer: W then B
+	ewc             *ewc    // nil: off
 	graph           *trainGraph
 	users           *UserStore
 	replay          []transition
@@ -227,7 +233,22 @@ func (d *DQN) rebuild() error {
 		}
 		d.opts = append(d.opts, newAdam(len(l.W), lr), newAdam(len(l.B), lr))
 	}
+	d.ewc = nil
+	if d.cfg.EWCLambda > 0 {
+		// A new architecture starts a new consolidation: the old Fisher
+		// estimate has other shapes.
+		d.ewc = newEWC(d.cfg.EWCLambda, d.netTensors())
+	}
 	return nil
+}
+
+// netTensors lists the network's weight tensors in optimiser order.
+func (d *DQN) netTensors() [][]float32 {
+	var ts [][]float32
+	for _, l := range d.net.layers() {
+		ts = append(ts, l.W, l.B)
+	}
+	return ts
 }
 
 // Apply changes the Q-network's architecture by a, within bounds. Widen
@@ -343,6 +364,9 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 	d.batches++
 	if d.batches%int64(d.cfg.TargetSync) == 0 {
 		d.target.copyFrom(d.net)
+	}
+	if d.ewc != nil && d.cfg.EWCEvery > 0 && d.batches%int64(d.cfg.EWCEvery) == 0 {
+		d.ewc.consolidate(d.netTensors())
 	}
 	return d.lists(), ctx.Err()
 }
@@ -649,8 +673,14 @@ func (d *DQN) step(rows []transition) error {
 
 	// Network weights: Adam on the gradients of the shared slices.
 	for i, l := range d.net.layers() {
-		d.opts[2*i].step(l.W, grad(g.weights[weightIndex(d.net, i, false)]), 1)
-		d.opts[2*i+1].step(l.B, grad(g.weights[weightIndex(d.net, i, true)]), 1)
+		for k, w := range [][]float32{l.W, l.B} {
+			gr := grad(g.weights[weightIndex(d.net, i, k == 1)])
+			if d.ewc != nil {
+				d.ewc.observe(2*i+k, gr)
+				d.ewc.penalize(2*i+k, w, gr)
+			}
+			d.opts[2*i+k].step(w, gr, 1)
+		}
 	}
 	return nil
 }

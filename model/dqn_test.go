@@ -49,9 +49,13 @@ func planted(pairs, users int, seed uint64) []feedback.Event {
 // that always follows the one just consumed is in the top 10. Without the
 // co-occurrence term, so that the network and embeddings must learn it.
 func TestDQNLearnsPlantedPattern(t *testing.T) {
-	for _, noKNN := range []bool{true, false} {
-		t.Run(fmt.Sprintf("noknn=%v", noKNN), func(t *testing.T) {
-			d := smallDQN(t, func(c *model.DQNConfig) { c.NoKNN = noKNN; c.EmbLR = 0.1 })
+	for _, tc := range []struct {
+		noKNN bool
+		ewc   float64
+	}{{true, 0}, {false, 0}, {false, 0.05}} {
+		noKNN := tc.noKNN
+		t.Run(fmt.Sprintf("noknn=%v,ewc=%v", noKNN, tc.ewc), func(t *testing.T) {
+			d := smallDQN(t, func(c *model.DQNConfig) { c.NoKNN = noKNN; c.EmbLR = 0.1; c.EWCLambda = tc.ewc; c.EWCEvery = 2 })
 			events := planted(20, 200, 1)
 			// Score only the B events: the A that starts each pair is random.
 			var hits []bool

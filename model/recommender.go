@@ -84,7 +84,7 @@ func Build(name string, cfg configs.Config) (Probed, error) {
 			EmbLR: q.EmbLR, EmbNegatives: q.EmbNegatives, ZeroHead: true,
 			Negatives: q.Negatives, Hard: q.HardNegatives, RowUniform: q.RowNegatives, Rows: q.Rows,
 			StepsPerBatch: q.StepsPerBatch, Gamma: q.Gamma, TDWeight: q.TDWeight, TargetSync: q.TargetSync,
-			Replay: q.Replay, AlphaInit: q.AlphaInit, Skip: true, Temperature: q.Temperature, ExploreTop: q.ExploreTop,
+			Replay: q.Replay, AlphaInit: q.AlphaInit, EWCLambda: q.EWCLambda, EWCEvery: q.EWCEvery, Skip: true, Temperature: q.Temperature, ExploreTop: q.ExploreTop,
 			Reward: Reward{Click: q.Reward.Click, View: q.Reward.View, ViewPerMinute: q.Reward.ViewPerMinute,
 				RatingCenter: q.Reward.RatingCenter, RatingScale: q.Reward.RatingScale},
 			TopN: cfg.Recommender.TopN, MaxUsers: cfg.Recommender.MaxUsers, UserTTL: cfg.Recommender.UserTTL, Seed: q.Seed,
