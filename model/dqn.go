@@ -137,6 +137,7 @@ type DQN struct {
 	net, target     *qnet
 	opts            []*adam // per layer: W then B
 	ewc             *ewc    // nil: off
+	onSessionEnd    func()  // called when a user's session changes
 	graph           *trainGraph
 	users           *UserStore
 	replay          []transition
@@ -353,6 +354,9 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 		d.pending = append(d.pending, tr)
 		d.co.add(x, u.Recent)
 		d.users.Consume(u, x, b.Type(i))
+		if d.onSessionEnd != nil && u.Session != "" && b.SessionID(i) != u.Session {
+			d.onSessionEnd()
+		}
 		note(u, b, i)
 		d.batch.add(u)
 	}

@@ -1,0 +1,204 @@
+package model
+
+import (
+	"context"
+	"math"
+
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+// AdaptiveConfig configures the adaptive DQN.
+type AdaptiveConfig struct {
+	DQN DQNConfig
+	// EpochSessions is the number of closed sessions between decisions.
+	EpochSessions int
+	// Step is the number of units a widen or narrow action moves.
+	Step   int
+	Bounds ArchBounds
+	// Lambda weighs parameters against quality in the controller's reward:
+	// reward = NDCG@10 gain − Lambda · (parameters added)/1000.
+	Lambda float64
+	// SampleEvery scores one in this many events for the quality signal
+	// (ranking every event would cost more than learning from it).
+	SampleEvery int
+}
+
+// Decision is one architecture decision with the terms of its reward,
+// which arrive one epoch later.
+type Decision struct {
+	Epoch       int     `json:"epoch"`
+	Before      []int   `json:"before"`
+	Action      Action  `json:"action"`
+	After       []int   `json:"after"`
+	ParamsAdded int     `json:"params_added"`
+	Params      int     `json:"params"`
+	Quality     float64 `json:"quality_before"`
+	Gain        float64 `json:"gain"`
+	Cost        float64 `json:"cost"`
+	Reward      float64 `json:"reward"`
+	Rewarded    bool    `json:"rewarded"`
+	Controller  string  `json:"controller"`
+}
+
+// Adaptive is the DQN whose Q-network a controller grows and prunes while
+// it learns. Every EpochSessions closed sessions it measures prequential
+// NDCG@10 on a sample of the epoch's events, rewards the previous decision
+// with the quality gain minus λ per thousand parameters added, and takes
+// the next decision.
+type Adaptive struct {
+	*DQN
+	acfg      AdaptiveConfig
+	ctrl      Controller
+	closed    int
+	epoch     int
+	ndcg      float64
+	scored    int
+	seen      int
+	lossStart float32
+	itemsAt   int
+	pending   int // index of the decision awaiting its reward, -1: none
+	decisions []Decision
+	// OnDecision, if set, is called with each decision once it is taken
+	// and again once its reward is known (Rewarded true).
+	OnDecision func(Decision)
+}
+
+// NewAdaptive returns an adaptive DQN driven by ctrl.
+func NewAdaptive(cfg AdaptiveConfig, ctrl Controller) (*Adaptive, error) {
+	d, err := NewDQN(cfg.DQN)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.EpochSessions <= 0 {
+		cfg.EpochSessions = 200
+	}
+	if cfg.Step <= 0 {
+		cfg.Step = 16
+	}
+	if cfg.SampleEvery <= 0 {
+		cfg.SampleEvery = 4
+	}
+	a := &Adaptive{DQN: d, acfg: cfg, ctrl: ctrl, pending: -1}
+	d.onSessionEnd = func() { a.closed++ }
+	return a, nil
+}
+
+// Name implements Recommender.
+func (a *Adaptive) Name() string { return "adaptive-" + a.ctrl.Name() }
+
+// Decisions returns the decisions taken so far.
+func (a *Adaptive) Decisions() []Decision { return a.decisions }
+
+// Learn implements Recommender.
+func (a *Adaptive) Learn(ctx context.Context, b *feedback.Batch) ([]Recommendation, error) {
+	return a.LearnProbed(ctx, b, nil)
+}
+
+// LearnProbed implements Probed: the DQN's step, with a sample of events
+// ranked for the controller's quality signal, then a decision if an epoch
+// ended.
+func (a *Adaptive) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) ([]Recommendation, error) {
+	inner := func(i int, ok bool, rank func() int) {
+		var r = -1
+		memo := rank
+		if ok {
+			memo = func() int {
+				if r < 0 {
+					r = rank()
+				}
+				return r
+			}
+			a.seen++
+			if a.seen%a.acfg.SampleEvery == 0 {
+				if rr := memo(); rr < 10 {
+					a.ndcg += 1 / math.Log2(float64(rr)+2)
+				}
+				a.scored++
+			}
+		}
+		if probe != nil {
+			probe(i, ok, memo)
+		}
+	}
+	out, err := a.DQN.LearnProbed(ctx, b, inner)
+	if err != nil {
+		return out, err
+	}
+	if a.closed >= a.acfg.EpochSessions && a.scored > 0 {
+		a.decide()
+	}
+	return out, nil
+}
+
+func (a *Adaptive) decide() {
+	quality := a.ndcg / float64(a.scored)
+	bpr, _, _ := a.TrainStats()
+	var prev *Decision
+	if a.pending >= 0 {
+		prev = &a.decisions[a.pending]
+		prev.Reward, prev.Gain, prev.Cost = ArchReward(prev.Quality, quality, prev.ParamsAdded, a.acfg.Lambda)
+		prev.Rewarded = true
+		a.ctrl.Feedback(prev.Reward)
+		if a.OnDecision != nil {
+			a.OnDecision(*prev)
+		}
+	}
+	lossTrend := 0.0
+	if a.lossStart > 0 {
+		lossTrend = float64(bpr-a.lossStart) / float64(a.lossStart)
+	}
+	obs := Observation{
+		Widths: a.Widths(), NetParams: a.NetParams(), Quality: quality, LossTrend: lossTrend,
+		DataRate: float64(a.seen), VocabGrowth: float64(a.items.Len()-a.itemsAt) / math.Max(1, float64(a.items.Len())),
+		IdleUnits: a.idleFraction(),
+	}
+	if prev != nil {
+		obs.QualityTrend = quality - prev.Quality
+	}
+	prev = nil // appending below may move the slice
+	act := a.ctrl.Decide(obs, Candidates(a.net, a.acfg.Bounds, a.acfg.Step))
+	before, paramsBefore := a.Widths(), a.NetParams()
+	if err := a.Apply(act, a.acfg.Bounds); err != nil {
+		act = Action{Kind: Keep} // Candidates only offers valid actions; keep on the unexpected
+	}
+	a.epoch++
+	dec := Decision{
+		Epoch: a.epoch, Before: before, Action: act, After: a.Widths(), Params: a.NetParams(),
+		ParamsAdded: a.NetParams() - paramsBefore, Quality: quality, Controller: a.ctrl.Name(),
+	}
+	a.decisions = append(a.decisions, dec)
+	a.pending = len(a.decisions) - 1
+	if a.OnDecision != nil {
+		a.OnDecision(dec)
+	}
+	a.closed, a.ndcg, a.scored, a.seen = 0, 0, 0, 0
+	a.lossStart, a.itemsAt = bpr, a.items.Len()
+}
+
+// idleFraction is the share of last-layer units that are zero for the
+// empty state and a few replayed states: units that carry nothing.
+func (a *Adaptive) idleFraction() float64 {
+	if len(a.net.hidden) == 0 || len(a.replay) == 0 {
+		return 0
+	}
+	last := a.net.hidden[len(a.net.hidden)-1].out
+	fired := make([]bool, last)
+	h := make([]float32, a.cfg.Dim)
+	for k := range min(64, len(a.replay)) {
+		tr := &a.replay[(k*7919)%len(a.replay)]
+		a.features(tr.recent[:tr.n], tr.types[:tr.n], a.x)
+		a.net.forward(a.x, h, &a.scr)
+		// forward leaves the last hidden activations in one scratch buffer
+		act := a.scr[(len(a.net.hidden)-1)%2][:last]
+		for u, v := range act {
+			fired[u] = fired[u] || v > 0
+		}
+	}
+	idle := 0
+	for _, f := range fired {
+		if !f {
+			idle++
+		}
+	}
+	return float64(idle) / float64(last)
+}

@@ -1,0 +1,79 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+// sessions makes a stream of users with several sessions each.
+func sessions(users, perUser, length int, seed uint64) []feedback.Located {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	var out []feedback.Located
+	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	for s := range perUser {
+		for u := range users {
+			base := rng.IntN(50)
+			for k := range length {
+				out = append(out, feedback.Located{Event: feedback.Event{
+					UserID: fmt.Sprint("u", u), SessionID: fmt.Sprintf("u%d-s%d", u, s),
+					ItemID: fmt.Sprint("i", (base+k)%60), Type: feedback.Click, TS: at,
+				}, Offset: int64(len(out))})
+				at = at.Add(time.Second)
+			}
+		}
+	}
+	return out
+}
+
+func TestAdaptiveTakesAndRewardsDecisions(t *testing.T) {
+	for _, ctrl := range []Controller{NewPolicyGradient(0.1, 1), &Heuristic{Plateau: 0.5, IdleFrac: 0.9}} {
+		t.Run(ctrl.Name(), func(t *testing.T) {
+			cfg := AdaptiveConfig{
+				DQN: DefaultDQN(), EpochSessions: 30, Step: 8, Lambda: 0.005, SampleEvery: 1,
+				Bounds: ArchBounds{MinWidth: 8, MaxWidth: 96, MinDepth: 1, MaxDepth: 3},
+			}
+			cfg.DQN.Rows = 32
+			a, err := NewAdaptive(cfg, ctrl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			var seen []Decision
+			a.OnDecision = func(d Decision) { seen = append(seen, d) }
+			evs := sessions(40, 8, 5, 2)
+			for lo := 0; lo < len(evs); lo += 64 {
+				b := feedback.BatchOf(evs[lo:min(lo+64, len(evs))]...)
+				if _, err := a.Learn(context.Background(), b); err != nil {
+					t.Fatal(err)
+				}
+				b.Release()
+			}
+			ds := a.Decisions()
+			if len(ds) < 5 {
+				t.Fatalf("%d decisions over %d sessions, want one per 30", len(ds), 40*8)
+			}
+			for i, d := range ds {
+				if i < len(ds)-1 && !d.Rewarded {
+					t.Fatalf("decision %d never rewarded: %+v", i, d)
+				}
+				for _, w := range d.After {
+					if w < 8 || w > 96 {
+						t.Fatalf("decision %d left width %d outside the bounds", i, w)
+					}
+				}
+				if d.Rewarded && d.Reward != d.Gain-d.Cost {
+					t.Fatalf("reward terms do not add up: %+v", d)
+				}
+			}
+			if len(seen) != 2*len(ds)-1 {
+				t.Fatalf("OnDecision called %d times for %d decisions", len(seen), len(ds))
+			}
+			t.Logf("%s: %d decisions, final widths %v", a.Name(), len(ds), a.Widths())
+		})
+	}
+}
