@@ -100,6 +100,25 @@ type Recommender struct {
 	Popularity Popularity    `mapstructure:"popularity"`
 	ItemKNN    ItemKNN       `mapstructure:"itemknn"`
 	DQN        DQN           `mapstructure:"dqn"`
+	Adaptive   Adaptive      `mapstructure:"adaptive"`
+}
+
+// Adaptive configures the architecture controller of the adaptive DQN.
+type Adaptive struct {
+	Controller    string  `mapstructure:"controller"`
+	EpochSessions int     `mapstructure:"epoch_sessions"`
+	Step          int     `mapstructure:"step"`
+	Lambda        float64 `mapstructure:"lambda"`
+	SampleEvery   int     `mapstructure:"sample_every"`
+	MinWidth      int     `mapstructure:"min_width"`
+	MaxWidth      int     `mapstructure:"max_width"`
+	MinDepth      int     `mapstructure:"min_depth"`
+	MaxDepth      int     `mapstructure:"max_depth"`
+	MaxParams     int     `mapstructure:"max_params"`
+	LR            float64 `mapstructure:"lr"`
+	Plateau       float64 `mapstructure:"plateau"`
+	IdleFraction  float64 `mapstructure:"idle_fraction"`
+	Seed          uint64  `mapstructure:"seed"`
 }
 
 // DQN configures the deep RL recommender (see model.DQNConfig).
@@ -181,7 +200,7 @@ type Log struct {
 }
 
 // Models lists the values recommender.model accepts.
-var Models = []string{"dqn", "popularity", "itemknn"}
+var Models = []string{"dqn", "adaptive", "popularity", "itemknn"}
 
 // Default returns the configuration of the embedded default file.
 func Default() Config {
@@ -479,6 +498,29 @@ func (c Config) Check() error {
 	}
 	if q.Reward.RatingScale <= 0 {
 		bad("recommender.dqn.reward.rating_scale", "must be positive, got %g", q.Reward.RatingScale)
+	}
+	ad := c.Recommender.Adaptive
+	if ad.Controller != "rl" && ad.Controller != "heuristic" {
+		bad("recommender.adaptive.controller", "must be rl or heuristic, got %q", ad.Controller)
+	}
+	adPositive := map[string]int{
+		"recommender.adaptive.epoch_sessions": ad.EpochSessions, "recommender.adaptive.step": ad.Step,
+		"recommender.adaptive.sample_every": ad.SampleEvery, "recommender.adaptive.min_width": ad.MinWidth,
+		"recommender.adaptive.max_depth": ad.MaxDepth,
+	}
+	for _, k := range sortedKeys(adPositive) {
+		if adPositive[k] <= 0 {
+			bad(k, "must be positive, got %d", adPositive[k])
+		}
+	}
+	if ad.MaxWidth < ad.MinWidth {
+		bad("recommender.adaptive.max_width", "must be at least min_width (%d), got %d", ad.MinWidth, ad.MaxWidth)
+	}
+	if ad.MinDepth < 0 || ad.MinDepth > ad.MaxDepth {
+		bad("recommender.adaptive.min_depth", "must be within 0..max_depth (%d), got %d", ad.MaxDepth, ad.MinDepth)
+	}
+	if ad.Lambda < 0 || ad.LR <= 0 || ad.MaxParams < 0 {
+		bad("recommender.adaptive.lambda", "lambda and max_params must not be negative, lr must be positive")
 	}
 	if c.Embedded.Rate <= 0 {
 		bad("embedded.rate", "must be positive, got %g", c.Embedded.Rate)

@@ -45,7 +45,7 @@ func TestBadFixtures(t *testing.T) {
 		{"topic-name.bad.yaml", `topics.dlq: "dead letters" is not a valid Kafka topic name`},
 		{"same-topic.bad.yaml", `topics.feedback: must differ from the output topics`},
 		{"rating-range.bad.yaml", `validate.rating_min: must be below validate.rating_max`},
-		{"model.bad.yaml", `recommender.model: must be one of dqn, popularity, itemknn, got "magic"`},
+		{"model.bad.yaml", `recommender.model: must be one of dqn, adaptive, popularity, itemknn, got "magic"`},
 		{"log-format.bad.yaml", `log.format: must be text or json, got "xml"`},
 		{"malformed-fraction.bad.yaml", `embedded.malformed_fraction: must be within [0, 1], got 2`},
 		{"yaml-syntax.bad.yaml", `yaml-syntax.bad.yaml`},

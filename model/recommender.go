@@ -58,7 +58,7 @@ func New(cfg configs.Config) (Recommender, error) {
 }
 
 // Names lists the models Build knows; "pop" is short for popularity.
-var Names = []string{"dqn", "dqn-small", "dqn-medium", "dqn-large", "popularity", "pop", "itemknn"}
+var Names = []string{"dqn", "dqn-small", "dqn-medium", "dqn-large", "adaptive", "adaptive-rl", "adaptive-heuristic", "popularity", "pop", "itemknn"}
 
 // FixedSizes are the hidden widths of the fixed-size DQNs the adaptive
 // models are compared with.
@@ -74,6 +74,26 @@ func Build(name string, cfg configs.Config) (Probed, error) {
 			MaxUsers: cfg.Recommender.MaxUsers,
 			UserTTL:  cfg.Recommender.UserTTL,
 		}), nil
+	case "adaptive", "adaptive-rl", "adaptive-heuristic":
+		ad := cfg.Recommender.Adaptive
+		kind := ad.Controller
+		if name != "adaptive" {
+			kind = strings.TrimPrefix(name, "adaptive-")
+		}
+		var ctrl Controller = NewPolicyGradient(ad.LR, ad.Seed)
+		if kind == "heuristic" {
+			ctrl = &Heuristic{Plateau: ad.Plateau, IdleFrac: ad.IdleFraction}
+		}
+		inner, err := Build("dqn", cfg)
+		if err != nil {
+			return nil, err
+		}
+		dq := inner.(*DQN)
+		dq.Close()
+		return NewAdaptive(AdaptiveConfig{
+			DQN: dq.cfg, EpochSessions: ad.EpochSessions, Step: ad.Step, Lambda: ad.Lambda, SampleEvery: ad.SampleEvery,
+			Bounds: ArchBounds{MinWidth: ad.MinWidth, MaxWidth: ad.MaxWidth, MinDepth: ad.MinDepth, MaxDepth: ad.MaxDepth, MaxParams: ad.MaxParams},
+		}, ctrl)
 	case "dqn", "dqn-small", "dqn-medium", "dqn-large":
 		q := cfg.Recommender.DQN
 		if w, ok := FixedSizes[name]; ok {

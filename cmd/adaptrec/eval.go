@@ -25,8 +25,10 @@ batching and each model, test-then-train: every event whose item the model
 knows and the user has not consumed is first ranked against all known items
 minus the user's consumed ones, then learned. It prints a Markdown table of
 HR@K, NDCG@K, parameters, events/s (ranking for the metric excluded) and
-training time per batch, and with --out writes DIR/results.csv and
-DIR/curve.png (rolling HR@K over the stream).
+training time per batch, and with --out writes DIR/results.csv,
+DIR/curve.png (rolling HR@K over the stream), DIR/pareto.png (HR@K against
+mean parameters) and DIR/architecture.png (the adaptive models' network
+size over the stream).
 
 Formats: ` + strings.Join(eval.Formats, ", ") + `.
 Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.* keys.`,
@@ -83,7 +85,13 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 			if err := eval.PlotCurves(filepath.Join(out, "curve.png"), title, k, 2000, results); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stderr, "eval: wrote %s and %s\n", filepath.Join(out, "results.csv"), filepath.Join(out, "curve.png"))
+			if err := eval.PlotPareto(filepath.Join(out, "pareto.png"), title, k, results); err != nil {
+				return err
+			}
+			if err := eval.PlotArchitecture(filepath.Join(out, "architecture.png"), title, results); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "eval: wrote results.csv, curve.png, pareto.png and architecture.png in %s\n", out)
 			return nil
 		},
 	}

@@ -454,7 +454,7 @@ func childOf(t *testing.T, pid int, name string) int {
 func TestEvalCLI(t *testing.T) {
 	out := t.TempDir()
 	data := filepath.Join("..", "..", "testdata", "eval", "hand.jsonl")
-	p := start(t, os.Environ(), "eval", "--data", data, "--format", "events-jsonl", "--models", "pop,itemknn", "--batch", "2", "--out", out)
+	p := start(t, os.Environ(), "eval", "--data", data, "--format", "events-jsonl", "--models", "pop,itemknn,adaptive-rl", "--batch", "2", "--out", out)
 	if err := p.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("eval: %v\n%s", err, p.output())
 	}
@@ -466,11 +466,14 @@ func TestEvalCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows := strings.Split(strings.TrimSpace(string(raw)), "\n")
-	if !strings.HasPrefix(rows[0], "model,hr,ndcg,params_mean,params_final,events_per_s,train_us_per_batch") || len(rows) != 3 {
+	if !strings.HasPrefix(rows[0], "model,hr,ndcg,params_mean,params_final,events_per_s,train_us_per_batch") ||
+		!strings.Contains(rows[0], "hr_per_kparam") || !strings.HasSuffix(rows[0], ",decisions") || len(rows) != 4 {
 		t.Fatalf("results.csv:\n%s", raw)
 	}
-	if st, err := os.Stat(filepath.Join(out, "curve.png")); err != nil || st.Size() < 1000 {
-		t.Fatalf("curve.png: %v", err)
+	for _, png := range []string{"curve.png", "pareto.png", "architecture.png"} {
+		if st, err := os.Stat(filepath.Join(out, png)); err != nil || st.Size() < 1000 {
+			t.Fatalf("%s: %v", png, err)
+		}
 	}
 	for _, bad := range [][]string{
 		{"eval", "--data", data, "--format", "csv"},

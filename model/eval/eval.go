@@ -50,7 +50,11 @@ type Result struct {
 	ParamsFinal    int
 	// NetParamsMean is the mean size of the Q-network alone (without item
 	// tables), for models that have one.
-	NetParamsMean       float64
+	NetParamsMean float64
+	// NetCurve is the Q-network's size over the stream, at the points of
+	// Curve; Decisions counts architecture decisions by kind.
+	NetCurve            []Point
+	Decisions           map[string]int
 	EventsPerSec        float64 // learning and serving only: ranking for the metric is excluded
 	TrainMicrosPerBatch float64
 	Curve               []Point // rolling HR@K
@@ -62,6 +66,11 @@ type Result struct {
 // learning time per batch.
 type Trainer interface {
 	TrainTime() time.Duration
+}
+
+// Adapting is implemented by models that change their architecture.
+type Adapting interface {
+	Decisions() []model.Decision
 }
 
 // Networked is implemented by models with a Q-network whose size is
@@ -158,6 +167,9 @@ func Run(ctx context.Context, events []feedback.Event, m model.Probed, opts Opti
 				v = float64(hitsInWindow) / float64(filled)
 			}
 			res.Curve = append(res.Curve, Point{Events: nextPoint, Value: v})
+			if hasNet {
+				res.NetCurve = append(res.NetCurve, Point{Events: nextPoint, Value: float64(netted.NetParams())})
+			}
 			nextPoint += step
 		}
 		if opts.Progress != nil {
@@ -183,5 +195,11 @@ func Run(ctx context.Context, events []feedback.Event, m model.Probed, opts Opti
 		}
 	}
 	res.ParamsFinal = m.Params()
+	if ad, ok := m.(Adapting); ok {
+		res.Decisions = map[string]int{}
+		for _, d := range ad.Decisions() {
+			res.Decisions[string(d.Action.Kind)]++
+		}
+	}
 	return res, nil
 }

@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,7 +29,7 @@ func Markdown(w io.Writer, k int, rs []Result) error {
 }
 
 // CSVHeader is the header of results.csv.
-var CSVHeader = []string{"model", "hr", "ndcg", "params_mean", "params_final", "events_per_s", "train_us_per_batch", "scored", "events", "batches", "k", "hr_per_kparam", "net_params_mean"}
+var CSVHeader = []string{"model", "hr", "ndcg", "params_mean", "params_final", "events_per_s", "train_us_per_batch", "scored", "events", "batches", "k", "hr_per_kparam", "net_params_mean", "decisions"}
 
 // WriteCSV writes one row per model to path.
 func WriteCSV(path string, k int, rs []Result) error {
@@ -42,7 +43,7 @@ func WriteCSV(path string, k int, rs []Result) error {
 		_ = w.Write([]string{
 			r.Model, ff(r.HR), ff(r.NDCG), ff(r.ParamsMean), strconv.Itoa(r.ParamsFinal), ff(r.EventsPerSec),
 			ff(r.TrainMicrosPerBatch), strconv.Itoa(r.Scored), strconv.Itoa(r.Events), strconv.Itoa(r.Batches), strconv.Itoa(k),
-			ff(perKParam(r.HR, r.ParamsMean)), ff(r.NetParamsMean),
+			ff(perKParam(r.HR, r.ParamsMean)), ff(r.NetParamsMean), decisions(r.Decisions),
 		})
 	}
 	w.Flush()
@@ -51,6 +52,75 @@ func WriteCSV(path string, k int, rs []Result) error {
 		return err
 	}
 	return f.Close()
+}
+
+// decisions renders decision counts as "add_layer:1 keep:12 widen:3".
+func decisions(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s:%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// PlotArchitecture draws the Q-network size of the adaptive models over
+// the stream to path (PNG); models without decisions are left out.
+func PlotArchitecture(path, title string, rs []Result) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "events"
+	p.Y.Label.Text = "Q-network parameters"
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	for i, r := range rs {
+		if r.Decisions == nil || len(r.NetCurve) == 0 {
+			continue
+		}
+		pts := make(plotter.XYs, len(r.NetCurve))
+		for j, c := range r.NetCurve {
+			pts[j].X, pts[j].Y = float64(c.Events), c.Value
+		}
+		line, err := plotter.NewLine(pts)
+		if err != nil {
+			return err
+		}
+		line.Color = palette[i%len(palette)]
+		line.Width = vg.Points(1.5)
+		p.Add(line)
+		p.Legend.Add(r.Model, line)
+	}
+	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
+}
+
+// PlotPareto draws HR@K against mean parameters (log scale) for every
+// model with parameters to path (PNG).
+func PlotPareto(path, title string, k int, rs []Result) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "mean parameters (log)"
+	p.Y.Label.Text = fmt.Sprintf("HR@%d", k)
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Add(plotter.NewGrid())
+	for i, r := range rs {
+		if r.ParamsMean <= 0 {
+			continue
+		}
+		sc, err := plotter.NewScatter(plotter.XYs{{X: r.ParamsMean, Y: r.HR}})
+		if err != nil {
+			return err
+		}
+		sc.Color = palette[i%len(palette)]
+		sc.Radius = vg.Points(4)
+		p.Add(sc)
+		p.Legend.Add(r.Model, sc)
+	}
+	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
 }
 
 // perKParam is quality per thousand parameters (0 for parameter-free models).
