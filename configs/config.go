@@ -65,6 +65,7 @@ type Topics struct {
 	Feedback          string `mapstructure:"feedback"`
 	Recommendations   string `mapstructure:"recommendations"`
 	DLQ               string `mapstructure:"dlq"`
+	Decisions         string `mapstructure:"decisions"`
 	Create            bool   `mapstructure:"create"`
 	Partitions        int    `mapstructure:"partitions"`
 	ReplicationFactor int    `mapstructure:"replication_factor"`
@@ -372,19 +373,19 @@ func (c Config) Check() error {
 	nonEmpty := map[string]string{
 		"kafka.group": c.Kafka.Group, "kafka.client_id": c.Kafka.ClientID,
 		"topics.feedback": c.Topics.Feedback, "topics.recommendations": c.Topics.Recommendations,
-		"topics.dlq": c.Topics.DLQ,
+		"topics.dlq": c.Topics.DLQ, "topics.decisions": c.Topics.Decisions,
 	}
 	for _, k := range sortedKeys(nonEmpty) {
 		if strings.TrimSpace(nonEmpty[k]) == "" {
 			bad(k, "must not be empty")
 		}
 	}
-	for _, k := range []string{"topics.feedback", "topics.recommendations", "topics.dlq"} {
+	for _, k := range []string{"topics.feedback", "topics.recommendations", "topics.dlq", "topics.decisions"} {
 		if name := nonEmpty[k]; name != "" && !validTopic(name) {
 			bad(k, "%q is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)", name)
 		}
 	}
-	if c.Topics.Feedback != "" && (c.Topics.Feedback == c.Topics.Recommendations || c.Topics.Feedback == c.Topics.DLQ) {
+	if c.Topics.Feedback != "" && (c.Topics.Feedback == c.Topics.Recommendations || c.Topics.Feedback == c.Topics.DLQ || c.Topics.Feedback == c.Topics.Decisions) {
 		bad("topics.feedback", "must differ from the output topics")
 	}
 	positiveDur := map[string]time.Duration{

@@ -63,6 +63,9 @@ type Adaptive struct {
 	OnDecision func(Decision)
 }
 
+// SetDecisionHook sets OnDecision (pipeline.DecisionSource).
+func (a *Adaptive) SetDecisionHook(f func(Decision)) { a.OnDecision = f }
+
 // NewAdaptive returns an adaptive DQN driven by ctrl.
 func NewAdaptive(cfg AdaptiveConfig, ctrl Controller) (*Adaptive, error) {
 	d, err := NewDQN(cfg.DQN)

@@ -18,14 +18,15 @@ type Stats struct {
 	Commits        atomic.Int64 // offset commits acknowledged
 	CommitFailures atomic.Int64 // commits lost to rebalances
 	Users          atomic.Int64 // users with a live session
+	Decisions      atomic.Int64 // architecture decision records published
 	// Time spent per stage, summed over batches (nanoseconds).
 	LearnNanos, PublishNanos, CommitNanos atomic.Int64
 }
 
 // Snapshot is a point-in-time copy of Stats.
 type Snapshot struct {
-	At                                                          time.Time
-	Fetched, Events, DLQ, Batches, Lists, CommitFailures, Users int64
+	At                                                                     time.Time
+	Fetched, Events, DLQ, Batches, Lists, CommitFailures, Users, Decisions int64
 }
 
 // Snapshot copies the counters.
@@ -33,6 +34,7 @@ func (s *Stats) Snapshot() Snapshot {
 	return Snapshot{
 		At: time.Now(), Fetched: s.Fetched.Load(), Events: s.Events.Load(), DLQ: s.DLQ.Load(),
 		Batches: s.Batches.Load(), Lists: s.Lists.Load(), CommitFailures: s.CommitFailures.Load(), Users: s.Users.Load(),
+		Decisions: s.Decisions.Load(),
 	}
 }
 
@@ -42,8 +44,12 @@ func ProgressLine(prev, cur Snapshot) string {
 	if dt := cur.At.Sub(prev.At).Seconds(); dt > 0 {
 		rate = float64(cur.Events-prev.Events) / dt
 	}
-	return fmt.Sprintf("events/s %7.0f  events %d  batches %d  users %d  lists published %d  dlq %d",
+	line := fmt.Sprintf("events/s %7.0f  events %d  batches %d  users %d  lists published %d  dlq %d",
 		rate, cur.Events, cur.Batches, cur.Users, cur.Lists, cur.DLQ)
+	if cur.Decisions > 0 {
+		line += fmt.Sprintf("  decisions %d", cur.Decisions)
+	}
+	return line
 }
 
 // Summary formats the totals of a run that started at start.

@@ -40,6 +40,9 @@ type Worker struct {
 	stats *Stats
 	recs  sink.Sink
 	dlq   sink.Sink
+	dec   sink.Sink
+	// decisions the model took during the batch in hand (model goroutine)
+	taken []model.Decision
 	// closing is set once the reader is being closed.
 	closing atomic.Bool
 }
@@ -56,11 +59,22 @@ func NewWorker(cfg configs.Config, log *slog.Logger, rec model.Recommender, stat
 			WriteTimeout: cfg.Sink.WriteTimeout, MaxAttempts: cfg.Sink.MaxAttempts,
 		}
 	}
-	return &Worker{
+	w := &Worker{
 		cfg: cfg, log: log, rec: rec, stats: stats,
 		recs: sink.NewKafka(wc(cfg.Topics.Recommendations)),
 		dlq:  sink.NewKafka(wc(cfg.Topics.DLQ)),
+		dec:  sink.NewKafka(wc(cfg.Topics.Decisions)),
 	}
+	if d, ok := rec.(DecisionSource); ok {
+		d.SetDecisionHook(func(dec model.Decision) { w.taken = append(w.taken, dec) })
+	}
+	return w
+}
+
+// DecisionSource is a recommender that changes its own architecture; the
+// worker publishes its decisions with the batch that caused them.
+type DecisionSource interface {
+	SetDecisionHook(func(model.Decision))
 }
 
 // Stats returns the worker's live counters.
@@ -75,6 +89,7 @@ type fetched struct {
 type output struct {
 	lists   []kafka.Message
 	dead    []kafka.Message
+	dec     []kafka.Message // architecture decisions
 	commits []kafka.Message // the last message of every partition of the batch
 	events  int
 	first   time.Time // when the batch's first message was fetched
@@ -96,6 +111,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		{Name: cfg.Topics.Feedback, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
 		{Name: cfg.Topics.Recommendations, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
 		{Name: cfg.Topics.DLQ, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
+		{Name: cfg.Topics.Decisions, Partitions: 1, ReplicationFactor: cfg.Topics.ReplicationFactor},
 	}
 	if err := EnsureTopics(ctx, client, specs, cfg.Topics.Create, w.log); err != nil {
 		w.closeSinks()
@@ -196,7 +212,7 @@ func (w *Worker) readerConfig() kafka.ReaderConfig {
 }
 
 func (w *Worker) closeSinks() {
-	for _, s := range []sink.Sink{w.recs, w.dlq} {
+	for _, s := range []sink.Sink{w.recs, w.dlq, w.dec} {
 		if err := s.Close(); err != nil {
 			w.log.Warn("closing writer", "err", err)
 		}
@@ -292,6 +308,16 @@ func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *Assembl
 			o.lists = append(o.lists, m)
 		}
 	}
+	for _, d := range w.taken {
+		m, err := sink.DecisionMessage(w.cfg.Kafka.Group, d)
+		if err != nil {
+			return output{}, err
+		}
+		o.dec = append(o.dec, m)
+		w.log.Info("architecture decision", "epoch", d.Epoch, "action", d.Action.String(), "before", d.Before, "after", d.After,
+			"params", d.Params, "rewarded", d.Rewarded, "reward", d.Reward)
+	}
+	w.taken = w.taken[:0]
 	return o, nil
 }
 
@@ -339,11 +365,13 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 			}
 		}
 		lists, dead = lists[:0], dead[:0]
+		var decs []kafka.Message
 		clear(last)
 		events := 0
 		for _, g := range group {
 			lists = append(lists, g.lists...)
 			dead = append(dead, g.dead...)
+			decs = append(decs, g.dec...)
 			for _, m := range g.commits {
 				if prev, ok := last[m.Partition]; !ok || m.Offset > prev.Offset {
 					last[m.Partition] = m
@@ -360,8 +388,9 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 			go func() { defer wg.Done(); dlqErr = w.dlq.Publish(ctx, dead...) }()
 		}
 		recErr := w.recs.Publish(ctx, lists...)
+		decErr := w.dec.Publish(ctx, decs...)
 		wg.Wait()
-		if err := errors.Join(recErr, dlqErr); err != nil {
+		if err := errors.Join(recErr, dlqErr, decErr); err != nil {
 			return fmt.Errorf("batch not committed: %w", err)
 		}
 		w.stats.PublishNanos.Add(int64(time.Since(start)))
@@ -379,6 +408,7 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 		w.stats.Events.Add(int64(events))
 		w.stats.DLQ.Add(int64(len(dead)))
 		w.stats.Lists.Add(int64(len(lists)))
+		w.stats.Decisions.Add(int64(len(decs)))
 	}
 	return nil
 }

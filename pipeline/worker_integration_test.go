@@ -362,3 +362,46 @@ func TestWorkerWithDQN(t *testing.T) {
 		})
 	}
 }
+
+// The adaptive model's architecture decisions reach the decisions topic as
+// JSON, with the batch that caused them, and are counted.
+func TestWorkerPublishesDecisions(t *testing.T) {
+	for _, target := range kafkatest.Targets(t) {
+		t.Run(target.Name, func(t *testing.T) {
+			cfg := kafkatest.Config(t, target)
+			cfg.Recommender.Model = "adaptive"
+			cfg.Recommender.DQN.Rows = 64
+			cfg.Recommender.Adaptive.EpochSessions = 20
+			cfg.Recommender.Adaptive.SampleEvery = 1
+			kafkatest.CreateTopics(t, cfg)
+			lines, _ := kafkatest.Events(3000, 0, 100, 12)
+			produce(t, cfg, lines)
+			w, stop := startWorker(t, cfg)
+			kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 180*time.Second)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			msgs := kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Decisions)
+			if len(msgs) == 0 {
+				t.Fatal("no decisions published")
+			}
+			taken := 0
+			for _, m := range msgs {
+				var d model.Decision
+				if err := json.Unmarshal(m.Value, &d); err != nil {
+					t.Fatalf("decision is not JSON: %v: %s", err, m.Value)
+				}
+				if string(m.Key) != cfg.Kafka.Group || d.Epoch <= 0 || len(d.Before) == 0 || d.Action.Kind == "" || d.Controller != "rl" {
+					t.Fatalf("incomplete decision %s", m.Value)
+				}
+				if !d.Rewarded {
+					taken++
+				}
+			}
+			if got := w.Stats().Snapshot().Decisions; got != int64(len(msgs)) {
+				t.Fatalf("counted %d decision records, topic holds %d", got, len(msgs))
+			}
+			t.Logf("%s: %d decisions taken, %d records", target.Name, taken, len(msgs))
+		})
+	}
+}

@@ -9,6 +9,7 @@ package sink
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -102,6 +103,16 @@ func RecommendationMessage(r model.Recommendation) (kafka.Message, error) {
 		return kafka.Message{}, fmt.Errorf("encoding recommendation for user %q: %w", r.UserID, err)
 	}
 	return kafka.Message{Key: []byte(r.UserID), Value: b}, nil
+}
+
+// DecisionMessage encodes an architecture decision for the decisions
+// topic, keyed by the model's id (the consumer group).
+func DecisionMessage(modelID string, d model.Decision) (kafka.Message, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("encoding decision %d: %w", d.Epoch, err)
+	}
+	return kafka.Message{Key: []byte(modelID), Value: b}, nil
 }
 
 // Headers of a dead letter.

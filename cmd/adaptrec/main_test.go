@@ -74,6 +74,7 @@ func env(cfg configs.Config, clientID string) []string {
 		"ADAPTREC_TOPICS_FEEDBACK="+cfg.Topics.Feedback,
 		"ADAPTREC_TOPICS_RECOMMENDATIONS="+cfg.Topics.Recommendations,
 		"ADAPTREC_TOPICS_DLQ="+cfg.Topics.DLQ,
+		"ADAPTREC_TOPICS_DECISIONS="+cfg.Topics.Decisions,
 		"ADAPTREC_BATCH_SIZE="+strconv.Itoa(cfg.Batch.Size),
 		"ADAPTREC_BATCH_MAX_WAIT="+cfg.Batch.MaxWait.String(),
 		"ADAPTREC_WORKER_MAX_PENDING_BATCHES="+strconv.Itoa(cfg.Worker.MaxPendingBatches),

@@ -84,6 +84,7 @@ func Config(t testing.TB, target Target) configs.Config {
 	c.Topics.Feedback = Name(t, "feedback")
 	c.Topics.Recommendations = Name(t, "recs")
 	c.Topics.DLQ = Name(t, "dlq")
+	c.Topics.Decisions = Name(t, "decisions")
 	c.Batch.Size = 100
 	// The pipeline tests need a model, not a good one; the DQN has its own
 	// worker test (gorgonia under -race is slow).
@@ -109,7 +110,7 @@ func CreateTopics(t testing.TB, cfg configs.Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var specs []pipeline.TopicSpec
-	for _, n := range []string{cfg.Topics.Feedback, cfg.Topics.Recommendations, cfg.Topics.DLQ} {
+	for _, n := range []string{cfg.Topics.Feedback, cfg.Topics.Recommendations, cfg.Topics.DLQ, cfg.Topics.Decisions} {
 		specs = append(specs, pipeline.TopicSpec{Name: n, Partitions: cfg.Topics.Partitions, ReplicationFactor: 1})
 	}
 	if err := pipeline.EnsureTopics(ctx, Client(cfg.Kafka.Brokers), specs, true, discard()); err != nil {
