@@ -267,8 +267,8 @@ func BenchmarkLatency(b *testing.B) {
 
 // BenchmarkWorkerModels runs the worker on the real broker over
 // ml-latest-small (100,836 ratings, 9,724 items, in time order) with the
-// popularity model and the DQN in the same run, and reports each one's
-// end-to-end events/s (decode, batch, learn, serve every touched user,
+// popularity model, the DQN and the adaptive DQN in the same run, and
+// reports each one's end-to-end events/s (decode, batch, learn, serve every touched user,
 // publish, commit).
 func BenchmarkWorkerModels(b *testing.B) {
 	target := kafkatest.Real(b)
@@ -286,7 +286,7 @@ func BenchmarkWorkerModels(b *testing.B) {
 	}
 	produceB(b, cfg.Kafka.Brokers, cfg.Topics.Feedback, lines)
 	for b.Loop() {
-		for _, name := range []string{"popularity", "dqn"} {
+		for _, name := range []string{"popularity", "dqn", "adaptive"} {
 			c := cfg
 			c.Recommender.Model = name
 			rate, st := workerRate(b, c, len(events))
