@@ -10,10 +10,11 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -306,7 +307,7 @@ func envKey(name string, known map[string]bool) (string, bool) {
 }
 
 func checkKeys(keys []string, known map[string]bool) error {
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		if known[k] {
 			continue
@@ -440,7 +441,7 @@ func (c Config) Check() error {
 	if c.Validate.RatingMin >= c.Validate.RatingMax {
 		bad("validate.rating_min", "must be below validate.rating_max (%g), got %g", c.Validate.RatingMax, c.Validate.RatingMin)
 	}
-	if !contains(Models, c.Recommender.Model) {
+	if !slices.Contains(Models, c.Recommender.Model) {
 		bad("recommender.model", "must be one of %s, got %q", strings.Join(Models, ", "), c.Recommender.Model)
 	}
 	if c.Recommender.ItemKNN.Window <= 0 || c.Recommender.ItemKNN.Window > 1000 {
@@ -561,7 +562,7 @@ func Keys() []string {
 		}
 	}
 	walk(reflect.TypeFor[Config](), "")
-	sort.Strings(keys)
+	slices.Sort(keys)
 	return keys
 }
 
@@ -577,20 +578,4 @@ func validTopic(s string) bool {
 	return true
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

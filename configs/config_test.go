@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ func TestDefaultFileDocumentsEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	fileKeys := v.AllKeys()
-	if got, want := sorted(fileKeys), Keys(); !reflect.DeepEqual(got, want) {
+	if got, want := slices.Sorted(slices.Values(fileKeys)), Keys(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("adaptrec.yaml keys differ from Config fields:\nfile:   %v\nstruct: %v", got, want)
 	}
 	c := Default()
@@ -133,18 +134,6 @@ func TestBadEnvironment(t *testing.T) {
 			t.Errorf("%s: got %v, want error containing %q", tt.env, err, tt.want)
 		}
 	}
-}
-
-func sorted(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 func TestMarshalRoundTrip(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"gonum.org/v1/gonum/blas"
@@ -399,7 +400,7 @@ func (d *DQN) features(recent []int32, types []feedback.Type, x []float32) []flo
 		return d.wts
 	}
 	w, total := float32(1), float32(0)
-	d.wts = append(d.wts, make([]float32, len(recent))...)
+	d.wts = slices.Grow(d.wts, len(recent))[:len(recent)]
 	for k := len(recent) - 1; k >= 0; k-- {
 		d.wts[k] = w
 		total += w
@@ -678,7 +679,7 @@ func (d *DQN) step(rows []transition) error {
 	// Network weights: Adam on the gradients of the shared slices.
 	for i, l := range d.net.layers() {
 		for k, w := range [][]float32{l.W, l.B} {
-			gr := grad(g.weights[weightIndex(d.net, i, k == 1)])
+			gr := grad(g.weights[weightIndex(i, k == 1)])
 			if d.ewc != nil {
 				d.ewc.observe(2*i+k, gr)
 				d.ewc.penalize(2*i+k, w, gr)
@@ -708,10 +709,10 @@ func (d *DQN) hardNegative(recent []int32, pos, nItems int32) int32 {
 	return d.rng.Int32N(nItems)
 }
 
-// weightIndex maps layer i of the network (and W or B) to its node in the
-// training graph: every layer (hidden layers, then q, α and v heads)
+// weightIndex maps layer i of the network (W, or B if bias) to its node in
+// the training graph: every layer, hidden ones then the q, α and v heads,
 // contributes W then B.
-func weightIndex(_ *qnet, i int, bias bool) int {
+func weightIndex(i int, bias bool) int {
 	if bias {
 		return 2*i + 1
 	}
@@ -836,10 +837,3 @@ func (d *DQN) Checksum() uint64 {
 
 // TrainStats reports the losses of the last step and the steps taken.
 func (d *DQN) TrainStats() (bpr, td float32, steps int64) { return d.lastBPR, d.lastTD, d.steps }
-
-// Alpha is α(s) of the empty state, a probe of the learned trust in
-// co-occurrence.
-func (d *DQN) Alpha() float32 {
-	d.features(nil, nil, d.x)
-	return d.net.forward(d.x, d.q, &d.scr)
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
@@ -177,8 +178,8 @@ func (k *ItemKNN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Prob
 
 // score fills k.scores with u's candidate scores.
 func (k *ItemKNN) score(u *UserState) {
-	k.scores = append(k.scores[:0], make([]float64, len(k.co.count))...)
-	k.co.score(u.Recent, k.cfg.Decay, k.scores)
+	k.scores = slices.Grow(k.scores[:0], len(k.co.count))[:len(k.co.count)]
+	k.co.score(u.Recent, k.cfg.Decay, k.scores) // clears it first
 }
 
 func (k *ItemKNN) observe(b *feedback.Batch, i int, u *UserState) {

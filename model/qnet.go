@@ -58,13 +58,6 @@ func newLayer(in, out int, rng *rand.Rand, bias bool) layer {
 	return l
 }
 
-func (n *qnet) last() int {
-	if len(n.hidden) == 0 {
-		return n.in
-	}
-	return n.hidden[len(n.hidden)-1].out
-}
-
 // params is the number of weights.
 func (n *qnet) params() int {
 	p := 0

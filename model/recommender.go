@@ -84,31 +84,16 @@ func Build(name string, cfg configs.Config) (Probed, error) {
 		if kind == "heuristic" {
 			ctrl = &Heuristic{Plateau: ad.Plateau, IdleFrac: ad.IdleFraction}
 		}
-		inner, err := Build("dqn", cfg)
-		if err != nil {
-			return nil, err
-		}
-		dq := inner.(*DQN)
-		dq.Close()
 		return NewAdaptive(AdaptiveConfig{
-			DQN: dq.cfg, EpochSessions: ad.EpochSessions, Step: ad.Step, Lambda: ad.Lambda, SampleEvery: ad.SampleEvery,
+			DQN: dqnConfig(cfg, cfg.Recommender.DQN.Hidden), EpochSessions: ad.EpochSessions, Step: ad.Step, Lambda: ad.Lambda, SampleEvery: ad.SampleEvery,
 			Bounds: ArchBounds{MinWidth: ad.MinWidth, MaxWidth: ad.MaxWidth, MinDepth: ad.MinDepth, MaxDepth: ad.MaxDepth, MaxParams: ad.MaxParams},
 		}, ctrl)
 	case "dqn", "dqn-small", "dqn-medium", "dqn-large":
-		q := cfg.Recommender.DQN
+		hidden := cfg.Recommender.DQN.Hidden
 		if w, ok := FixedSizes[name]; ok {
-			q.Hidden = w
+			hidden = w
 		}
-		m, err := NewDQN(DQNConfig{
-			Dim: q.Dim, Hidden: q.Hidden, Window: q.Window, Decay: q.Decay, LR: q.LR, HeadLR: q.HeadLR,
-			EmbLR: q.EmbLR, EmbNegatives: q.EmbNegatives, ZeroHead: true,
-			Negatives: q.Negatives, Hard: q.HardNegatives, RowUniform: q.RowNegatives, Rows: q.Rows,
-			StepsPerBatch: q.StepsPerBatch, Gamma: q.Gamma, TDWeight: q.TDWeight, TargetSync: q.TargetSync,
-			Replay: q.Replay, AlphaInit: q.AlphaInit, EWCLambda: q.EWCLambda, EWCEvery: q.EWCEvery, Skip: true, Temperature: q.Temperature, ExploreTop: q.ExploreTop,
-			Reward: Reward{Click: q.Reward.Click, View: q.Reward.View, ViewPerMinute: q.Reward.ViewPerMinute,
-				RatingCenter: q.Reward.RatingCenter, RatingScale: q.Reward.RatingScale},
-			TopN: cfg.Recommender.TopN, MaxUsers: cfg.Recommender.MaxUsers, UserTTL: cfg.Recommender.UserTTL, Seed: q.Seed,
-		})
+		m, err := NewDQN(dqnConfig(cfg, hidden))
 		if err != nil {
 			return nil, err
 		}
@@ -124,4 +109,21 @@ func Build(name string, cfg configs.Config) (Probed, error) {
 		}), nil
 	}
 	return nil, fmt.Errorf("unknown model %q (known: %s)", name, strings.Join(Names, ", "))
+}
+
+// dqnConfig maps the recommender.dqn keys to a DQNConfig with the given
+// hidden widths.
+func dqnConfig(cfg configs.Config, hidden []int) DQNConfig {
+	q := cfg.Recommender.DQN
+	return DQNConfig{
+		Dim: q.Dim, Hidden: hidden, Window: q.Window, Decay: q.Decay, LR: q.LR, HeadLR: q.HeadLR,
+		EmbLR: q.EmbLR, EmbNegatives: q.EmbNegatives, ZeroHead: true, Skip: true,
+		Negatives: q.Negatives, Hard: q.HardNegatives, RowUniform: q.RowNegatives, Rows: q.Rows,
+		StepsPerBatch: q.StepsPerBatch, Gamma: q.Gamma, TDWeight: q.TDWeight, TargetSync: q.TargetSync,
+		Replay: q.Replay, AlphaInit: q.AlphaInit, EWCLambda: q.EWCLambda, EWCEvery: q.EWCEvery,
+		Temperature: q.Temperature, ExploreTop: q.ExploreTop,
+		Reward: Reward{Click: q.Reward.Click, View: q.Reward.View, ViewPerMinute: q.Reward.ViewPerMinute,
+			RatingCenter: q.Reward.RatingCenter, RatingScale: q.Reward.RatingScale},
+		TopN: cfg.Recommender.TopN, MaxUsers: cfg.Recommender.MaxUsers, UserTTL: cfg.Recommender.UserTTL, Seed: q.Seed,
+	}
 }

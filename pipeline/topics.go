@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -72,7 +73,7 @@ func EnsureTopics(ctx context.Context, client *kafka.Client, specs []TopicSpec, 
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("topics %v not ready after 30s (have %v): %v", names, keys(got), err)
+			return fmt.Errorf("topics %v not ready after 30s (have %v): %v", names, slices.Sorted(maps.Keys(got)), err)
 		}
 		select {
 		case <-ctx.Done():
@@ -147,13 +148,4 @@ func Partitions(ctx context.Context, client *kafka.Client, topic string) ([]int,
 		return ids, nil
 	}
 	return nil, fmt.Errorf("topic %q does not exist", topic)
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -92,7 +92,6 @@ type output struct {
 	dec     []kafka.Message // architecture decisions
 	commits []kafka.Message // the last message of every partition of the batch
 	events  int
-	first   time.Time // when the batch's first message was fetched
 }
 
 // ErrShutdownDeadline reports that the drain on shutdown did not finish in

@@ -81,18 +81,9 @@ func PlotArchitecture(path, title string, rs []Result) error {
 		if r.Decisions == nil || len(r.NetCurve) == 0 {
 			continue
 		}
-		pts := make(plotter.XYs, len(r.NetCurve))
-		for j, c := range r.NetCurve {
-			pts[j].X, pts[j].Y = float64(c.Events), c.Value
-		}
-		line, err := plotter.NewLine(pts)
-		if err != nil {
+		if err := addLine(p, i, r.Model, r.NetCurve); err != nil {
 			return err
 		}
-		line.Color = palette[i%len(palette)]
-		line.Width = vg.Points(1.5)
-		p.Add(line)
-		p.Legend.Add(r.Model, line)
 	}
 	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
 }
@@ -148,18 +139,26 @@ func PlotCurves(path, title string, k, window int, rs []Result) error {
 	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
 	for i, r := range rs {
-		pts := make(plotter.XYs, len(r.Curve))
-		for j, c := range r.Curve {
-			pts[j].X, pts[j].Y = float64(c.Events), c.Value
+		if err := addLine(p, i, r.Model, r.Curve); err != nil {
+			return err
 		}
-		line, err := plotter.NewLine(pts)
-		if err != nil {
-			return fmt.Errorf("curve of %s: %w", r.Model, err)
-		}
-		line.Color = palette[i%len(palette)]
-		line.Width = vg.Points(1.5)
-		p.Add(line)
-		p.Legend.Add(r.Model, line)
 	}
 	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
+}
+
+// addLine draws one model's curve in the model's colour, with a legend entry.
+func addLine(p *plot.Plot, i int, name string, curve []Point) error {
+	pts := make(plotter.XYs, len(curve))
+	for j, c := range curve {
+		pts[j].X, pts[j].Y = float64(c.Events), c.Value
+	}
+	line, err := plotter.NewLine(pts)
+	if err != nil {
+		return fmt.Errorf("curve of %s: %w", name, err)
+	}
+	line.Color = palette[i%len(palette)]
+	line.Width = vg.Points(1.5)
+	p.Add(line)
+	p.Legend.Add(name, line)
+	return nil
 }

@@ -87,11 +87,21 @@ func (sc *scanner) object(r *rawEvent) *DecodeError {
 		}
 		return syntaxErr("event must be a JSON object, got %s", kindOf(b[firstNonSpace(b)]))
 	}
-	sc.i++
+	if err := sc.members(func(key string) *DecodeError { return sc.field(key, r) }); err != nil {
+		return err
+	}
+	return sc.end()
+}
+
+// members reads an object from its opening brace to its closing one,
+// calling value for each member with the scanner at the member's value,
+// which value must consume.
+func (sc *scanner) members(value func(key string) *DecodeError) *DecodeError {
+	sc.i++ // opening brace
 	sc.ws()
 	if sc.peek() == '}' {
 		sc.i++
-		return sc.end()
+		return nil
 	}
 	for {
 		sc.ws()
@@ -108,17 +118,16 @@ func (sc *scanner) object(r *rawEvent) *DecodeError {
 		}
 		sc.i++
 		sc.ws()
-		if err := sc.field(key, r); err != nil {
+		if err := value(key); err != nil {
 			return err
 		}
 		sc.ws()
 		switch sc.peek() {
 		case ',':
 			sc.i++
-			continue
 		case '}':
 			sc.i++
-			return sc.end()
+			return nil
 		default:
 			return sc.unexpected("after object key:value pair")
 		}
@@ -442,39 +451,7 @@ func (sc *scanner) skipValue(depth int) *DecodeError {
 			}
 		}
 	case c == '{':
-		sc.i++
-		sc.ws()
-		if sc.peek() == '}' {
-			sc.i++
-			return nil
-		}
-		for {
-			sc.ws()
-			if sc.peek() != '"' {
-				return sc.unexpected("looking for beginning of object key string")
-			}
-			if _, err := sc.str(); err != nil {
-				return err
-			}
-			sc.ws()
-			if sc.peek() != ':' {
-				return sc.unexpected("after object key")
-			}
-			sc.i++
-			if err := sc.skipValue(depth + 1); err != nil {
-				return err
-			}
-			sc.ws()
-			switch sc.peek() {
-			case ',':
-				sc.i++
-			case '}':
-				sc.i++
-				return nil
-			default:
-				return sc.unexpected("after object key:value pair")
-			}
-		}
+		return sc.members(func(string) *DecodeError { return sc.skipValue(depth + 1) })
 	}
 	return sc.unexpected("looking for beginning of value")
 }

@@ -40,9 +40,9 @@ type Generator struct {
 }
 
 type session struct {
-	user, left, n int
-	id            string
-	given         bool
+	user, left int
+	id         string
+	given      bool
 }
 
 // New returns a generator for cfg.
