@@ -33,11 +33,16 @@ type Decision struct {
 	ParamsAdded int     `json:"params_added"`
 	Params      int     `json:"params"`
 	Quality     float64 `json:"quality_before"`
-	Gain        float64 `json:"gain"`
-	Cost        float64 `json:"cost"`
-	Reward      float64 `json:"reward"`
-	Rewarded    bool    `json:"rewarded"`
-	Controller  string  `json:"controller"`
+	// QualityAfter is the NDCG@10 of the network over the epoch after the
+	// decision, QualityRef that of the network as it was before the
+	// decision, frozen, on the same events; Gain is their difference.
+	QualityAfter float64 `json:"quality_after"`
+	QualityRef   float64 `json:"quality_reference"`
+	Gain         float64 `json:"gain"`
+	Cost         float64 `json:"cost"`
+	Reward       float64 `json:"reward"`
+	Rewarded     bool    `json:"rewarded"`
+	Controller   string  `json:"controller"`
 }
 
 // Adaptive is the DQN whose Q-network a controller grows and prunes while
@@ -52,6 +57,8 @@ type Adaptive struct {
 	closed    int
 	epoch     int
 	ndcg      float64
+	ndcgRef   float64 // the same events ranked by ref
+	ref       *qnet   // the network before the pending decision, frozen
 	scored    int
 	seen      int
 	lossStart float32
@@ -113,8 +120,9 @@ func (a *Adaptive) LearnProbed(ctx context.Context, b *feedback.Batch, probe Pro
 			}
 			a.seen++
 			if a.seen%a.acfg.SampleEvery == 0 {
-				if rr := memo(); rr < 10 {
-					a.ndcg += 1 / math.Log2(float64(rr)+2)
+				a.ndcg += ndcgAt10(memo())
+				if a.ref != nil {
+					a.ndcgRef += ndcgAt10(a.rankWith(a.ref, a.probeUser, a.probeItem))
 				}
 				a.scored++
 			}
@@ -133,13 +141,26 @@ func (a *Adaptive) LearnProbed(ctx context.Context, b *feedback.Batch, probe Pro
 	return out, nil
 }
 
+// ndcgAt10 is one event's NDCG@10 given the rank of its item.
+func ndcgAt10(rank int) float64 {
+	if rank >= 10 {
+		return 0
+	}
+	return 1 / math.Log2(float64(rank)+2)
+}
+
+// decide rewards the pending decision and takes the next one. The reward's
+// quality gain is paired: the network after the decision against a frozen
+// copy of the network before it, on the same sampled events of the epoch
+// that followed, so the difficulty of those events cancels out.
 func (a *Adaptive) decide() {
 	quality := a.ndcg / float64(a.scored)
 	bpr, _, _ := a.TrainStats()
 	var prev *Decision
 	if a.pending >= 0 {
 		prev = &a.decisions[a.pending]
-		prev.Reward, prev.Gain, prev.Cost = ArchReward(prev.Quality, quality, prev.ParamsAdded, a.acfg.Lambda)
+		prev.QualityAfter, prev.QualityRef = quality, a.ndcgRef/float64(a.scored)
+		prev.Reward, prev.Gain, prev.Cost = ArchReward(prev.QualityRef, prev.QualityAfter, prev.ParamsAdded, a.acfg.Lambda)
 		prev.Rewarded = true
 		a.ctrl.Feedback(prev.Reward)
 		if a.OnDecision != nil {
@@ -161,6 +182,7 @@ func (a *Adaptive) decide() {
 	prev = nil // appending below may move the slice
 	act := a.ctrl.Decide(obs, Candidates(a.net, a.acfg.Bounds, a.acfg.Step))
 	before, paramsBefore := a.Widths(), a.NetParams()
+	a.ref = a.net.clone()
 	if err := a.Apply(act, a.acfg.Bounds); err != nil {
 		act = Action{Kind: Keep} // Candidates only offers valid actions; keep on the unexpected
 	}
@@ -174,7 +196,7 @@ func (a *Adaptive) decide() {
 	if a.OnDecision != nil {
 		a.OnDecision(dec)
 	}
-	a.closed, a.ndcg, a.scored, a.seen = 0, 0, 0, 0
+	a.closed, a.ndcg, a.ndcgRef, a.scored, a.seen = 0, 0, 0, 0, 0
 	a.lossStart, a.itemsAt = bpr, a.items.Len()
 }
 

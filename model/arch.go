@@ -54,18 +54,22 @@ func (n *qnet) consumers(i int) []*layer {
 }
 
 // widen adds len(picks) units to hidden layer i, Net2Net style: new unit r
-// copies unit picks[r]'s incoming weights and bias, and every copy of a
-// unit (the original included) takes an equal share of its outgoing
-// weights, so the network computes the same function.
-func (n *qnet) widen(i int, picks []int, plane int) {
+// copies unit picks[r]'s incoming weights and bias, and the copies of a
+// unit (the original included) share its outgoing weights, so the network
+// computes the same function. On the weight plane (0) each outgoing weight
+// is split in random proportions drawn from seed: copies with equal shares
+// would get equal gradients and stay copies for ever, adding no capacity.
+// On the Adam moment planes (1: m, 2: v) every copy takes 1/c^plane of the
+// unit's moment, c being the number of copies.
+func (n *qnet) widen(i int, picks []int, plane int, seed uint64) {
 	l := &n.hidden[i]
 	out, k := l.out, len(picks)
-	count := make([]float32, out)
-	for u := range count {
-		count[u] = 1
+	copies := make([][]int, out) // the units each original unit became
+	for u := range copies {
+		copies[u] = []int{u}
 	}
-	for _, p := range picks {
-		count[p]++
+	for j, p := range picks {
+		copies[p] = append(copies[p], out+j)
 	}
 	w := make([]float32, l.in*(out+k))
 	for r := range l.in {
@@ -79,22 +83,31 @@ func (n *qnet) widen(i int, picks []int, plane int) {
 		b[out+j] = l.B[p]
 	}
 	l.W, l.B, l.out = w, b, out+k
-	share := func(u int) float32 { return float32(math.Pow(float64(count[u]), -float64(max(plane, 1)))) }
-	if plane == 0 {
-		share = func(u int) float32 { return 1 / count[u] }
-	}
+	rng := rand.New(rand.NewPCG(seed, uint64(i)))
+	share := make([]float32, 0, k+1)
 	for _, c := range n.consumers(i) {
 		nw := make([]float32, (out+k)*c.out)
-		for u := range out {
-			s := share(u)
+		for u, us := range copies {
 			for col := range c.out {
-				nw[u*c.out+col] = c.W[u*c.out+col] * s
-			}
-		}
-		for j, p := range picks {
-			s := share(p)
-			for col := range c.out {
-				nw[(out+j)*c.out+col] = c.W[p*c.out+col] * s
+				share = share[:0]
+				if plane == 0 && len(us) > 1 {
+					total := float32(0)
+					for range us {
+						share = append(share, float32(0.5+rng.Float64()))
+						total += share[len(share)-1]
+					}
+					for j := range share {
+						share[j] /= total
+					}
+				} else {
+					s := float32(math.Pow(float64(len(us)), -float64(max(plane, 1))))
+					for range us {
+						share = append(share, s)
+					}
+				}
+				for j, v := range us {
+					nw[v*c.out+col] = c.W[u*c.out+col] * share[j]
+				}
 			}
 		}
 		c.W, c.in = nw, out+k
@@ -282,8 +295,9 @@ func (n *qnet) valid(a Action, b ArchBounds) error {
 // so the same choices apply to every plane.
 type plan struct {
 	Action
-	picks []int // units replicated by Widen
-	drop  []int // units removed by Narrow
+	picks []int  // units replicated by Widen
+	seed  uint64 // of Widen's random split of outgoing weights
+	drop  []int  // units removed by Narrow
 }
 
 func (n *qnet) plan(a Action, rng *rand.Rand) plan {
@@ -294,6 +308,7 @@ func (n *qnet) plan(a Action, rng *rand.Rand) plan {
 		for j := range p.picks {
 			p.picks[j] = rng.IntN(n.hidden[a.Layer].out)
 		}
+		p.seed = rng.Uint64()
 	case Narrow:
 		p.drop = n.leastImportant(a.Layer, a.K)
 	}
@@ -304,7 +319,7 @@ func (n *qnet) plan(a Action, rng *rand.Rand) plan {
 func (n *qnet) apply(p plan, plane int) {
 	switch p.Kind {
 	case Widen:
-		n.widen(p.Layer, p.picks, plane)
+		n.widen(p.Layer, p.picks, plane, p.seed)
 	case Narrow:
 		n.narrow(p.Layer, p.drop)
 	case AddLayer:

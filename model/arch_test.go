@@ -237,3 +237,61 @@ func TestDQNApplyCarriesOptimiserState(t *testing.T) {
 }
 
 func sorted(s []int) []int { s = slices.Clone(s); slices.Sort(s); return s }
+
+// Widened copies must not stay copies: with equal outgoing shares a copy
+// and its original get equal gradients for ever and the new units add no
+// capacity. The random split keeps the function and lets them diverge.
+func TestWidenedUnitsDiverge(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows = 32
+	d, err := NewDQN(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	learn := func(from int) {
+		var evs []feedback.Located
+		for i := from; i < from+400; i++ {
+			evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%7), SessionID: "s", ItemID: fmt.Sprint("i", (i*7)%23), Type: feedback.Click, TS: time.Unix(int64(i), 0)}})
+		}
+		b := feedback.BatchOf(evs...)
+		defer b.Release()
+		if _, err := d.Learn(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	learn(0)
+	p := d.net.plan(Action{Kind: Widen, Layer: 0, K: 1}, d.rng)
+	orig, out := p.picks[0], d.net.hidden[0].out
+	m, v := d.momentNets()
+	d.net.apply(p, 0)
+	d.target.apply(p, 0)
+	m.apply(p, 1)
+	v.apply(p, 2)
+	t0 := d.opts[0].t
+	if err := d.rebuild(); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range m.layers() {
+		vl := v.layers()[i]
+		d.opts[2*i].m, d.opts[2*i].v, d.opts[2*i].t = l.W, vl.W, t0
+		d.opts[2*i+1].m, d.opts[2*i+1].v, d.opts[2*i+1].t = l.B, vl.B, t0
+	}
+	incoming := func(u int) []float32 {
+		l := d.net.hidden[0]
+		w := make([]float32, l.in)
+		for r := range l.in {
+			w[r] = l.W[r*l.out+u]
+		}
+		return w
+	}
+	if !slices.Equal(incoming(orig), incoming(out)) {
+		t.Fatal("the copy does not start as a copy")
+	}
+	for k := range 5 {
+		learn(400 * (k + 1))
+	}
+	if slices.Equal(incoming(orig), incoming(out)) {
+		t.Fatalf("unit %d and its copy %d still have equal incoming weights after training", orig, out)
+	}
+}

@@ -72,6 +72,11 @@ type PolicyGradient struct {
 	lastPick int
 	lastProb []float64
 	decided  bool
+	// running mean and variance of rewards (Welford): advantages are in
+	// units of the reward's spread, so the step size does not depend on λ
+	// or on how much NDCG moves.
+	n        int
+	mean, m2 float64
 }
 
 // NewPolicyGradient returns an untrained controller (uniform policy).
@@ -142,8 +147,16 @@ func (p *PolicyGradient) Feedback(reward float64) {
 		return
 	}
 	p.decided = false
-	adv := reward - dot(p.value, p.lastObs)
-	// Baseline: gradient step on (reward - V(s))².
+	p.n++
+	delta := reward - p.mean
+	p.mean += delta / float64(p.n)
+	p.m2 += delta * (reward - p.mean)
+	if p.n < 2 {
+		return // no spread yet to measure the reward against
+	}
+	z := (reward - p.mean) / math.Max(math.Sqrt(p.m2/float64(p.n-1)), 1e-6)
+	adv := math.Max(-3, math.Min(3, z-dot(p.value, p.lastObs)))
+	// Baseline: gradient step on (z - V(s))².
 	for j, x := range p.lastObs {
 		p.value[j] += p.lr * adv * x
 	}

@@ -136,9 +136,11 @@ type DQN struct {
 	ein, eout, bias []float32
 	co              cooc
 	net, target     *qnet
-	opts            []*adam // per layer: W then B
-	ewc             *ewc    // nil: off
-	onSessionEnd    func()  // called when a user's session changes
+	opts            []*adam    // per layer: W then B
+	ewc             *ewc       // nil: off
+	onSessionEnd    func()     // called when a user's session changes
+	probeUser       *UserState // the user and item of the event being probed
+	probeItem       int32
 	graph           *trainGraph
 	users           *UserStore
 	replay          []transition
@@ -339,6 +341,7 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 			item, known := d.items.Lookup(b.ItemID(i))
 			_, seen := u.Consumed[item]
 			if known && !seen {
+				d.probeUser, d.probeItem = u, item
 				probe(i, true, func() int {
 					d.scoreAll(u)
 					return order{score: d.scores}.rank(item, u.Consumed)
@@ -454,6 +457,16 @@ func (d *DQN) scoreAll(u *UserState) {
 		}
 		d.scores[a] = float64(s+d.bias[a]) + float64(alpha)*d.knn[a]
 	}
+}
+
+// rankWith is the rank of item among u's unconsumed items with net in
+// place of the online network (the item tables are the current ones).
+func (d *DQN) rankWith(net *qnet, u *UserState, item int32) int {
+	online := d.net
+	d.net = net
+	d.scoreAll(u)
+	d.net = online
+	return order{score: d.scores}.rank(item, u.Consumed)
 }
 
 // qOf is Q(s, a) for one item given q and α of the state.

@@ -91,7 +91,10 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 			if err := eval.PlotArchitecture(filepath.Join(out, "architecture.png"), title, results); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stderr, "eval: wrote results.csv, curve.png, pareto.png and architecture.png in %s\n", out)
+			if err := eval.WriteDecisions(filepath.Join(out, "decisions.jsonl"), results); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "eval: wrote results.csv, decisions.jsonl, curve.png, pareto.png and architecture.png in %s\n", out)
 			return nil
 		},
 	}

@@ -55,7 +55,8 @@ type Result struct {
 	// Curve; Decisions counts architecture decisions by kind.
 	NetCurve            []Point
 	Decisions           map[string]int
-	EventsPerSec        float64 // learning and serving only: ranking for the metric is excluded
+	DecisionLog         []model.Decision // every decision, in order
+	EventsPerSec        float64          // learning and serving only: ranking for the metric is excluded
 	TrainMicrosPerBatch float64
 	Curve               []Point // rolling HR@K
 	Wall                time.Duration
@@ -197,7 +198,8 @@ func Run(ctx context.Context, events []feedback.Event, m model.Probed, opts Opti
 	res.ParamsFinal = m.Params()
 	if ad, ok := m.(Adapting); ok {
 		res.Decisions = map[string]int{}
-		for _, d := range ad.Decisions() {
+		res.DecisionLog = ad.Decisions()
+		for _, d := range res.DecisionLog {
 			res.Decisions[string(d.Action.Kind)]++
 		}
 	}

@@ -1,7 +1,9 @@
 package eval
 
 import (
+	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"image/color"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/adaptrec/adaptrec/model"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -26,6 +29,24 @@ func Markdown(w io.Writer, k int, rs []Result) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// WriteDecisions writes every architecture decision of the adaptive
+// models to path, one JSON object per line with the model's name added.
+func WriteDecisions(path string, rs []Result) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, r := range rs {
+		for _, d := range r.DecisionLog {
+			if err := enc.Encode(struct {
+				Model string `json:"model"`
+				model.Decision
+			}{r.Model, d}); err != nil {
+				return err
+			}
+		}
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
 // CSVHeader is the header of results.csv.
