@@ -69,6 +69,12 @@ func TestAdaptiveTakesAndRewardsDecisions(t *testing.T) {
 				if d.Rewarded && d.Reward != d.Gain-d.Cost {
 					t.Fatalf("reward terms do not add up: %+v", d)
 				}
+				// The gain is paired: the epoch after the decision, scored
+				// by the network and by the frozen pre-decision reference.
+				if d.Rewarded && (d.Gain != d.QualityAfter-d.QualityRef || d.QualityAfter != ds[i+1].Quality) {
+					t.Fatalf("decision %d: gain %v is not quality after %v − reference %v, or after is not the next epoch's quality %v",
+						i, d.Gain, d.QualityAfter, d.QualityRef, ds[i+1].Quality)
+				}
 			}
 			if len(seen) != 2*len(ds)-1 {
 				t.Fatalf("OnDecision called %d times for %d decisions", len(seen), len(ds))

@@ -29,9 +29,10 @@ type Controller interface {
 	Name() string
 }
 
-// Reward is the controller's reward for an epoch: the quality gain over
-// the epoch after the decision, relative to the one before, minus λ per
-// thousand parameters added.
+// ArchReward is the controller's reward for a decision: the quality gain
+// over the epoch after it (the network's quality minus the reference's:
+// Adaptive uses the network before the decision, frozen, on the same
+// events), minus λ per thousand parameters added.
 func ArchReward(qualityBefore, qualityAfter float64, paramsAdded int, lambda float64) (reward, gain, cost float64) {
 	gain = qualityAfter - qualityBefore
 	cost = lambda * float64(paramsAdded) / 1000
@@ -61,7 +62,8 @@ func Candidates(n *qnet, b ArchBounds, step int) []Action {
 // allowed actions, linear in features of the observation and the action,
 // trained by REINFORCE with a learned linear value baseline (the scheme
 // Reinforced Continual Learning uses with its LSTM controller, with a
-// linear model in place of the LSTM).
+// linear model in place of the LSTM). Rewards are standardised by their
+// running mean and spread before the baseline is taken off.
 type PolicyGradient struct {
 	rng      *rand.Rand
 	lr       float64

@@ -22,22 +22,26 @@ func TestCandidatesRespectBounds(t *testing.T) {
 
 // The policy-gradient controller learns, from rewards alone, to prefer the
 // action that pays: here widening pays 1, anything else 0, with noise.
+// The policy learns which action pays, whatever the scale of the rewards
+// (NDCG gains are of the order of 1e-3): advantages are standardised.
 func TestPolicyGradientLearnsTheRewardingAction(t *testing.T) {
-	p := NewPolicyGradient(0.1, 3)
-	noise := rand.New(rand.NewPCG(5, 5))
-	allowed := []Action{{Kind: Keep}, {Kind: Widen, Layer: 0, K: 16}, {Kind: Narrow, Layer: 0, K: 16}, {Kind: AddLayer, Layer: 0}}
-	obs := Observation{Widths: []int{32}, NetParams: 3000, Quality: 0.05, DataRate: 5000}
-	for range 400 {
-		a := p.Decide(obs, allowed)
-		r := noise.NormFloat64() * 0.3
-		if a.Kind == Widen {
-			r++
+	for _, scale := range []float64{1, 1e-3} {
+		p := NewPolicyGradient(0.1, 3)
+		noise := rand.New(rand.NewPCG(5, 5))
+		allowed := []Action{{Kind: Keep}, {Kind: Widen, Layer: 0, K: 16}, {Kind: Narrow, Layer: 0, K: 16}, {Kind: AddLayer, Layer: 0}}
+		obs := Observation{Widths: []int{32}, NetParams: 3000, Quality: 0.05, DataRate: 5000}
+		for range 200 {
+			a := p.Decide(obs, allowed)
+			r := noise.NormFloat64() * 0.3
+			if a.Kind == Widen {
+				r++
+			}
+			p.Feedback(r * scale)
 		}
-		p.Feedback(r)
-	}
-	probs := p.Probabilities(obs, allowed)
-	if probs[1] < 0.8 {
-		t.Fatalf("P(widen) = %.2f after 400 epochs, want > 0.8 (%v)", probs[1], probs)
+		probs := p.Probabilities(obs, allowed)
+		if probs[1] < 0.8 {
+			t.Fatalf("reward scale %g: P(widen) = %.2f after 200 epochs, want > 0.8 (%v)", scale, probs[1], probs)
+		}
 	}
 }
 
