@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -44,6 +45,8 @@ type Config struct {
 	Worker      Worker      `mapstructure:"worker"`
 	Embedded    Embedded    `mapstructure:"embedded"`
 	Log         Log         `mapstructure:"log"`
+	Tracing     Tracing     `mapstructure:"tracing"`
+	Metrics     Metrics     `mapstructure:"metrics"`
 }
 
 // Kafka is the consumer-group client configuration.
@@ -199,6 +202,24 @@ type Embedded struct {
 type Log struct {
 	Level  string `mapstructure:"level"`
 	Format string `mapstructure:"format"`
+}
+
+// Tracing is OTLP span export. The standard OTEL_* environment variables
+// override it (see telemetry.Resolve).
+type Tracing struct {
+	Enabled     bool    `mapstructure:"enabled"`
+	Endpoint    string  `mapstructure:"endpoint"`
+	Protocol    string  `mapstructure:"protocol"`
+	SampleRatio float64 `mapstructure:"sample_ratio"`
+	ServiceName string  `mapstructure:"service_name"`
+}
+
+// Metrics is the HTTP endpoint for /metrics, /healthz and /readyz, and
+// the rolling quality gauges.
+type Metrics struct {
+	Addr               string `mapstructure:"addr"`
+	QualitySampleEvery int    `mapstructure:"quality_sample_every"`
+	QualityWindow      int    `mapstructure:"quality_window"`
 }
 
 // Models lists the values recommender.model accepts.
@@ -432,6 +453,33 @@ func (c Config) Check() error {
 	}
 	if c.Recommender.TopN > 1000 {
 		bad("recommender.top_n", "must be at most 1000, got %d", c.Recommender.TopN)
+	}
+	switch c.Tracing.Protocol {
+	case "grpc", "http/protobuf":
+	default:
+		bad("tracing.protocol", "must be grpc or http/protobuf, got %q", c.Tracing.Protocol)
+	}
+	if r := c.Tracing.SampleRatio; r < 0 || r > 1 {
+		bad("tracing.sample_ratio", "must be within [0, 1], got %g", r)
+	}
+	if strings.TrimSpace(c.Tracing.ServiceName) == "" {
+		bad("tracing.service_name", "must not be empty")
+	}
+	if c.Tracing.Endpoint != "" {
+		if u, err := url.Parse(c.Tracing.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("tracing.endpoint", "%q is not an http:// or https:// URL", c.Tracing.Endpoint)
+		}
+	}
+	if a := c.Metrics.Addr; a != "" {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			bad("metrics.addr", "%q is not HOST:PORT (empty turns the endpoint off)", a)
+		}
+	}
+	if c.Metrics.QualitySampleEvery < 0 {
+		bad("metrics.quality_sample_every", "must not be negative")
+	}
+	if c.Metrics.QualityWindow <= 0 {
+		bad("metrics.quality_window", "must be positive, got %d", c.Metrics.QualityWindow)
 	}
 	switch c.Kafka.StartOffset {
 	case "earliest", "latest":

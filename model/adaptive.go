@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"math"
+	"time"
 
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
 )
@@ -43,6 +44,10 @@ type Decision struct {
 	Reward       float64 `json:"reward"`
 	Rewarded     bool    `json:"rewarded"`
 	Controller   string  `json:"controller"`
+	// At is when the decision was taken and Took how long taking and
+	// applying it lasted (for tracing; not published).
+	At   time.Time     `json:"-"`
+	Took time.Duration `json:"-"`
 }
 
 // Adaptive is the DQN whose Q-network a controller grows and prunes while
@@ -154,6 +159,7 @@ func ndcgAt10(rank int) float64 {
 // copy of the network before it, on the same sampled events of the epoch
 // that followed, so the difficulty of those events cancels out.
 func (a *Adaptive) decide() {
+	t0 := time.Now()
 	quality := a.ndcg / float64(a.scored)
 	bpr, _, _ := a.TrainStats()
 	var prev *Decision
@@ -161,7 +167,7 @@ func (a *Adaptive) decide() {
 		prev = &a.decisions[a.pending]
 		prev.QualityAfter, prev.QualityRef = quality, a.ndcgRef/float64(a.scored)
 		prev.Reward, prev.Gain, prev.Cost = ArchReward(prev.QualityRef, prev.QualityAfter, prev.ParamsAdded, a.acfg.Lambda)
-		prev.Rewarded = true
+		prev.Rewarded, prev.At, prev.Took = true, t0, 0
 		a.ctrl.Feedback(prev.Reward)
 		if a.OnDecision != nil {
 			a.OnDecision(*prev)
@@ -190,6 +196,7 @@ func (a *Adaptive) decide() {
 	dec := Decision{
 		Epoch: a.epoch, Before: before, Action: act, After: a.Widths(), Params: a.NetParams(),
 		ParamsAdded: a.NetParams() - paramsBefore, Quality: quality, Controller: a.ctrl.Name(),
+		At: t0, Took: time.Since(t0),
 	}
 	a.decisions = append(a.decisions, dec)
 	a.pending = len(a.decisions) - 1

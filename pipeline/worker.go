@@ -6,15 +6,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 	"github.com/adaptrec/adaptrec/sink"
 )
 
@@ -45,6 +51,26 @@ type Worker struct {
 	taken []model.Decision
 	// closing is set once the reader is being closed.
 	closing atomic.Bool
+
+	// observability (Instrument); the zero values cost nothing
+	tracer  trace.Tracer
+	tracing bool
+	metrics *telemetry.Metrics
+	health  *telemetry.Health
+	reward  model.Reward
+	sampled int // events seen by the quality sampler
+}
+
+// Instrument turns on tracing (if t is enabled), metrics (if m is not nil)
+// and readiness reporting (if h is not nil). Call it before Run.
+func (w *Worker) Instrument(t *telemetry.Tracing, m *telemetry.Metrics, h *telemetry.Health) {
+	if t != nil && t.Enabled {
+		w.tracer, w.tracing = t.Provider.Tracer("github.com/adaptrec/adaptrec/pipeline"), true
+	}
+	w.metrics, w.health = m, h
+	if h != nil {
+		h.SetModelLoaded(w.rec != nil)
+	}
 }
 
 // NewWorker returns a worker for cfg that serves rec. stats may be nil.
@@ -65,6 +91,8 @@ func NewWorker(cfg configs.Config, log *slog.Logger, rec model.Recommender, stat
 		dlq:  sink.NewKafka(wc(cfg.Topics.DLQ)),
 		dec:  sink.NewKafka(wc(cfg.Topics.Decisions)),
 	}
+	r := cfg.Recommender.DQN.Reward
+	w.reward = model.Reward{Click: r.Click, View: r.View, ViewPerMinute: r.ViewPerMinute, RatingCenter: r.RatingCenter, RatingScale: r.RatingScale}
 	if d, ok := rec.(DecisionSource); ok {
 		d.SetDecisionHook(func(dec model.Decision) { w.taken = append(w.taken, dec) })
 	}
@@ -81,9 +109,11 @@ type DecisionSource interface {
 func (w *Worker) Stats() *Stats { return w.stats }
 
 type fetched struct {
-	msg kafka.Message
-	ev  feedback.Event
-	err error
+	msg    kafka.Message
+	ev     feedback.Event
+	err    error
+	at     time.Time     // fetched
+	decode time.Duration // time spent decoding (tracing only)
 }
 
 type output struct {
@@ -92,6 +122,22 @@ type output struct {
 	dec     []kafka.Message // architecture decisions
 	commits []kafka.Message // the last message of every partition of the batch
 	events  int
+	batch   batchTrace
+	// produce times of the batch's valid events (metrics only)
+	produced []time.Time
+}
+
+// batchTrace follows a batch to its commit: its span (nil: not traced)
+// and when its first message was fetched.
+type batchTrace struct {
+	span  trace.Span
+	first time.Time
+}
+
+// committing is a group of published batches whose offsets are ready.
+type committing struct {
+	offsets map[int]kafka.Message
+	batches []batchTrace
 }
 
 // ErrShutdownDeadline reports that the drain on shutdown did not finish in
@@ -150,7 +196,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	// One group waits while another commits: a crash re-delivers at most
 	// the two groups between publish and commit.
-	commits := make(chan map[int]kafka.Message, 1)
+	commits := make(chan committing, 1)
 	wg.Add(4)
 	go func() { defer wg.Done(); defer close(in); w.fetch(fetchCtx, reader, in) }()
 	go func() { defer wg.Done(); defer close(out); fail(w.model(work, in, out)) }()
@@ -199,14 +245,32 @@ func (w *Worker) readerConfig() kafka.ReaderConfig {
 		WatchPartitionChanges: true,
 		ReadBackoffMin:        10 * time.Millisecond,
 		ReadBackoffMax:        500 * time.Millisecond,
-		Logger:                kafka.LoggerFunc(func(f string, a ...any) { w.log.Debug(fmt.Sprintf(f, a...), "component", "kafka-go") }),
+		Logger: kafka.LoggerFunc(func(f string, a ...any) {
+			w.membership(f)
+			w.log.Debug(fmt.Sprintf(f, a...), "component", "kafka-go")
+		}),
 		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
 			level := slog.LevelWarn
 			if w.closing.Load() {
 				level = slog.LevelDebug // closing connections time out reads on purpose
 			}
+			w.membership(f)
 			w.log.Log(context.Background(), level, fmt.Sprintf(f, a...), "component", "kafka-go")
 		}),
+	}
+}
+
+// membership follows kafka-go's (v0.4.51) group log lines for readiness:
+// the reader has no membership callback.
+func (w *Worker) membership(format string) {
+	if w.health == nil {
+		return
+	}
+	switch {
+	case strings.HasPrefix(format, "Joined group "):
+		w.health.SetJoined(true)
+	case strings.HasPrefix(format, "Leaving group "), strings.HasPrefix(format, "Failed to join group "):
+		w.health.SetJoined(false)
 	}
 }
 
@@ -243,9 +307,14 @@ func (w *Worker) fetch(ctx context.Context, r *kafka.Reader, in chan<- fetched) 
 		}
 		backoff = 10 * time.Millisecond
 		w.stats.Fetched.Add(1)
+		at := time.Now()
 		ev, derr := feedback.Decode(m.Value, lim)
+		var took time.Duration
+		if w.tracing {
+			took = time.Since(at)
+		}
 		select {
-		case in <- fetched{msg: m, ev: ev, err: derr}:
+		case in <- fetched{msg: m, ev: ev, err: derr, at: at, decode: took}:
 		case <-ctx.Done():
 			return
 		}
@@ -274,18 +343,44 @@ func (w *Worker) model(ctx context.Context, in <-chan fetched, out chan<- output
 }
 
 func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *Assembler) (o output, err error) {
+	o.batch.first = items[0].at
+	var bctx context.Context
+	var span trace.Span
+	if w.tracing {
+		bctx, span = w.startBatchSpan(items)
+		o.batch.span = span
+		defer func() {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, err.Error())
+				span.End()
+			}
+		}()
+	}
+	start := time.Now()
 	last := map[int]kafka.Message{}
 	valid := 0
+	var decode time.Duration
 	for _, it := range items {
 		last[it.msg.Partition] = it.msg
+		decode += it.decode
 		if it.err != nil {
 			class := string(feedback.ClassOf(it.err))
 			o.dead = append(o.dead, sink.DeadLetter(it.msg, class, it.err.Error()))
 			w.log.Debug("dead letter", "topic", it.msg.Topic, "partition", it.msg.Partition, "offset", it.msg.Offset, "class", class, "err", it.err)
+			w.metrics.DeadLetter(class)
+			if span != nil {
+				span.AddEvent("dlq", trace.WithAttributes(append(telemetry.MessageAttrs(it.msg.Partition, it.msg.Offset),
+					attribute.String("error.type", class), attribute.String("adaptrec.dlq.reason", it.err.Error()))...))
+			}
 			continue
 		}
 		asm.Add(it.ev, int32(it.msg.Partition), it.msg.Offset, it.msg.Time)
 		valid++
+		if w.metrics != nil {
+			w.metrics.Event(string(it.ev.Type))
+			o.produced = append(o.produced, it.msg.Time)
+		}
 	}
 	for _, m := range last {
 		o.commits = append(o.commits, m)
@@ -293,8 +388,31 @@ func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *Assembl
 	o.events = len(items)
 	batch := asm.Flush()
 	defer batch.Release()
+	if span != nil {
+		_, ds := w.tracer.Start(bctx, "decode", trace.WithTimestamp(start), trace.WithAttributes(
+			attribute.Int("adaptrec.events.valid", valid), attribute.Int("adaptrec.events.dead", len(o.dead)),
+			attribute.Int64("adaptrec.decode.ns", int64(decode))))
+		ds.End()
+	}
+	if w.metrics != nil {
+		lag := make(map[int]int64, len(last))
+		for p, m := range last {
+			lag[p] = max(0, m.HighWaterMark-m.Offset-1)
+		}
+		w.metrics.Batch(len(items), lag)
+	}
 	if valid > 0 {
-		lists, err := w.learn(ctx, batch, items)
+		lctx := ctx
+		var ls trace.Span
+		if span != nil {
+			lctx, ls = w.tracer.Start(trace.ContextWithSpan(ctx, span), "learn", trace.WithAttributes(
+				attribute.String("adaptrec.model", w.rec.Name()), attribute.Int("adaptrec.events", valid)))
+		}
+		lists, err := w.learn(lctx, batch, items)
+		if ls != nil {
+			ls.SetAttributes(attribute.Int("adaptrec.lists", len(lists)))
+			ls.End()
+		}
 		if err != nil {
 			return output{}, err
 		}
@@ -307,32 +425,105 @@ func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *Assembl
 			o.lists = append(o.lists, m)
 		}
 	}
+	lastMsg := items[len(items)-1].msg
 	for _, d := range w.taken {
 		m, err := sink.DecisionMessage(w.cfg.Kafka.Group, d)
 		if err != nil {
 			return output{}, err
 		}
 		o.dec = append(o.dec, m)
-		w.log.Info("architecture decision", "epoch", d.Epoch, "action", d.Action.String(), "before", d.Before, "after", d.After,
+		w.log.Info("architecture decision", "topic", lastMsg.Topic, "partition", lastMsg.Partition, "offset", lastMsg.Offset,
+			"epoch", d.Epoch, "action", d.Action.String(), "before", d.Before, "after", d.After,
 			"params", d.Params, "rewarded", d.Rewarded, "reward", d.Reward)
+		if !d.Rewarded {
+			w.metrics.Decision(string(d.Action.Kind))
+		}
+		if span != nil {
+			w.decisionSpan(bctx, d)
+		}
 	}
 	w.taken = w.taken[:0]
+	if w.metrics != nil {
+		params := 0
+		if p, ok := w.rec.(interface{ Params() int }); ok {
+			params = p.Params()
+		}
+		w.metrics.Model(params, asm.Users())
+	}
 	return o, nil
 }
 
+// startBatchSpan starts the batch's CONSUMER span, linked to the producer
+// span of every message that carries one.
+func (w *Worker) startBatchSpan(items []fetched) (context.Context, trace.Span) {
+	links := make([]trace.Link, 0, len(items))
+	for i := range items {
+		m := &items[i].msg
+		if sc := telemetry.Extract(m); sc.IsValid() {
+			links = append(links, trace.Link{SpanContext: sc, Attributes: telemetry.MessageAttrs(m.Partition, m.Offset)})
+		}
+	}
+	attrs := append(telemetry.Messaging(w.cfg.Topics.Feedback),
+		semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName("process"),
+		semconv.MessagingConsumerGroupName(w.cfg.Kafka.Group), semconv.MessagingBatchMessageCount(len(items)))
+	return w.tracer.Start(context.Background(), "process "+w.cfg.Topics.Feedback,
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
+		trace.WithTimestamp(items[0].at), trace.WithAttributes(attrs...))
+}
+
+// decisionSpan records an architecture decision taken during learn, with
+// the time the model measured for it.
+func (w *Worker) decisionSpan(ctx context.Context, d model.Decision) {
+	name := "architecture decision"
+	if d.Rewarded {
+		name = "architecture reward"
+	}
+	at := d.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	_, s := w.tracer.Start(ctx, name, trace.WithTimestamp(at), trace.WithAttributes(
+		attribute.Int("adaptrec.decision.epoch", d.Epoch), attribute.String("adaptrec.decision.action", d.Action.String()),
+		attribute.IntSlice("adaptrec.decision.before", d.Before), attribute.IntSlice("adaptrec.decision.after", d.After),
+		attribute.Int("adaptrec.decision.params", d.Params), attribute.Float64("adaptrec.decision.reward", d.Reward),
+		attribute.Bool("adaptrec.decision.rewarded", d.Rewarded)))
+	s.End(trace.WithTimestamp(at.Add(d.Took)))
+}
+
 // learn calls the recommender, turning a panic into an error that names the
-// batch's offsets; the batch is then not committed.
+// batch's offsets; the batch is then not committed. With metrics on, one in
+// metrics.quality_sample_every events is ranked (before it is learned) for
+// the rolling HR@10, and every event's reward goes into the rolling mean.
 func (w *Worker) learn(ctx context.Context, batch *feedback.Batch, items []fetched) (lists []model.Recommendation, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			first, last := items[0].msg, items[len(items)-1].msg
 			err = fmt.Errorf("model %s panicked on the batch from %s/%d@%d to %s/%d@%d: %v",
 				w.rec.Name(), first.Topic, first.Partition, first.Offset, last.Topic, last.Partition, last.Offset, p)
-			w.log.Error("model panicked", "err", err)
+			w.log.Error("model panicked", "topic", first.Topic, "partition", first.Partition, "offset", first.Offset, "err", err)
 		}
 	}()
 	start := time.Now()
-	lists, err = w.rec.Learn(ctx, batch)
+	every := w.cfg.Metrics.QualitySampleEvery
+	probed, canProbe := w.rec.(model.Probed)
+	if w.metrics != nil && every > 0 && canProbe {
+		var hits []bool
+		lists, err = probed.LearnProbed(ctx, batch, func(_ int, ok bool, rank func() int) {
+			if !ok {
+				return
+			}
+			if w.sampled++; w.sampled%every == 0 {
+				hits = append(hits, rank() < 10)
+			}
+		})
+		rewards := make([]float32, batch.Len())
+		for i := range rewards {
+			rewards[i] = w.reward.Of(batch, i)
+		}
+		w.metrics.Quality(hits, rewards)
+	} else {
+		lists, err = w.rec.Learn(ctx, batch)
+	}
 	w.stats.LearnNanos.Add(int64(time.Since(start)))
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", w.rec.Name(), err)
@@ -346,7 +537,7 @@ func (w *Worker) learn(ctx context.Context, batch *feedback.Batch, items []fetch
 // worker.max_pending_batches), so a broker round trip costs once per group,
 // not once per batch; the commit of one group overlaps the publish of the
 // next.
-func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- map[int]kafka.Message) error {
+func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- committing) error {
 	var lists, dead []kafka.Message
 	last := map[int]kafka.Message{}
 	for o := range out {
@@ -367,7 +558,10 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 		var decs []kafka.Message
 		clear(last)
 		events := 0
-		for _, g := range group {
+		start := time.Now()
+		spans := w.startSendSpans(group, start)
+		batches := make([]batchTrace, len(group))
+		for i, g := range group {
 			lists = append(lists, g.lists...)
 			dead = append(dead, g.dead...)
 			decs = append(decs, g.dec...)
@@ -377,9 +571,9 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 				}
 			}
 			events += g.events
+			batches[i] = g.batch
 		}
 
-		start := time.Now()
 		var dlqErr error
 		var wg sync.WaitGroup
 		if len(dead) > 0 {
@@ -389,16 +583,36 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 		recErr := w.recs.Publish(ctx, lists...)
 		decErr := w.dec.Publish(ctx, decs...)
 		wg.Wait()
-		if err := errors.Join(recErr, dlqErr, decErr); err != nil {
+		err := errors.Join(recErr, dlqErr, decErr)
+		acked := time.Now()
+		for _, s := range spans {
+			if err != nil {
+				s.RecordError(err)
+				s.SetStatus(codes.Error, err.Error())
+			}
+			s.End(trace.WithTimestamp(acked))
+		}
+		if err != nil {
+			for _, b := range batches {
+				if b.span != nil {
+					b.span.SetStatus(codes.Error, "not committed")
+					b.span.End()
+				}
+			}
 			return fmt.Errorf("batch not committed: %w", err)
 		}
-		w.stats.PublishNanos.Add(int64(time.Since(start)))
+		w.stats.PublishNanos.Add(int64(acked.Sub(start)))
+		if w.metrics != nil {
+			for _, g := range group {
+				w.metrics.Published(len(g.lists), g.produced, acked)
+			}
+		}
 		offsets := make(map[int]kafka.Message, len(last))
 		for p, m := range last {
 			offsets[p] = m
 		}
 		select {
-		case commits <- offsets:
+		case commits <- committing{offsets: offsets, batches: batches}:
 		case <-ctx.Done():
 			return fmt.Errorf("batch not committed: %w", context.Cause(ctx))
 		}
@@ -412,10 +626,43 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 	return nil
 }
 
+// startSendSpans starts, for every traced batch of the group, a publish
+// span and under it a PRODUCER span for its recommendation lists, whose
+// context goes into the lists' headers.
+func (w *Worker) startSendSpans(group []output, start time.Time) []trace.Span {
+	if !w.tracing {
+		return nil
+	}
+	var spans []trace.Span
+	for i := range group {
+		g := &group[i]
+		if g.batch.span == nil {
+			continue
+		}
+		pctx, ps := w.tracer.Start(trace.ContextWithSpan(context.Background(), g.batch.span), "publish", trace.WithTimestamp(start),
+			trace.WithAttributes(attribute.Int("adaptrec.group.batches", len(group)), attribute.Int("adaptrec.dlq.messages", len(g.dead)),
+				attribute.Int("adaptrec.decisions", len(g.dec))))
+		attrs := append(telemetry.Messaging(w.cfg.Topics.Recommendations),
+			semconv.MessagingOperationTypeSend, semconv.MessagingOperationName("send"), semconv.MessagingBatchMessageCount(len(g.lists)))
+		sctx, ss := w.tracer.Start(pctx, "send "+w.cfg.Topics.Recommendations, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithTimestamp(start), trace.WithAttributes(attrs...))
+		if ss.SpanContext().IsSampled() && len(g.lists) > 0 {
+			var hdr []kafka.Header
+			telemetry.Propagator.Inject(sctx, telemetry.HeaderCarrier{Headers: &hdr})
+			for j := range g.lists {
+				g.lists[j].Headers = append(g.lists[j].Headers, hdr...)
+			}
+		}
+		spans = append(spans, ss, ps)
+	}
+	return spans
+}
+
 // commit commits the offsets of published groups in order, merging those
 // that queued up meanwhile into one request.
-func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan map[int]kafka.Message) error {
-	for offsets := range commits {
+func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan committing) error {
+	for c := range commits {
+		offsets, batches := c.offsets, c.batches
 	merge:
 		for {
 			select {
@@ -423,9 +670,10 @@ func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan map
 				if !ok {
 					break merge
 				}
-				for p, m := range more {
+				for p, m := range more.offsets {
 					offsets[p] = m // later groups have later offsets
 				}
+				batches = append(batches, more.batches...)
 			default:
 				break merge
 			}
@@ -436,14 +684,29 @@ func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan map
 		}
 		start := time.Now()
 		err := r.CommitMessages(ctx, msgs...)
-		w.stats.CommitNanos.Add(int64(time.Since(start)))
+		done := time.Now()
+		w.stats.CommitNanos.Add(int64(done.Sub(start)))
+		for _, b := range batches {
+			w.metrics.Committed(b.first, done)
+			if b.span == nil {
+				continue
+			}
+			_, cs := w.tracer.Start(trace.ContextWithSpan(context.Background(), b.span), "commit", trace.WithTimestamp(start),
+				trace.WithAttributes(semconv.MessagingConsumerGroupName(w.cfg.Kafka.Group), attribute.Int("adaptrec.commit.partitions", len(msgs))))
+			if err != nil {
+				cs.RecordError(err)
+				cs.SetStatus(codes.Error, err.Error())
+			}
+			cs.End(trace.WithTimestamp(done))
+			b.span.End(trace.WithTimestamp(done))
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("committing: %w", context.Cause(ctx))
 			}
 			// A rebalance took the partitions: the new owner re-reads from the
 			// last commit (at-least-once), so this is not fatal.
-			w.log.Warn("commit failed; the partitions' new owner re-reads from the last commit", "err", err, "partitions", len(msgs))
+			w.log.Warn("commit failed; the partitions' new owner re-reads from the last commit", "topic", w.cfg.Topics.Feedback, "err", err, "partitions", len(msgs))
 			w.stats.CommitFailures.Add(1)
 			continue
 		}
