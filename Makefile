@@ -10,8 +10,16 @@ TEST_TIMEOUT ?= 12m
 KAFKA_TEST_DATA ?= $(if $(wildcard /dev/shm),/dev/shm/adaptrec-kafka-test,$${TMPDIR:-/tmp}/adaptrec-kafka-test)
 KAFKA := bash deploy/kafka/kafka.sh
 TEST_KAFKA_ENV := KAFKA_PORT=$(KAFKA_TEST_PORT) KAFKA_CONTROLLER_PORT=$(KAFKA_TEST_CONTROLLER_PORT) KAFKA_DATA_DIR=$(KAFKA_TEST_DATA)
+# The test Jaeger (built from deploy/jaeger, in-memory storage) on its own ports.
+JAEGER := bash deploy/jaeger/jaeger.sh
+JAEGER_TEST_OTLP_GRPC_PORT ?= 14317
+JAEGER_TEST_OTLP_HTTP_PORT ?= 14318
+JAEGER_TEST_QUERY_PORT ?= 16687
+TEST_JAEGER_ENV := JAEGER_OTLP_GRPC_PORT=$(JAEGER_TEST_OTLP_GRPC_PORT) JAEGER_OTLP_HTTP_PORT=$(JAEGER_TEST_OTLP_HTTP_PORT) JAEGER_QUERY_PORT=$(JAEGER_TEST_QUERY_PORT)
+TEST_SERVICES_ENV := KAFKA_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) \
+	JAEGER_TEST_OTLP_ENDPOINT=http://127.0.0.1:$(JAEGER_TEST_OTLP_GRPC_PORT) JAEGER_TEST_QUERY_URL=http://127.0.0.1:$(JAEGER_TEST_QUERY_PORT)
 
-.PHONY: all build run test test-short bench lint kafka-up kafka-down clean
+.PHONY: all build run test test-short bench lint kafka-up kafka-down jaeger-up jaeger-down clean
 
 all: build
 
@@ -22,12 +30,14 @@ build:
 run: build
 	./bin/adaptrec worker --embedded
 
-## test: unit, in-process and real-Kafka integration tests, with the race detector
+## test: unit, in-process, real-Kafka and real-Jaeger integration tests, with the race detector
 test:
-	@$(TEST_KAFKA_ENV) $(KAFKA) up
+	@$(TEST_JAEGER_ENV) $(JAEGER) up
 	@status=0; \
-	KAFKA_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./... || status=$$?; \
+	$(TEST_KAFKA_ENV) $(KAFKA) up || status=$$?; \
+	if [ $$status -eq 0 ]; then $(TEST_SERVICES_ENV) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./... || status=$$?; fi; \
 	$(TEST_KAFKA_ENV) $(KAFKA) down; \
+	$(TEST_JAEGER_ENV) $(JAEGER) down; \
 	exit $$status
 
 ## test-short: no external services (the in-process broker only)
@@ -36,11 +46,15 @@ test-short:
 
 ## bench: throughput and latency on the real broker, raw kafka-go side by side
 bench:
-	@$(TEST_KAFKA_ENV) $(KAFKA) up
+	@$(TEST_JAEGER_ENV) $(JAEGER) up
 	@status=0; \
-	$(GO) test -run '^$$' -bench . -skip 'Throughput|Latency|WorkerModels|WorkerRSS' -count=1 ./... || status=$$?; \
-	KAFKA_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) $(GO) test -run '^$$' -bench 'Throughput|Latency|WorkerModels|WorkerRSS' -benchtime 1x -count=1 -timeout 40m ./pipeline/ ./cmd/adaptrec/ || status=$$?; \
+	$(TEST_KAFKA_ENV) $(KAFKA) up || status=$$?; \
+	if [ $$status -eq 0 ]; then \
+	$(GO) test -run '^$$' -bench . -skip 'Throughput|Latency|WorkerModels|WorkerRSS|Tracing' -count=1 ./... || status=$$?; \
+	$(TEST_SERVICES_ENV) $(GO) test -run '^$$' -bench 'Throughput|Latency|WorkerModels|WorkerRSS|Tracing' -benchtime 1x -count=1 -timeout 40m ./pipeline/ ./cmd/adaptrec/ || status=$$?; \
+	fi; \
 	$(TEST_KAFKA_ENV) $(KAFKA) down; \
+	$(TEST_JAEGER_ENV) $(JAEGER) down; \
 	exit $$status
 
 ## lint: gofmt, go vet and go mod tidy must leave nothing to change
@@ -57,6 +71,13 @@ kafka-up:
 
 kafka-down:
 	$(KAFKA) down
+
+## jaeger-up: Jaeger on 127.0.0.1 (OTLP 4317/4318, UI and API on 16686), in-memory
+jaeger-up:
+	$(JAEGER) up
+
+jaeger-down:
+	$(JAEGER) down
 
 clean:
 	rm -rf bin

@@ -16,6 +16,7 @@ import (
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
+	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 )
 
 // BenchmarkThroughput measures, in one run on the real broker and on the
@@ -138,9 +139,18 @@ func rawPipeRate(b *testing.B, cfg configs.Config, n int, topic string) float64 
 // workerRate runs a fresh worker over the topic and times it from its first
 // fetched message to the last batch published.
 func workerRate(b *testing.B, cfg configs.Config, n int) (float64, *pipeline.Stats) {
+	return instrumentedRate(b, cfg, n, nil)
+}
+
+// instrumentedRate is workerRate with instrument (if not nil) applied to
+// the worker before it runs.
+func instrumentedRate(b *testing.B, cfg configs.Config, n int, instrument func(*pipeline.Worker)) (float64, *pipeline.Stats) {
 	cfg.Kafka.Group = kafkatest.Name(b, "worker")
 	rec, _ := model.New(cfg)
 	w := pipeline.NewWorker(cfg, kafkatest.Logger(b), rec, nil)
+	if instrument != nil {
+		instrument(w)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -295,5 +305,72 @@ func BenchmarkWorkerModels(b *testing.B) {
 			b.Logf("%s: %.0f events/s end to end (learn %.2f ms, publish %.2f ms per batch; %d batches)",
 				name, rate, float64(st.LearnNanos.Load())/nb/1e6, float64(st.PublishNanos.Load())/nb/1e6, int(nb))
 		}
+	}
+}
+
+// BenchmarkTracing measures the worker's events/s with tracing off and
+// exporting to the real Jaeger at sampling ratios 1.0 and 0.01, in one run
+// on the real broker, rounds alternating, medians of 3. The events carry
+// producer trace context sampled at the same ratio (one OTEL_TRACES_SAMPLER_ARG
+// for the deployment); a batch is traced when any of its messages was.
+func BenchmarkTracing(b *testing.B) {
+	target := kafkatest.Real(b)
+	otlp, _ := kafkatest.Jaeger(b)
+	const n, rounds = 200_000, 3
+	base := kafkatest.Config(b, target)
+	base.Batch.Size = 256
+	base.Batch.MaxWait = 50 * time.Millisecond
+	lines, _ := kafkatest.Events(n, 0, 20_000, 7)
+	ratios := []float64{1, 0.01}
+	topics := map[float64]configs.Config{}
+	service := kafkatest.Name(b, "bench")
+	for _, r := range ratios {
+		cfg := base
+		cfg.Topics.Feedback = kafkatest.Name(b, "feedback")
+		kafkatest.CreateTopics(b, cfg)
+		tr, err := telemetry.NewTracing(context.Background(), configs.Tracing{Enabled: true, Endpoint: otlp, Protocol: "grpc",
+			SampleRatio: r, ServiceName: service + "-producer"}, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		out := newSink(cfg.Kafka.Brokers, cfg.Topics.Feedback)
+		if _, err := pipeline.Produce(context.Background(), out, bytesReader(lines), pipeline.ProduceOptions{
+			Tracer: tr.Provider.Tracer("bench"), Topic: cfg.Topics.Feedback}); err != nil {
+			b.Fatal(err)
+		}
+		out.Close()
+		if err := tr.Shutdown(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		topics[r] = cfg
+	}
+	traced := func(r float64) func(*pipeline.Worker) {
+		return func(w *pipeline.Worker) {
+			tr, err := telemetry.NewTracing(context.Background(), configs.Tracing{Enabled: true, Endpoint: otlp, Protocol: "grpc",
+				SampleRatio: r, ServiceName: service}, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
+			w.Instrument(tr, nil, nil)
+		}
+	}
+	for b.Loop() {
+		var off, full, sampled []float64
+		for round := range rounds {
+			r0, _ := instrumentedRate(b, topics[0.01], n, nil)
+			r1, _ := instrumentedRate(b, topics[1], n, traced(1))
+			r2, _ := instrumentedRate(b, topics[0.01], n, traced(0.01))
+			off, full, sampled = append(off, r0), append(full, r1), append(sampled, r2)
+			b.Logf("round %d: off %.0f/s, sampling 1.0 %.0f/s, sampling 0.01 %.0f/s", round, r0, r1, r2)
+		}
+		o, f, s := median(off), median(full), median(sampled)
+		b.ReportMetric(o, "off_events/s")
+		b.ReportMetric(f, "ratio1_events/s")
+		b.ReportMetric(s, "ratio0.01_events/s")
+		b.ReportMetric(1-f/o, "overhead_ratio1")
+		b.ReportMetric(1-s/o, "overhead_ratio0.01")
+		b.Logf("medians of %d rounds, %d events: off %.0f events/s; sampling 1.0 %.0f (overhead %.1f%%); sampling 0.01 %.0f (overhead %.1f%%)",
+			rounds, n, o, f, 100*(1-f/o), s, 100*(1-s/o))
 	}
 }

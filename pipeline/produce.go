@@ -9,7 +9,11 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 	"github.com/adaptrec/adaptrec/sink"
 )
 
@@ -26,6 +30,11 @@ type ProduceOptions struct {
 	// Now stamps each message; nil means time.Now. The stamp is the message
 	// timestamp that replay --to-datetime seeks by.
 	Now func() time.Time
+	// Tracer, if set, starts a PRODUCER span per message and carries its
+	// context in the message's headers (W3C traceparent).
+	Tracer trace.Tracer
+	// Topic names the destination in the spans.
+	Topic string
 }
 
 // ProduceResult counts what Produce sent.
@@ -63,6 +72,7 @@ func Produce(ctx context.Context, out sink.Sink, r io.Reader, opts ProduceOption
 	start := time.Now()
 	next := start
 	batch := make([]kafka.Message, 0, chunk)
+	var spans []trace.Span
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -81,7 +91,25 @@ func Produce(ctx context.Context, out sink.Sink, r io.Reader, opts ProduceOption
 		for i := range batch {
 			batch[i].Time = now
 		}
-		if err := out.Publish(ctx, batch...); err != nil {
+		spans = spans[:0]
+		if opts.Tracer != nil {
+			for i := range batch {
+				sctx, span := opts.Tracer.Start(ctx, "send "+opts.Topic, trace.WithSpanKind(trace.SpanKindProducer),
+					trace.WithAttributes(append(telemetry.Messaging(opts.Topic), semconv.MessagingOperationTypeSend,
+						semconv.MessagingOperationName("send"), semconv.MessagingMessageBodySize(len(batch[i].Value)))...))
+				telemetry.Inject(sctx, &batch[i])
+				spans = append(spans, span)
+			}
+		}
+		err := out.Publish(ctx, batch...)
+		for _, s := range spans {
+			if err != nil {
+				s.RecordError(err)
+				s.SetStatus(codes.Error, err.Error())
+			}
+			s.End()
+		}
+		if err != nil {
 			return err
 		}
 		res.Sent += len(batch)

@@ -454,19 +454,27 @@ func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *Assembl
 }
 
 // startBatchSpan starts the batch's CONSUMER span, linked to the producer
-// span of every message that carries one.
+// span of every message whose trace was sampled (links to traces that were
+// not kept would lead nowhere). Its parent is the first of them, so that
+// producer's trace shows the batch, its publish and the lists it sent; the
+// other producers reach it through their links. The sampler keeps a batch
+// whose messages were sampled.
 func (w *Worker) startBatchSpan(items []fetched) (context.Context, trace.Span) {
-	links := make([]trace.Link, 0, len(items))
+	var links []trace.Link
 	for i := range items {
 		m := &items[i].msg
-		if sc := telemetry.Extract(m); sc.IsValid() {
+		if sc := telemetry.Traceparent(m); sc.IsSampled() {
 			links = append(links, trace.Link{SpanContext: sc, Attributes: telemetry.MessageAttrs(m.Partition, m.Offset)})
 		}
+	}
+	ctx := context.Background()
+	if len(links) > 0 {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, links[0].SpanContext)
 	}
 	attrs := append(telemetry.Messaging(w.cfg.Topics.Feedback),
 		semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName("process"),
 		semconv.MessagingConsumerGroupName(w.cfg.Kafka.Group), semconv.MessagingBatchMessageCount(len(items)))
-	return w.tracer.Start(context.Background(), "process "+w.cfg.Topics.Feedback,
+	return w.tracer.Start(ctx, "process "+w.cfg.Topics.Feedback,
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
 		trace.WithTimestamp(items[0].at), trace.WithAttributes(attrs...))
 }

@@ -80,6 +80,7 @@ func env(cfg configs.Config, clientID string) []string {
 		"ADAPTREC_WORKER_MAX_PENDING_BATCHES="+strconv.Itoa(cfg.Worker.MaxPendingBatches),
 		"ADAPTREC_WORKER_PROGRESS_INTERVAL=0s",
 		"ADAPTREC_LOG_LEVEL=warn",
+		"ADAPTREC_METRICS_ADDR=127.0.0.1:0",
 	)
 }
 

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/sink"
@@ -54,9 +56,24 @@ sending, which replay --to-datetime seeks by.`,
 				WriteTimeout: cfg.Sink.WriteTimeout, MaxAttempts: cfg.Sink.MaxAttempts,
 			})
 			defer out.Close()
+			tr, err := a.tracing(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := tr.Shutdown(sctx); err != nil {
+					fmt.Fprintln(a.stderr, "produce: flushing spans:", err)
+				}
+			}()
+			var tracer trace.Tracer
+			if tr.Enabled {
+				tracer = tr.Provider.Tracer("github.com/adaptrec/adaptrec/cmd/adaptrec")
+			}
 			last := time.Now()
 			res, err := pipeline.Produce(cmd.Context(), out, in, pipeline.ProduceOptions{
-				Rate: rate,
+				Rate: rate, Tracer: tracer, Topic: topic,
 				Progress: func(sent int) {
 					if time.Since(last) >= time.Second {
 						last = time.Now()

@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 )
 
 // app holds what every subcommand shares: its output streams and flags.
@@ -59,6 +62,23 @@ func (a *app) logger(cfg configs.Config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(a.stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(a.stderr, opts))
+}
+
+// tracing sets up span export from cfg and the standard OTEL_* variables.
+func (a *app) tracing(ctx context.Context, cfg configs.Config) (*telemetry.Tracing, error) {
+	t, err := telemetry.Resolve(cfg.Tracing, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return telemetry.NewTracing(ctx, t, version())
+}
+
+// version is the module version the binary was built from.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
 }
 
 func (a *app) configCmd() *cobra.Command {

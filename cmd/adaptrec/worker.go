@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
 	"github.com/adaptrec/adaptrec/configs"
@@ -14,6 +15,7 @@ import (
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/embedded"
 	"github.com/adaptrec/adaptrec/pipeline/synth"
+	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 	"github.com/adaptrec/adaptrec/sink"
 )
 
@@ -85,6 +87,39 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 	}
 	stats := &pipeline.Stats{}
 	w := pipeline.NewWorker(cfg, log, rec, stats)
+	tr, err := a.tracing(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			log.Warn("flushing spans", "err", err)
+		}
+	}()
+	var metrics *telemetry.Metrics
+	health := &telemetry.Health{Broker: func(ctx context.Context) error {
+		c := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: cfg.Kafka.RequestTimeout}
+		_, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topics.Feedback}})
+		return err
+	}}
+	if cfg.Metrics.Addr != "" {
+		if metrics, err = telemetry.NewMetrics(cfg.Metrics.QualityWindow); err != nil {
+			return err
+		}
+		srv, err := telemetry.Serve(cfg.Metrics.Addr, metrics, health, log)
+		if err != nil {
+			return err
+		}
+		defer srv.Close(context.Background())
+		defer metrics.Shutdown(context.Background())
+		log.Info("serving /metrics, /healthz and /readyz", "addr", srv.Addr())
+	}
+	if tr.Enabled {
+		log.Info("exporting traces", "endpoint", cfg.Tracing.Endpoint)
+	}
+	w.Instrument(tr, metrics, health)
 	start := time.Now()
 	done := make(chan struct{})
 	wg.Add(1)

@@ -203,3 +203,20 @@ func WaitCommitted(t testing.TB, brokers []string, group, topic string, timeout 
 	}
 	t.Fatalf("group %s did not commit the end of %s within %v: %s", group, topic, timeout, last)
 }
+
+// Jaeger endpoints for tracing tests: OTLP (gRPC) and the query API.
+const (
+	EnvJaegerOTLP  = "JAEGER_TEST_OTLP_ENDPOINT"
+	EnvJaegerQuery = "JAEGER_TEST_QUERY_URL"
+)
+
+// Jaeger returns the OTLP gRPC endpoint and query URL of the test Jaeger,
+// or skips the test when there is none.
+func Jaeger(t testing.TB) (otlp, query string) {
+	t.Helper()
+	otlp, query = os.Getenv(EnvJaegerOTLP), os.Getenv(EnvJaegerQuery)
+	if otlp == "" || query == "" || testing.Short() {
+		t.Skipf("no Jaeger: set %s and %s (make test does)", EnvJaegerOTLP, EnvJaegerQuery)
+	}
+	return otlp, query
+}
