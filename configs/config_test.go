@@ -49,6 +49,10 @@ func TestBadFixtures(t *testing.T) {
 		{"model.bad.yaml", `recommender.model: must be one of dqn, adaptive, popularity, itemknn, got "magic"`},
 		{"log-format.bad.yaml", `log.format: must be text or json, got "xml"`},
 		{"malformed-fraction.bad.yaml", `embedded.malformed_fraction: must be within [0, 1], got 2`},
+		{"tracing-protocol.bad.yaml", `tracing.protocol: must be grpc or http/protobuf, got "thrift"`},
+		{"tracing-endpoint.bad.yaml", `tracing.endpoint: "127.0.0.1:4317" is not an http:// or https:// URL`},
+		{"sample-ratio.bad.yaml", `tracing.sample_ratio: must be within [0, 1], got 1.5`},
+		{"metrics-addr.bad.yaml", `metrics.addr: "localhost" is not HOST:PORT`},
 		{"yaml-syntax.bad.yaml", `yaml-syntax.bad.yaml`},
 	}
 	seen := map[string]bool{}

@@ -24,7 +24,9 @@ func (a *app) produceCmd() *cobra.Command {
 the feedback topic, keyed by its user_id, and waits for every ack. Lines are
 sent verbatim, malformed ones included, so the worker's DLQ handling can be
 exercised; blank lines are skipped. The message timestamp is the time of
-sending, which replay --to-datetime seeks by.`,
+sending, which replay --to-datetime seeks by. With tracing on (tracing.enabled
+or OTEL_EXPORTER_OTLP_ENDPOINT), each message gets a send span whose W3C
+traceparent goes into its headers, so the worker's spans join its trace.`,
 		Example: `  adaptrec produce --brokers 127.0.0.1:9092 --file events.jsonl --rate 2000`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

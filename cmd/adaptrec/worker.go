@@ -29,9 +29,15 @@ recommendation lists, routes bad events to the DLQ and commits offsets once
 every output of a batch is acknowledged. Missing topics are created at start.
 
 With --embedded it starts an in-process broker and a synthetic event source
-instead of connecting to --brokers, and prints a progress line every second.`,
+instead of connecting to --brokers, and prints a progress line every second.
+
+It serves /metrics (Prometheus), /healthz and /readyz on metrics.addr
+(default 127.0.0.1:9464) and exports traces by OTLP when tracing.enabled is
+set or OTEL_EXPORTER_OTLP_ENDPOINT is (OTEL_EXPORTER_OTLP_PROTOCOL,
+OTEL_SERVICE_NAME and OTEL_TRACES_SAMPLER_ARG are honoured).`,
 		Example: `  adaptrec worker --brokers 127.0.0.1:9092 --group adaptrec
-  adaptrec worker --embedded`,
+  adaptrec worker --embedded
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 adaptrec worker --brokers 127.0.0.1:9092`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.load()
