@@ -309,14 +309,15 @@ func BenchmarkWorkerModels(b *testing.B) {
 }
 
 // BenchmarkTracing measures the worker's events/s with tracing off and
-// exporting to the real Jaeger at sampling ratios 1.0 and 0.01, in one run
-// on the real broker, rounds alternating, medians of 3. The events carry
+// exporting to the real Jaeger at sampling ratios 1.0 and 0.01, and with
+// metrics on (the default) and tracing off, in one run on the real broker,
+// after a warm-up round, rounds alternating, medians of 5. The events carry
 // producer trace context sampled at the same ratio (one OTEL_TRACES_SAMPLER_ARG
 // for the deployment); a batch is traced when any of its messages was.
 func BenchmarkTracing(b *testing.B) {
 	target := kafkatest.Real(b)
 	otlp, _ := kafkatest.Jaeger(b)
-	const n, rounds = 200_000, 3
+	const n, rounds = 200_000, 5
 	base := kafkatest.Config(b, target)
 	base.Batch.Size = 256
 	base.Batch.MaxWait = 50 * time.Millisecond
@@ -355,16 +356,28 @@ func BenchmarkTracing(b *testing.B) {
 			w.Instrument(tr, nil, nil)
 		}
 	}
+	metered := func(w *pipeline.Worker) {
+		m, err := telemetry.NewMetrics(base.Metrics.QualityWindow)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w.Instrument(nil, m, &telemetry.Health{})
+	}
+	instrumentedRate(b, topics[0.01], n, nil) // warm-up: the broker's first reads of the topic are slow
 	for b.Loop() {
-		var off, full, sampled []float64
+		var off, full, sampled, metrics []float64
 		for round := range rounds {
 			r0, _ := instrumentedRate(b, topics[0.01], n, nil)
 			r1, _ := instrumentedRate(b, topics[1], n, traced(1))
 			r2, _ := instrumentedRate(b, topics[0.01], n, traced(0.01))
-			off, full, sampled = append(off, r0), append(full, r1), append(sampled, r2)
-			b.Logf("round %d: off %.0f/s, sampling 1.0 %.0f/s, sampling 0.01 %.0f/s", round, r0, r1, r2)
+			r3, _ := instrumentedRate(b, topics[0.01], n, metered)
+			off, full, sampled, metrics = append(off, r0), append(full, r1), append(sampled, r2), append(metrics, r3)
+			b.Logf("round %d: off %.0f/s, sampling 1.0 %.0f/s, sampling 0.01 %.0f/s, metrics only %.0f/s", round, r0, r1, r2, r3)
 		}
-		o, f, s := median(off), median(full), median(sampled)
+		o, f, s, m := median(off), median(full), median(sampled), median(metrics)
+		b.ReportMetric(m, "metrics_events/s")
+		b.ReportMetric(1-m/o, "overhead_metrics")
+		b.Logf("metrics on (default config, tracing off): %.0f events/s, overhead %.1f%%", m, 100*(1-m/o))
 		b.ReportMetric(o, "off_events/s")
 		b.ReportMetric(f, "ratio1_events/s")
 		b.ReportMetric(s, "ratio0.01_events/s")

@@ -1,11 +1,15 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,4 +232,65 @@ func sum(f *dto.MetricFamily) float64 {
 		}
 	}
 	return s
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Log lines about a message carry its topic, partition and offset; with a
+// JSON handler every line is a JSON object.
+func TestDeadLetterLogLinesNameTheMessage(t *testing.T) {
+	targets := kafkatest.Targets(t)
+	target := targets[len(targets)-1] // the in-process broker
+	cfg := kafkatest.Config(t, target)
+	lines, bad := kafkatest.Events(200, 20, 30, 4)
+	kafkatest.CreateTopics(t, cfg)
+	produce(t, cfg, lines)
+	var buf syncBuffer
+	rec, err := model.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pipeline.NewWorker(cfg, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), rec, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 60*time.Second)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	dead := 0
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if rec["msg"] != "dead letter" {
+			continue
+		}
+		dead++
+		for _, k := range []string{"topic", "partition", "offset", "class"} {
+			if _, ok := rec[k]; !ok {
+				t.Errorf("dead letter log line without %s: %s", k, line)
+			}
+		}
+	}
+	if dead != len(bad) {
+		t.Errorf("%d dead letter log lines for %d malformed events", dead, len(bad))
+	}
 }
