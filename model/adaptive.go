@@ -125,10 +125,12 @@ func (a *Adaptive) LearnProbed(ctx context.Context, b *feedback.Batch, probe Pro
 			}
 			a.seen++
 			if a.seen%a.acfg.SampleEvery == 0 {
-				a.ndcg += ndcgAt10(memo())
 				if a.ref != nil {
-					a.ndcgRef += ndcgAt10(a.rankWith(a.ref, a.probeUser, a.probeItem))
+					var other int
+					r, other = a.rankPair(a.ref, a.probeUser, a.probeItem) // memo returns r from now on
+					a.ndcgRef += ndcgAt10(other)
 				}
+				a.ndcg += ndcgAt10(memo())
 				a.scored++
 			}
 		}

@@ -295,3 +295,54 @@ func TestWidenedUnitsDiverge(t *testing.T) {
 		t.Fatalf("unit %d and its copy %d still have equal incoming weights after training", orig, out)
 	}
 }
+
+// rankPair ranks with the online network exactly as the probe does, and
+// with the reference exactly as if the reference were the online network.
+func TestRankPairMatchesSeparateRanks(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows = 32
+	d, err := NewDQN(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var evs []feedback.Located
+	for i := range 600 {
+		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%11), SessionID: "s", ItemID: fmt.Sprint("i", (i*7)%300), Type: feedback.Click, TS: time.Unix(int64(i), 0)}})
+	}
+	b := feedback.BatchOf(evs...)
+	defer b.Release()
+	if _, err := d.Learn(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	ref := d.net.clone()
+	for i := range ref.head.W { // a reference with another correction head
+		ref.head.W[i] = float32(math.Sin(float64(i)))
+	}
+	if err := d.Apply(Action{Kind: Narrow, Layer: 0, K: 16}, ArchBounds{MinWidth: 8, MaxWidth: 256, MinDepth: 1, MaxDepth: 3}); err != nil {
+		t.Fatal(err)
+	}
+	differ := 0
+	for u := range 11 {
+		us, _ := d.users.Lookup(fmt.Sprint("u", u))
+		for item := range int32(d.items.Len()) {
+			live, other := d.rankPair(ref, us, item)
+			d.scoreAll(us)
+			wantLive := order{score: d.scores}.rank(item, us.Consumed)
+			online := d.net
+			d.net = ref
+			d.scoreAll(us)
+			wantRef := order{score: d.scores}.rank(item, us.Consumed)
+			d.net = online
+			if live != wantLive || other != min(wantRef, 10) {
+				t.Fatalf("user %d item %d: rankPair (%d, %d), separate ranks (%d, %d)", u, item, live, other, wantLive, wantRef)
+			}
+			if live != other {
+				differ++
+			}
+		}
+	}
+	if differ == 0 {
+		t.Fatal("the network ranks every item as the reference does: the test checks nothing")
+	}
+}

@@ -141,6 +141,8 @@ type DQN struct {
 	onSessionEnd    func()     // called when a user's session changes
 	probeUser       *UserState // the user and item of the event being probed
 	probeItem       int32
+	qRef            []float32 // rankPair's q of the reference network
+	dotBuf          []float32 // scoreItems' q·E
 	graph           *trainGraph
 	users           *UserStore
 	replay          []transition
@@ -448,25 +450,37 @@ func (d *DQN) scoreAll(u *UserState) {
 	} else {
 		d.co.score(recent, d.cfg.Decay, d.knn)
 	}
-	dim := d.cfg.Dim
-	for a := range n {
-		row := d.eout[a*dim : (a+1)*dim]
-		s := float32(0)
-		for j, v := range row {
-			s += d.q[j] * v
-		}
+	d.scoreItems(d.q, alpha)
+}
+
+// scoreItems writes Q(s, a) = q·e_a + b_a + α·knn(s, a) of every item into
+// d.scores, given q and α of the state and d.knn; q·E is one matrix-vector
+// product.
+func (d *DQN) scoreItems(q []float32, alpha float32) {
+	n, dim := len(d.bias), d.cfg.Dim
+	if cap(d.dotBuf) < n {
+		d.dotBuf = make([]float32, n)
+	}
+	dots := d.dotBuf[:n]
+	blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: dim, Stride: dim, Data: d.eout[:n*dim]},
+		blas32.Vector{N: dim, Inc: 1, Data: q}, 0, blas32.Vector{N: n, Inc: 1, Data: dots})
+	for a, s := range dots {
 		d.scores[a] = float64(s+d.bias[a]) + float64(alpha)*d.knn[a]
 	}
 }
 
-// rankWith is the rank of item among u's unconsumed items with net in
-// place of the online network (the item tables are the current ones).
-func (d *DQN) rankWith(net *qnet, u *UserState, item int32) int {
-	online := d.net
-	d.net = net
-	d.scoreAll(u)
-	d.net = online
-	return order{score: d.scores}.rank(item, u.Consumed)
+// rankPair is the rank of item among u's unconsumed items under the online
+// network (as the probe's rank) and, up to 10 (all NDCG@10 needs), under ref
+// in place of it. The state features and co-occurrence scores are shared,
+// and the item tables are the current ones.
+func (d *DQN) rankPair(ref *qnet, u *UserState, item int32) (live, other int) {
+	d.scoreAll(u) // leaves the state in d.x and knn(s, ·) in d.knn
+	live = order{score: d.scores}.rank(item, u.Consumed)
+	if len(d.qRef) != d.cfg.Dim {
+		d.qRef = make([]float32, d.cfg.Dim)
+	}
+	d.scoreItems(d.qRef, ref.forward(d.x, d.qRef, &d.scr))
+	return live, order{score: d.scores}.rankUpTo(item, u.Consumed, 10)
 }
 
 // qOf is Q(s, a) for one item given q and α of the state.

@@ -66,6 +66,26 @@ func (o order) rank(target int32, exclude map[int32]struct{}) int {
 	return r
 }
 
+// rankUpTo is rank, counting no further than limit.
+func (o order) rankUpTo(target int32, exclude map[int32]struct{}, limit int) int {
+	if t := o.score[target]; t != t {
+		return limit
+	}
+	r := 0
+	for j := range int32(len(o.score)) {
+		if j == target || !o.better(j, target) {
+			continue
+		}
+		if _, ex := exclude[j]; ex {
+			continue
+		}
+		if r++; r >= limit {
+			return limit
+		}
+	}
+	return r
+}
+
 // top returns the n best items not in exclude, best first.
 func (o order) top(n int, exclude map[int32]struct{}, h *minHeap) []int32 {
 	h.items, h.o = h.items[:0], o

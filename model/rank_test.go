@@ -21,3 +21,17 @@ func TestOrderRanksNaNLast(t *testing.T) {
 		t.Fatalf("top = %v", top)
 	}
 }
+
+func TestRankUpToStopsAtTheLimit(t *testing.T) {
+	score := []float64{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}
+	exclude := map[int32]struct{}{0: {}}
+	o := order{score: score}
+	for target := range int32(len(score)) {
+		full := o.rank(target, exclude)
+		for _, limit := range []int{1, 3, 20} {
+			if got := o.rankUpTo(target, exclude, limit); got != min(full, limit) {
+				t.Fatalf("target %d limit %d: rankUpTo %d, rank %d", target, limit, got, full)
+			}
+		}
+	}
+}

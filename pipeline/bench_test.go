@@ -145,8 +145,16 @@ func workerRate(b *testing.B, cfg configs.Config, n int) (float64, *pipeline.Sta
 // instrumentedRate is workerRate with instrument (if not nil) applied to
 // the worker before it runs.
 func instrumentedRate(b *testing.B, cfg configs.Config, n int, instrument func(*pipeline.Worker)) (float64, *pipeline.Stats) {
+	rec, err := model.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return modelRate(b, cfg, n, rec, instrument)
+}
+
+// modelRate is instrumentedRate serving rec.
+func modelRate(b *testing.B, cfg configs.Config, n int, rec model.Recommender, instrument func(*pipeline.Worker)) (float64, *pipeline.Stats) {
 	cfg.Kafka.Group = kafkatest.Name(b, "worker")
-	rec, _ := model.New(cfg)
 	w := pipeline.NewWorker(cfg, kafkatest.Logger(b), rec, nil)
 	if instrument != nil {
 		instrument(w)
@@ -296,15 +304,33 @@ func BenchmarkWorkerModels(b *testing.B) {
 	}
 	produceB(b, cfg.Kafka.Brokers, cfg.Topics.Feedback, lines)
 	for b.Loop() {
-		for _, name := range []string{"popularity", "dqn", "adaptive"} {
+		rates := map[string]float64{}
+		var final []int
+		for _, name := range []string{"popularity", "dqn", "adaptive", "dqn-final"} {
 			c := cfg
 			c.Recommender.Model = name
-			rate, st := workerRate(b, c, len(events))
+			if name == "dqn-final" {
+				// The fixed DQN of the adaptive model's final size.
+				c.Recommender.Model, c.Recommender.DQN.Hidden = "dqn", final
+			}
+			rec, err := model.New(c)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rate, st := modelRate(b, c, len(events), rec, nil)
+			if a, ok := rec.(*model.Adaptive); ok {
+				final = a.Widths()
+				b.Logf("adaptive: %d decisions, final widths %v", len(a.Decisions()), final)
+			}
+			rates[name] = rate
 			nb := float64(st.Batches.Load())
 			b.ReportMetric(rate, name+"_events/s")
 			b.Logf("%s: %.0f events/s end to end (learn %.2f ms, publish %.2f ms per batch; %d batches)",
 				name, rate, float64(st.LearnNanos.Load())/nb/1e6, float64(st.PublishNanos.Load())/nb/1e6, int(nb))
 		}
+		b.ReportMetric(rates["adaptive"]/rates["dqn-final"], "adaptive/dqn-final")
+		b.Logf("adaptive %.0f events/s against the fixed DQN of its final size %v %.0f events/s: %.2f",
+			rates["adaptive"], final, rates["dqn-final"], rates["adaptive"]/rates["dqn-final"])
 	}
 }
 
