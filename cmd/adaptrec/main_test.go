@@ -479,8 +479,12 @@ func TestEvalCLI(t *testing.T) {
 	}
 	rows := strings.Split(strings.TrimSpace(string(raw)), "\n")
 	if !strings.HasPrefix(rows[0], "model,hr,ndcg,params_mean,params_final,events_per_s,train_us_per_batch") ||
-		!strings.Contains(rows[0], "hr_per_kparam") || !strings.HasSuffix(rows[0], ",decisions") || len(rows) != 4 {
+		!strings.Contains(rows[0], ",hr_per_kparam,") || !strings.Contains(rows[0], ",decisions,") ||
+		!strings.Contains(rows[0], ",train_us_per_event") || len(rows) != 4 {
 		t.Fatalf("results.csv:\n%s", raw)
+	}
+	if _, err := os.Stat(filepath.Join(out, "decisions.jsonl")); err != nil {
+		t.Fatalf("decisions.jsonl: %v", err)
 	}
 	for _, png := range []string{"curve.png", "pareto.png", "architecture.png"} {
 		if st, err := os.Stat(filepath.Join(out, png)); err != nil || st.Size() < 1000 {

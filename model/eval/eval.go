@@ -40,6 +40,14 @@ type Point struct {
 	Value  float64
 }
 
+// TrainMicrosPerEvent is the training time per event.
+func (r Result) TrainMicrosPerEvent() float64 {
+	if r.Events == 0 {
+		return 0
+	}
+	return r.TrainMicrosPerBatch * float64(r.Batches) / float64(r.Events)
+}
+
 // Result is one model's figures.
 type Result struct {
 	Model          string

@@ -21,11 +21,12 @@ import (
 // Markdown writes the results as a Markdown table.
 func Markdown(w io.Writer, k int, rs []Result) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| model | HR@%d | NDCG@%d | scored | parameters (mean) | parameters (final) | events/s | train µs/batch |\n", k, k)
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(&b, "| model | HR@%d | NDCG@%d | scored | parameters (mean) | parameters (final) | Q-network (mean) | HR@%d per kparam | HR@%d per Q-network kparam | events/s | train µs/event | decisions |\n", k, k, k, k)
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, r := range rs {
-		fmt.Fprintf(&b, "| %s | %.4f | %.4f | %d | %.0f | %d | %.0f | %.0f |\n",
-			r.Model, r.HR, r.NDCG, r.Scored, r.ParamsMean, r.ParamsFinal, r.EventsPerSec, r.TrainMicrosPerBatch)
+		fmt.Fprintf(&b, "| %s | %.4f | %.4f | %d | %.0f | %d | %.0f | %.5f | %.4f | %.0f | %.1f | %s |\n",
+			r.Model, r.HR, r.NDCG, r.Scored, r.ParamsMean, r.ParamsFinal, r.NetParamsMean, perKParam(r.HR, r.ParamsMean),
+			perKParam(r.HR, r.NetParamsMean), r.EventsPerSec, r.TrainMicrosPerEvent(), decisions(r.Decisions))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -50,7 +51,7 @@ func WriteDecisions(path string, rs []Result) error {
 }
 
 // CSVHeader is the header of results.csv.
-var CSVHeader = []string{"model", "hr", "ndcg", "params_mean", "params_final", "events_per_s", "train_us_per_batch", "scored", "events", "batches", "k", "hr_per_kparam", "net_params_mean", "decisions"}
+var CSVHeader = []string{"model", "hr", "ndcg", "params_mean", "params_final", "events_per_s", "train_us_per_batch", "scored", "events", "batches", "k", "hr_per_kparam", "net_params_mean", "decisions", "train_us_per_event", "hr_per_net_kparam"}
 
 // WriteCSV writes one row per model to path.
 func WriteCSV(path string, k int, rs []Result) error {
@@ -65,6 +66,7 @@ func WriteCSV(path string, k int, rs []Result) error {
 			r.Model, ff(r.HR), ff(r.NDCG), ff(r.ParamsMean), strconv.Itoa(r.ParamsFinal), ff(r.EventsPerSec),
 			ff(r.TrainMicrosPerBatch), strconv.Itoa(r.Scored), strconv.Itoa(r.Events), strconv.Itoa(r.Batches), strconv.Itoa(k),
 			ff(perKParam(r.HR, r.ParamsMean)), ff(r.NetParamsMean), decisions(r.Decisions),
+			ff(r.TrainMicrosPerEvent()), ff(perKParam(r.HR, r.NetParamsMean)),
 		})
 	}
 	w.Flush()
