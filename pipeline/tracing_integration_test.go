@@ -67,11 +67,21 @@ func jaegerTraces(t *testing.T, url string) []jaegerTrace {
 // it, through the worker's batch, to the recommendation list it caused,
 // with trace context carried in Kafka headers both ways.
 func TestTraceThroughKafkaInJaeger(t *testing.T) {
+	t.Run("grpc", func(t *testing.T) {
+		otlp, query := kafkatest.Jaeger(t)
+		traceThroughKafka(t, "grpc", otlp, query)
+	})
+	t.Run("http", func(t *testing.T) {
+		_, query := kafkatest.Jaeger(t)
+		traceThroughKafka(t, "http/protobuf", kafkatest.JaegerHTTP(t), query)
+	})
+}
+
+func traceThroughKafka(t *testing.T, protocol, otlp, query string) {
 	target := kafkatest.Real(t)
-	otlp, query := kafkatest.Jaeger(t)
 	cfg := kafkatest.Config(t, target)
 	service := kafkatest.Name(t, "svc")
-	tcfg := configs.Tracing{Enabled: true, Endpoint: otlp, Protocol: "grpc", SampleRatio: 1, ServiceName: service + "-producer"}
+	tcfg := configs.Tracing{Enabled: true, Endpoint: otlp, Protocol: protocol, SampleRatio: 1, ServiceName: service + "-producer"}
 	ctx := context.Background()
 	ptr, err := telemetry.NewTracing(ctx, tcfg, "test")
 	if err != nil {

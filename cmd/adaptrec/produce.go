@@ -58,7 +58,7 @@ traceparent goes into its headers, so the worker's spans join its trace.`,
 				WriteTimeout: cfg.Sink.WriteTimeout, MaxAttempts: cfg.Sink.MaxAttempts,
 			})
 			defer out.Close()
-			tr, err := a.tracing(cmd.Context(), cfg)
+			tr, err := a.tracing(cmd.Context(), cfg, a.logger(cfg))
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel"
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
@@ -64,12 +65,16 @@ func (a *app) logger(cfg configs.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(a.stderr, opts))
 }
 
-// tracing sets up span export from cfg and the standard OTEL_* variables.
-func (a *app) tracing(ctx context.Context, cfg configs.Config) (*telemetry.Tracing, error) {
+// tracing sets up span export from cfg and the standard OTEL_* variables;
+// export errors (an unreachable collector) are logged as warnings.
+func (a *app) tracing(ctx context.Context, cfg configs.Config, log *slog.Logger) (*telemetry.Tracing, error) {
 	t, err := telemetry.Resolve(cfg.Tracing, os.Getenv)
 	if err != nil {
 		return nil, err
 	}
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("exporting traces", "endpoint", t.Endpoint, "err", err)
+	}))
 	return telemetry.NewTracing(ctx, t, version())
 }
 

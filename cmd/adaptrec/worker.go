@@ -93,7 +93,7 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 	}
 	stats := &pipeline.Stats{}
 	w := pipeline.NewWorker(cfg, log, rec, stats)
-	tr, err := a.tracing(ctx, cfg)
+	tr, err := a.tracing(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

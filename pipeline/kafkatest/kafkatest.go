@@ -204,11 +204,23 @@ func WaitCommitted(t testing.TB, brokers []string, group, topic string, timeout 
 	t.Fatalf("group %s did not commit the end of %s within %v: %s", group, topic, timeout, last)
 }
 
-// Jaeger endpoints for tracing tests: OTLP (gRPC) and the query API.
+// Jaeger endpoints for tracing tests: OTLP over gRPC and over HTTP, and
+// the query API.
 const (
-	EnvJaegerOTLP  = "JAEGER_TEST_OTLP_ENDPOINT"
-	EnvJaegerQuery = "JAEGER_TEST_QUERY_URL"
+	EnvJaegerOTLP     = "JAEGER_TEST_OTLP_ENDPOINT"
+	EnvJaegerOTLPHTTP = "JAEGER_TEST_OTLP_HTTP_ENDPOINT"
+	EnvJaegerQuery    = "JAEGER_TEST_QUERY_URL"
 )
+
+// JaegerHTTP returns the test Jaeger's OTLP/HTTP endpoint, or skips.
+func JaegerHTTP(t testing.TB) string {
+	t.Helper()
+	if v := os.Getenv(EnvJaegerOTLPHTTP); v != "" && !testing.Short() {
+		return v
+	}
+	t.Skipf("no Jaeger OTLP/HTTP endpoint: set %s (make test does)", EnvJaegerOTLPHTTP)
+	return ""
+}
 
 // Jaeger returns the OTLP gRPC endpoint and query URL of the test Jaeger,
 // or skips the test when there is none.
