@@ -47,6 +47,7 @@ type Config struct {
 	Log         Log         `mapstructure:"log"`
 	Tracing     Tracing     `mapstructure:"tracing"`
 	Metrics     Metrics     `mapstructure:"metrics"`
+	Sim         Sim         `mapstructure:"sim"`
 }
 
 // Kafka is the consumer-group client configuration.
@@ -220,6 +221,29 @@ type Metrics struct {
 	Addr               string `mapstructure:"addr"`
 	QualitySampleEvery int    `mapstructure:"quality_sample_every"`
 	QualityWindow      int    `mapstructure:"quality_window"`
+}
+
+// Sim is the simulated population (pipeline/sim) of eval --sim, simulate
+// and make run.
+type Sim struct {
+	Users       int     `mapstructure:"users"`
+	Items       int     `mapstructure:"items"`
+	Topics      int     `mapstructure:"topics"`
+	Dim         int     `mapstructure:"dim"`
+	Concurrency int     `mapstructure:"concurrency"`
+	Sessions    int     `mapstructure:"sessions"`
+	Drift       float64 `mapstructure:"drift"`
+	ShiftProb   float64 `mapstructure:"shift_prob"`
+	ShiftAt     float64 `mapstructure:"shift_at"`
+	NoChoice    float64 `mapstructure:"no_choice"`
+	Temperature float64 `mapstructure:"temperature"`
+	PopWeight   float64 `mapstructure:"pop_weight"`
+	Fatigue     float64 `mapstructure:"fatigue"`
+	Patience    float64 `mapstructure:"patience"`
+	MaxSteps    int     `mapstructure:"max_steps"`
+	ViewProb    float64 `mapstructure:"view_prob"`
+	RatingProb  float64 `mapstructure:"rating_prob"`
+	Seed        uint64  `mapstructure:"seed"`
 }
 
 // Models lists the values recommender.model accepts.

@@ -17,6 +17,7 @@ import (
 func (a *app) evalCmd() *cobra.Command {
 	var data, format, models, out string
 	var batch, k int
+	var simulate bool
 	cmd := &cobra.Command{
 		Use:   "eval --data PATH --format FORMAT [--models pop,itemknn] [--batch 256] [--k 10] [--out DIR]",
 		Short: "Prequential evaluation of models on a feedback log, all in one run",
@@ -30,13 +31,42 @@ DIR/curve.png (rolling HR@K over the stream), DIR/pareto.png (HR@K against
 mean parameters) and DIR/architecture.png (the adaptive models' network
 size over the stream).
 
+With --sim it runs no log: the simulated population (sim.* keys) reacts to
+each model's lists in a closed loop, with the same seeds for every model,
+and eval reports cumulative reward, mean session length, click-through
+rate, regret against an oracle that knows the users' preferences, and how
+many events after the scheduled interest shift (sim.shift_at) the reward
+per list took to recover; --out writes DIR/results.csv. "random" is the
+control policy.
+
 Formats: ` + strings.Join(eval.Formats, ", ") + `.
 Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.* keys.`,
-		Example: `  adaptrec eval --data ../shared/data/ml-latest-small/ratings.csv --format movielens-csv --out out/ml`,
-		Args:    cobra.NoArgs,
+		Example: `  adaptrec eval --data ../shared/data/ml-latest-small/ratings.csv --format movielens-csv --out out/ml
+  adaptrec eval --sim --out out/sim`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if simulate {
+				if data != "" {
+					return fmt.Errorf("--sim runs the simulated population: drop --data")
+				}
+				cfg, err := a.load()
+				if err != nil {
+					return err
+				}
+				if !cmd.Flags().Changed("models") {
+					models = "random,pop,itemknn,dqn,adaptive-rl"
+				}
+				names := strings.Split(models, ",")
+				for i, n := range names {
+					names[i] = strings.TrimSpace(n)
+					if _, err := model.Build(names[i], cfg); err != nil && names[i] != "random" {
+						return fmt.Errorf("--models: %w", err)
+					}
+				}
+				return a.evalSim(cmd.Context(), cfg, names, out)
+			}
 			if data == "" || format == "" {
-				return fmt.Errorf("--data and --format are required")
+				return fmt.Errorf("--data and --format are required (or --sim)")
 			}
 			if batch <= 0 || k <= 0 {
 				return fmt.Errorf("--batch and --k must be positive")
@@ -105,6 +135,7 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 	f.IntVar(&batch, "batch", 256, "events per batch, as the worker's batch.size")
 	f.IntVar(&k, "k", 10, "cut-off of HR@K and NDCG@K")
 	f.StringVar(&out, "out", "", "directory for results.csv and curve.png")
+	f.BoolVar(&simulate, "sim", false, "run the simulated population (sim.* keys) against each model instead of a log (default models: random,pop,itemknn,dqn,adaptive-rl)")
 	return cmd
 }
 
