@@ -106,7 +106,7 @@ func DefaultDQN() DQNConfig {
 	return DQNConfig{
 		Dim: 32, Hidden: []int{64}, Window: 10, Decay: 0.9,
 		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.1, EmbNegatives: 32, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
-		Temperature: 0.05, ExploreTop: 50,
+		Temperature: 0.5, ExploreTop: 50,
 		Reward: Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
 		TopN:   10, MaxUsers: 1 << 20, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true, ZeroHead: true,
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
@@ -105,7 +106,7 @@ type Result struct {
 	MeanSessionLength float64 // lists shown per session
 	CTR               float64 // picks per list shown
 	Regret            float64 // Oracle: summed expected-reward gap to the oracle's lists
-	// Curve is the reward per list shown, over windows of Window lists, at
+	// Curve is the reward per list shown, over windows of CurveWindow lists, at
 	// the events count where each window ends.
 	Curve []Point
 	// ShiftEvent is the events count at the scheduled shift (0: none);
@@ -121,8 +122,8 @@ type Point struct {
 	Value  float64
 }
 
-// Window is the number of lists a curve point averages.
-const Window = 2000
+// CurveWindow is the number of lists a curve point averages.
+const CurveWindow = 2000
 
 // Run runs the population against policy until every session has ended.
 // progress, if set, is called after every tick.
@@ -151,7 +152,7 @@ func Run(ctx context.Context, s *Sim, policy Policy, progress func(Tick)) (Resul
 		res.MeanSessionLength += float64(t.EndedSteps)
 		winReward += t.ListReward
 		winShown += t.Shown
-		if winShown >= Window {
+		if winShown >= CurveWindow {
 			v := winReward / float64(winShown)
 			res.Curve = append(res.Curve, Point{Events: res.Events, Value: v})
 			switch {
@@ -219,4 +220,71 @@ func (o Oracle) Lists(_ context.Context, events []feedback.Event) (Lists, error)
 		}
 	}
 	return out, nil
+}
+
+// Window sums ticks: the figures of the sessions that ended in a
+// reporting period, and the lists shown in it.
+type Window struct {
+	Sessions, Steps, Clicks, Shown int
+	Reward                         float64
+}
+
+// Add folds a tick in.
+func (w *Window) Add(t Tick) {
+	w.Sessions += t.Ended
+	w.Steps += t.EndedSteps
+	w.Clicks += t.EndedClicks
+	w.Shown += t.Shown
+	w.Reward += t.EndedReward
+}
+
+// String is the window's figures: sessions ended, their mean length (lists
+// shown), clicks per session and reward per session.
+func (w Window) String() string {
+	per := func(x float64) float64 { return x / float64(max(w.Sessions, 1)) }
+	return fmt.Sprintf("sessions %d  mean session length %.2f  clicks/session %.2f  reward/session %.2f",
+		w.Sessions, per(float64(w.Steps)), per(float64(w.Clicks)), per(w.Reward))
+}
+
+// Live runs s against policy and, tick for tick, control against
+// controlPolicy (the control population), until ctx ends or s is done.
+// Every interval it calls report with the two windows since the last call.
+func Live(ctx context.Context, s *Sim, policy Policy, control *Sim, controlPolicy Policy, interval time.Duration, report func(live, ctrl Window)) error {
+	var lists, clists Lists
+	var w, cw Window
+	next := time.Now().Add(interval)
+	for !s.Done() && ctx.Err() == nil {
+		t := s.Step(lists)
+		w.Add(t)
+		var err error
+		if lists, err = policy.Lists(ctx, t.Events); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return fmt.Errorf("%s: %w", policy.Name(), err)
+		}
+		if control != nil && !control.Done() {
+			ct := control.Step(clists)
+			cw.Add(ct)
+			if clists, err = controlPolicy.Lists(ctx, ct.Events); err != nil {
+				return fmt.Errorf("control %s: %w", controlPolicy.Name(), err)
+			}
+		}
+		if now := time.Now(); now.After(next) {
+			report(w, cw)
+			w, cw = Window{}, Window{}
+			next = now.Add(interval)
+		}
+	}
+	report(w, cw)
+	return nil
+}
+
+// Merge adds another window's figures.
+func (w *Window) Merge(o Window) {
+	w.Sessions += o.Sessions
+	w.Steps += o.Steps
+	w.Clicks += o.Clicks
+	w.Shown += o.Shown
+	w.Reward += o.Reward
 }

@@ -115,6 +115,8 @@ type session struct {
 	steps    int
 	list     []string // the list shown after the user's last event
 	consumed map[int]bool
+	clicks   int
+	reward   float64
 }
 
 // Sim is the population. Not safe for concurrent use.
@@ -306,7 +308,9 @@ type Tick struct {
 	ListReward    float64 // the part of Reward earned from lists (picks)
 	Regret        float64 // Oracle only: expected reward of the oracle's lists minus the shown ones'
 	Ended         int     // sessions that ended
-	EndedSteps    int     // their total steps
+	EndedSteps    int     // their total steps (lists shown)
+	EndedClicks   int     // their total clicks
+	EndedReward   float64 // their total reward
 	Shift         bool    // the scheduled shift happened before this tick
 }
 
@@ -370,7 +374,10 @@ func (s *Sim) Step(prev Lists) Tick {
 			ss.patience--
 		} else {
 			t.Chosen++
+			ss.clicks++
+			before := t.Reward
 			sat := s.consume(ss, pick, &t)
+			ss.reward += t.Reward - before
 			ss.patience += 2*(sat-0.5) - 0.2
 		}
 		for k := range ss.u.fatigue {
@@ -380,6 +387,8 @@ func (s *Sim) Step(prev Lists) Tick {
 			ss.u.busy = false
 			t.Ended++
 			t.EndedSteps += ss.steps
+			t.EndedClicks += ss.clicks
+			t.EndedReward += ss.reward
 			continue
 		}
 		keep = append(keep, ss)
@@ -451,6 +460,7 @@ func (s *Sim) open(w draw, t *Tick) {
 	t.Events = append(t.Events, feedback.Event{UserID: u.id, SessionID: ss.id, ItemID: s.items[entry].id,
 		Type: feedback.View, Value: 30, HasValue: true, TS: s.clock})
 	t.Reward += 0.5 + 0.5*30.0/60
+	ss.reward = 0.5 + 0.5*30.0/60
 	s.active = append(s.active, ss)
 }
 
