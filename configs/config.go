@@ -192,6 +192,7 @@ type Worker struct {
 
 // Embedded configures the in-process broker's synthetic event source.
 type Embedded struct {
+	Source            string  `mapstructure:"source"`
 	Rate              float64 `mapstructure:"rate"`
 	Users             int     `mapstructure:"users"`
 	Items             int     `mapstructure:"items"`
@@ -595,6 +596,9 @@ func (c Config) Check() error {
 	}
 	if ad.Lambda < 0 || ad.LR <= 0 || ad.MaxParams < 0 {
 		bad("recommender.adaptive.lambda", "lambda and max_params must not be negative, lr must be positive")
+	}
+	if c.Embedded.Source != "sim" && c.Embedded.Source != "synth" {
+		bad("embedded.source", "must be sim or synth, got %q", c.Embedded.Source)
 	}
 	if c.Embedded.Rate <= 0 {
 		bad("embedded.rate", "must be positive, got %g", c.Embedded.Rate)

@@ -64,8 +64,8 @@ func Summary(start time.Time, cur Snapshot) string {
 }
 
 // ReportProgress writes a progress line to w every interval until done is
-// closed.
-func ReportProgress(done <-chan struct{}, w io.Writer, s *Stats, interval time.Duration) {
+// closed; extra, if set, is appended to each line.
+func ReportProgress(done <-chan struct{}, w io.Writer, s *Stats, interval time.Duration, extra func() string) {
 	if interval <= 0 {
 		return
 	}
@@ -78,7 +78,11 @@ func ReportProgress(done <-chan struct{}, w io.Writer, s *Stats, interval time.D
 			return
 		case <-t.C:
 			cur := s.Snapshot()
-			fmt.Fprintln(w, ProgressLine(prev, cur))
+			line := ProgressLine(prev, cur)
+			if extra != nil {
+				line += extra()
+			}
+			fmt.Fprintln(w, line)
 			prev = cur
 		}
 	}

@@ -427,6 +427,15 @@ collect:
 	if progress < 10 || published == 0 {
 		t.Fatalf("%d progress lines, %d lists published:\n%s", progress, published, strings.Join(out, "\n"))
 	}
+	// The simulated population reacts to the lists: its sessions show up
+	// in the progress line.
+	population := false
+	for _, l := range out {
+		population = population || strings.Contains(l, "sim (30s): reward/session ")
+	}
+	if !population {
+		t.Fatalf("no progress line shows the simulated population:\n%s", strings.Join(out, "\n"))
+	}
 	if last := out[len(out)-1]; !strings.HasPrefix(last, "summary:") {
 		t.Fatalf("no summary on SIGINT; last line %q", last)
 	}

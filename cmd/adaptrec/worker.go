@@ -14,6 +14,7 @@ import (
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/embedded"
+	"github.com/adaptrec/adaptrec/pipeline/sim"
 	"github.com/adaptrec/adaptrec/pipeline/synth"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 	"github.com/adaptrec/adaptrec/sink"
@@ -55,6 +56,7 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 	log := a.logger(cfg)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var population *rollingSim // the embedded simulated population, if any
 	if embed {
 		broker, err := embedded.Start(cfg.Topics.Partitions, cfg.Topics.Feedback, cfg.Topics.Recommendations, cfg.Topics.DLQ)
 		if err != nil {
@@ -65,7 +67,7 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 		if cfg.Worker.ProgressInterval == 0 {
 			cfg.Worker.ProgressInterval = time.Second
 		}
-		log.Info("embedded broker up", "brokers", cfg.Kafka.Brokers, "rate", cfg.Embedded.Rate)
+		log.Info("embedded broker up", "brokers", cfg.Kafka.Brokers, "source", cfg.Embedded.Source)
 		src := sink.NewKafka(sink.WriterConfig{
 			Brokers: cfg.Kafka.Brokers, Topic: cfg.Topics.Feedback, ClientID: "adaptrec-embedded-source",
 			BatchTimeout: cfg.Sink.BatchTimeout, BatchSize: cfg.Sink.BatchSize, WriteTimeout: cfg.Sink.WriteTimeout,
@@ -73,18 +75,29 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 		})
 		srcCtx, stopSrc := context.WithCancel(ctx)
 		defer stopSrc()
-		gen := synth.New(synth.Config{
-			Users: cfg.Embedded.Users, Items: cfg.Embedded.Items,
-			MalformedFraction: cfg.Embedded.MalformedFraction, Seed: cfg.Embedded.Seed,
-		})
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer src.Close()
-			if err := synth.Run(srcCtx, src, gen, cfg.Embedded.Rate, nil); err != nil {
-				log.Error("embedded source stopped", "err", err)
-			}
-		}()
+		if cfg.Embedded.Source == "synth" {
+			gen := synth.New(synth.Config{
+				Users: cfg.Embedded.Users, Items: cfg.Embedded.Items,
+				MalformedFraction: cfg.Embedded.MalformedFraction, Seed: cfg.Embedded.Seed,
+			})
+			go func() {
+				defer wg.Done()
+				defer src.Close()
+				if err := synth.Run(srcCtx, src, gen, cfg.Embedded.Rate, nil); err != nil {
+					log.Error("embedded source stopped", "err", err)
+				}
+			}()
+		} else {
+			population = &rollingSim{}
+			go func() {
+				defer wg.Done()
+				defer src.Close()
+				if err := runPopulation(srcCtx, cfg, src, log, population); err != nil {
+					log.Error("simulated population stopped", "err", err)
+				}
+			}()
+		}
 	}
 
 	rec, err := model.New(cfg)
@@ -129,7 +142,10 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 	start := time.Now()
 	done := make(chan struct{})
 	wg.Add(1)
-	go func() { defer wg.Done(); pipeline.ReportProgress(done, a.stdout, stats, cfg.Worker.ProgressInterval) }()
+	go func() {
+		defer wg.Done()
+		pipeline.ReportProgress(done, a.stdout, stats, cfg.Worker.ProgressInterval, population.String)
+	}()
 	err = w.Run(ctx)
 	close(done)
 	fmt.Fprintln(a.stdout, pipeline.Summary(start, stats.Snapshot()))
@@ -138,4 +154,55 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 	}
 	log.Info("worker stopped cleanly", slog.String("group", cfg.Kafka.Group))
 	return nil
+}
+
+// rollingSim holds the simulated population's figures over its last 30
+// reporting seconds, for the progress line.
+type rollingSim struct {
+	mu      sync.Mutex
+	windows []sim.Window
+}
+
+func (r *rollingSim) add(w sim.Window) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.windows = append(r.windows, w)
+	if len(r.windows) > 30 {
+		r.windows = r.windows[1:]
+	}
+}
+
+// String is the progress line's part about the population ("" if none).
+func (r *rollingSim) String() string {
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var t sim.Window
+	for _, w := range r.windows {
+		t.Merge(w)
+	}
+	if t.Sessions == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  sim (30s): reward/session %.2f  session length %.2f", t.Reward/float64(t.Sessions), float64(t.Steps)/float64(t.Sessions))
+}
+
+// runPopulation runs the simulated population against the worker through
+// the embedded broker until ctx ends.
+func runPopulation(ctx context.Context, cfg configs.Config, out sink.Sink, log *slog.Logger, r *rollingSim) error {
+	scfg := sim.FromConfig(cfg.Sim)
+	scfg.Sessions = 1 << 30 // until stopped
+	pop, err := sim.New(scfg)
+	if err != nil {
+		return err
+	}
+	policy, err := sim.NewKafkaPolicy(ctx, cfg.Kafka.Brokers, cfg.Topics.Recommendations,
+		&sim.KafkaPolicy{Out: out, Topic: cfg.Topics.Feedback, Log: log, Malformed: cfg.Embedded.MalformedFraction})
+	if err != nil {
+		return err
+	}
+	defer policy.Close()
+	return sim.Live(ctx, pop, policy, nil, nil, time.Second, func(w, _ sim.Window) { r.add(w) })
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -31,6 +32,10 @@ type KafkaPolicy struct {
 	Tracer trace.Tracer
 	Wait   time.Duration
 	Log    *slog.Logger
+	// Malformed is the fraction of extra malformed messages sent with the
+	// events, to show the worker's dead-letter queue at work.
+	Malformed float64
+	rng       *rand.Rand
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -134,6 +139,16 @@ func (p *KafkaPolicy) Lists(ctx context.Context, events []feedback.Event) (Lists
 				trace.WithAttributes(telemetry.Messaging(p.Topic)...))
 			telemetry.Inject(sctx, &msgs[i])
 			spans = append(spans, span)
+		}
+	}
+	if p.Malformed > 0 {
+		if p.rng == nil {
+			p.rng = rand.New(rand.NewPCG(1, 0xbad))
+		}
+		for _, e := range events {
+			if p.rng.Float64() < p.Malformed {
+				msgs = append(msgs, kafka.Message{Key: []byte(e.UserID), Value: []byte(`{"user_id":"` + e.UserID + `","type":"purchase"}`), Time: time.Now()})
+			}
 		}
 	}
 	err := p.Out.Publish(ctx, msgs...)
