@@ -511,3 +511,45 @@ func TestEvalCLI(t *testing.T) {
 		}
 	}
 }
+
+// eval --sim runs the simulated population against each model and writes
+// the closed-loop figures; a bad sim key is refused by name.
+func TestEvalSimCLI(t *testing.T) {
+	out := t.TempDir()
+	env := append(os.Environ(), "ADAPTREC_SIM_USERS=300", "ADAPTREC_SIM_ITEMS=200", "ADAPTREC_SIM_CONCURRENCY=16", "ADAPTREC_SIM_SESSIONS=200")
+	p := start(t, env, "eval", "--sim", "--models", "random,pop,itemknn", "--out", out)
+	if err := p.wait(t, 120*time.Second); err != nil {
+		t.Fatalf("eval --sim: %v\n%s", err, p.output())
+	}
+	if !strings.Contains(p.output(), "| itemknn | ") {
+		t.Fatalf("no itemknn row:\n%s", p.output())
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "results.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if !strings.HasPrefix(rows[0], "model,cumulative_reward,mean_session_length,ctr,regret") || len(rows) != 4 {
+		t.Fatalf("results.csv:\n%s", raw)
+	}
+	for _, row := range rows[1:] {
+		f := strings.Split(row, ",")
+		if r, _ := strconv.ParseFloat(f[1], 64); r <= 0 {
+			t.Errorf("%s: cumulative reward %s", f[0], f[1])
+		}
+	}
+	for _, bad := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{[]string{"ADAPTREC_SIM_TEMPERATURE=0"}, []string{"eval", "--sim"}, "sim.temperature"},
+		{nil, []string{"eval", "--sim", "--data", "x.csv"}, "--data"},
+		{nil, []string{"eval", "--sim", "--models", "magic"}, "magic"},
+	} {
+		p := start(t, append(os.Environ(), bad.env...), bad.args...)
+		if err := p.wait(t, 30*time.Second); err == nil || !strings.Contains(p.output(), bad.want) {
+			t.Errorf("%v %v: %v, output lacks %q:\n%s", bad.env, bad.args, err, bad.want, p.output())
+		}
+	}
+}
