@@ -431,7 +431,7 @@ collect:
 	// in the progress line.
 	population := false
 	for _, l := range out {
-		population = population || strings.Contains(l, "sim (30s): reward/session ")
+		population = population || strings.Contains(l, "sim (30s): reward/list ")
 	}
 	if !population {
 		t.Fatalf("no progress line shows the simulated population:\n%s", strings.Join(out, "\n"))

@@ -157,7 +157,8 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 }
 
 // rollingSim holds the simulated population's figures over its last 30
-// reporting seconds, for the progress line.
+// reporting seconds, for the progress line: reward per list shown, and
+// reward and length of the sessions that ended.
 type rollingSim struct {
 	mu      sync.Mutex
 	windows []sim.Window
@@ -186,7 +187,8 @@ func (r *rollingSim) String() string {
 	if t.Sessions == 0 {
 		return ""
 	}
-	return fmt.Sprintf("  sim (30s): reward/session %.2f  session length %.2f", t.Reward/float64(t.Sessions), float64(t.Steps)/float64(t.Sessions))
+	return fmt.Sprintf("  sim (30s): reward/list %.2f  reward/session %.2f  session length %.2f",
+		t.ListReward/float64(max(t.Shown, 1)), t.Reward/float64(t.Sessions), float64(t.Steps)/float64(t.Sessions))
 }
 
 // runPopulation runs the simulated population against the worker through

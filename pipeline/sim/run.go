@@ -226,7 +226,8 @@ func (o Oracle) Lists(_ context.Context, events []feedback.Event) (Lists, error)
 // reporting period, and the lists shown in it.
 type Window struct {
 	Sessions, Steps, Clicks, Shown int
-	Reward                         float64
+	Reward                         float64 // of the sessions that ended
+	ListReward                     float64 // earned from the lists shown in the period
 }
 
 // Add folds a tick in.
@@ -236,6 +237,7 @@ func (w *Window) Add(t Tick) {
 	w.Clicks += t.EndedClicks
 	w.Shown += t.Shown
 	w.Reward += t.EndedReward
+	w.ListReward += t.ListReward
 }
 
 // String is the window's figures: sessions ended, their mean length (lists
@@ -287,4 +289,5 @@ func (w *Window) Merge(o Window) {
 	w.Clicks += o.Clicks
 	w.Shown += o.Shown
 	w.Reward += o.Reward
+	w.ListReward += o.ListReward
 }
