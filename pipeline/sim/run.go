@@ -106,8 +106,8 @@ type Result struct {
 	MeanSessionLength float64 // lists shown per session
 	CTR               float64 // picks per list shown
 	Regret            float64 // Oracle: summed expected-reward gap to the oracle's lists
-	// Curve is the reward per list shown, over windows of CurveWindow lists, at
-	// the events count where each window ends.
+	// Curve is the reward per list shown over the last CurveWindow lists,
+	// every CurveStep lists, at the events count where each step ends.
 	Curve []Point
 	// ShiftEvent is the events count at the scheduled shift (0: none);
 	// Recovery the events after it until the windowed reward per list,
@@ -122,8 +122,12 @@ type Point struct {
 	Value  float64
 }
 
-// CurveWindow is the number of lists a curve point averages.
-const CurveWindow = 2000
+// CurveWindow is the number of lists a curve point averages, CurveStep the
+// number of lists between points (the resolution of Recovery).
+const (
+	CurveWindow = 2000
+	CurveStep   = 250
+)
 
 // Run runs the population against policy until every session has ended.
 // progress, if set, is called after every tick.
@@ -131,6 +135,7 @@ func Run(ctx context.Context, s *Sim, policy Policy, progress func(Tick)) (Resul
 	res := Result{Policy: policy.Name(), Recovery: -1}
 	var lists Lists
 	winReward, winShown := 0.0, 0
+	var blocks [][2]float64 // reward and lists of the last CurveWindow/CurveStep steps
 	pre, dipped := -1.0, false
 	for !s.Done() {
 		if err := ctx.Err(); err != nil {
@@ -152,8 +157,16 @@ func Run(ctx context.Context, s *Sim, policy Policy, progress func(Tick)) (Resul
 		res.MeanSessionLength += float64(t.EndedSteps)
 		winReward += t.ListReward
 		winShown += t.Shown
-		if winShown >= CurveWindow {
-			v := winReward / float64(winShown)
+		if winShown >= CurveStep {
+			blocks = append(blocks, [2]float64{winReward, float64(winShown)})
+			if len(blocks) > CurveWindow/CurveStep {
+				blocks = blocks[1:]
+			}
+			var r, n float64
+			for _, b := range blocks {
+				r, n = r+b[0], n+b[1]
+			}
+			v := r / n
 			res.Curve = append(res.Curve, Point{Events: res.Events, Value: v})
 			switch {
 			case pre <= 0 || res.Recovery >= 0:
