@@ -1,0 +1,428 @@
+package model
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/ipc"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+)
+
+// SnapshotFormat is the version of the snapshot layout this build writes
+// and reads.
+const SnapshotFormat = 1
+
+// SnapshotMeta is what a snapshot says about itself; it travels as the
+// Arrow schema's metadata.
+type SnapshotMeta struct {
+	Format  int    `json:"format"`
+	Version string `json:"adaptrec_version"`
+	Model   string `json:"model"`
+	// Architecture: input and embedding width, hidden widths.
+	In     int   `json:"in"`
+	Dim    int   `json:"dim"`
+	Widths []int `json:"widths"`
+	// Items is the vocabulary size; Steps and Batches the training
+	// counters; AdamT the optimiser's step count.
+	Items   int   `json:"items"`
+	Steps   int64 `json:"steps"`
+	Batches int64 `json:"batches"`
+	AdamT   int   `json:"adam_t"`
+	// Offsets are the feedback offsets the model has consumed, by partition
+	// (the next offset to read), as the worker records them.
+	Offsets map[int32]int64 `json:"offsets,omitempty"`
+	Seed    uint64          `json:"seed"`
+	Created time.Time       `json:"created"`
+	// Checksum is the SHA-256 of the metadata (without it) and the content
+	// (every row, in order).
+	Checksum string `json:"checksum"`
+}
+
+// snapshotSchema: one row per tensor (float32 values with a shape) or per
+// list of strings (the vocabulary) or of integers (co-occurrence indices).
+func snapshotSchema(meta SnapshotMeta) (*arrow.Schema, error) {
+	raw, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	md := arrow.NewMetadata([]string{"adaptrec.snapshot"}, []string{string(raw)})
+	return arrow.NewSchema([]arrow.Field{
+		{Name: "name", Type: arrow.BinaryTypes.String},
+		{Name: "shape", Type: arrow.ListOf(arrow.PrimitiveTypes.Int64)},
+		{Name: "f32", Type: arrow.ListOf(arrow.PrimitiveTypes.Float32)},
+		{Name: "i32", Type: arrow.ListOf(arrow.PrimitiveTypes.Int32)},
+		{Name: "str", Type: arrow.ListOf(arrow.BinaryTypes.String)},
+	}, &md), nil
+}
+
+// row is one named tensor or list of a snapshot.
+type row struct {
+	name  string
+	shape []int64
+	f32   []float32
+	i32   []int32
+	str   []string
+}
+
+// digest is the checksum over the metadata (its Checksum field empty) and
+// the rows, in order.
+func digest(meta SnapshotMeta, rows []row) string {
+	h := sha256.New()
+	meta.Checksum = ""
+	raw, _ := json.Marshal(meta) // a struct of plain fields: cannot fail
+	h.Write(raw)
+	var b [8]byte
+	for _, r := range rows {
+		h.Write([]byte(r.name))
+		h.Write([]byte{0})
+		for _, s := range r.shape {
+			binary.LittleEndian.PutUint64(b[:], uint64(s))
+			h.Write(b[:])
+		}
+		for _, v := range r.f32 {
+			binary.LittleEndian.PutUint32(b[:4], math.Float32bits(v))
+			h.Write(b[:4])
+		}
+		for _, v := range r.i32 {
+			binary.LittleEndian.PutUint32(b[:4], uint32(v))
+			h.Write(b[:4])
+		}
+		for _, s := range r.str {
+			h.Write([]byte(s))
+			h.Write([]byte{0})
+		}
+		h.Write([]byte{0xff})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// layerNames names the network's layers in qnet.layers() order.
+func layerNames(n *qnet) []string {
+	var names []string
+	for i := range n.hidden {
+		names = append(names, "hidden."+strconv.Itoa(i))
+	}
+	return append(names, "head", "alpha", "value")
+}
+
+// rows lists the DQN's learned state: the online and target networks, the
+// Adam moments, the item tables, the vocabulary and the co-occurrence
+// table (CSR).
+func (d *DQN) rows() []row {
+	var rows []row
+	names := layerNames(d.net)
+	for i, l := range d.net.layers() {
+		tl := d.target.layers()[i]
+		shapeW := []int64{int64(l.in), int64(l.out)}
+		shapeB := []int64{int64(l.out)}
+		rows = append(rows,
+			row{name: "net." + names[i] + ".W", shape: shapeW, f32: l.W},
+			row{name: "net." + names[i] + ".B", shape: shapeB, f32: l.B},
+			row{name: "target." + names[i] + ".W", shape: shapeW, f32: tl.W},
+			row{name: "target." + names[i] + ".B", shape: shapeB, f32: tl.B},
+			row{name: "adam.m." + names[i] + ".W", shape: shapeW, f32: d.opts[2*i].m},
+			row{name: "adam.v." + names[i] + ".W", shape: shapeW, f32: d.opts[2*i].v},
+			row{name: "adam.m." + names[i] + ".B", shape: shapeB, f32: d.opts[2*i+1].m},
+			row{name: "adam.v." + names[i] + ".B", shape: shapeB, f32: d.opts[2*i+1].v},
+		)
+	}
+	n, dim := int64(len(d.bias)), int64(d.cfg.Dim)
+	rows = append(rows,
+		row{name: "items.ids", shape: []int64{n}, str: d.items.ids},
+		row{name: "items.ein", shape: []int64{n, dim}, f32: d.ein},
+		row{name: "items.eout", shape: []int64{n, dim}, f32: d.eout},
+		row{name: "items.bias", shape: []int64{n}, f32: d.bias},
+	)
+	count := make([]float32, len(d.co.count))
+	offsets := make([]int32, 0, len(d.co.nbrs)+1)
+	var nbr []int32
+	var nc []float32
+	for i, c := range d.co.count {
+		count[i] = float32(c)
+	}
+	offsets = append(offsets, 0)
+	for _, nb := range d.co.nbrs {
+		nbr = append(nbr, nb.item...)
+		for _, c := range nb.count {
+			nc = append(nc, float32(c))
+		}
+		offsets = append(offsets, int32(len(nbr)))
+	}
+	rows = append(rows,
+		row{name: "cooc.count", shape: []int64{int64(len(count))}, f32: count},
+		row{name: "cooc.offsets", shape: []int64{int64(len(offsets))}, i32: offsets},
+		row{name: "cooc.items", shape: []int64{int64(len(nbr))}, i32: nbr},
+		row{name: "cooc.counts", shape: []int64{int64(len(nc))}, f32: nc},
+	)
+	return rows
+}
+
+// WriteSnapshot writes the DQN's learned state to w as an Arrow IPC
+// stream: one record, a row per tensor, the metadata (with the content's
+// checksum) in the schema. meta's Offsets, Version and Created are the
+// caller's; the rest is filled in.
+func (d *DQN) WriteSnapshot(w io.Writer, meta SnapshotMeta) (SnapshotMeta, error) {
+	rows := d.rows()
+	meta.Format, meta.Model, meta.In, meta.Dim, meta.Widths = SnapshotFormat, d.Name(), d.in, d.cfg.Dim, d.net.widths()
+	meta.Items, meta.Steps, meta.Batches, meta.Seed = d.items.Len(), d.steps, d.batches, d.cfg.Seed
+	if len(d.opts) > 0 {
+		meta.AdamT = d.opts[0].t
+	}
+	if meta.Created.IsZero() {
+		meta.Created = time.Now().UTC()
+	}
+	meta.Checksum = digest(meta, rows)
+	schema, err := snapshotSchema(meta)
+	if err != nil {
+		return meta, err
+	}
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	names := b.Field(0).(*array.StringBuilder)
+	shapes := b.Field(1).(*array.ListBuilder)
+	f32s := b.Field(2).(*array.ListBuilder)
+	i32s := b.Field(3).(*array.ListBuilder)
+	strs := b.Field(4).(*array.ListBuilder)
+	for _, r := range rows {
+		names.Append(r.name)
+		shapes.Append(true)
+		shapes.ValueBuilder().(*array.Int64Builder).AppendValues(r.shape, nil)
+		f32s.Append(true)
+		f32s.ValueBuilder().(*array.Float32Builder).AppendValues(r.f32, nil)
+		i32s.Append(true)
+		i32s.ValueBuilder().(*array.Int32Builder).AppendValues(r.i32, nil)
+		strs.Append(true)
+		strs.ValueBuilder().(*array.StringBuilder).AppendValues(r.str, nil)
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	iw := ipc.NewWriter(w, ipc.WithSchema(schema))
+	if err := iw.Write(rec); err != nil {
+		return meta, fmt.Errorf("writing snapshot: %w", err)
+	}
+	return meta, iw.Close()
+}
+
+// Snapshot is a decoded, verified snapshot.
+type Snapshot struct {
+	Meta SnapshotMeta
+	rows map[string]row
+}
+
+// ErrCorruptSnapshot reports a snapshot that cannot be trusted: unreadable,
+// truncated, of another format, or whose content does not match its
+// checksum.
+var ErrCorruptSnapshot = errors.New("corrupt snapshot")
+
+// ReadSnapshot decodes and verifies a snapshot. A snapshot of another
+// format version, or whose checksum does not match, is an error wrapping
+// ErrCorruptSnapshot that says which.
+func ReadSnapshot(r io.Reader) (s *Snapshot, err error) {
+	defer func() {
+		if p := recover(); p != nil { // the IPC reader panics on some garbage
+			s, err = nil, fmt.Errorf("%w: unreadable Arrow stream: %v", ErrCorruptSnapshot, p)
+		}
+	}()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading snapshot: %w", err)
+	}
+	// A corrupt length field must not make the reader allocate more than
+	// the stream could hold.
+	alloc := &boundedAllocator{limit: len(data) + 1<<16}
+	rd, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(alloc))
+	if err != nil {
+		return nil, fmt.Errorf("%w: not an Arrow IPC stream: %v", ErrCorruptSnapshot, err)
+	}
+	defer rd.Release()
+	raw, ok := rd.Schema().Metadata().GetValue("adaptrec.snapshot")
+	if !ok {
+		return nil, fmt.Errorf("%w: no adaptrec.snapshot metadata", ErrCorruptSnapshot)
+	}
+	s = &Snapshot{rows: map[string]row{}}
+	if err := json.Unmarshal([]byte(raw), &s.Meta); err != nil {
+		return nil, fmt.Errorf("%w: metadata: %v", ErrCorruptSnapshot, err)
+	}
+	if s.Meta.Format != SnapshotFormat {
+		return nil, fmt.Errorf("%w: format %d, this build reads format %d", ErrCorruptSnapshot, s.Meta.Format, SnapshotFormat)
+	}
+	if !rd.Next() {
+		if err := rd.Err(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCorruptSnapshot, err)
+		}
+		return nil, fmt.Errorf("%w: no record (truncated?)", ErrCorruptSnapshot)
+	}
+	rec := rd.Record()
+	names := rec.Column(0).(*array.String)
+	shapes := rec.Column(1).(*array.List)
+	f32s := rec.Column(2).(*array.List)
+	i32s := rec.Column(3).(*array.List)
+	strs := rec.Column(4).(*array.List)
+	shapeV := shapes.ListValues().(*array.Int64)
+	f32V := f32s.ListValues().(*array.Float32)
+	i32V := i32s.ListValues().(*array.Int32)
+	strV := strs.ListValues().(*array.String)
+	ordered := make([]row, 0, rec.NumRows())
+	for i := range int(rec.NumRows()) {
+		r := row{name: names.Value(i)}
+		lo, hi := shapes.ValueOffsets(i)
+		r.shape = append([]int64(nil), shapeV.Int64Values()[lo:hi]...)
+		lo, hi = f32s.ValueOffsets(i)
+		r.f32 = append([]float32(nil), f32V.Float32Values()[lo:hi]...)
+		lo, hi = i32s.ValueOffsets(i)
+		r.i32 = append([]int32(nil), i32V.Int32Values()[lo:hi]...)
+		lo, hi = strs.ValueOffsets(i)
+		for j := lo; j < hi; j++ {
+			r.str = append(r.str, strV.Value(int(j)))
+		}
+		ordered = append(ordered, r)
+		s.rows[r.name] = r
+	}
+	if sum := digest(s.Meta, ordered); sum != s.Meta.Checksum {
+		return nil, fmt.Errorf("%w: content checksum %s, metadata says %s", ErrCorruptSnapshot, sum[:12], short(s.Meta.Checksum))
+	}
+	return s, nil
+}
+
+// boundedAllocator refuses (by panicking, which ReadSnapshot recovers)
+// any allocation larger than limit.
+type boundedAllocator struct{ limit int }
+
+func (a *boundedAllocator) Allocate(size int) []byte {
+	if size > a.limit {
+		panic(fmt.Sprintf("allocation of %d bytes from a %d-byte stream", size, a.limit))
+	}
+	return memory.DefaultAllocator.Allocate(size)
+}
+
+func (a *boundedAllocator) Reallocate(size int, b []byte) []byte {
+	if size > a.limit {
+		panic(fmt.Sprintf("allocation of %d bytes from a %d-byte stream", size, a.limit))
+	}
+	return memory.DefaultAllocator.Reallocate(size, b)
+}
+
+func (a *boundedAllocator) Free(b []byte) { memory.DefaultAllocator.Free(b) }
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// Restore replaces the DQN's learned state with the snapshot's: the
+// architecture, both networks, the optimiser state, the item tables, the
+// vocabulary and the co-occurrence table. Users' session state is not in
+// a snapshot. A snapshot of another input or embedding width is refused.
+func (d *DQN) Restore(s *Snapshot) error {
+	m := s.Meta
+	if m.Dim != d.cfg.Dim || m.In != d.in {
+		return fmt.Errorf("snapshot of a DQN with dim %d (input %d) cannot be loaded into one with dim %d (input %d)", m.Dim, m.In, d.cfg.Dim, d.in)
+	}
+	get := func(name string, n int) ([]float32, error) {
+		r, ok := s.rows[name]
+		if !ok {
+			return nil, fmt.Errorf("snapshot lacks %s", name)
+		}
+		if len(r.f32) != n {
+			return nil, fmt.Errorf("snapshot's %s has %d values, the architecture needs %d", name, len(r.f32), n)
+		}
+		return r.f32, nil
+	}
+	net := newQNet(d.in, d.cfg.Dim, m.Widths, rand.New(rand.NewPCG(0, 0))) // every weight is overwritten
+	net.skip = d.net.skip
+	target := net.clone()
+	names := layerNames(net)
+	type moments struct{ mW, vW, mB, vB []float32 }
+	mom := make([]moments, len(names))
+	for i, l := range net.layers() {
+		tl := target.layers()[i]
+		var err error
+		load := func(dst *[]float32, name string, n int) {
+			if err == nil {
+				var v []float32
+				if v, err = get(name, n); err == nil {
+					*dst = v
+				}
+			}
+		}
+		load(&l.W, "net."+names[i]+".W", len(l.W))
+		load(&l.B, "net."+names[i]+".B", len(l.B))
+		load(&tl.W, "target."+names[i]+".W", len(tl.W))
+		load(&tl.B, "target."+names[i]+".B", len(tl.B))
+		load(&mom[i].mW, "adam.m."+names[i]+".W", len(l.W))
+		load(&mom[i].vW, "adam.v."+names[i]+".W", len(l.W))
+		load(&mom[i].mB, "adam.m."+names[i]+".B", len(l.B))
+		load(&mom[i].vB, "adam.v."+names[i]+".B", len(l.B))
+		if err != nil {
+			return err
+		}
+	}
+	ids, ok := s.rows["items.ids"]
+	if !ok || len(ids.str) != m.Items {
+		return fmt.Errorf("snapshot's vocabulary does not hold its %d items", m.Items)
+	}
+	n, dim := len(ids.str), d.cfg.Dim
+	ein, err := get("items.ein", n*dim)
+	if err != nil {
+		return err
+	}
+	eout, err := get("items.eout", n*dim)
+	if err != nil {
+		return err
+	}
+	bias, err := get("items.bias", n)
+	if err != nil {
+		return err
+	}
+	count, err := get("cooc.count", n)
+	if err != nil {
+		return err
+	}
+	offsets, nbr := s.rows["cooc.offsets"].i32, s.rows["cooc.items"].i32
+	counts := s.rows["cooc.counts"].f32
+	if len(offsets) != n+1 || len(nbr) != len(counts) || int(offsets[n]) != len(nbr) {
+		return fmt.Errorf("snapshot's co-occurrence table is inconsistent")
+	}
+	// All checked: replace the state.
+	d.net, d.target = net, target
+	if err := d.rebuild(); err != nil {
+		return err
+	}
+	for i := range names {
+		d.opts[2*i].m, d.opts[2*i].v, d.opts[2*i].t = mom[i].mW, mom[i].vW, m.AdamT
+		d.opts[2*i+1].m, d.opts[2*i+1].v, d.opts[2*i+1].t = mom[i].mB, mom[i].vB, m.AdamT
+	}
+	d.items = NewVocab()
+	for _, id := range ids.str {
+		d.items.Add(id)
+	}
+	d.ein, d.eout, d.bias = ein, eout, bias
+	d.co = cooc{}
+	for i := range n {
+		d.co.grow(int32(i))
+		d.co.count[i] = float64(count[i])
+		lo, hi := offsets[i], offsets[i+1]
+		nb := &d.co.nbrs[i]
+		for j := lo; j < hi; j++ {
+			nb.add(nbr[j])
+			nb.count[len(nb.count)-1] = float64(counts[j])
+		}
+		d.co.pairs += int64(hi - lo)
+	}
+	d.steps, d.batches = m.Steps, m.Batches
+	return nil
+}

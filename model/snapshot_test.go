@@ -1,0 +1,151 @@
+package model
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+func trainedDQN(t testing.TB, cfg DQNConfig, events int) *DQN {
+	t.Helper()
+	d, err := NewDQN(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	var evs []feedback.Located
+	for i := range events {
+		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%13), SessionID: "s",
+			ItemID: fmt.Sprint("i", (i*7)%97), Type: feedback.Click, TS: time.Unix(int64(i), 0)}})
+	}
+	for lo := 0; lo < len(evs); lo += 100 {
+		b := feedback.BatchOf(evs[lo:min(lo+100, len(evs))]...)
+		if _, err := d.Learn(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		b.Release()
+	}
+	return d
+}
+
+// A snapshot restores the architecture, weights, optimiser state, item
+// tables, vocabulary and co-occurrence table: the restored model scores
+// every item of every state as the original does.
+func TestSnapshotRoundTrip(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows = 32
+	d := trainedDQN(t, cfg, 800)
+	bounds := ArchBounds{MinWidth: 8, MaxWidth: 256, MinDepth: 1, MaxDepth: 3}
+	if err := d.Apply(Action{Kind: Widen, Layer: 0, K: 16}, bounds); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Apply(Action{Kind: AddLayer, Layer: 0}, bounds); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	meta, err := d.WriteSnapshot(&buf, SnapshotMeta{Version: "test", Offsets: map[int32]int64{0: 42, 3: 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ReadSnapshot(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Meta.Checksum != meta.Checksum || s.Meta.Offsets[3] != 7 || !slices.Equal(s.Meta.Widths, []int{80, 80}) || s.Meta.Items != 97 {
+		t.Fatalf("metadata %+v", s.Meta)
+	}
+	r, err := NewDQN(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Restore(s); err != nil {
+		t.Fatal(err)
+	}
+	if r.Checksum() != d.Checksum() || !slices.Equal(r.Widths(), d.Widths()) || r.steps != d.steps {
+		t.Fatalf("restored widths %v checksum %x steps %d; original %v %x %d", r.Widths(), r.Checksum(), r.steps, d.Widths(), d.Checksum(), d.steps)
+	}
+	for i, l := range d.net.layers() {
+		if !slices.Equal(r.opts[2*i].m, d.opts[2*i].m) || !slices.Equal(r.opts[2*i].v, d.opts[2*i].v) || r.opts[2*i].t != d.opts[2*i].t ||
+			!slices.Equal(r.target.layers()[i].W, d.target.layers()[i].W) || len(l.W) != len(r.net.layers()[i].W) {
+			t.Fatalf("layer %d: optimiser state or target network not restored", i)
+		}
+	}
+	for u := range 13 {
+		st, _ := d.users.Lookup(fmt.Sprint("u", u))
+		d.scoreAll(st)
+		want := slices.Clone(d.scores)
+		r.scoreAll(st) // the same session state, the restored model
+		if !slices.Equal(want, r.scores) {
+			t.Fatalf("user %d: restored scores differ", u)
+		}
+	}
+	// The restored model goes on learning.
+	b := feedback.BatchOf(feedback.Located{Event: feedback.Event{UserID: "new", ItemID: "i1", Type: feedback.Click, TS: time.Unix(900, 0)}})
+	defer b.Release()
+	if _, err := r.Learn(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Flipped bytes, truncation and another format version are rejected as
+// corrupt, never loaded: a flip either breaks the stream or the checksum,
+// or falls in padding and leaves the content as it was.
+func TestSnapshotRejectsCorruption(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows = 32
+	d := trainedDQN(t, cfg, 300)
+	var buf bytes.Buffer
+	meta, err := d.WriteSnapshot(&buf, SnapshotMeta{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := buf.Bytes()
+	rejected := 0
+	for pos := 0; pos < len(raw); pos += 97 {
+		bad := slices.Clone(raw)
+		bad[pos] ^= 0x5a
+		s, err := ReadSnapshot(bytes.NewReader(bad))
+		switch {
+		case err != nil && !errors.Is(err, ErrCorruptSnapshot):
+			t.Fatalf("flip at %d: error %v does not wrap ErrCorruptSnapshot", pos, err)
+		case err != nil:
+			rejected++
+		case s.Meta.Checksum != meta.Checksum: // ReadSnapshot verified the content against it
+			t.Fatalf("flip at %d loaded other content", pos)
+		}
+	}
+	if rejected == 0 {
+		t.Fatal("no flipped byte was rejected")
+	}
+	for _, n := range []int{0, 8, len(raw) / 3, len(raw) - 9} {
+		if _, err := ReadSnapshot(bytes.NewReader(raw[:n])); !errors.Is(err, ErrCorruptSnapshot) {
+			t.Fatalf("truncated to %d bytes: %v", n, err)
+		}
+	}
+	other := bytes.Replace(raw, []byte(`"format":1`), []byte(`"format":9`), 1)
+	if _, err := ReadSnapshot(bytes.NewReader(other)); !errors.Is(err, ErrCorruptSnapshot) || !bytes.Contains([]byte(err.Error()), []byte("format 9")) {
+		t.Fatalf("format 9: %v", err)
+	}
+	s, err := ReadSnapshot(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wide := DefaultDQN()
+	wide.Dim = 16
+	w, err := NewDQN(wide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Restore(s); err == nil {
+		t.Fatal("a dim-32 snapshot loaded into a dim-16 DQN")
+	}
+	t.Logf("%d of %d flipped bytes rejected; the others fell in padding", rejected, (len(raw)+96)/97)
+}
