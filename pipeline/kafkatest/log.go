@@ -31,3 +31,9 @@ func (w *tWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// LoggerTo returns a text logger at warn level writing to w (not safe for
+// concurrent writers unless w is).
+func LoggerTo(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}

@@ -1,0 +1,226 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/adaptrec/adaptrec/model"
+)
+
+// Snapshots travel on a compacted topic in chunks of SnapshotChunk bytes,
+// one chunk per record batch, so that no message reaches Kafka's default
+// 1 MB limit (a snapshot of the default model on ml-latest-small is about
+// 13 MB). Chunk i of snapshot ID of group G has key "G/ID/i" and headers
+// naming the snapshot, the chunk, the chunk count, the blob's size and its
+// SHA-256; a snapshot is complete when all its chunks are there and the
+// reassembled blob has that digest.
+const SnapshotChunk = 512 << 10
+
+const (
+	hdrSnapshotID = "adaptrec-snapshot-id"
+	hdrChunk      = "adaptrec-snapshot-chunk"
+	hdrChunks     = "adaptrec-snapshot-chunks"
+	hdrSize       = "adaptrec-snapshot-size"
+	hdrSHA        = "adaptrec-snapshot-sha256"
+)
+
+// SnapshotMessages splits blob into the chunk messages of snapshot id.
+func SnapshotMessages(group, id string, blob []byte) []kafka.Message {
+	sum := sha256.Sum256(blob)
+	n := max(1, (len(blob)+SnapshotChunk-1)/SnapshotChunk)
+	msgs := make([]kafka.Message, 0, n)
+	for i := range n {
+		lo, hi := i*SnapshotChunk, min((i+1)*SnapshotChunk, len(blob))
+		msgs = append(msgs, kafka.Message{
+			Key:   []byte(fmt.Sprintf("%s/%s/%06d", group, id, i)),
+			Value: blob[lo:hi],
+			Headers: []kafka.Header{
+				{Key: hdrSnapshotID, Value: []byte(id)},
+				{Key: hdrChunk, Value: []byte(strconv.Itoa(i))},
+				{Key: hdrChunks, Value: []byte(strconv.Itoa(n))},
+				{Key: hdrSize, Value: []byte(strconv.Itoa(len(blob)))},
+				{Key: hdrSHA, Value: []byte(hex.EncodeToString(sum[:]))},
+			},
+		})
+	}
+	return msgs
+}
+
+// SnapshotWriter returns a writer for the snapshot topic: acks from all
+// replicas, one chunk per record batch.
+func SnapshotWriter(brokers []string, topic, clientID string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 1,
+		BatchBytes: SnapshotChunk + 64<<10, MaxAttempts: 5, WriteTimeout: 30 * time.Second,
+		Transport: &kafka.Transport{ClientID: clientID},
+	}
+}
+
+// StoredSnapshot is a snapshot found on the topic.
+type StoredSnapshot struct {
+	ID       string
+	Group    string
+	Chunks   int // expected
+	Have     int // found
+	Size     int
+	SHA256   string
+	Offset   int64 // of its first chunk
+	Complete bool  // every chunk there and the digest matches
+	Problem  string
+	blob     []byte
+}
+
+// Blob is the reassembled snapshot (nil unless Complete).
+func (s StoredSnapshot) Blob() []byte { return s.blob }
+
+// ListSnapshots reads the snapshot topic (every partition, start to end)
+// and returns group's snapshots, oldest first. group "" lists every group's.
+func ListSnapshots(ctx context.Context, brokers []string, topic, group string) ([]StoredSnapshot, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	parts, err := Partitions(ctx, client, topic)
+	if err != nil {
+		return nil, err
+	}
+	firsts, err := listOffsets(ctx, client, topic, parts, kafka.FirstOffset)
+	if err != nil {
+		return nil, err
+	}
+	ends, err := listOffsets(ctx, client, topic, parts, kafka.LastOffset)
+	if err != nil {
+		return nil, err
+	}
+	type key struct{ group, id string }
+	found := map[key]*StoredSnapshot{}
+	chunks := map[key]map[int][]byte{}
+	for _, p := range parts {
+		if ends[p] <= firsts[p] {
+			continue
+		}
+		conn, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, p)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s/%d: %w", topic, p, err)
+		}
+		if _, err := conn.Seek(firsts[p], kafka.SeekAbsolute); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		for next := firsts[p]; next < ends[p]; {
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			batch := conn.ReadBatch(1, 16<<20)
+			for {
+				m, err := batch.ReadMessage()
+				if err != nil {
+					break
+				}
+				next = m.Offset + 1
+				g, id, ok := snapshotKey(m.Key)
+				if !ok || (group != "" && g != group) {
+					continue
+				}
+				k := key{g, id}
+				s := found[k]
+				if m.Value == nil { // a tombstone
+					continue
+				}
+				hdr := headers(m.Headers)
+				if s == nil {
+					n, _ := strconv.Atoi(hdr[hdrChunks])
+					size, _ := strconv.Atoi(hdr[hdrSize])
+					s = &StoredSnapshot{ID: id, Group: g, Chunks: n, Size: size, SHA256: hdr[hdrSHA], Offset: m.Offset}
+					found[k], chunks[k] = s, map[int][]byte{}
+				}
+				i, err := strconv.Atoi(hdr[hdrChunk])
+				if err != nil || i < 0 || i >= s.Chunks {
+					s.Problem = fmt.Sprintf("chunk at offset %d has a bad index %q", m.Offset, hdr[hdrChunk])
+					continue
+				}
+				chunks[k][i] = m.Value
+			}
+			if err := batch.Close(); err != nil && !errors.Is(err, io.EOF) {
+				conn.Close()
+				return nil, fmt.Errorf("reading %s/%d: %w", topic, p, err)
+			}
+		}
+		conn.Close()
+	}
+	var out []StoredSnapshot
+	for k, s := range found {
+		s.Have = len(chunks[k])
+		if s.Problem == "" {
+			if s.Have < s.Chunks {
+				s.Problem = fmt.Sprintf("%d of %d chunks", s.Have, s.Chunks)
+			} else {
+				var b bytes.Buffer
+				for i := range s.Chunks {
+					b.Write(chunks[k][i])
+				}
+				sum := sha256.Sum256(b.Bytes())
+				switch {
+				case b.Len() != s.Size:
+					s.Problem = fmt.Sprintf("%d bytes, headers say %d", b.Len(), s.Size)
+				case hex.EncodeToString(sum[:]) != s.SHA256:
+					s.Problem = "reassembled bytes do not match their SHA-256"
+				default:
+					s.Complete, s.blob = true, b.Bytes()
+				}
+			}
+		}
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Offset < out[j].Offset })
+	return out, nil
+}
+
+func snapshotKey(k []byte) (group, id string, ok bool) {
+	parts := strings.Split(string(k), "/")
+	if len(parts) < 3 {
+		return "", "", false
+	}
+	n := len(parts)
+	return strings.Join(parts[:n-2], "/"), parts[n-2], true
+}
+
+func headers(hs []kafka.Header) map[string]string {
+	m := make(map[string]string, len(hs))
+	for _, h := range hs {
+		m[h.Key] = string(h.Value)
+	}
+	return m
+}
+
+// LoadNewestSnapshot returns the newest of group's snapshots that is
+// complete and decodes and verifies; each newer one that does not is
+// logged with the reason and skipped. It returns nil, nil if there is none.
+func LoadNewestSnapshot(ctx context.Context, brokers []string, topic, group string, log *slog.Logger) (*model.Snapshot, *StoredSnapshot, error) {
+	all, err := ListSnapshots(ctx, brokers, topic, group)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		s := &all[i]
+		if !s.Complete {
+			log.Warn("skipping snapshot", "topic", topic, "offset", s.Offset, "snapshot", s.ID, "reason", s.Problem)
+			continue
+		}
+		snap, err := model.ReadSnapshot(bytes.NewReader(s.blob))
+		if err != nil {
+			log.Warn("skipping snapshot", "topic", topic, "offset", s.Offset, "snapshot", s.ID, "reason", err)
+			continue
+		}
+		return snap, s, nil
+	}
+	return nil, nil, nil
+}
