@@ -48,6 +48,7 @@ type Config struct {
 	Tracing     Tracing     `mapstructure:"tracing"`
 	Metrics     Metrics     `mapstructure:"metrics"`
 	Sim         Sim         `mapstructure:"sim"`
+	Snapshot    Snapshot    `mapstructure:"snapshot"`
 }
 
 // Kafka is the consumer-group client configuration.
@@ -222,6 +223,15 @@ type Metrics struct {
 	Addr               string `mapstructure:"addr"`
 	QualitySampleEvery int    `mapstructure:"quality_sample_every"`
 	QualityWindow      int    `mapstructure:"quality_window"`
+}
+
+// Snapshot configures model snapshots on Kafka.
+type Snapshot struct {
+	Topic        string        `mapstructure:"topic"`
+	Interval     time.Duration `mapstructure:"interval"`
+	EveryBatches int           `mapstructure:"every_batches"`
+	OnShutdown   bool          `mapstructure:"on_shutdown"`
+	Restore      bool          `mapstructure:"restore"`
 }
 
 // Sim is the simulated population (pipeline/sim) of eval --sim, simulate
@@ -478,6 +488,12 @@ func (c Config) Check() error {
 	}
 	if c.Recommender.TopN > 1000 {
 		bad("recommender.top_n", "must be at most 1000, got %d", c.Recommender.TopN)
+	}
+	if c.Snapshot.Topic == "" || !validTopic(c.Snapshot.Topic) {
+		bad("snapshot.topic", "%q is not a valid Kafka topic name", c.Snapshot.Topic)
+	}
+	if c.Snapshot.Interval < 0 || c.Snapshot.EveryBatches < 0 {
+		bad("snapshot.interval", "snapshot.interval and snapshot.every_batches must not be negative")
 	}
 	switch c.Tracing.Protocol {
 	case "grpc", "http/protobuf":

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"io"
 	"context"
 	"fmt"
 	"strings"
@@ -46,6 +47,13 @@ type Recommender interface {
 	Name() string
 	// Params is the number of learned parameters (0 for count-based models).
 	Params() int
+}
+
+// Snapshotter is a recommender whose learned state can be written to a
+// snapshot and restored from one (the DQN and the adaptive model).
+type Snapshotter interface {
+	WriteSnapshot(w io.Writer, meta SnapshotMeta) (SnapshotMeta, error)
+	Restore(s *Snapshot) error
 }
 
 // New builds the recommender that cfg.Recommender.Model names.

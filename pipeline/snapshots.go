@@ -224,3 +224,7 @@ func LoadNewestSnapshot(ctx context.Context, brokers []string, topic, group stri
 	}
 	return nil, nil, nil
 }
+
+// Version is the adaptrec version written into snapshots (the main
+// module's version, set by cmd/adaptrec).
+var Version = "devel"

@@ -15,6 +15,7 @@ import (
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
+	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 )
 
 func snapshotBlob(t *testing.T, events int) []byte {
@@ -105,4 +106,83 @@ func TestSnapshotTopic(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A worker stopped gracefully publishes its model; the next worker of the
+// group starts from that model, exactly, and from the committed offsets,
+// which are the ones the snapshot learned up to: nothing is learned twice.
+func TestWorkerRestartRestoresTheModel(t *testing.T) {
+	for _, target := range kafkatest.Targets(t) {
+		t.Run(target.Name, func(t *testing.T) {
+			cfg := kafkatest.Config(t, target)
+			cfg.Recommender.Model = "dqn"
+			cfg.Recommender.DQN.Hidden = []int{16}
+			cfg.Recommender.DQN.Rows = 32
+			cfg.Snapshot.Interval = 0
+			kafkatest.CreateTopics(t, cfg)
+			lines, _ := kafkatest.Events(1500, 0, 200, 9)
+			produce(t, cfg, lines)
+			run := func() (*model.DQN, *pipeline.Worker) {
+				rec, err := model.New(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil)
+				health := &telemetry.Health{}
+				w.Instrument(nil, nil, health)
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- w.Run(ctx) }()
+				// Joined implies restored: the snapshot is loaded before
+				// the reader joins the group.
+				for deadline := time.Now().Add(60 * time.Second); health.Check(ctx)["group"] != nil; time.Sleep(50 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatal("the worker did not join its group in 60s")
+					}
+				}
+				kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 120*time.Second)
+				cancel()
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				return rec.(*model.DQN), w
+			}
+			first, w1 := run()
+			if w1.Restored().Checksum != "" {
+				t.Fatal("the first worker restored a snapshot from an empty topic")
+			}
+			if w1.Stats().Snapshots.Load() == 0 {
+				t.Fatal("no snapshot published at shutdown")
+			}
+			second, w2 := run() // no new events: it learns nothing
+			meta := w2.Restored()
+			if meta.Checksum == "" {
+				t.Fatal("the second worker did not restore a snapshot")
+			}
+			if second.Checksum() != first.Checksum() || !equalInts(second.Widths(), first.Widths()) {
+				t.Fatal("the restored model differs from the one that was stopped")
+			}
+			ends, err := pipeline.EndOffsets(context.Background(), kafkatest.Client(cfg.Kafka.Brokers), cfg.Topics.Feedback)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p, end := range ends {
+				if end > 0 && meta.Offsets[int32(p)] != end {
+					t.Fatalf("partition %d: the snapshot learned up to %d, the group committed %d", p, meta.Offsets[int32(p)], end)
+				}
+			}
+		})
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

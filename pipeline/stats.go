@@ -19,6 +19,7 @@ type Stats struct {
 	CommitFailures atomic.Int64 // commits lost to rebalances
 	Users          atomic.Int64 // users with a live session
 	Decisions      atomic.Int64 // architecture decision records published
+	Snapshots      atomic.Int64 // model snapshots published
 	// Time spent per stage, summed over batches (nanoseconds).
 	LearnNanos, PublishNanos, CommitNanos atomic.Int64
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -59,6 +60,13 @@ type Worker struct {
 	health  *telemetry.Health
 	reward  model.Reward
 	sampled int // events seen by the quality sampler
+
+	// snapshots (model goroutine, then the snapshot goroutine)
+	consumed    map[int32]int64 // next offset per partition of the batches learned
+	snapAt      time.Time
+	snapBatches int
+	snaps       chan []byte
+	restored    model.SnapshotMeta
 }
 
 // Instrument turns on tracing (if t is enabled), metrics (if m is not nil)
@@ -123,6 +131,8 @@ type output struct {
 	commits []kafka.Message // the last message of every partition of the batch
 	events  int
 	batch   batchTrace
+	// snapshot taken after this batch, published once it is committed
+	snapshot []byte
 	// produce times of the batch's valid events (metrics only)
 	produced []time.Time
 }
@@ -136,8 +146,9 @@ type batchTrace struct {
 
 // committing is a group of published batches whose offsets are ready.
 type committing struct {
-	offsets map[int]kafka.Message
-	batches []batchTrace
+	offsets   map[int]kafka.Message
+	batches   []batchTrace
+	snapshots [][]byte
 }
 
 // ErrShutdownDeadline reports that the drain on shutdown did not finish in
@@ -158,12 +169,36 @@ func (w *Worker) Run(ctx context.Context) error {
 		{Name: cfg.Topics.DLQ, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
 		{Name: cfg.Topics.Decisions, Partitions: 1, ReplicationFactor: cfg.Topics.ReplicationFactor},
 	}
+	snapper, snapshots := w.rec.(model.Snapshotter)
+	if snapshots {
+		specs = append(specs, TopicSpec{Name: cfg.Snapshot.Topic, Partitions: 1, ReplicationFactor: cfg.Topics.ReplicationFactor,
+			Configs: map[string]string{"cleanup.policy": "compact"}})
+	}
 	if err := EnsureTopics(ctx, client, specs, cfg.Topics.Create, w.log); err != nil {
 		w.closeSinks()
 		if ctx.Err() != nil {
 			return nil // stopped while starting: nothing was consumed
 		}
 		return err
+	}
+
+	w.consumed, w.snapAt = map[int32]int64{}, time.Now()
+	if snapshots && cfg.Snapshot.Restore {
+		w.restore(ctx, snapper)
+	}
+	var snapWG sync.WaitGroup
+	var snapWriter *kafka.Writer
+	if snapshots {
+		snapWriter = SnapshotWriter(cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.ClientID)
+		defer snapWriter.Close()
+		w.snaps = make(chan []byte, 1)
+		snapWG.Add(1)
+		go func() {
+			defer snapWG.Done()
+			for blob := range w.snaps {
+				w.publishSnapshot(context.Background(), snapWriter, blob)
+			}
+		}()
 	}
 
 	reader := kafka.NewReader(w.readerConfig())
@@ -203,6 +238,21 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); defer close(commits); fail(w.publish(work, out, commits)) }()
 	go func() { defer wg.Done(); fail(w.commit(work, reader, commits)) }()
 	wg.Wait()
+	if w.snaps != nil {
+		close(w.snaps)
+		snapWG.Wait()
+	}
+	if snapshots && cfg.Snapshot.OnShutdown && context.Cause(work) == nil {
+		// Drained and committed: the model has learned exactly what the
+		// group committed.
+		if blob, err := w.encodeSnapshot(snapper); err != nil {
+			w.log.Error("final snapshot", "err", err)
+		} else {
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.Worker.ShutdownTimeout)
+			w.publishSnapshot(sctx, snapWriter, blob)
+			cancel()
+		}
+	}
 
 	w.closing.Store(true)
 	closeErr := reader.Close() // leaves the group so partitions move at once
@@ -332,6 +382,13 @@ func (w *Worker) model(ctx context.Context, in <-chan fetched, out chan<- output
 		if err != nil {
 			return err
 		}
+		if w.snapshotDue() {
+			if snapper, ok := w.rec.(model.Snapshotter); ok {
+				if o.snapshot, err = w.encodeSnapshot(snapper); err != nil {
+					w.log.Error("snapshot", "err", err)
+				}
+			}
+		}
 		w.stats.Users.Store(int64(asm.Users()))
 		select {
 		case out <- o:
@@ -382,8 +439,9 @@ func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *Assembl
 			o.produced = append(o.produced, it.msg.Time)
 		}
 	}
-	for _, m := range last {
+	for p, m := range last {
 		o.commits = append(o.commits, m)
+		w.consumed[int32(p)] = m.Offset + 1
 	}
 	o.events = len(items)
 	batch := asm.Flush()
@@ -568,6 +626,7 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 		events := 0
 		start := time.Now()
 		spans := w.startSendSpans(group, start)
+		var snaps [][]byte
 		batches := make([]batchTrace, len(group))
 		for i, g := range group {
 			lists = append(lists, g.lists...)
@@ -580,6 +639,9 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 			}
 			events += g.events
 			batches[i] = g.batch
+			if g.snapshot != nil {
+				snaps = append(snaps, g.snapshot)
+			}
 		}
 
 		var dlqErr error
@@ -620,7 +682,7 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 			offsets[p] = m
 		}
 		select {
-		case commits <- committing{offsets: offsets, batches: batches}:
+		case commits <- committing{offsets: offsets, batches: batches, snapshots: snaps}:
 		case <-ctx.Done():
 			return fmt.Errorf("batch not committed: %w", context.Cause(ctx))
 		}
@@ -682,6 +744,7 @@ func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan com
 					offsets[p] = m // later groups have later offsets
 				}
 				batches = append(batches, more.batches...)
+				c.snapshots = append(c.snapshots, more.snapshots...)
 			default:
 				break merge
 			}
@@ -719,6 +782,73 @@ func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan com
 			continue
 		}
 		w.stats.Commits.Add(1)
+		if n := len(c.snapshots); n > 0 && w.snaps != nil {
+			select {
+			case w.snaps <- c.snapshots[n-1]: // the newest; its batch is committed
+			default:
+				w.log.Debug("snapshot skipped: the previous one is still being published")
+			}
+		}
 	}
 	return nil
 }
+
+// snapshotDue reports whether a snapshot is due after this batch.
+func (w *Worker) snapshotDue() bool {
+	s := w.cfg.Snapshot
+	w.snapBatches++
+	due := (s.EveryBatches > 0 && w.snapBatches >= s.EveryBatches) || (s.Interval > 0 && time.Since(w.snapAt) >= s.Interval)
+	if due {
+		w.snapBatches, w.snapAt = 0, time.Now()
+	}
+	return due
+}
+
+// encodeSnapshot writes the model's state with the offsets it has learned.
+func (w *Worker) encodeSnapshot(m model.Snapshotter) ([]byte, error) {
+	var buf bytes.Buffer
+	offsets := make(map[int32]int64, len(w.consumed))
+	for p, o := range w.consumed {
+		offsets[p] = o
+	}
+	if _, err := m.WriteSnapshot(&buf, model.SnapshotMeta{Version: Version, Offsets: offsets, Created: time.Now().UTC()}); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// publishSnapshot publishes blob as a new snapshot of the group.
+func (w *Worker) publishSnapshot(ctx context.Context, wr *kafka.Writer, blob []byte) {
+	id := fmt.Sprintf("%019d", time.Now().UnixNano())
+	start := time.Now()
+	if err := wr.WriteMessages(ctx, SnapshotMessages(w.cfg.Kafka.Group, id, blob)...); err != nil {
+		w.log.Error("publishing snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", id, "err", err)
+		return
+	}
+	w.stats.Snapshots.Add(1)
+	w.log.Info("published snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", id, "bytes", len(blob), "took", time.Since(start).Round(time.Millisecond))
+}
+
+// restore loads the group's newest valid snapshot into the model, if any.
+func (w *Worker) restore(ctx context.Context, m model.Snapshotter) {
+	snap, from, err := LoadNewestSnapshot(ctx, w.cfg.Kafka.Brokers, w.cfg.Snapshot.Topic, w.cfg.Kafka.Group, w.log)
+	switch {
+	case err != nil:
+		w.log.Warn("no snapshot restored: reading the snapshot topic failed", "topic", w.cfg.Snapshot.Topic, "err", err)
+		return
+	case snap == nil:
+		w.log.Info("no snapshot to restore", "topic", w.cfg.Snapshot.Topic, "group", w.cfg.Kafka.Group)
+		return
+	}
+	if err := m.Restore(snap); err != nil {
+		w.log.Error("snapshot not loaded", "topic", w.cfg.Snapshot.Topic, "offset", from.Offset, "snapshot", from.ID, "err", err)
+		return
+	}
+	w.restored = snap.Meta
+	w.log.Info("restored snapshot", "topic", w.cfg.Snapshot.Topic, "offset", from.Offset, "snapshot", from.ID,
+		"created", snap.Meta.Created, "items", snap.Meta.Items, "widths", snap.Meta.Widths, "offsets", snap.Meta.Offsets)
+}
+
+// Restored is the metadata of the snapshot the worker started from (zero
+// if none).
+func (w *Worker) Restored() model.SnapshotMeta { return w.restored }

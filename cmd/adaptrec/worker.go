@@ -105,6 +105,7 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 		return err
 	}
 	stats := &pipeline.Stats{}
+	pipeline.Version = version()
 	w := pipeline.NewWorker(cfg, log, rec, stats)
 	tr, err := a.tracing(ctx, cfg, log)
 	if err != nil {
