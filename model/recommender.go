@@ -1,9 +1,9 @@
 package model
 
 import (
-	"io"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
