@@ -75,6 +75,7 @@ func env(cfg configs.Config, clientID string) []string {
 		"ADAPTREC_TOPICS_RECOMMENDATIONS="+cfg.Topics.Recommendations,
 		"ADAPTREC_TOPICS_DLQ="+cfg.Topics.DLQ,
 		"ADAPTREC_TOPICS_DECISIONS="+cfg.Topics.Decisions,
+		"ADAPTREC_SNAPSHOT_TOPIC="+cfg.Snapshot.Topic,
 		"ADAPTREC_BATCH_SIZE="+strconv.Itoa(cfg.Batch.Size),
 		"ADAPTREC_BATCH_MAX_WAIT="+cfg.Batch.MaxWait.String(),
 		"ADAPTREC_WORKER_MAX_PENDING_BATCHES="+strconv.Itoa(cfg.Worker.MaxPendingBatches),
@@ -551,5 +552,54 @@ func TestEvalSimCLI(t *testing.T) {
 		if err := p.wait(t, 30*time.Second); err == nil || !strings.Contains(p.output(), bad.want) {
 			t.Errorf("%v %v: %v, output lacks %q:\n%s", bad.env, bad.args, err, bad.want, p.output())
 		}
+	}
+}
+
+// A worker stopped with SIGINT leaves a snapshot that snapshot ls lists,
+// inspect describes and export writes as a readable Arrow IPC file.
+func TestSnapshotCLI(t *testing.T) {
+	target := kafkatest.Targets(t)[0]
+	cfg := kafkatest.Config(t, target)
+	kafkatest.CreateTopics(t, cfg)
+	lines, _ := kafkatest.Events(400, 0, 40, 6)
+	file := filepath.Join(t.TempDir(), "events.jsonl")
+	if err := os.WriteFile(file, kafkatest.JSONL(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p := start(t, env(cfg, "producer"), "produce", "--file", file); p.wait(t, 60*time.Second) != nil {
+		t.Fatalf("produce:\n%s", p.output())
+	}
+	dqn := append(env(cfg, "worker"), "ADAPTREC_RECOMMENDER_MODEL=dqn", "ADAPTREC_RECOMMENDER_DQN_HIDDEN=16", "ADAPTREC_RECOMMENDER_DQN_ROWS=32")
+	w := start(t, dqn, "worker")
+	kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 120*time.Second)
+	_ = w.cmd.Process.Signal(syscall.SIGINT)
+	if err := w.wait(t, 60*time.Second); err != nil {
+		t.Fatalf("worker on SIGINT: %v\n%s", err, w.output())
+	}
+	ls := start(t, env(cfg, "cli"), "snapshot", "ls")
+	if err := ls.wait(t, 30*time.Second); err != nil || !strings.Contains(ls.output(), cfg.Kafka.Group) || !strings.Contains(ls.output(), " ok ") {
+		t.Fatalf("snapshot ls: %v\n%s", err, ls.output())
+	}
+	in := start(t, env(cfg, "cli"), "snapshot", "inspect")
+	if err := in.wait(t, 30*time.Second); err != nil || !strings.Contains(in.output(), `"widths": [`) || !strings.Contains(in.output(), `"offsets"`) {
+		t.Fatalf("snapshot inspect: %v\n%s", err, in.output())
+	}
+	out := filepath.Join(t.TempDir(), "model.arrow")
+	ex := start(t, env(cfg, "cli"), "snapshot", "export", "--out", out)
+	if err := ex.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("snapshot export: %v\n%s", err, ex.output())
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	snap, err := model.ReadSnapshot(f)
+	if err != nil || snap.Meta.Items == 0 || len(snap.Meta.Widths) != 1 || snap.Meta.Widths[0] != 16 {
+		t.Fatalf("exported snapshot: %v %+v", err, snap)
+	}
+	bad := start(t, env(cfg, "cli"), "snapshot", "inspect", "0000")
+	if err := bad.wait(t, 30*time.Second); err == nil || !strings.Contains(bad.output(), `no snapshot "0000"`) {
+		t.Fatalf("inspect of a missing snapshot: %v\n%s", err, bad.output())
 	}
 }

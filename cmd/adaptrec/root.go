@@ -45,7 +45,7 @@ then ADAPTREC_* environment variables (ADAPTREC_BATCH_SIZE=128), then flags.`,
 	a.bind("kafka.brokers", pf.Lookup("brokers"))
 	pf.String("group", "", "consumer group (kafka.group)")
 	a.bind("kafka.group", pf.Lookup("group"))
-	root.AddCommand(a.workerCmd(), a.replayCmd(), a.produceCmd(), a.simulateCmd(), a.evalCmd(), a.configCmd())
+	root.AddCommand(a.workerCmd(), a.replayCmd(), a.produceCmd(), a.simulateCmd(), a.snapshotCmd(), a.evalCmd(), a.configCmd())
 	return root
 }
 
