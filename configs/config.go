@@ -231,6 +231,7 @@ type Snapshot struct {
 	Interval     time.Duration `mapstructure:"interval"`
 	EveryBatches int           `mapstructure:"every_batches"`
 	OnShutdown   bool          `mapstructure:"on_shutdown"`
+	Keep         int           `mapstructure:"keep"`
 	Restore      bool          `mapstructure:"restore"`
 }
 
@@ -491,6 +492,9 @@ func (c Config) Check() error {
 	}
 	if c.Snapshot.Topic == "" || !validTopic(c.Snapshot.Topic) {
 		bad("snapshot.topic", "%q is not a valid Kafka topic name", c.Snapshot.Topic)
+	}
+	if c.Snapshot.Keep <= 0 {
+		bad("snapshot.keep", "must be positive, got %d", c.Snapshot.Keep)
 	}
 	if c.Snapshot.Interval < 0 || c.Snapshot.EveryBatches < 0 {
 		bad("snapshot.interval", "snapshot.interval and snapshot.every_batches must not be negative")

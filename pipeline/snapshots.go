@@ -132,7 +132,9 @@ func ListSnapshots(ctx context.Context, brokers []string, topic, group string) (
 				}
 				k := key{g, id}
 				s := found[k]
-				if m.Value == nil { // a tombstone
+				if m.Value == nil { // a tombstone: the snapshot was retired
+					delete(found, k)
+					delete(chunks, k)
 					continue
 				}
 				hdr := headers(m.Headers)
@@ -199,6 +201,16 @@ func headers(hs []kafka.Header) map[string]string {
 		m[h.Key] = string(h.Value)
 	}
 	return m
+}
+
+// RetireMessages are the tombstones of a snapshot's chunks: once
+// compacted, the snapshot is gone from the topic.
+func RetireMessages(s StoredSnapshot) []kafka.Message {
+	msgs := make([]kafka.Message, s.Chunks)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Key: []byte(fmt.Sprintf("%s/%s/%06d", s.Group, s.ID, i))}
+	}
+	return msgs
 }
 
 // LoadNewestSnapshot returns the newest of group's snapshots that is

@@ -186,3 +186,38 @@ func equalInts(a, b []int) bool {
 	}
 	return true
 }
+
+// Old snapshots are retired: the topic holds at most snapshot.keep of the
+// group's snapshots, the newest.
+func TestWorkerRetiresOldSnapshots(t *testing.T) {
+	targets := kafkatest.Targets(t)
+	cfg := kafkatest.Config(t, targets[len(targets)-1])
+	cfg.Recommender.Model = "dqn"
+	cfg.Recommender.DQN.Hidden = []int{16}
+	cfg.Recommender.DQN.Rows = 32
+	cfg.Snapshot.Interval, cfg.Snapshot.EveryBatches, cfg.Snapshot.Keep = 0, 1, 2
+	kafkatest.CreateTopics(t, cfg)
+	lines, _ := kafkatest.Events(1200, 0, 100, 3)
+	produce(t, cfg, lines)
+	rec, err := model.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 120*time.Second)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	published := w.Stats().Snapshots.Load()
+	all, err := pipeline.ListSnapshots(context.Background(), cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if published <= 2 || len(all) != 2 || !all[0].Complete || !all[1].Complete {
+		t.Fatalf("%d snapshots published, %d left on the topic: %+v", published, len(all), all)
+	}
+}

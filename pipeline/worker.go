@@ -67,6 +67,7 @@ type Worker struct {
 	snapBatches int
 	snaps       chan []byte
 	restored    model.SnapshotMeta
+	kept        []StoredSnapshot // the group's snapshots on the topic, oldest first
 }
 
 // Instrument turns on tracing (if t is enabled), metrics (if m is not nil)
@@ -827,10 +828,23 @@ func (w *Worker) publishSnapshot(ctx context.Context, wr *kafka.Writer, blob []b
 	}
 	w.stats.Snapshots.Add(1)
 	w.log.Info("published snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", id, "bytes", len(blob), "took", time.Since(start).Round(time.Millisecond))
+	w.kept = append(w.kept, StoredSnapshot{ID: id, Group: w.cfg.Kafka.Group, Chunks: max(1, (len(blob)+SnapshotChunk-1)/SnapshotChunk)})
+	for len(w.kept) > w.cfg.Snapshot.Keep {
+		old := w.kept[0]
+		if err := wr.WriteMessages(ctx, RetireMessages(old)...); err != nil {
+			w.log.Warn("retiring snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", old.ID, "err", err)
+			return
+		}
+		w.kept = w.kept[1:]
+	}
 }
 
 // restore loads the group's newest valid snapshot into the model, if any.
 func (w *Worker) restore(ctx context.Context, m model.Snapshotter) {
+	all, err := ListSnapshots(ctx, w.cfg.Kafka.Brokers, w.cfg.Snapshot.Topic, w.cfg.Kafka.Group)
+	if err == nil {
+		w.kept = all
+	}
 	snap, from, err := LoadNewestSnapshot(ctx, w.cfg.Kafka.Brokers, w.cfg.Snapshot.Topic, w.cfg.Kafka.Group, w.log)
 	switch {
 	case err != nil:
