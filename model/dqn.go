@@ -130,6 +130,7 @@ type DQN struct {
 	name  string
 	cfg   DQNConfig
 	rng   *rand.Rand
+	pcg   *rand.PCG // rng's source, whose state snapshots carry
 	in    int
 	items *Vocab
 	// item tables, row-major rows×dim
@@ -199,11 +200,12 @@ func NewDQN(cfg DQNConfig) (*DQN, error) {
 	}
 	d := &DQN{
 		cfg:   cfg,
-		rng:   rand.New(rand.NewPCG(cfg.Seed, 0xd9e)),
+		pcg:   rand.NewPCG(cfg.Seed, 0xd9e),
 		in:    cfg.Dim + 4,
 		items: NewVocab(),
 		users: NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), cfg.Window),
 	}
+	d.rng = rand.New(d.pcg)
 	d.net = newQNet(d.in, cfg.Dim, cfg.Hidden, d.rng)
 	d.net.skip = cfg.Skip
 	if cfg.ZeroHead {
@@ -245,6 +247,18 @@ func (d *DQN) rebuild() error {
 		// estimate has other shapes.
 		d.ewc = newEWC(d.cfg.EWCLambda, d.netTensors())
 	}
+	return nil
+}
+
+// freshGraph replaces the training graph with a new one over the same
+// weights, keeping the optimiser state.
+func (d *DQN) freshGraph() error {
+	g, err := newTrainGraph(d.net, d.cfg.Rows, d.cfg.Negatives, d.cfg.Hard+d.cfg.RowUniform, float32(d.cfg.TDWeight))
+	if err != nil {
+		return err
+	}
+	d.graph.close()
+	d.graph = g
 	return nil
 }
 

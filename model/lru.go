@@ -80,5 +80,13 @@ func (c *LRU[K, V]) removeElement(e *list.Element) {
 	}
 }
 
+// Each calls f for every entry, least recently used first.
+func (c *LRU[K, V]) Each(f func(K, V)) {
+	for e := c.ll.Back(); e != nil; e = e.Prev() {
+		en := e.Value.(*lruEntry[K, V])
+		f(en.key, en.val)
+	}
+}
+
 // Len is the number of entries.
 func (c *LRU[K, V]) Len() int { return c.ll.Len() }

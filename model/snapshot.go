@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -18,6 +19,8 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/ipc"
 	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
 )
 
 // SnapshotFormat is the version of the snapshot layout this build writes
@@ -40,6 +43,8 @@ type SnapshotMeta struct {
 	Steps   int64 `json:"steps"`
 	Batches int64 `json:"batches"`
 	AdamT   int   `json:"adam_t"`
+	// ReplayNext is the replay buffer's next slot once it is full.
+	ReplayNext int `json:"replay_next"`
 	// Offsets are the feedback offsets the model has consumed, by partition
 	// (the next offset to read), as the worker records them.
 	Offsets map[int32]int64 `json:"offsets,omitempty"`
@@ -64,6 +69,7 @@ func snapshotSchema(meta SnapshotMeta) (*arrow.Schema, error) {
 		{Name: "f32", Type: arrow.ListOf(arrow.PrimitiveTypes.Float32)},
 		{Name: "i32", Type: arrow.ListOf(arrow.PrimitiveTypes.Int32)},
 		{Name: "str", Type: arrow.ListOf(arrow.BinaryTypes.String)},
+		{Name: "i64", Type: arrow.ListOf(arrow.PrimitiveTypes.Int64)},
 	}, &md), nil
 }
 
@@ -74,6 +80,7 @@ type row struct {
 	f32   []float32
 	i32   []int32
 	str   []string
+	i64   []int64
 }
 
 // digest is the checksum over the metadata (its Checksum field empty) and
@@ -102,6 +109,10 @@ func digest(meta SnapshotMeta, rows []row) string {
 		for _, s := range r.str {
 			h.Write([]byte(s))
 			h.Write([]byte{0})
+		}
+		for _, v := range r.i64 {
+			binary.LittleEndian.PutUint64(b[:], uint64(v))
+			h.Write(b[:])
 		}
 		h.Write([]byte{0xff})
 	}
@@ -166,7 +177,128 @@ func (d *DQN) rows() []row {
 		row{name: "cooc.items", shape: []int64{int64(len(nbr))}, i32: nbr},
 		row{name: "cooc.counts", shape: []int64{int64(len(nc))}, f32: nc},
 	)
-	return rows
+	return append(rows, d.stateRows()...)
+}
+
+// stateRows are what makes a restored model continue exactly as the
+// original would: the random generator, the replay buffer, and the users'
+// session state in least-recently-seen order.
+func (d *DQN) stateRows() []row {
+	pcg, _ := d.pcg.MarshalBinary() // cannot fail
+	var rn, rrec, rtyp, rpos []int32
+	var rrew []float32
+	for _, tr := range d.replay {
+		rn = append(rn, int32(tr.n))
+		for k := range int(tr.n) {
+			rrec = append(rrec, tr.recent[k])
+			rtyp = append(rtyp, int32(tr.types[k]))
+		}
+		rpos = append(rpos, tr.pos)
+		rrew = append(rrew, tr.reward)
+	}
+	var ids, sessions []string
+	var consumedOff, consumed, recentOff, recent, types, parts []int32
+	var lastTS, offsets []int64
+	consumedOff, recentOff = append(consumedOff, 0), append(recentOff, 0)
+	d.users.each(func(u *UserState) {
+		ids, sessions = append(ids, u.ID), append(sessions, u.Session)
+		c := make([]int32, 0, len(u.Consumed))
+		for it := range u.Consumed {
+			c = append(c, it)
+		}
+		slices.Sort(c)
+		consumed = append(consumed, c...)
+		consumedOff = append(consumedOff, int32(len(consumed)))
+		recent = append(recent, u.Recent...)
+		for _, t := range u.RecentTypes {
+			types = append(types, int32(t))
+		}
+		recentOff = append(recentOff, int32(len(recent)))
+		lastTS, parts, offsets = append(lastTS, u.LastTS), append(parts, u.Partition), append(offsets, u.Offset)
+	})
+	n := func(k int) []int64 { return []int64{int64(k)} }
+	return []row{
+		{name: "rng.pcg", shape: n(1), str: []string{hex.EncodeToString(pcg)}},
+		{name: "replay.n", shape: n(len(rn)), i32: rn},
+		{name: "replay.recent", shape: n(len(rrec)), i32: rrec},
+		{name: "replay.types", shape: n(len(rtyp)), i32: rtyp},
+		{name: "replay.pos", shape: n(len(rpos)), i32: rpos},
+		{name: "replay.reward", shape: n(len(rrew)), f32: rrew},
+		{name: "users.ids", shape: n(len(ids)), str: ids},
+		{name: "users.session", shape: n(len(sessions)), str: sessions},
+		{name: "users.consumed.offsets", shape: n(len(consumedOff)), i32: consumedOff},
+		{name: "users.consumed", shape: n(len(consumed)), i32: consumed},
+		{name: "users.recent.offsets", shape: n(len(recentOff)), i32: recentOff},
+		{name: "users.recent", shape: n(len(recent)), i32: recent},
+		{name: "users.recent.types", shape: n(len(types)), i32: types},
+		{name: "users.last_ts", shape: n(len(lastTS)), i64: lastTS},
+		{name: "users.partition", shape: n(len(parts)), i32: parts},
+		{name: "users.offset", shape: n(len(offsets)), i64: offsets},
+		{name: "users.store", shape: n(2), i64: []int64{d.users.newest, d.users.evicted}},
+	}
+}
+
+// restoreState is the inverse of stateRows, into fresh replay and user
+// stores; it checks everything before it changes anything.
+func (d *DQN) restoreState(s *Snapshot) error {
+	r := func(name string) row { return s.rows[name] }
+	rn, rrec, rtyp, rpos, rrew := r("replay.n").i32, r("replay.recent").i32, r("replay.types").i32, r("replay.pos").i32, r("replay.reward").f32
+	total := 0
+	for _, k := range rn {
+		if k < 0 || int(k) > maxWindow {
+			return fmt.Errorf("snapshot's replay buffer has a window of %d", k)
+		}
+		total += int(k)
+	}
+	if len(rpos) != len(rn) || len(rrew) != len(rn) || len(rrec) != total || len(rtyp) != total {
+		return fmt.Errorf("snapshot's replay buffer is inconsistent")
+	}
+	ids, sessions := r("users.ids").str, r("users.session").str
+	cOff, cons, rOff, rec, typ := r("users.consumed.offsets").i32, r("users.consumed").i32, r("users.recent.offsets").i32, r("users.recent").i32, r("users.recent.types").i32
+	lastTS, parts, offs, store := r("users.last_ts").i64, r("users.partition").i32, r("users.offset").i64, r("users.store").i64
+	nu := len(ids)
+	if len(sessions) != nu || len(cOff) != nu+1 || len(rOff) != nu+1 || len(lastTS) != nu || len(parts) != nu || len(offs) != nu ||
+		len(store) != 2 || int(cOff[nu]) != len(cons) || int(rOff[nu]) != len(rec) || len(typ) != len(rec) {
+		return fmt.Errorf("snapshot's user state is inconsistent")
+	}
+	pcgHex := r("rng.pcg").str
+	var pcg rand.PCG
+	if len(pcgHex) != 1 {
+		return fmt.Errorf("snapshot lacks the random generator's state")
+	}
+	raw, err := hex.DecodeString(pcgHex[0])
+	if err == nil {
+		err = pcg.UnmarshalBinary(raw)
+	}
+	if err != nil {
+		return fmt.Errorf("snapshot's random generator state: %w", err)
+	}
+	replay := make([]transition, len(rn))
+	at := 0
+	for i, k := range rn {
+		tr := &replay[i]
+		tr.n, tr.pos, tr.reward = uint8(k), rpos[i], rrew[i]
+		for j := range int(k) {
+			tr.recent[j], tr.types[j] = rrec[at], feedback.Type(rtyp[at])
+			at++
+		}
+	}
+	users := NewUserStore(d.cfg.MaxUsers, d.cfg.UserTTL.Microseconds(), d.cfg.Window)
+	for i, id := range ids {
+		u := users.Get(id, lastTS[i])
+		u.Session, u.Partition, u.Offset, u.LastTS = sessions[i], parts[i], offs[i], lastTS[i]
+		for _, it := range cons[cOff[i]:cOff[i+1]] {
+			u.Consumed[it] = struct{}{}
+		}
+		u.Recent = append([]int32(nil), rec[rOff[i]:rOff[i+1]]...)
+		for _, t := range typ[rOff[i]:rOff[i+1]] {
+			u.RecentTypes = append(u.RecentTypes, feedback.Type(t))
+		}
+	}
+	users.newest, users.evicted = store[0], store[1]
+	*d.pcg = pcg
+	d.replay, d.replayNext, d.users = replay, s.Meta.ReplayNext, users
+	return nil
 }
 
 // WriteSnapshot writes the DQN's learned state to w as an Arrow IPC
@@ -177,6 +309,7 @@ func (d *DQN) WriteSnapshot(w io.Writer, meta SnapshotMeta) (SnapshotMeta, error
 	rows := d.rows()
 	meta.Format, meta.Model, meta.In, meta.Dim, meta.Widths = SnapshotFormat, d.Name(), d.in, d.cfg.Dim, d.net.widths()
 	meta.Items, meta.Steps, meta.Batches, meta.Seed = d.items.Len(), d.steps, d.batches, d.cfg.Seed
+	meta.ReplayNext = d.replayNext
 	if len(d.opts) > 0 {
 		meta.AdamT = d.opts[0].t
 	}
@@ -195,6 +328,7 @@ func (d *DQN) WriteSnapshot(w io.Writer, meta SnapshotMeta) (SnapshotMeta, error
 	f32s := b.Field(2).(*array.ListBuilder)
 	i32s := b.Field(3).(*array.ListBuilder)
 	strs := b.Field(4).(*array.ListBuilder)
+	i64s := b.Field(5).(*array.ListBuilder)
 	for _, r := range rows {
 		names.Append(r.name)
 		shapes.Append(true)
@@ -205,6 +339,8 @@ func (d *DQN) WriteSnapshot(w io.Writer, meta SnapshotMeta) (SnapshotMeta, error
 		i32s.ValueBuilder().(*array.Int32Builder).AppendValues(r.i32, nil)
 		strs.Append(true)
 		strs.ValueBuilder().(*array.StringBuilder).AppendValues(r.str, nil)
+		i64s.Append(true)
+		i64s.ValueBuilder().(*array.Int64Builder).AppendValues(r.i64, nil)
 	}
 	rec := b.NewRecord()
 	defer rec.Release()
@@ -212,7 +348,14 @@ func (d *DQN) WriteSnapshot(w io.Writer, meta SnapshotMeta) (SnapshotMeta, error
 	if err := iw.Write(rec); err != nil {
 		return meta, fmt.Errorf("writing snapshot: %w", err)
 	}
-	return meta, iw.Close()
+	if err := iw.Close(); err != nil {
+		return meta, err
+	}
+	// A gorgonia tape machine that has run computes its next step slightly
+	// differently from a new one (it carries values between runs). Restore
+	// builds a new one, so the original gets a new one too: from this
+	// snapshot on, both compute the same steps, bit for bit.
+	return meta, d.freshGraph()
 }
 
 // Snapshot is a decoded, verified snapshot.
@@ -270,6 +413,8 @@ func ReadSnapshot(r io.Reader) (s *Snapshot, err error) {
 	f32s := rec.Column(2).(*array.List)
 	i32s := rec.Column(3).(*array.List)
 	strs := rec.Column(4).(*array.List)
+	i64s := rec.Column(5).(*array.List)
+	i64V := i64s.ListValues().(*array.Int64)
 	shapeV := shapes.ListValues().(*array.Int64)
 	f32V := f32s.ListValues().(*array.Float32)
 	i32V := i32s.ListValues().(*array.Int32)
@@ -287,6 +432,8 @@ func ReadSnapshot(r io.Reader) (s *Snapshot, err error) {
 		for j := lo; j < hi; j++ {
 			r.str = append(r.str, strV.Value(int(j)))
 		}
+		lo, hi = i64s.ValueOffsets(i)
+		r.i64 = append([]int64(nil), i64V.Int64Values()[lo:hi]...)
 		ordered = append(ordered, r)
 		s.rows[r.name] = r
 	}
@@ -323,10 +470,12 @@ func short(s string) string {
 	return s
 }
 
-// Restore replaces the DQN's learned state with the snapshot's: the
-// architecture, both networks, the optimiser state, the item tables, the
-// vocabulary and the co-occurrence table. Users' session state is not in
-// a snapshot. A snapshot of another input or embedding width is refused.
+// Restore replaces the DQN's state with the snapshot's: the architecture,
+// both networks, the optimiser state, the item tables, the vocabulary, the
+// co-occurrence table, the random generator, the replay buffer and the
+// users' session state, so that the restored model continues exactly as
+// the original would have. A snapshot of another input or embedding width
+// is refused.
 func (d *DQN) Restore(s *Snapshot) error {
 	m := s.Meta
 	if m.Dim != d.cfg.Dim || m.In != d.in {
@@ -340,7 +489,7 @@ func (d *DQN) Restore(s *Snapshot) error {
 		if len(r.f32) != n {
 			return nil, fmt.Errorf("snapshot's %s has %d values, the architecture needs %d", name, len(r.f32), n)
 		}
-		return r.f32, nil
+		return slices.Clone(r.f32), nil // the model owns its state: one snapshot can restore several
 	}
 	net := newQNet(d.in, d.cfg.Dim, m.Widths, rand.New(rand.NewPCG(0, 0))) // every weight is overwritten
 	net.skip = d.net.skip
@@ -396,6 +545,9 @@ func (d *DQN) Restore(s *Snapshot) error {
 	counts := s.rows["cooc.counts"].f32
 	if len(offsets) != n+1 || len(nbr) != len(counts) || int(offsets[n]) != len(nbr) {
 		return fmt.Errorf("snapshot's co-occurrence table is inconsistent")
+	}
+	if err := d.restoreState(s); err != nil {
+		return err
 	}
 	// All checked: replace the state.
 	d.net, d.target = net, target

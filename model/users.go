@@ -17,14 +17,10 @@ type UserState struct {
 	Recent []int32
 	// RecentTypes are the feedback types of Recent, in the same order.
 	RecentTypes []feedback.Type
-	// Vec and VecN belong to the model: the DQN keeps the sum of the input
-	// embeddings of everything the user consumed, and how many.
-	Vec       []float32
-	VecN      float32
-	LastTS    int64 // event time of the last event, Unix microseconds
-	Session   string
-	Partition int32
-	Offset    int64
+	LastTS      int64 // event time of the last event, Unix microseconds
+	Session     string
+	Partition   int32
+	Offset      int64
 }
 
 // UserStore bounds the users a model remembers: at most max users (the
@@ -98,6 +94,11 @@ func (s *UserStore) expire() {
 
 // Len is the number of users remembered.
 func (s *UserStore) Len() int { return s.lru.Len() }
+
+// each calls f for every user, least recently seen first.
+func (s *UserStore) each(f func(*UserState)) {
+	s.lru.Each(func(_ string, u *UserState) { f(u) })
+}
 
 // Evicted is the number of users forgotten so far.
 func (s *UserStore) Evicted() int64 { return s.evicted }
