@@ -19,8 +19,8 @@ func (a *app) evalCmd() *cobra.Command {
 	var batch, k int
 	var simulate bool
 	cmd := &cobra.Command{
-		Use:   "eval --data PATH --format FORMAT [--models pop,itemknn] [--batch 256] [--k 10] [--out DIR]",
-		Short: "Prequential evaluation of models on a feedback log, all in one run",
+		Use:   "eval (--data PATH --format FORMAT | --sim) [--models pop,itemknn] [--batch 256] [--k 10] [--out DIR]",
+		Short: "Evaluate models on a feedback log (prequential) or in the simulated closed loop (--sim), all in one run",
 		Long: `eval replays a feedback log in timestamp order through the worker's own
 batching and each model, test-then-train: every event whose item the model
 knows and the user has not consumed is first ranked against all known items

@@ -1,6 +1,7 @@
 // Command adaptrec is the adaptrec streaming worker and its tools: worker,
-// replay and produce. main only wires configuration, logging and signals;
-// the work lives in the pipeline, model and sink packages.
+// replay, produce, simulate, snapshot, eval and config. main only wires
+// configuration, logging and signals; the work lives in the pipeline, model
+// and sink packages.
 package main
 
 import (
