@@ -3,6 +3,7 @@ package model
 import (
 	"container/heap"
 	"context"
+	"math"
 
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
 )
@@ -53,17 +54,7 @@ func (o order) rank(target int32, exclude map[int32]struct{}) int {
 	if t := o.score[target]; t != t {
 		return len(o.score) // a NaN score is never a hit
 	}
-	r := 0
-	for j := range int32(len(o.score)) {
-		if j == target || !o.better(j, target) {
-			continue
-		}
-		if _, ex := exclude[j]; ex {
-			continue
-		}
-		r++
-	}
-	return r
+	return o.rankUpTo(target, exclude, math.MaxInt)
 }
 
 // rankUpTo is rank, counting no further than limit.

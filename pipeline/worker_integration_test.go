@@ -34,33 +34,7 @@ func produce(t *testing.T, cfg configs.Config, lines [][]byte) {
 // Run's error.
 func startWorker(t *testing.T, cfg configs.Config) (*pipeline.Worker, func() error) {
 	t.Helper()
-	rec, err := model.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		t0 := time.Now()
-		select {
-		case err := <-done:
-			t.Logf("worker stopped in %v", time.Since(t0).Round(time.Millisecond))
-			return err
-		case <-time.After(60 * time.Second):
-			t.Fatal("worker did not stop within 60s of cancellation")
-			return nil
-		}
-	}
-	t.Cleanup(func() { _ = stop() })
-	return w, stop
+	return startInstrumented(t, cfg, func(*pipeline.Worker) {})
 }
 
 type recMsg struct {

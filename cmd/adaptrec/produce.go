@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -62,13 +61,7 @@ traceparent goes into its headers, so the worker's spans join its trace.`,
 			if err != nil {
 				return err
 			}
-			defer func() {
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				if err := tr.Shutdown(sctx); err != nil {
-					fmt.Fprintln(a.stderr, "produce: flushing spans:", err)
-				}
-			}()
+			defer flush(tr, a.logger(cfg))
 			var tracer trace.Tracer
 			if tr.Enabled {
 				tracer = tr.Provider.Tracer("github.com/adaptrec/adaptrec/cmd/adaptrec")

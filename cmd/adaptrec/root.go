@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -76,6 +77,15 @@ func (a *app) tracing(ctx context.Context, cfg configs.Config, log *slog.Logger)
 		log.Warn("exporting traces", "endpoint", t.Endpoint, "err", err)
 	}))
 	return telemetry.NewTracing(ctx, t, version())
+}
+
+// flush flushes and stops span export within 5 seconds, logging failure.
+func flush(tr *telemetry.Tracing, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		log.Warn("flushing spans", "err", err)
+	}
 }
 
 // version is the module version the binary was built from.

@@ -66,11 +66,7 @@ run, or on SIGINT.`,
 			if err != nil {
 				return err
 			}
-			defer func() {
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = tr.Shutdown(sctx)
-			}()
+			defer flush(tr, log)
 			var tracer trace.Tracer
 			if tr.Enabled {
 				tracer = tr.Provider.Tracer("github.com/adaptrec/adaptrec/cmd/adaptrec")

@@ -111,13 +111,7 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := tr.Shutdown(sctx); err != nil {
-			log.Warn("flushing spans", "err", err)
-		}
-	}()
+	defer flush(tr, log)
 	var metrics *telemetry.Metrics
 	health := &telemetry.Health{Broker: func(ctx context.Context) error {
 		c := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: cfg.Kafka.RequestTimeout}
