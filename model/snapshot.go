@@ -578,3 +578,70 @@ func (d *DQN) Restore(s *Snapshot) error {
 	d.steps, d.batches = m.Steps, m.Batches
 	return nil
 }
+
+// Merge averages another replica's snapshot into the model, giving it
+// weight w in [0, 1]: every network tensor (online, target, Adam moments)
+// becomes (1−w)·own + w·other, and so does the embedding and bias of every
+// item both know; items only the other knows are added with its values.
+// The two must have the same architecture (an architecture change is
+// applied to every replica before they are averaged). The co-occurrence
+// table, the replay buffer and the users stay the model's own: they
+// describe the partitions this replica serves.
+func (d *DQN) Merge(s *Snapshot, w float64) error {
+	m := s.Meta
+	if w < 0 || w > 1 {
+		return fmt.Errorf("merge weight %g is not within [0, 1]", w)
+	}
+	if m.Dim != d.cfg.Dim || m.In != d.in || !slices.Equal(m.Widths, d.net.widths()) {
+		return fmt.Errorf("cannot merge a snapshot of widths %v (dim %d) into a model of widths %v (dim %d): apply the architecture change first",
+			m.Widths, m.Dim, d.net.widths(), d.cfg.Dim)
+	}
+	names := layerNames(d.net)
+	type pair struct {
+		dst []float32
+		row string
+	}
+	var pairs []pair
+	for i, l := range d.net.layers() {
+		tl := d.target.layers()[i]
+		pairs = append(pairs,
+			pair{l.W, "net." + names[i] + ".W"}, pair{l.B, "net." + names[i] + ".B"},
+			pair{tl.W, "target." + names[i] + ".W"}, pair{tl.B, "target." + names[i] + ".B"},
+			pair{d.opts[2*i].m, "adam.m." + names[i] + ".W"}, pair{d.opts[2*i].v, "adam.v." + names[i] + ".W"},
+			pair{d.opts[2*i+1].m, "adam.m." + names[i] + ".B"}, pair{d.opts[2*i+1].v, "adam.v." + names[i] + ".B"})
+	}
+	for _, p := range pairs {
+		if r, ok := s.rows[p.row]; !ok || len(r.f32) != len(p.dst) {
+			return fmt.Errorf("snapshot's %s does not match the model's", p.row)
+		}
+	}
+	ids := s.rows["items.ids"].str
+	dim := d.cfg.Dim
+	ein, eout, bias := s.rows["items.ein"].f32, s.rows["items.eout"].f32, s.rows["items.bias"].f32
+	if len(ein) != len(ids)*dim || len(eout) != len(ids)*dim || len(bias) != len(ids) {
+		return fmt.Errorf("snapshot's item tables do not match its vocabulary")
+	}
+	a, b := float32(1-w), float32(w)
+	for _, p := range pairs {
+		for j, v := range s.rows[p.row].f32 {
+			p.dst[j] = a*p.dst[j] + b*v
+		}
+	}
+	for k, id := range ids {
+		x, known := d.items.Lookup(id)
+		if !known {
+			x = d.items.Add(id)
+			d.ein = append(d.ein, ein[k*dim:(k+1)*dim]...)
+			d.eout = append(d.eout, eout[k*dim:(k+1)*dim]...)
+			d.bias = append(d.bias, bias[k])
+			d.co.grow(x)
+			continue
+		}
+		for j := range dim {
+			d.ein[int(x)*dim+j] = a*d.ein[int(x)*dim+j] + b*ein[k*dim+j]
+			d.eout[int(x)*dim+j] = a*d.eout[int(x)*dim+j] + b*eout[k*dim+j]
+		}
+		d.bias[x] = a*d.bias[x] + b*bias[k]
+	}
+	return nil
+}

@@ -211,3 +211,76 @@ func TestSnapshotContinuesBitForBit(t *testing.T) {
 		}
 	}
 }
+
+// Merging a replica's snapshot averages every network tensor and the
+// items both know, adds the items only the replica knows, and refuses a
+// replica of another architecture.
+func TestMergeAveragesReplicas(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows = 32
+	train := func(offset int) *DQN {
+		d, err := NewDQN(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(d.Close)
+		var evs []feedback.Located
+		for i := range 400 {
+			evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%11), ItemID: fmt.Sprint("i", offset+(i*7)%50), Type: feedback.Click, TS: time.Unix(int64(i), 0)}})
+		}
+		b := feedback.BatchOf(evs...)
+		defer b.Release()
+		if _, err := d.Learn(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	a, b := train(0), train(25) // items i0..i49 and i25..i74
+	var buf bytes.Buffer
+	if _, err := b.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ReadSnapshot(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w0 := slices.Clone(a.net.hidden[0].W)
+	shared, _ := a.items.Lookup("i30")
+	e0 := slices.Clone(a.eout[int(shared)*cfg.Dim : int(shared+1)*cfg.Dim])
+	if err := a.Merge(s, 0.25); err != nil {
+		t.Fatal(err)
+	}
+	for j, v := range a.net.hidden[0].W {
+		if want := 0.75*w0[j] + 0.25*b.net.hidden[0].W[j]; v != want {
+			t.Fatalf("W[%d] = %v after merging, want %v", j, v, want)
+		}
+	}
+	bx, _ := b.items.Lookup("i30")
+	for j := range cfg.Dim {
+		if got, want := a.eout[int(shared)*cfg.Dim+j], 0.75*e0[j]+0.25*b.eout[int(bx)*cfg.Dim+j]; got != want {
+			t.Fatalf("shared item's embedding[%d] = %v, want %v", j, got, want)
+		}
+	}
+	only, ok := a.items.Lookup("i70")
+	bo, _ := b.items.Lookup("i70")
+	if !ok || !slices.Equal(a.eout[int(only)*cfg.Dim:int(only+1)*cfg.Dim], b.eout[int(bo)*cfg.Dim:int(bo+1)*cfg.Dim]) || a.items.Len() != 75 {
+		t.Fatalf("the replica's own items were not added: %d items", a.items.Len())
+	}
+	if err := b.Apply(Action{Kind: Widen, Layer: 0, K: 8}, ArchBounds{MinWidth: 8, MaxWidth: 256, MinDepth: 1, MaxDepth: 3}); err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	if _, err := b.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	wide, _ := ReadSnapshot(&buf)
+	if err := a.Merge(wide, 0.5); err == nil {
+		t.Fatal("merged a replica of another architecture")
+	}
+	// The merged model goes on learning and serving.
+	bt := feedback.BatchOf(feedback.Located{Event: feedback.Event{UserID: "u1", ItemID: "i70", Type: feedback.Click, TS: time.Unix(999, 0)}})
+	defer bt.Release()
+	if _, err := a.Learn(context.Background(), bt); err != nil {
+		t.Fatal(err)
+	}
+}
