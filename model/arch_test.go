@@ -263,19 +263,8 @@ func TestWidenedUnitsDiverge(t *testing.T) {
 	learn(0)
 	p := d.net.plan(Action{Kind: Widen, Layer: 0, K: 1}, d.rng)
 	orig, out := p.picks[0], d.net.hidden[0].out
-	m, v := d.momentNets()
-	d.net.apply(p, 0)
-	d.target.apply(p, 0)
-	m.apply(p, 1)
-	v.apply(p, 2)
-	t0 := d.opts[0].t
-	if err := d.rebuild(); err != nil {
+	if err := d.applyPlan(p); err != nil {
 		t.Fatal(err)
-	}
-	for i, l := range m.layers() {
-		vl := v.layers()[i]
-		d.opts[2*i].m, d.opts[2*i].v, d.opts[2*i].t = l.W, vl.W, t0
-		d.opts[2*i+1].m, d.opts[2*i+1].v, d.opts[2*i+1].t = l.B, vl.B, t0
 	}
 	incoming := func(u int) []float32 {
 		l := d.net.hidden[0]

@@ -283,7 +283,12 @@ func (d *DQN) Apply(a Action, b ArchBounds) error {
 	if err := d.net.valid(a, b); err != nil {
 		return fmt.Errorf("architecture action %s: %w", a, err)
 	}
-	p := d.net.plan(a, d.rng)
+	return d.applyPlan(d.net.plan(a, d.rng))
+}
+
+// applyPlan performs a planned architecture change on the online and
+// target networks and on the Adam moments, and rebuilds the training graph.
+func (d *DQN) applyPlan(p plan) error {
 	m, v := d.momentNets()
 	d.net.apply(p, 0)
 	d.target.apply(p, 0)

@@ -128,26 +128,38 @@ func layerNames(n *qnet) []string {
 	return append(names, "head", "alpha", "value")
 }
 
+// namedTensor is one of the network tensors a snapshot carries.
+type namedTensor struct {
+	name  string
+	shape []int64
+	data  []float32
+}
+
+// netTensors8 lists, per layer, the eight tensors a snapshot carries: the
+// online and target weights and biases and their Adam moments.
+func (d *DQN) netTensors8() []namedTensor {
+	var out []namedTensor
+	names := layerNames(d.net)
+	for i, l := range d.net.layers() {
+		tl := d.target.layers()[i]
+		w, b := []int64{int64(l.in), int64(l.out)}, []int64{int64(l.out)}
+		n := names[i]
+		out = append(out,
+			namedTensor{"net." + n + ".W", w, l.W}, namedTensor{"net." + n + ".B", b, l.B},
+			namedTensor{"target." + n + ".W", w, tl.W}, namedTensor{"target." + n + ".B", b, tl.B},
+			namedTensor{"adam.m." + n + ".W", w, d.opts[2*i].m}, namedTensor{"adam.v." + n + ".W", w, d.opts[2*i].v},
+			namedTensor{"adam.m." + n + ".B", b, d.opts[2*i+1].m}, namedTensor{"adam.v." + n + ".B", b, d.opts[2*i+1].v})
+	}
+	return out
+}
+
 // rows lists the DQN's learned state: the online and target networks, the
 // Adam moments, the item tables, the vocabulary and the co-occurrence
 // table (CSR).
 func (d *DQN) rows() []row {
 	var rows []row
-	names := layerNames(d.net)
-	for i, l := range d.net.layers() {
-		tl := d.target.layers()[i]
-		shapeW := []int64{int64(l.in), int64(l.out)}
-		shapeB := []int64{int64(l.out)}
-		rows = append(rows,
-			row{name: "net." + names[i] + ".W", shape: shapeW, f32: l.W},
-			row{name: "net." + names[i] + ".B", shape: shapeB, f32: l.B},
-			row{name: "target." + names[i] + ".W", shape: shapeW, f32: tl.W},
-			row{name: "target." + names[i] + ".B", shape: shapeB, f32: tl.B},
-			row{name: "adam.m." + names[i] + ".W", shape: shapeW, f32: d.opts[2*i].m},
-			row{name: "adam.v." + names[i] + ".W", shape: shapeW, f32: d.opts[2*i].v},
-			row{name: "adam.m." + names[i] + ".B", shape: shapeB, f32: d.opts[2*i+1].m},
-			row{name: "adam.v." + names[i] + ".B", shape: shapeB, f32: d.opts[2*i+1].v},
-		)
+	for _, t := range d.netTensors8() {
+		rows = append(rows, row{name: t.name, shape: t.shape, f32: t.data})
 	}
 	n, dim := int64(len(d.bias)), int64(d.cfg.Dim)
 	rows = append(rows,
@@ -596,23 +608,10 @@ func (d *DQN) Merge(s *Snapshot, w float64) error {
 		return fmt.Errorf("cannot merge a snapshot of widths %v (dim %d) into a model of widths %v (dim %d): apply the architecture change first",
 			m.Widths, m.Dim, d.net.widths(), d.cfg.Dim)
 	}
-	names := layerNames(d.net)
-	type pair struct {
-		dst []float32
-		row string
-	}
-	var pairs []pair
-	for i, l := range d.net.layers() {
-		tl := d.target.layers()[i]
-		pairs = append(pairs,
-			pair{l.W, "net." + names[i] + ".W"}, pair{l.B, "net." + names[i] + ".B"},
-			pair{tl.W, "target." + names[i] + ".W"}, pair{tl.B, "target." + names[i] + ".B"},
-			pair{d.opts[2*i].m, "adam.m." + names[i] + ".W"}, pair{d.opts[2*i].v, "adam.v." + names[i] + ".W"},
-			pair{d.opts[2*i+1].m, "adam.m." + names[i] + ".B"}, pair{d.opts[2*i+1].v, "adam.v." + names[i] + ".B"})
-	}
-	for _, p := range pairs {
-		if r, ok := s.rows[p.row]; !ok || len(r.f32) != len(p.dst) {
-			return fmt.Errorf("snapshot's %s does not match the model's", p.row)
+	tensors := d.netTensors8()
+	for _, t := range tensors {
+		if r, ok := s.rows[t.name]; !ok || len(r.f32) != len(t.data) {
+			return fmt.Errorf("snapshot's %s does not match the model's", t.name)
 		}
 	}
 	ids := s.rows["items.ids"].str
@@ -622,9 +621,9 @@ func (d *DQN) Merge(s *Snapshot, w float64) error {
 		return fmt.Errorf("snapshot's item tables do not match its vocabulary")
 	}
 	a, b := float32(1-w), float32(w)
-	for _, p := range pairs {
-		for j, v := range s.rows[p.row].f32 {
-			p.dst[j] = a*p.dst[j] + b*v
+	for _, t := range tensors {
+		for j, v := range s.rows[t.name].f32 {
+			t.data[j] = a*t.data[j] + b*v
 		}
 	}
 	for k, id := range ids {

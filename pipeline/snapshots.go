@@ -213,14 +213,22 @@ func RetireMessages(s StoredSnapshot) []kafka.Message {
 	return msgs
 }
 
-// LoadNewestSnapshot returns the newest of group's snapshots that is
-// complete and decodes and verifies; each newer one that does not is
-// logged with the reason and skipped. It returns nil, nil if there is none.
+// LoadNewestSnapshot returns the newest of group's snapshots on the topic
+// that is complete and decodes and verifies (see NewestValid). It returns
+// nil, nil if there is none.
 func LoadNewestSnapshot(ctx context.Context, brokers []string, topic, group string, log *slog.Logger) (*model.Snapshot, *StoredSnapshot, error) {
 	all, err := ListSnapshots(ctx, brokers, topic, group)
 	if err != nil {
 		return nil, nil, err
 	}
+	snap, from := NewestValid(all, topic, log)
+	return snap, from, nil
+}
+
+// NewestValid returns the newest of the listed snapshots that is complete
+// and decodes and verifies; each newer one that does not is logged with
+// the reason and skipped. nil, nil if none is valid.
+func NewestValid(all []StoredSnapshot, topic string, log *slog.Logger) (*model.Snapshot, *StoredSnapshot) {
 	for i := len(all) - 1; i >= 0; i-- {
 		s := &all[i]
 		if !s.Complete {
@@ -232,9 +240,9 @@ func LoadNewestSnapshot(ctx context.Context, brokers []string, topic, group stri
 			log.Warn("skipping snapshot", "topic", topic, "offset", s.Offset, "snapshot", s.ID, "reason", err)
 			continue
 		}
-		return snap, s, nil
+		return snap, s
 	}
-	return nil, nil, nil
+	return nil, nil
 }
 
 // Version is the adaptrec version written into snapshots (the main

@@ -822,13 +822,14 @@ func (w *Worker) encodeSnapshot(m model.Snapshotter) ([]byte, error) {
 func (w *Worker) publishSnapshot(ctx context.Context, wr *kafka.Writer, blob []byte) {
 	id := fmt.Sprintf("%019d", time.Now().UnixNano())
 	start := time.Now()
-	if err := wr.WriteMessages(ctx, SnapshotMessages(w.cfg.Kafka.Group, id, blob)...); err != nil {
+	msgs := SnapshotMessages(w.cfg.Kafka.Group, id, blob)
+	if err := wr.WriteMessages(ctx, msgs...); err != nil {
 		w.log.Error("publishing snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", id, "err", err)
 		return
 	}
 	w.stats.Snapshots.Add(1)
 	w.log.Info("published snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", id, "bytes", len(blob), "took", time.Since(start).Round(time.Millisecond))
-	w.kept = append(w.kept, StoredSnapshot{ID: id, Group: w.cfg.Kafka.Group, Chunks: max(1, (len(blob)+SnapshotChunk-1)/SnapshotChunk)})
+	w.kept = append(w.kept, StoredSnapshot{ID: id, Group: w.cfg.Kafka.Group, Chunks: len(msgs)})
 	for len(w.kept) > w.cfg.Snapshot.Keep {
 		old := w.kept[0]
 		if err := wr.WriteMessages(ctx, RetireMessages(old)...); err != nil {
@@ -842,14 +843,13 @@ func (w *Worker) publishSnapshot(ctx context.Context, wr *kafka.Writer, blob []b
 // restore loads the group's newest valid snapshot into the model, if any.
 func (w *Worker) restore(ctx context.Context, m model.Snapshotter) {
 	all, err := ListSnapshots(ctx, w.cfg.Kafka.Brokers, w.cfg.Snapshot.Topic, w.cfg.Kafka.Group)
-	if err == nil {
-		w.kept = all
-	}
-	snap, from, err := LoadNewestSnapshot(ctx, w.cfg.Kafka.Brokers, w.cfg.Snapshot.Topic, w.cfg.Kafka.Group, w.log)
-	switch {
-	case err != nil:
+	if err != nil {
 		w.log.Warn("no snapshot restored: reading the snapshot topic failed", "topic", w.cfg.Snapshot.Topic, "err", err)
 		return
+	}
+	w.kept = all
+	snap, from := NewestValid(all, w.cfg.Snapshot.Topic, w.log)
+	switch {
 	case snap == nil:
 		w.log.Info("no snapshot to restore", "topic", w.cfg.Snapshot.Topic, "group", w.cfg.Kafka.Group)
 		return

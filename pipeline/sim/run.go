@@ -245,12 +245,7 @@ type Window struct {
 
 // Add folds a tick in.
 func (w *Window) Add(t Tick) {
-	w.Sessions += t.Ended
-	w.Steps += t.EndedSteps
-	w.Clicks += t.EndedClicks
-	w.Shown += t.Shown
-	w.Reward += t.EndedReward
-	w.ListReward += t.ListReward
+	w.Merge(Window{Sessions: t.Ended, Steps: t.EndedSteps, Clicks: t.EndedClicks, Shown: t.Shown, Reward: t.EndedReward, ListReward: t.ListReward})
 }
 
 // String is the window's figures: sessions ended, their mean length (lists
