@@ -68,7 +68,8 @@ type Adaptive struct {
 	seen      int
 	lossStart float32
 	itemsAt   int
-	pending   int // index of the decision awaiting its reward, -1: none
+	pending   int  // index of the decision awaiting its reward, -1: none
+	follower  bool // another replica decides the architecture
 	decisions []Decision
 	// OnDecision, if set, is called with each decision once it is taken
 	// and again once its reward is known (Rewarded true).
@@ -96,6 +97,24 @@ func NewAdaptive(cfg AdaptiveConfig, ctrl Controller) (*Adaptive, error) {
 	a := &Adaptive{DQN: d, acfg: cfg, ctrl: ctrl, pending: -1}
 	d.onSessionEnd = func() { a.closed++ }
 	return a, nil
+}
+
+// SetDecider makes this replica the group's architecture decider (the
+// default) or a follower, which takes no decisions of its own and adopts
+// the decider's architecture when it merges (Adopt).
+func (a *Adaptive) SetDecider(on bool) { a.follower = !on }
+
+// Decider reports whether this replica takes architecture decisions.
+func (a *Adaptive) Decider() bool { return !a.follower }
+
+// Adopt takes the decider's networks (DQN.Adopt); a decision of this
+// replica awaiting its reward is dropped: its network is gone.
+func (a *Adaptive) Adopt(s *Snapshot) error {
+	if err := a.DQN.Adopt(s); err != nil {
+		return err
+	}
+	a.ref, a.pending = nil, -1
+	return nil
 }
 
 // Name implements Recommender.
@@ -161,6 +180,10 @@ func ndcgAt10(rank int) float64 {
 // copy of the network before it, on the same sampled events of the epoch
 // that followed, so the difficulty of those events cancels out.
 func (a *Adaptive) decide() {
+	if a.follower {
+		a.closed, a.ndcg, a.ndcgRef, a.scored, a.seen = 0, 0, 0, 0, 0
+		return
+	}
 	t0 := time.Now()
 	quality := a.ndcg / float64(a.scored)
 	bpr, _, _ := a.TrainStats()

@@ -83,3 +83,32 @@ func TestAdaptiveTakesAndRewardsDecisions(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowerTakesNoDecisions checks that a replica which is not the
+// group's decider never changes its own architecture.
+func TestFollowerTakesNoDecisions(t *testing.T) {
+	cfg := AdaptiveConfig{
+		DQN: DefaultDQN(), EpochSessions: 30, Step: 8, Lambda: 0.005, SampleEvery: 1,
+		Bounds: ArchBounds{MinWidth: 8, MaxWidth: 96, MinDepth: 1, MaxDepth: 3},
+	}
+	cfg.DQN.Rows = 32
+	for _, decider := range []bool{true, false} {
+		a, err := NewAdaptive(cfg, &Heuristic{Plateau: 10, IdleFrac: 0.9}) // always widens
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.SetDecider(decider)
+		evs := sessions(40, 4, 5, 3)
+		for lo := 0; lo < len(evs); lo += 64 {
+			b := feedback.BatchOf(evs[lo:min(lo+64, len(evs))]...)
+			if _, err := a.Learn(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+			b.Release()
+		}
+		if n := len(a.Decisions()); (n > 0) != decider {
+			t.Fatalf("decider %v took %d decisions", decider, n)
+		}
+		a.Close()
+	}
+}

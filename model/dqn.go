@@ -400,6 +400,18 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 	return d.lists(), ctx.Err()
 }
 
+// Observe rebuilds the users' session state from b's events without
+// learning from them or serving lists: the state of users whose earlier
+// events another replica, or an earlier run, learned (session.rebuild).
+// Items it has not seen are added to the vocabulary.
+func (d *DQN) Observe(b *feedback.Batch) {
+	for i := range b.Len() {
+		u := d.users.Get(b.UserID(i), b.TSMicros(i))
+		d.users.Consume(u, d.addItem(b.ItemID(i)), b.Type(i))
+		note(u, b, i)
+	}
+}
+
 // addItem returns the index of id, growing the item tables for a new one.
 func (d *DQN) addItem(id string) int32 {
 	x := d.items.Add(id)

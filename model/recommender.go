@@ -56,6 +56,22 @@ type Snapshotter interface {
 	Restore(s *Snapshot) error
 }
 
+// Observer is a recommender that can rebuild its users' session state
+// from events without learning from them (the DQN and the adaptive model).
+type Observer interface {
+	Observe(b *feedback.Batch)
+}
+
+// Replica is a recommender whose replicas can be averaged: Merge averages
+// a peer's snapshot in with weight w; Adopt takes a peer's networks, at
+// its architecture (an architecture change of the group's decider).
+type Replica interface {
+	Snapshotter
+	Merge(s *Snapshot, w float64) error
+	Adopt(s *Snapshot) error
+	Widths() []int
+}
+
 // New builds the recommender that cfg.Recommender.Model names.
 func New(cfg configs.Config) (Recommender, error) {
 	m, err := Build(cfg.Recommender.Model, cfg)

@@ -49,7 +49,11 @@ type SnapshotMeta struct {
 	// (the next offset to read), as the worker records them.
 	Offsets map[int32]int64 `json:"offsets,omitempty"`
 	Seed    uint64          `json:"seed"`
-	Created time.Time       `json:"created"`
+	// Replica names the worker that wrote the snapshot (snapshot.replica);
+	// Decider is set when it was the group's architecture decider.
+	Replica string    `json:"replica,omitempty"`
+	Decider bool      `json:"decider,omitempty"`
+	Created time.Time `json:"created"`
 	// Checksum is the SHA-256 of the metadata (without it) and the content
 	// (every row, in order).
 	Checksum string `json:"checksum"`
@@ -493,50 +497,16 @@ func (d *DQN) Restore(s *Snapshot) error {
 	if m.Dim != d.cfg.Dim || m.In != d.in {
 		return fmt.Errorf("snapshot of a DQN with dim %d (input %d) cannot be loaded into one with dim %d (input %d)", m.Dim, m.In, d.cfg.Dim, d.in)
 	}
-	get := func(name string, n int) ([]float32, error) {
-		r, ok := s.rows[name]
-		if !ok {
-			return nil, fmt.Errorf("snapshot lacks %s", name)
-		}
-		if len(r.f32) != n {
-			return nil, fmt.Errorf("snapshot's %s has %d values, the architecture needs %d", name, len(r.f32), n)
-		}
-		return slices.Clone(r.f32), nil // the model owns its state: one snapshot can restore several
-	}
-	net := newQNet(d.in, d.cfg.Dim, m.Widths, rand.New(rand.NewPCG(0, 0))) // every weight is overwritten
-	net.skip = d.net.skip
-	target := net.clone()
-	names := layerNames(net)
-	type moments struct{ mW, vW, mB, vB []float32 }
-	mom := make([]moments, len(names))
-	for i, l := range net.layers() {
-		tl := target.layers()[i]
-		var err error
-		load := func(dst *[]float32, name string, n int) {
-			if err == nil {
-				var v []float32
-				if v, err = get(name, n); err == nil {
-					*dst = v
-				}
-			}
-		}
-		load(&l.W, "net."+names[i]+".W", len(l.W))
-		load(&l.B, "net."+names[i]+".B", len(l.B))
-		load(&tl.W, "target."+names[i]+".W", len(tl.W))
-		load(&tl.B, "target."+names[i]+".B", len(tl.B))
-		load(&mom[i].mW, "adam.m."+names[i]+".W", len(l.W))
-		load(&mom[i].vW, "adam.v."+names[i]+".W", len(l.W))
-		load(&mom[i].mB, "adam.m."+names[i]+".B", len(l.B))
-		load(&mom[i].vB, "adam.v."+names[i]+".B", len(l.B))
-		if err != nil {
-			return err
-		}
+	nets, err := d.loadNets(s)
+	if err != nil {
+		return err
 	}
 	ids, ok := s.rows["items.ids"]
 	if !ok || len(ids.str) != m.Items {
 		return fmt.Errorf("snapshot's vocabulary does not hold its %d items", m.Items)
 	}
 	n, dim := len(ids.str), d.cfg.Dim
+	get := s.floats
 	ein, err := get("items.ein", n*dim)
 	if err != nil {
 		return err
@@ -562,13 +532,8 @@ func (d *DQN) Restore(s *Snapshot) error {
 		return err
 	}
 	// All checked: replace the state.
-	d.net, d.target = net, target
-	if err := d.rebuild(); err != nil {
+	if err := d.setNets(nets, m.AdamT); err != nil {
 		return err
-	}
-	for i := range names {
-		d.opts[2*i].m, d.opts[2*i].v, d.opts[2*i].t = mom[i].mW, mom[i].vW, m.AdamT
-		d.opts[2*i+1].m, d.opts[2*i+1].v, d.opts[2*i+1].t = mom[i].mB, mom[i].vB, m.AdamT
 	}
 	d.items = NewVocab()
 	for _, id := range ids.str {
@@ -589,6 +554,90 @@ func (d *DQN) Restore(s *Snapshot) error {
 	}
 	d.steps, d.batches = m.Steps, m.Batches
 	return nil
+}
+
+// floats returns a copy of the snapshot's tensor name, which must have n
+// values (the model owns its state: one snapshot can restore several).
+func (s *Snapshot) floats(name string, n int) ([]float32, error) {
+	r, ok := s.rows[name]
+	if !ok {
+		return nil, fmt.Errorf("snapshot lacks %s", name)
+	}
+	if len(r.f32) != n {
+		return nil, fmt.Errorf("snapshot's %s has %d values, the architecture needs %d", name, len(r.f32), n)
+	}
+	return slices.Clone(r.f32), nil
+}
+
+// snapNets are the networks of a snapshot: online, target, and the Adam
+// moments of each layer's weights and biases.
+type snapNets struct {
+	net, target *qnet
+	mom         []struct{ mW, vW, mB, vB []float32 }
+}
+
+// loadNets reads the snapshot's networks at its architecture.
+func (d *DQN) loadNets(s *Snapshot) (snapNets, error) {
+	net := newQNet(d.in, d.cfg.Dim, s.Meta.Widths, rand.New(rand.NewPCG(0, 0))) // every weight is overwritten
+	net.skip = d.net.skip
+	out := snapNets{net: net, target: net.clone()}
+	names := layerNames(net)
+	out.mom = make([]struct{ mW, vW, mB, vB []float32 }, len(names))
+	for i, l := range net.layers() {
+		tl, mom := out.target.layers()[i], &out.mom[i]
+		var err error
+		load := func(dst *[]float32, name string, n int) {
+			if err == nil {
+				var v []float32
+				if v, err = s.floats(name, n); err == nil {
+					*dst = v
+				}
+			}
+		}
+		load(&l.W, "net."+names[i]+".W", len(l.W))
+		load(&l.B, "net."+names[i]+".B", len(l.B))
+		load(&tl.W, "target."+names[i]+".W", len(tl.W))
+		load(&tl.B, "target."+names[i]+".B", len(tl.B))
+		load(&mom.mW, "adam.m."+names[i]+".W", len(l.W))
+		load(&mom.vW, "adam.v."+names[i]+".W", len(l.W))
+		load(&mom.mB, "adam.m."+names[i]+".B", len(l.B))
+		load(&mom.vB, "adam.v."+names[i]+".B", len(l.B))
+		if err != nil {
+			return snapNets{}, err
+		}
+	}
+	return out, nil
+}
+
+// setNets makes n the model's networks and optimiser state (at Adam step
+// t) and rebuilds the training graph.
+func (d *DQN) setNets(n snapNets, t int) error {
+	d.net, d.target = n.net, n.target
+	if err := d.rebuild(); err != nil {
+		return err
+	}
+	for i, m := range n.mom {
+		d.opts[2*i].m, d.opts[2*i].v, d.opts[2*i].t = m.mW, m.vW, t
+		d.opts[2*i+1].m, d.opts[2*i+1].v, d.opts[2*i+1].t = m.mB, m.vB, t
+	}
+	return nil
+}
+
+// Adopt takes the snapshot's networks (online, target, Adam moments) in
+// place of the model's own, at the snapshot's architecture: how a replica
+// applies an architecture change of the group's decider before it averages
+// with it. The item tables, the vocabulary, the co-occurrence table, the
+// replay buffer and the users stay the model's own.
+func (d *DQN) Adopt(s *Snapshot) error {
+	m := s.Meta
+	if m.Dim != d.cfg.Dim || m.In != d.in {
+		return fmt.Errorf("snapshot of a DQN with dim %d (input %d) cannot be adopted by one with dim %d (input %d)", m.Dim, m.In, d.cfg.Dim, d.in)
+	}
+	nets, err := d.loadNets(s)
+	if err != nil {
+		return err
+	}
+	return d.setNets(nets, m.AdamT)
 }
 
 // Merge averages another replica's snapshot into the model, giving it

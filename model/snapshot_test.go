@@ -284,3 +284,89 @@ func TestMergeAveragesReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAdoptTakesTheDecidersNetworks checks that a replica adopting the
+// decider's snapshot takes its architecture and networks, keeps its own
+// items, and can then average with it and go on learning.
+func TestAdoptTakesTheDecidersNetworks(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows = 32
+	decider, follower := trainedDQN(t, cfg, 300), trainedDQN(t, cfg, 200)
+	if err := decider.Apply(Action{Kind: AddLayer, Layer: 0}, ArchBounds{MinWidth: 8, MaxWidth: 256, MinDepth: 1, MaxDepth: 3}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := decider.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ReadSnapshot(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.Merge(s, 0.5); err == nil {
+		t.Fatal("merged across an architecture change")
+	}
+	items, ein := follower.items.Len(), slices.Clone(follower.ein)
+	if err := follower.Adopt(s); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(follower.Widths(), decider.Widths()) {
+		t.Fatalf("widths %v after adopting, want the decider's %v", follower.Widths(), decider.Widths())
+	}
+	for i, l := range follower.net.layers() {
+		dl := decider.net.layers()[i]
+		if !slices.Equal(l.W, dl.W) || !slices.Equal(follower.opts[2*i].v, decider.opts[2*i].v) {
+			t.Fatalf("layer %d: weights or Adam moments differ from the decider's", i)
+		}
+	}
+	if follower.items.Len() != items || !slices.Equal(follower.ein, ein) {
+		t.Fatal("adopting changed the replica's item tables")
+	}
+	if err := follower.Merge(s, 0.5); err != nil {
+		t.Fatalf("merge after adopting: %v", err)
+	}
+	b := feedback.BatchOf(feedback.Located{Event: feedback.Event{UserID: "u1", ItemID: "i3", Type: feedback.Click, TS: time.Unix(999, 0)}})
+	defer b.Release()
+	if _, err := follower.Learn(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestObserveRebuildsSessionsWithoutLearning checks that observed events
+// leave a user where learning them would, and the weights untouched.
+func TestObserveRebuildsSessionsWithoutLearning(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows = 32
+	learner, observer := trainedDQN(t, cfg, 200), trainedDQN(t, cfg, 200)
+	sum := observer.Checksum()
+	var evs []feedback.Located
+	for i := range 30 {
+		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: "rebuilt", SessionID: "s9", ItemID: fmt.Sprint("i", (i*3)%40), Type: feedback.View, TS: time.Unix(int64(5000+i), 0)},
+			Partition: 4, Offset: int64(100 + i)})
+	}
+	b := feedback.BatchOf(evs...)
+	defer b.Release()
+	if _, err := learner.Learn(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	observer.Observe(b)
+	lu, _ := learner.users.Lookup("rebuilt")
+	ou, ok := observer.users.Lookup("rebuilt")
+	if !ok {
+		t.Fatal("observed user unknown")
+	}
+	ids := func(d *DQN, xs []int32) (out []string) {
+		for _, x := range xs {
+			out = append(out, d.items.ids[x])
+		}
+		return out
+	}
+	if !slices.Equal(ids(learner, lu.Recent), ids(observer, ou.Recent)) || len(lu.Consumed) != len(ou.Consumed) ||
+		ou.Session != "s9" || ou.Partition != 4 || ou.Offset != 129 {
+		t.Fatalf("observed state %v %d %q %d@%d, learned %v %d", ids(observer, ou.Recent), len(ou.Consumed), ou.Session, ou.Partition, ou.Offset,
+			ids(learner, lu.Recent), len(lu.Consumed))
+	}
+	if observer.Checksum() != sum {
+		t.Fatal("observing changed the weights")
+	}
+}
