@@ -96,6 +96,10 @@ type Session struct {
 	IdleGap     time.Duration `mapstructure:"idle_gap"`
 	TTL         time.Duration `mapstructure:"ttl"`
 	MaxSessions int           `mapstructure:"max_sessions"`
+	// RebuildEvents bounds, per partition, the events re-read to rebuild
+	// the session state of a partition this worker did not learn up to
+	// where it starts reading (0: no rebuild).
+	RebuildEvents int `mapstructure:"rebuild_events"`
 }
 
 // Recommender selects and configures the model the worker serves.
@@ -233,6 +237,13 @@ type Snapshot struct {
 	OnShutdown   bool          `mapstructure:"on_shutdown"`
 	Keep         int           `mapstructure:"keep"`
 	Restore      bool          `mapstructure:"restore"`
+	// Replica names this worker among the group's replicas ("": host-pid).
+	Replica string `mapstructure:"replica"`
+	// Merge averages the other replicas' newest snapshots into the model
+	// before each snapshot; PeerTimeout is how old a replica's newest
+	// snapshot may be for it to count as live.
+	Merge       bool          `mapstructure:"merge"`
+	PeerTimeout time.Duration `mapstructure:"peer_timeout"`
 }
 
 // Sim is the simulated population (pipeline/sim) of eval --sim, simulate
@@ -495,6 +506,15 @@ func (c Config) Check() error {
 	}
 	if c.Snapshot.Keep <= 0 {
 		bad("snapshot.keep", "must be positive, got %d", c.Snapshot.Keep)
+	}
+	if c.Session.RebuildEvents < 0 {
+		bad("session.rebuild_events", "must not be negative, got %d", c.Session.RebuildEvents)
+	}
+	if c.Snapshot.PeerTimeout <= 0 {
+		bad("snapshot.peer_timeout", "must be a positive duration, got %v", c.Snapshot.PeerTimeout)
+	}
+	if strings.ContainsAny(c.Snapshot.Replica, "/ ") {
+		bad("snapshot.replica", "must not contain '/' or spaces, got %q", c.Snapshot.Replica)
 	}
 	if c.Snapshot.Interval < 0 || c.Snapshot.EveryBatches < 0 {
 		bad("snapshot.interval", "snapshot.interval and snapshot.every_batches must not be negative")

@@ -49,11 +49,13 @@ type SnapshotMeta struct {
 	// (the next offset to read), as the worker records them.
 	Offsets map[int32]int64 `json:"offsets,omitempty"`
 	Seed    uint64          `json:"seed"`
+	Created time.Time       `json:"created"`
 	// Replica names the worker that wrote the snapshot (snapshot.replica);
-	// Decider is set when it was the group's architecture decider.
-	Replica string    `json:"replica,omitempty"`
-	Decider bool      `json:"decider,omitempty"`
-	Created time.Time `json:"created"`
+	// Decider is set when it was the group's architecture decider, Final
+	// when it is the last snapshot of a worker leaving the group.
+	Replica string `json:"replica,omitempty"`
+	Decider bool   `json:"decider,omitempty"`
+	Final   bool   `json:"final,omitempty"`
 	// Checksum is the SHA-256 of the metadata (without it) and the content
 	// (every row, in order).
 	Checksum string `json:"checksum"`

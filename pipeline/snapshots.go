@@ -5,9 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -77,8 +75,9 @@ type StoredSnapshot struct {
 	Have     int // found
 	Size     int
 	SHA256   string
-	Offset   int64 // of its first chunk
-	Complete bool  // every chunk there and the digest matches
+	Offset   int64  // of its first chunk
+	Replica  string // the worker that wrote it ("": not named)
+	Complete bool   // every chunk there and the digest matches
 	Problem  string
 	blob     []byte
 }
@@ -106,57 +105,35 @@ func ListSnapshots(ctx context.Context, brokers []string, topic, group string) (
 	found := map[key]*StoredSnapshot{}
 	chunks := map[key]map[int][]byte{}
 	for _, p := range parts {
-		if ends[p] <= firsts[p] {
-			continue
-		}
-		conn, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, p)
+		err := readPartition(ctx, brokers, topic, p, firsts[p], ends[p], func(m kafka.Message) {
+			g, id, ok := snapshotKey(m.Key)
+			if !ok || (group != "" && g != group) {
+				return
+			}
+			k := key{g, id}
+			s := found[k]
+			if m.Value == nil { // a tombstone: the snapshot was retired
+				delete(found, k)
+				delete(chunks, k)
+				return
+			}
+			hdr := headers(m.Headers)
+			if s == nil {
+				n, _ := strconv.Atoi(hdr[hdrChunks])
+				size, _ := strconv.Atoi(hdr[hdrSize])
+				s = &StoredSnapshot{ID: id, Group: g, Chunks: n, Size: size, SHA256: hdr[hdrSHA], Offset: m.Offset, Replica: hdr[hdrReplica]}
+				found[k], chunks[k] = s, map[int][]byte{}
+			}
+			i, err := strconv.Atoi(hdr[hdrChunk])
+			if err != nil || i < 0 || i >= s.Chunks {
+				s.Problem = fmt.Sprintf("chunk at offset %d has a bad index %q", m.Offset, hdr[hdrChunk])
+				return
+			}
+			chunks[k][i] = m.Value
+		})
 		if err != nil {
-			return nil, fmt.Errorf("reading %s/%d: %w", topic, p, err)
-		}
-		if _, err := conn.Seek(firsts[p], kafka.SeekAbsolute); err != nil {
-			conn.Close()
 			return nil, err
 		}
-		for next := firsts[p]; next < ends[p]; {
-			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-			batch := conn.ReadBatch(1, 16<<20)
-			for {
-				m, err := batch.ReadMessage()
-				if err != nil {
-					break
-				}
-				next = m.Offset + 1
-				g, id, ok := snapshotKey(m.Key)
-				if !ok || (group != "" && g != group) {
-					continue
-				}
-				k := key{g, id}
-				s := found[k]
-				if m.Value == nil { // a tombstone: the snapshot was retired
-					delete(found, k)
-					delete(chunks, k)
-					continue
-				}
-				hdr := headers(m.Headers)
-				if s == nil {
-					n, _ := strconv.Atoi(hdr[hdrChunks])
-					size, _ := strconv.Atoi(hdr[hdrSize])
-					s = &StoredSnapshot{ID: id, Group: g, Chunks: n, Size: size, SHA256: hdr[hdrSHA], Offset: m.Offset}
-					found[k], chunks[k] = s, map[int][]byte{}
-				}
-				i, err := strconv.Atoi(hdr[hdrChunk])
-				if err != nil || i < 0 || i >= s.Chunks {
-					s.Problem = fmt.Sprintf("chunk at offset %d has a bad index %q", m.Offset, hdr[hdrChunk])
-					continue
-				}
-				chunks[k][i] = m.Value
-			}
-			if err := batch.Close(); err != nil && !errors.Is(err, io.EOF) {
-				conn.Close()
-				return nil, fmt.Errorf("reading %s/%d: %w", topic, p, err)
-			}
-		}
-		conn.Close()
 	}
 	var out []StoredSnapshot
 	for k, s := range found {

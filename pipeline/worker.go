@@ -68,6 +68,12 @@ type Worker struct {
 	snaps       chan []byte
 	restored    model.SnapshotMeta
 	kept        []StoredSnapshot // the group's snapshots on the topic, oldest first
+
+	// replicas (snapshot.merge): the other workers' snapshots, this
+	// worker's name, and whether it decides the architecture
+	peers   *Peers
+	replica string
+	decider bool
 }
 
 // Instrument turns on tracing (if t is enabled), metrics (if m is not nil)
@@ -183,9 +189,24 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 
-	w.consumed, w.snapAt = map[int32]int64{}, time.Now()
+	w.consumed, w.snapAt, w.decider = map[int32]int64{}, time.Now(), true
+	if w.replica = cfg.Snapshot.Replica; w.replica == "" {
+		w.replica = DefaultReplica()
+	}
+	var restored *model.Snapshot
+	var restoredID string
 	if snapshots && cfg.Snapshot.Restore {
-		w.restore(ctx, snapper)
+		restored, restoredID = w.restore(ctx, snapper)
+	}
+	if _, ok := w.rec.(model.Replica); ok && snapshots && cfg.Snapshot.Merge {
+		w.peers = NewPeers(cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.Group, w.replica, w.log)
+		if restored != nil {
+			w.peers.Restored(restoredID, restored)
+		}
+		peersCtx, stopPeers := context.WithCancel(context.Background())
+		peersDone := make(chan struct{})
+		go func() { defer close(peersDone); w.peers.Run(peersCtx) }()
+		defer func() { stopPeers(); <-peersDone }()
 	}
 	var snapWG sync.WaitGroup
 	var snapWriter *kafka.Writer
@@ -246,7 +267,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if snapshots && cfg.Snapshot.OnShutdown && context.Cause(work) == nil {
 		// Drained and committed: the model has learned exactly what the
 		// group committed.
-		if blob, err := w.encodeSnapshot(snapper); err != nil {
+		if blob, err := w.encodeSnapshot(snapper, true); err != nil {
 			w.log.Error("final snapshot", "err", err)
 		} else {
 			sctx, cancel := context.WithTimeout(context.Background(), cfg.Worker.ShutdownTimeout)
@@ -336,10 +357,7 @@ func (w *Worker) closeSinks() {
 // fetch reads messages and decodes them until ctx ends. Decoding here keeps
 // it off the model goroutine.
 func (w *Worker) fetch(ctx context.Context, r *kafka.Reader, in chan<- fetched) {
-	lim := feedback.Limits{
-		MaxBytes: w.cfg.Validate.MaxEventBytes, MaxIDLength: w.cfg.Validate.MaxIDLength,
-		RatingMin: w.cfg.Validate.RatingMin, RatingMax: w.cfg.Validate.RatingMax,
-	}
+	lim := w.limits()
 	backoff := 10 * time.Millisecond
 	for {
 		m, err := r.FetchMessage(ctx)
@@ -372,6 +390,13 @@ func (w *Worker) fetch(ctx context.Context, r *kafka.Reader, in chan<- fetched) 
 	}
 }
 
+func (w *Worker) limits() feedback.Limits {
+	return feedback.Limits{
+		MaxBytes: w.cfg.Validate.MaxEventBytes, MaxIDLength: w.cfg.Validate.MaxIDLength,
+		RatingMin: w.cfg.Validate.RatingMin, RatingMax: w.cfg.Validate.RatingMax,
+	}
+}
+
 // model owns the recommender: it batches, assigns sessions, builds the Arrow
 // record, learns and encodes the outputs.
 func (w *Worker) model(ctx context.Context, in <-chan fetched, out chan<- output) error {
@@ -384,8 +409,11 @@ func (w *Worker) model(ctx context.Context, in <-chan fetched, out chan<- output
 			return err
 		}
 		if w.snapshotDue() {
+			if r, ok := w.rec.(model.Replica); ok && w.peers != nil {
+				w.mergePeers(r)
+			}
 			if snapper, ok := w.rec.(model.Snapshotter); ok {
-				if o.snapshot, err = w.encodeSnapshot(snapper); err != nil {
+				if o.snapshot, err = w.encodeSnapshot(snapper, false); err != nil {
 					w.log.Error("snapshot", "err", err)
 				}
 			}
@@ -414,6 +442,11 @@ func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *Assembl
 				span.End()
 			}
 		}()
+	}
+	if obs, ok := w.rec.(model.Observer); ok && w.cfg.Session.RebuildEvents > 0 {
+		if err := w.rebuildSessions(ctx, items, asm, obs); err != nil {
+			return output{}, err
+		}
 	}
 	start := time.Now()
 	last := map[int]kafka.Message{}
@@ -805,14 +838,16 @@ func (w *Worker) snapshotDue() bool {
 	return due
 }
 
-// encodeSnapshot writes the model's state with the offsets it has learned.
-func (w *Worker) encodeSnapshot(m model.Snapshotter) ([]byte, error) {
+// encodeSnapshot writes the model's state with the offsets it has learned;
+// final marks the last snapshot of a worker that is leaving the group.
+func (w *Worker) encodeSnapshot(m model.Snapshotter, final bool) ([]byte, error) {
 	var buf bytes.Buffer
 	offsets := make(map[int32]int64, len(w.consumed))
 	for p, o := range w.consumed {
 		offsets[p] = o
 	}
-	if _, err := m.WriteSnapshot(&buf, model.SnapshotMeta{Version: Version, Offsets: offsets, Created: time.Now().UTC()}); err != nil {
+	meta := model.SnapshotMeta{Version: Version, Offsets: offsets, Created: time.Now().UTC(), Replica: w.replica, Decider: w.decider, Final: final}
+	if _, err := m.WriteSnapshot(&buf, meta); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
@@ -823,6 +858,9 @@ func (w *Worker) publishSnapshot(ctx context.Context, wr *kafka.Writer, blob []b
 	id := fmt.Sprintf("%019d", time.Now().UnixNano())
 	start := time.Now()
 	msgs := SnapshotMessages(w.cfg.Kafka.Group, id, blob)
+	for i := range msgs {
+		msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: hdrReplica, Value: []byte(w.replica)})
+	}
 	if err := wr.WriteMessages(ctx, msgs...); err != nil {
 		w.log.Error("publishing snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", id, "err", err)
 		return
@@ -840,27 +878,31 @@ func (w *Worker) publishSnapshot(ctx context.Context, wr *kafka.Writer, blob []b
 	}
 }
 
-// restore loads the group's newest valid snapshot into the model, if any.
-func (w *Worker) restore(ctx context.Context, m model.Snapshotter) {
+// restore loads the group's newest valid snapshot into the model, if any,
+// and returns it with its id.
+func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snapshot, string) {
 	all, err := ListSnapshots(ctx, w.cfg.Kafka.Brokers, w.cfg.Snapshot.Topic, w.cfg.Kafka.Group)
 	if err != nil {
 		w.log.Warn("no snapshot restored: reading the snapshot topic failed", "topic", w.cfg.Snapshot.Topic, "err", err)
-		return
+		return nil, ""
 	}
 	w.kept = all
 	snap, from := NewestValid(all, w.cfg.Snapshot.Topic, w.log)
-	switch {
-	case snap == nil:
+	if snap == nil {
 		w.log.Info("no snapshot to restore", "topic", w.cfg.Snapshot.Topic, "group", w.cfg.Kafka.Group)
-		return
+		return nil, ""
 	}
 	if err := m.Restore(snap); err != nil {
 		w.log.Error("snapshot not loaded", "topic", w.cfg.Snapshot.Topic, "offset", from.Offset, "snapshot", from.ID, "err", err)
-		return
+		return nil, ""
 	}
 	w.restored = snap.Meta
+	for p, o := range snap.Meta.Offsets {
+		w.consumed[p] = o // the users' state ends there (rebuildSessions)
+	}
 	w.log.Info("restored snapshot", "topic", w.cfg.Snapshot.Topic, "offset", from.Offset, "snapshot", from.ID,
 		"created", snap.Meta.Created, "items", snap.Meta.Items, "widths", snap.Meta.Widths, "offsets", snap.Meta.Offsets)
+	return snap, from.ID
 }
 
 // Restored is the metadata of the snapshot the worker started from (zero

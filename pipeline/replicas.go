@@ -1,0 +1,367 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+// hdrReplica names the replica that wrote a snapshot, so that a replica
+// can skip its own snapshots without decoding them.
+const hdrReplica = "adaptrec-snapshot-replica"
+
+// DefaultReplica is a replica name for this process: host name and
+// process id.
+func DefaultReplica() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "host"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// readPartition calls f with every message of topic/partition in
+// [from, to), in order.
+func readPartition(ctx context.Context, brokers []string, topic string, partition int, from, to int64, f func(kafka.Message)) error {
+	if from >= to {
+		return nil
+	}
+	conn, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, partition)
+	if err != nil {
+		return fmt.Errorf("reading %s/%d: %w", topic, partition, err)
+	}
+	defer conn.Close()
+	if _, err := conn.Seek(from, kafka.SeekAbsolute); err != nil {
+		return fmt.Errorf("reading %s/%d from %d: %w", topic, partition, from, err)
+	}
+	for next := from; next < to; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		batch := conn.ReadBatch(1, 16<<20)
+		for next < to {
+			m, err := batch.ReadMessage()
+			if err != nil {
+				break
+			}
+			next = m.Offset + 1
+			if m.Offset < to {
+				f(m)
+			}
+		}
+		if err := batch.Close(); err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading %s/%d at %d: %w", topic, partition, next, err)
+		}
+	}
+	return nil
+}
+
+// ReadRange returns the messages of topic/partition from offset from (or
+// the partition's first, if later) up to offset to, excluded.
+func ReadRange(ctx context.Context, brokers []string, topic string, partition int, from, to int64) ([]kafka.Message, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	first, err := listOffsets(ctx, client, topic, []int{partition}, kafka.FirstOffset)
+	if err != nil {
+		return nil, err
+	}
+	var out []kafka.Message
+	err = readPartition(ctx, brokers, topic, partition, max(from, first[partition]), to, func(m kafka.Message) { out = append(out, m) })
+	return out, err
+}
+
+// Peers follows the snapshot topic and keeps the newest complete, verified
+// snapshot of every other replica of the group, decoded, for the worker to
+// merge. It is safe for concurrent use: Run fills it, the worker's model
+// goroutine takes from it.
+type Peers struct {
+	brokers             []string
+	topic, group, self  string
+	log                 *slog.Logger
+	mu                  sync.Mutex
+	newest              map[string]*peer // by replica
+	assembling          map[string]*assembly
+	received, decodeErr int
+}
+
+type peer struct {
+	id     string
+	snap   *model.Snapshot
+	merged bool
+}
+
+type assembly struct {
+	replica string
+	chunks  map[int][]byte
+	n, size int
+	sha     string
+}
+
+// NewPeers returns the peers of replica self in group.
+func NewPeers(brokers []string, topic, group, self string, log *slog.Logger) *Peers {
+	return &Peers{brokers: brokers, topic: topic, group: group, self: self, log: log,
+		newest: map[string]*peer{}, assembling: map[string]*assembly{}}
+}
+
+// Run reads the snapshot topic from its start until ctx ends.
+func (p *Peers) Run(ctx context.Context) {
+	client := &kafka.Client{Addr: kafka.TCP(p.brokers...), Timeout: 10 * time.Second}
+	parts, err := Partitions(ctx, client, p.topic)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("not following the other replicas' snapshots", "topic", p.topic, "err", err)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for _, part := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := kafka.NewReader(kafka.ReaderConfig{
+				Brokers: p.brokers, Topic: p.topic, Partition: part, StartOffset: kafka.FirstOffset,
+				MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 500 * time.Millisecond,
+				ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
+			})
+			defer r.Close()
+			for {
+				m, err := r.ReadMessage(ctx)
+				if err != nil {
+					if ctx.Err() == nil {
+						p.log.Warn("reading the other replicas' snapshots", "topic", p.topic, "partition", part, "err", err)
+					}
+					return
+				}
+				p.add(m)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// add takes one chunk (or tombstone) of the topic.
+func (p *Peers) add(m kafka.Message) {
+	g, id, ok := snapshotKey(m.Key)
+	if !ok || g != p.group {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m.Value == nil {
+		delete(p.assembling, id)
+		return
+	}
+	hdr := headers(m.Headers)
+	replica := hdr[hdrReplica]
+	if replica == "" || replica == p.self {
+		return // ours, or of a worker that does not name itself
+	}
+	a := p.assembling[id]
+	if a == nil {
+		n, _ := strconv.Atoi(hdr[hdrChunks])
+		size, _ := strconv.Atoi(hdr[hdrSize])
+		if n <= 0 || size < 0 {
+			return
+		}
+		a = &assembly{replica: replica, chunks: map[int][]byte{}, n: n, size: size, sha: hdr[hdrSHA]}
+		p.assembling[id] = a
+	}
+	i, err := strconv.Atoi(hdr[hdrChunk])
+	if err != nil || i < 0 || i >= a.n {
+		return
+	}
+	a.chunks[i] = m.Value
+	if len(a.chunks) < a.n {
+		return
+	}
+	delete(p.assembling, id)
+	var b bytes.Buffer
+	for i := range a.n {
+		b.Write(a.chunks[i])
+	}
+	sum := sha256.Sum256(b.Bytes())
+	if b.Len() != a.size || hex.EncodeToString(sum[:]) != a.sha {
+		p.log.Warn("skipping a replica's snapshot", "topic", p.topic, "snapshot", id, "replica", replica, "reason", "reassembled bytes do not match their size or SHA-256")
+		return
+	}
+	if old := p.newest[replica]; old != nil && old.id >= id {
+		return
+	}
+	s, err := model.ReadSnapshot(&b)
+	if err != nil {
+		p.decodeErr++
+		p.log.Warn("skipping a replica's snapshot", "topic", p.topic, "snapshot", id, "replica", replica, "reason", err)
+		return
+	}
+	p.received++
+	p.newest[replica] = &peer{id: id, snap: s}
+}
+
+// Live returns the replicas (other than self) whose newest snapshot was
+// created within ttl of now and is not the last of a replica that left,
+// sorted.
+func (p *Peers) Live(now time.Time, ttl time.Duration) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for r, pe := range p.newest {
+		if now.Sub(pe.snap.Meta.Created) <= ttl && !pe.snap.Meta.Final {
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Take returns the newest snapshot of every live replica that has not
+// been taken before, sorted by replica, and marks them taken.
+func (p *Peers) Take(now time.Time, ttl time.Duration) []*model.Snapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var rs []string
+	for r, pe := range p.newest {
+		if !pe.merged && now.Sub(pe.snap.Meta.Created) <= ttl {
+			rs = append(rs, r)
+		}
+	}
+	slices.Sort(rs)
+	out := make([]*model.Snapshot, len(rs))
+	for i, r := range rs {
+		pe := p.newest[r]
+		pe.merged = true
+		out[i] = pe.snap
+	}
+	return out
+}
+
+// mergePeers averages the other replicas' newest snapshots into the model
+// with equal weights, first settling who decides the architecture: the
+// live replica with the smallest name. A follower adopts the decider's
+// architecture before averaging; a snapshot of another architecture that
+// is not the decider's is left out until its replica has adopted it.
+func (w *Worker) mergePeers(r model.Replica) {
+	now := time.Now()
+	ttl := w.cfg.Snapshot.PeerTimeout
+	live := w.peers.Live(now, ttl)
+	decider := len(live) == 0 || w.replica < live[0]
+	if d, ok := r.(interface{ SetDecider(bool) }); ok && decider != w.decider {
+		d.SetDecider(decider)
+		w.log.Info("architecture decider", "replica", w.replica, "decider", decider, "replicas", len(live)+1)
+	}
+	w.decider = decider
+	n := 1 // models averaged so far: our own
+	var merged []string
+	for _, s := range w.peers.Take(now, ttl) {
+		m := s.Meta
+		if !slices.Equal(m.Widths, r.Widths()) {
+			if decider || !m.Decider {
+				w.log.Info("replica not merged: another architecture, not the decider's", "replica", m.Replica, "widths", m.Widths, "own", r.Widths())
+				continue
+			}
+			if err := r.Adopt(s); err != nil {
+				w.log.Error("adopting the decider's architecture", "replica", m.Replica, "err", err)
+				continue
+			}
+			w.log.Info("adopted the decider's architecture", "replica", m.Replica, "widths", m.Widths)
+		}
+		if err := r.Merge(s, 1/float64(n+1)); err != nil {
+			w.log.Error("merging a replica", "replica", m.Replica, "err", err)
+			continue
+		}
+		n++
+		merged = append(merged, m.Replica)
+	}
+	if len(merged) > 0 {
+		w.stats.Merges.Add(int64(len(merged)))
+		w.log.Info("merged replicas", "replicas", merged, "took", time.Since(now).Round(time.Millisecond))
+	}
+}
+
+// rebuildSessions rebuilds, before a batch is learned, the session state
+// of every partition the batch starts past where the model's state ends:
+// a partition this worker has not read since it started (after a restart,
+// from the restored snapshot's offset; otherwise the partition was
+// another worker's), or one it resumes after a gap another worker
+// processed. It re-reads at most session.rebuild_events events before the
+// batch's first offset of the partition and feeds them to the assembler
+// and to the model's users without learning or publishing.
+func (w *Worker) rebuildSessions(ctx context.Context, items []fetched, asm *Assembler, obs model.Observer) error {
+	limit := int64(w.cfg.Session.RebuildEvents)
+	firsts := map[int]int64{}
+	var order []int
+	for _, it := range items {
+		if _, ok := firsts[it.msg.Partition]; !ok {
+			firsts[it.msg.Partition] = it.msg.Offset
+			order = append(order, it.msg.Partition)
+		}
+	}
+	lim := w.limits()
+	for _, p := range order {
+		first := firsts[p]
+		next, known := w.consumed[int32(p)]
+		if known && first <= next {
+			continue // continuous, or re-delivered events the model has seen
+		}
+		from := max(first-limit, 0)
+		if known {
+			from = max(from, next)
+		}
+		w.consumed[int32(p)] = first
+		if from >= first {
+			continue
+		}
+		start := time.Now()
+		msgs, err := ReadRange(ctx, w.cfg.Kafka.Brokers, w.cfg.Topics.Feedback, p, from, first)
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			w.log.Warn("session state not rebuilt", "topic", w.cfg.Topics.Feedback, "partition", p, "from", from, "to", first, "err", err)
+			continue
+		}
+		valid := 0
+		for _, m := range msgs {
+			ev, err := feedback.Decode(m.Value, lim)
+			if err != nil {
+				continue // it went to the DLQ when it was first read
+			}
+			asm.Add(ev, int32(m.Partition), m.Offset, m.Time)
+			valid++
+		}
+		if valid > 0 {
+			b := asm.Flush()
+			obs.Observe(b)
+			b.Release()
+		}
+		w.stats.Rebuilt.Add(int64(valid))
+		w.log.Info("rebuilt session state", "topic", w.cfg.Topics.Feedback, "partition", p, "from", from, "to", first,
+			"events", valid, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// Restored records the snapshot the worker started from, of replica id:
+// it is not merged again (the model is it).
+func (p *Peers) Restored(id string, s *model.Snapshot) {
+	if s.Meta.Replica == "" || s.Meta.Replica == p.self {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.newest[s.Meta.Replica] = &peer{id: id, snap: s, merged: true}
+}
