@@ -136,6 +136,10 @@ type DQN struct {
 	// item tables, row-major rows×dim
 	ein, eout, bias []float32
 	co              cooc
+	// fresh counts each item's interactions learned since the last
+	// snapshot; merged accumulates them with the replicas merged since
+	// (Merge weighs each item by them).
+	fresh, merged []float32
 	net, target     *qnet
 	opts            []*adam    // per layer: W then B
 	ewc             *ewc       // nil: off
@@ -378,6 +382,7 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 		tr.pos, tr.reward = x, d.cfg.Reward.Of(b, i)
 		d.pending = append(d.pending, tr)
 		d.co.add(x, u.Recent)
+		d.fresh[x]++
 		d.users.Consume(u, x, b.Type(i))
 		if d.onSessionEnd != nil && u.Session != "" && b.SessionID(i) != u.Session {
 			d.onSessionEnd()
@@ -403,9 +408,14 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 // Observe rebuilds the users' session state from b's events without
 // learning from them or serving lists: the state of users whose earlier
 // events another replica, or an earlier run, learned (session.rebuild).
-// Items it has not seen are added to the vocabulary.
+// An event at or before the partition offset a user's state already
+// reflects is skipped, so observing twice changes nothing. Items it has
+// not seen are added to the vocabulary.
 func (d *DQN) Observe(b *feedback.Batch) {
 	for i := range b.Len() {
+		if u, ok := d.users.Lookup(b.UserID(i)); ok && u.Partition == b.Partition(i) && b.Offset(i) <= u.Offset {
+			continue
+		}
 		u := d.users.Get(b.UserID(i), b.TSMicros(i))
 		d.users.Consume(u, d.addItem(b.ItemID(i)), b.Type(i))
 		note(u, b, i)
@@ -421,6 +431,7 @@ func (d *DQN) addItem(id string) int32 {
 			d.eout = append(d.eout, float32(d.rng.NormFloat64()*0.1))
 		}
 		d.bias = append(d.bias, 0)
+		d.fresh = append(d.fresh, 0)
 	}
 	d.co.grow(x)
 	return x
@@ -529,10 +540,10 @@ func (d *DQN) knnToNegatives(recent []int32, out []float32) {
 	for r := len(recent) - 1; r >= 0; r-- {
 		y := recent[r]
 		ny := d.co.nbrs[y]
-		inv := w / math.Sqrt(d.co.count[y])
+		inv := w * d.co.norm(y)
 		for j, it := range ny.item {
 			for _, col := range d.negCol[it] {
-				out[col] += float32(inv * ny.count[j] / math.Sqrt(d.co.count[it]))
+				out[col] += float32(inv * ny.count[j] * d.co.norm(it))
 			}
 		}
 		w *= d.cfg.Decay

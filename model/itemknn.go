@@ -73,6 +73,11 @@ func (c *cooc) add(x int32, recent []int32) {
 	}
 }
 
+// norm is 1/√count of item x. An item can neighbour others before it is
+// counted (a user's state rebuilt by Observe, or a merged replica's
+// pairs), so it is counted as at least once.
+func (c *cooc) norm(x int32) float64 { return 1 / math.Sqrt(max(c.count[x], 1)) }
+
 // score fills out (one entry per item) with the decayed cosine similarity
 // of every item to the recent items (oldest first).
 func (c *cooc) score(recent []int32, decay float64, out []float64) {
@@ -81,9 +86,9 @@ func (c *cooc) score(recent []int32, decay float64, out []float64) {
 	for r := len(recent) - 1; r >= 0; r-- {
 		y := recent[r]
 		ny := c.nbrs[y]
-		inv := w / math.Sqrt(c.count[y])
+		inv := w * c.norm(y)
 		for j, it := range ny.item {
-			out[it] += inv * ny.count[j] / math.Sqrt(c.count[it])
+			out[it] += inv * ny.count[j] * c.norm(it)
 		}
 		w *= decay
 	}
@@ -95,7 +100,7 @@ func (c *cooc) scoreOf(recent []int32, decay float64, item int32) float64 {
 	for r := len(recent) - 1; r >= 0; r-- {
 		y := recent[r]
 		if p, ok := c.nbrs[y].pos[item]; ok {
-			s += w * c.nbrs[y].count[p] / math.Sqrt(c.count[y]*c.count[item])
+			s += w * c.nbrs[y].count[p] * c.norm(y) * c.norm(item)
 		}
 		w *= decay
 	}

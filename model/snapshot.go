@@ -173,6 +173,7 @@ func (d *DQN) rows() []row {
 		row{name: "items.ein", shape: []int64{n, dim}, f32: d.ein},
 		row{name: "items.eout", shape: []int64{n, dim}, f32: d.eout},
 		row{name: "items.bias", shape: []int64{n}, f32: d.bias},
+		row{name: "items.fresh", shape: []int64{n}, f32: d.fresh},
 	)
 	count := make([]float32, len(d.co.count))
 	offsets := make([]int32, 0, len(d.co.nbrs)+1)
@@ -335,6 +336,8 @@ func (d *DQN) WriteSnapshot(w io.Writer, meta SnapshotMeta) (SnapshotMeta, error
 		meta.Created = time.Now().UTC()
 	}
 	meta.Checksum = digest(meta, rows)
+	// The next snapshot counts the items' interactions from here on.
+	d.fresh, d.merged = make([]float32, len(d.fresh)), nil
 	schema, err := snapshotSchema(meta)
 	if err != nil {
 		return meta, err
@@ -542,6 +545,7 @@ func (d *DQN) Restore(s *Snapshot) error {
 		d.items.Add(id)
 	}
 	d.ein, d.eout, d.bias = ein, eout, bias
+	d.fresh, d.merged = make([]float32, n), nil
 	d.co = cooc{}
 	for i := range n {
 		d.co.grow(int32(i))
@@ -644,12 +648,17 @@ func (d *DQN) Adopt(s *Snapshot) error {
 
 // Merge averages another replica's snapshot into the model, giving it
 // weight w in [0, 1]: every network tensor (online, target, Adam moments)
-// becomes (1−w)·own + w·other, and so does the embedding and bias of every
-// item both know; items only the other knows are added with its values.
-// The two must have the same architecture (an architecture change is
-// applied to every replica before they are averaged). The co-occurrence
-// table, the replay buffer and the users stay the model's own: they
-// describe the partitions this replica serves.
+// becomes (1−w)·own + w·other. The item tables are sparse (an item is
+// learned by the replicas whose users meet it), so each item both know is
+// weighed by the interactions each learned since its last snapshot: an
+// item only the other learned takes its values, one both learned is
+// averaged in proportion, one neither learned gets weight w. Items only
+// the other knows are added with its values. Co-occurrence counts merge
+// by maximum, which merging the same snapshot twice leaves unchanged. The
+// two must have the same architecture (an architecture change is applied
+// to every replica before they are averaged: Adopt). The replay buffer
+// and the users stay the model's own: they describe the partitions this
+// replica serves.
 func (d *DQN) Merge(s *Snapshot, w float64) error {
 	m := s.Meta
 	if w < 0 || w > 1 {
@@ -666,10 +675,23 @@ func (d *DQN) Merge(s *Snapshot, w float64) error {
 		}
 	}
 	ids := s.rows["items.ids"].str
-	dim := d.cfg.Dim
+	n, dim := len(ids), d.cfg.Dim
 	ein, eout, bias := s.rows["items.ein"].f32, s.rows["items.eout"].f32, s.rows["items.bias"].f32
-	if len(ein) != len(ids)*dim || len(eout) != len(ids)*dim || len(bias) != len(ids) {
+	fresh := s.rows["items.fresh"].f32
+	if len(fresh) == 0 {
+		fresh = make([]float32, n) // written before replicas counted
+	}
+	count, offsets, nbr, counts := s.rows["cooc.count"].f32, s.rows["cooc.offsets"].i32, s.rows["cooc.items"].i32, s.rows["cooc.counts"].f32
+	if len(ein) != n*dim || len(eout) != n*dim || len(bias) != n || len(fresh) != n {
 		return fmt.Errorf("snapshot's item tables do not match its vocabulary")
+	}
+	if len(count) != n || len(offsets) != n+1 || len(nbr) != len(counts) || int(offsets[n]) != len(nbr) {
+		return fmt.Errorf("snapshot's co-occurrence table is inconsistent")
+	}
+	for _, y := range nbr {
+		if y < 0 || int(y) >= n {
+			return fmt.Errorf("snapshot's co-occurrence table names item %d of %d", y, n)
+		}
 	}
 	a, b := float32(1-w), float32(w)
 	for _, t := range tensors {
@@ -677,21 +699,53 @@ func (d *DQN) Merge(s *Snapshot, w float64) error {
 			t.data[j] = a*t.data[j] + b*v
 		}
 	}
+	if d.merged == nil {
+		d.merged = slices.Clone(d.fresh)
+	}
+	local := make([]int32, n) // the snapshot's item index -> ours
 	for k, id := range ids {
 		x, known := d.items.Lookup(id)
+		local[k] = x
 		if !known {
 			x = d.items.Add(id)
+			local[k] = x
 			d.ein = append(d.ein, ein[k*dim:(k+1)*dim]...)
 			d.eout = append(d.eout, eout[k*dim:(k+1)*dim]...)
 			d.bias = append(d.bias, bias[k])
+			d.fresh = append(d.fresh, 0)
+			d.merged = append(d.merged, fresh[k])
 			d.co.grow(x)
 			continue
 		}
-		for j := range dim {
-			d.ein[int(x)*dim+j] = a*d.ein[int(x)*dim+j] + b*ein[k*dim+j]
-			d.eout[int(x)*dim+j] = a*d.eout[int(x)*dim+j] + b*eout[k*dim+j]
+		ia, ib := a, b
+		if own, other := d.merged[x], fresh[k]; own+other > 0 {
+			ib = other / (own + other)
+			ia = 1 - ib
 		}
-		d.bias[x] = a*d.bias[x] + b*bias[k]
+		d.merged[x] += fresh[k]
+		for j := range dim {
+			d.ein[int(x)*dim+j] = ia*d.ein[int(x)*dim+j] + ib*ein[k*dim+j]
+			d.eout[int(x)*dim+j] = ia*d.eout[int(x)*dim+j] + ib*eout[k*dim+j]
+		}
+		d.bias[x] = ia*d.bias[x] + ib*bias[k]
+	}
+	for k := range n {
+		x := local[k]
+		d.co.count[x] = max(d.co.count[x], float64(count[k]))
+		nb := &d.co.nbrs[x]
+		for j := offsets[k]; j < offsets[k+1]; j++ {
+			y, c := local[nbr[j]], float64(counts[j])
+			if nb.pos == nil {
+				nb.pos = map[int32]int32{}
+			}
+			if p, ok := nb.pos[y]; ok {
+				nb.count[p] = max(nb.count[p], c)
+				continue
+			}
+			nb.add(y)
+			nb.count[len(nb.count)-1] = c
+			d.co.pairs++
+		}
 	}
 	return nil
 }

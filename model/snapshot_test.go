@@ -247,6 +247,11 @@ func TestMergeAveragesReplicas(t *testing.T) {
 	w0 := slices.Clone(a.net.hidden[0].W)
 	shared, _ := a.items.Lookup("i30")
 	e0 := slices.Clone(a.eout[int(shared)*cfg.Dim : int(shared+1)*cfg.Dim])
+	fresh0 := a.fresh[shared]
+	countsBefore := map[string]float64{}
+	for x, id := range a.items.ids {
+		countsBefore[id] = a.co.count[x]
+	}
 	if err := a.Merge(s, 0.25); err != nil {
 		t.Fatal(err)
 	}
@@ -255,11 +260,29 @@ func TestMergeAveragesReplicas(t *testing.T) {
 			t.Fatalf("W[%d] = %v after merging, want %v", j, v, want)
 		}
 	}
+	// A shared item is weighed by the interactions each replica learned
+	// since its last snapshot.
 	bx, _ := b.items.Lookup("i30")
+	fa, fb := fresh0, s.rows["items.fresh"].f32[bx]
+	if fa == 0 || fb == 0 {
+		t.Fatalf("interactions with i30 not counted: %v, %v", fa, fb)
+	}
+	wb := fb / (fa + fb)
 	for j := range cfg.Dim {
-		if got, want := a.eout[int(shared)*cfg.Dim+j], 0.75*e0[j]+0.25*b.eout[int(bx)*cfg.Dim+j]; got != want {
+		if got, want := a.eout[int(shared)*cfg.Dim+j], (1-wb)*e0[j]+wb*b.eout[int(bx)*cfg.Dim+j]; got != want {
 			t.Fatalf("shared item's embedding[%d] = %v, want %v", j, got, want)
 		}
+	}
+	// Co-occurrence counts merge by maximum: merging again changes nothing.
+	for k, id := range s.rows["items.ids"].str {
+		x, _ := a.items.Lookup(id)
+		if a.co.count[x] != max(float64(s.rows["cooc.count"].f32[k]), countsBefore[id]) {
+			t.Fatalf("%s: count %v after merging, want the larger of %v and %v", id, a.co.count[x], countsBefore[id], s.rows["cooc.count"].f32[k])
+		}
+	}
+	pairs := a.co.pairs
+	if err := a.Merge(s, 0); err != nil || a.co.pairs != pairs {
+		t.Fatalf("merging the same snapshot again added pairs: %d -> %d (%v)", pairs, a.co.pairs, err)
 	}
 	only, ok := a.items.Lookup("i70")
 	bo, _ := b.items.Lookup("i70")
@@ -338,10 +361,14 @@ func TestObserveRebuildsSessionsWithoutLearning(t *testing.T) {
 	cfg := DefaultDQN()
 	cfg.Rows = 32
 	learner, observer := trainedDQN(t, cfg, 200), trainedDQN(t, cfg, 200)
-	sum := observer.Checksum()
+	var before [][]float32
+	for _, w := range observer.netTensors() {
+		before = append(before, slices.Clone(w))
+	}
+	known, ein := observer.items.Len(), slices.Clone(observer.ein)
 	var evs []feedback.Located
 	for i := range 30 {
-		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: "rebuilt", SessionID: "s9", ItemID: fmt.Sprint("i", (i*3)%40), Type: feedback.View, TS: time.Unix(int64(5000+i), 0)},
+		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: "rebuilt", SessionID: "s9", ItemID: fmt.Sprint("o", (i*3)%40), Type: feedback.View, TS: time.Unix(int64(5000+i), 0)},
 			Partition: 4, Offset: int64(100 + i)})
 	}
 	b := feedback.BatchOf(evs...)
@@ -366,7 +393,28 @@ func TestObserveRebuildsSessionsWithoutLearning(t *testing.T) {
 		t.Fatalf("observed state %v %d %q %d@%d, learned %v %d", ids(observer, ou.Recent), len(ou.Consumed), ou.Session, ou.Partition, ou.Offset,
 			ids(learner, lu.Recent), len(lu.Consumed))
 	}
-	if observer.Checksum() != sum {
-		t.Fatal("observing changed the weights")
+	for i, w := range observer.netTensors() {
+		if !slices.Equal(w, before[i]) {
+			t.Fatal("observing changed the network")
+		}
+	}
+	if !slices.Equal(observer.ein[:known*cfg.Dim], ein) {
+		t.Fatal("observing changed the item tables")
+	}
+	observer.Observe(b) // events the state reflects are skipped
+	if again, _ := observer.users.Lookup("rebuilt"); !slices.Equal(ids(observer, again.Recent), ids(learner, lu.Recent)) {
+		t.Fatalf("observing the same events twice changed the state: %v", ids(observer, again.Recent))
+	}
+	// Items met only through Observe have no interaction count yet: learning
+	// next to them must stay finite.
+	var next []feedback.Located
+	for i := range 200 {
+		next = append(next, feedback.Located{Event: feedback.Event{UserID: "rebuilt", SessionID: "s9", ItemID: fmt.Sprint("new", i%7), Type: feedback.Click, TS: time.Unix(int64(6000+i), 0)},
+			Partition: 4, Offset: int64(200 + i)})
+	}
+	nb := feedback.BatchOf(next...)
+	defer nb.Release()
+	if _, err := observer.Learn(context.Background(), nb); err != nil {
+		t.Fatalf("learning after observing: %v", err)
 	}
 }

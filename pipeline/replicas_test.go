@@ -1,0 +1,136 @@
+package pipeline_test
+
+import (
+	"context"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/model/eval"
+	"github.com/adaptrec/adaptrec/pipeline"
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
+	"github.com/adaptrec/adaptrec/pipeline/telemetry"
+)
+
+// runReplicas runs one worker per name in cfg's group until the group has
+// committed every event, stops them (each publishes a last snapshot) and
+// returns their models and workers.
+func runReplicas(t *testing.T, cfg configs.Config, names ...string) ([]model.Probed, []*pipeline.Worker) {
+	t.Helper()
+	recs := make([]model.Probed, len(names))
+	workers := make([]*pipeline.Worker, len(names))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		c := cfg
+		c.Snapshot.Replica = name
+		rec, err := model.New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs[i] = rec.(model.Probed)
+		workers[i] = pipeline.NewWorker(c, kafkatest.Logger(t).With("replica", name), rec, nil)
+		workers[i].Instrument(nil, nil, &telemetry.Health{})
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = workers[i].Run(ctx) }()
+	}
+	kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 10*time.Minute)
+	cancel()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %s: %v", names[i], err)
+		}
+	}
+	return recs, workers
+}
+
+// TestReplicasConverge runs two workers in one group over 6 partitions of
+// ml-latest-small (its first 90% in time order), merging each other's
+// snapshots, and one worker alone over the same events, then measures
+// each model's prequential HR@10 on the held-out last 10%: the replicas
+// must agree within 2% and each be within 5% of the single worker.
+func TestReplicasConverge(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the DQN under -race is ~10x slower: make test runs this test in its own pass without -race")
+	}
+	events, err := eval.Load("../../shared/data/ml-latest-small/ratings.csv", "movielens-csv")
+	if err != nil {
+		t.Fatalf("ml-latest-small is needed beside the project (../shared/data): %v", err)
+	}
+	split := len(events) * 9 / 10
+	train, tail := events[:split], events[split:]
+	lines := make([][]byte, len(train))
+	for i, e := range train {
+		lines[i] = feedback.Encode(e)
+	}
+	targets := kafkatest.Targets(t)
+	target := targets[0] // the real broker when there is one
+	cfg := kafkatest.Config(t, target)
+	cfg.Recommender.Model = "dqn"
+	cfg.Batch.Size = 256
+	cfg.Batch.MaxWait = 50 * time.Millisecond
+	cfg.Worker.MaxPendingBatches = 8
+	cfg.Snapshot.Interval = 0
+	cfg.Snapshot.EveryBatches = 16
+	kafkatest.CreateTopics(t, cfg)
+	produceB(t, cfg.Kafka.Brokers, cfg.Topics.Feedback, lines)
+
+	hr := func(m model.Probed) float64 {
+		res, err := eval.Run(context.Background(), tail, m, eval.Options{Batch: cfg.Batch.Size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.HR
+	}
+	replicas, workers := runReplicas(t, cfg, "replica-a", "replica-b")
+	single := cfg
+	single.Kafka.Group += "-single"
+	single.Snapshot.Topic += "-single"
+	alone, _ := runReplicas(t, single, "alone")
+
+	// Each replica holds the session state of its own partitions only: the
+	// figure compares the learned models, so every model first rebuilds the
+	// state of every user from the log, as a worker does for a partition
+	// it takes over (Observe skips what a user's state already reflects).
+	log := kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Feedback)
+	for _, m := range append(replicas, alone...) {
+		asm := pipeline.NewAssembler(cfg.Session)
+		for _, msg := range log {
+			ev, err := feedback.Decode(msg.Value, feedback.DefaultLimits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			asm.Add(ev, int32(msg.Partition), msg.Offset, msg.Time)
+		}
+		batch := asm.Flush()
+		m.(model.Observer).Observe(batch)
+		batch.Release()
+		asm.Release()
+	}
+	a, b, s := hr(replicas[0]), hr(replicas[1]), hr(alone[0])
+	for i, w := range workers {
+		st := w.Stats()
+		t.Logf("replica %d: %d events, %d batches, %d snapshots, %d merged", i, st.Events.Load(), st.Batches.Load(), st.Snapshots.Load(), st.Merges.Load())
+		if st.Merges.Load() == 0 {
+			t.Fatalf("replica %d merged no snapshot of the other", i)
+		}
+	}
+	diff := math.Abs(a-b) / math.Max(a, b)
+	t.Logf("HR@10 on the held-out %d events: replica a %.4f, replica b %.4f (differ by %.2f%%), single worker %.4f (a %+.2f%%, b %+.2f%%)",
+		len(tail), a, b, 100*diff, s, 100*(a/s-1), 100*(b/s-1))
+	if diff > 0.02 {
+		t.Errorf("the replicas' HR@10 differ by %.2f%% (> 2%%)", 100*diff)
+	}
+	for i, x := range []float64{a, b} {
+		if math.Abs(x/s-1) > 0.05 {
+			t.Errorf("replica %d's HR@10 %.4f is not within 5%% of the single worker's %.4f", i, x, s)
+		}
+	}
+}
