@@ -233,7 +233,15 @@ type Snapshot struct {
 	OnShutdown   bool          `mapstructure:"on_shutdown"`
 	Keep         int           `mapstructure:"keep"`
 	Restore      bool          `mapstructure:"restore"`
+	ChunkBytes   int           `mapstructure:"chunk_bytes"`
 }
+
+// Bounds of snapshot.chunk_bytes: a chunk and its record overhead must fit
+// in a message of Kafka's default 1 MB max.message.bytes.
+const (
+	MinSnapshotChunkBytes = 1 << 10
+	MaxSnapshotChunkBytes = 900 << 10
+)
 
 // Sim is the simulated population (pipeline/sim) of eval --sim, simulate
 // and make run.
@@ -495,6 +503,9 @@ func (c Config) Check() error {
 	}
 	if c.Snapshot.Keep <= 0 {
 		bad("snapshot.keep", "must be positive, got %d", c.Snapshot.Keep)
+	}
+	if n := c.Snapshot.ChunkBytes; n < MinSnapshotChunkBytes || n > MaxSnapshotChunkBytes {
+		bad("snapshot.chunk_bytes", "must be within %d..%d, got %d", MinSnapshotChunkBytes, MaxSnapshotChunkBytes, n)
 	}
 	if c.Snapshot.Interval < 0 || c.Snapshot.EveryBatches < 0 {
 		bad("snapshot.interval", "snapshot.interval and snapshot.every_batches must not be negative")

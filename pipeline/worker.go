@@ -190,7 +190,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	var snapWG sync.WaitGroup
 	var snapWriter *kafka.Writer
 	if snapshots {
-		snapWriter = SnapshotWriter(cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.ClientID)
+		snapWriter = SnapshotWriter(cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.ClientID, cfg.Snapshot.ChunkBytes)
 		defer snapWriter.Close()
 		w.snaps = make(chan []byte, 1)
 		snapWG.Add(1)
@@ -822,7 +822,7 @@ func (w *Worker) encodeSnapshot(m model.Snapshotter) ([]byte, error) {
 func (w *Worker) publishSnapshot(ctx context.Context, wr *kafka.Writer, blob []byte) {
 	id := fmt.Sprintf("%019d", time.Now().UnixNano())
 	start := time.Now()
-	msgs := SnapshotMessages(w.cfg.Kafka.Group, id, blob)
+	msgs := SnapshotMessages(w.cfg.Kafka.Group, id, blob, w.cfg.Snapshot.ChunkBytes)
 	if err := wr.WriteMessages(ctx, msgs...); err != nil {
 		w.log.Error("publishing snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", id, "err", err)
 		return
