@@ -244,7 +244,15 @@ type Snapshot struct {
 	// snapshot may be for it to count as live.
 	Merge       bool          `mapstructure:"merge"`
 	PeerTimeout time.Duration `mapstructure:"peer_timeout"`
+	ChunkBytes  int           `mapstructure:"chunk_bytes"`
 }
+
+// Bounds of snapshot.chunk_bytes: a chunk and its record overhead must fit
+// in a message of Kafka's default 1 MB max.message.bytes.
+const (
+	MinSnapshotChunkBytes = 1 << 10
+	MaxSnapshotChunkBytes = 900 << 10
+)
 
 // Sim is the simulated population (pipeline/sim) of eval --sim, simulate
 // and make run.
@@ -515,6 +523,9 @@ func (c Config) Check() error {
 	}
 	if strings.ContainsAny(c.Snapshot.Replica, "/ ") {
 		bad("snapshot.replica", "must not contain '/' or spaces, got %q", c.Snapshot.Replica)
+	}
+	if n := c.Snapshot.ChunkBytes; n < MinSnapshotChunkBytes || n > MaxSnapshotChunkBytes {
+		bad("snapshot.chunk_bytes", "must be within %d..%d, got %d", MinSnapshotChunkBytes, MaxSnapshotChunkBytes, n)
 	}
 	if c.Snapshot.Interval < 0 || c.Snapshot.EveryBatches < 0 {
 		bad("snapshot.interval", "snapshot.interval and snapshot.every_batches must not be negative")

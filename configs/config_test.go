@@ -53,6 +53,7 @@ func TestBadFixtures(t *testing.T) {
 		{"tracing-endpoint.bad.yaml", `tracing.endpoint: "127.0.0.1:4317" is not an http:// or https:// URL`},
 		{"sample-ratio.bad.yaml", `tracing.sample_ratio: must be within [0, 1], got 1.5`},
 		{"metrics-addr.bad.yaml", `metrics.addr: "localhost" is not HOST:PORT`},
+		{"snapshot-chunk-bytes.bad.yaml", `snapshot.chunk_bytes: must be within 1024..921600, got 1048576`},
 		{"yaml-syntax.bad.yaml", `yaml-syntax.bad.yaml`},
 	}
 	seen := map[string]bool{}
@@ -131,6 +132,7 @@ func TestBadEnvironment(t *testing.T) {
 		{"ADAPTREC_BATCH_SIZE=-4", "batch.size: must be positive, got -4"},
 		{"ADAPTREC_BATCH_MAX_WAIT=fast", "batch.max_wait"},
 		{"ADAPTREC_TOPICS_CREATE=maybe", "topics.create"},
+		{"ADAPTREC_SNAPSHOT_CHUNK_BYTES=512", "snapshot.chunk_bytes: must be within 1024..921600, got 512"},
 	}
 	for _, tt := range tests {
 		_, err := Load(LoadOptions{Environ: []string{tt.env}})

@@ -139,7 +139,7 @@ type DQN struct {
 	// fresh counts each item's interactions learned since the last
 	// snapshot; merged accumulates them with the replicas merged since
 	// (Merge weighs each item by them).
-	fresh, merged []float32
+	fresh, merged   []float32
 	net, target     *qnet
 	opts            []*adam    // per layer: W then B
 	ewc             *ewc       // nil: off

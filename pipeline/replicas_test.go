@@ -57,6 +57,9 @@ func runReplicas(t *testing.T, cfg configs.Config, names ...string) ([]model.Pro
 // each model's prequential HR@10 on the held-out last 10%: the replicas
 // must agree within 2% and each be within 5% of the single worker.
 func TestReplicasConverge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three DQN workers over ml-latest-small (~1 min)")
+	}
 	if raceEnabled {
 		t.Skip("the DQN under -race is ~10x slower: make test runs this test in its own pass without -race")
 	}

@@ -17,13 +17,13 @@ import (
 	"github.com/adaptrec/adaptrec/model"
 )
 
-// Snapshots travel on a compacted topic in chunks of SnapshotChunk bytes,
-// one chunk per record batch, so that no message reaches Kafka's default
-// 1 MB limit (a snapshot of the default model on ml-latest-small is about
-// 13 MB). Chunk i of snapshot ID of group G has key "G/ID/i" and headers
-// naming the snapshot, the chunk, the chunk count, the blob's size and its
-// SHA-256; a snapshot is complete when all its chunks are there and the
-// reassembled blob has that digest.
+// Snapshots travel on a compacted topic in chunks (snapshot.chunk_bytes,
+// SnapshotChunk by default), one chunk per record batch, so that no message
+// reaches Kafka's default 1 MB limit (a snapshot of the default model on
+// ml-latest-small is about 13 MB). Chunk i of snapshot ID of group G has
+// key "G/ID/i" and headers naming the snapshot, the chunk, the chunk count,
+// the blob's size and its SHA-256; a snapshot is complete when all its
+// chunks are there and the reassembled blob has that digest.
 const SnapshotChunk = 512 << 10
 
 const (
@@ -34,13 +34,17 @@ const (
 	hdrSHA        = "adaptrec-snapshot-sha256"
 )
 
-// SnapshotMessages splits blob into the chunk messages of snapshot id.
-func SnapshotMessages(group, id string, blob []byte) []kafka.Message {
+// SnapshotMessages splits blob into the chunk messages of snapshot id, of
+// chunk bytes each (the last one shorter); chunk <= 0 means SnapshotChunk.
+func SnapshotMessages(group, id string, blob []byte, chunk int) []kafka.Message {
+	if chunk <= 0 {
+		chunk = SnapshotChunk
+	}
 	sum := sha256.Sum256(blob)
-	n := max(1, (len(blob)+SnapshotChunk-1)/SnapshotChunk)
+	n := max(1, (len(blob)+chunk-1)/chunk)
 	msgs := make([]kafka.Message, 0, n)
 	for i := range n {
-		lo, hi := i*SnapshotChunk, min((i+1)*SnapshotChunk, len(blob))
+		lo, hi := i*chunk, min((i+1)*chunk, len(blob))
 		msgs = append(msgs, kafka.Message{
 			Key:   []byte(fmt.Sprintf("%s/%s/%06d", group, id, i)),
 			Value: blob[lo:hi],
@@ -57,12 +61,16 @@ func SnapshotMessages(group, id string, blob []byte) []kafka.Message {
 }
 
 // SnapshotWriter returns a writer for the snapshot topic: acks from all
-// replicas, one chunk per record batch.
-func SnapshotWriter(brokers []string, topic, clientID string) *kafka.Writer {
+// replicas, one chunk per record batch, chunks of up to chunk bytes
+// (<= 0: SnapshotChunk) as SnapshotMessages cuts them.
+func SnapshotWriter(brokers []string, topic, clientID string, chunk int) *kafka.Writer {
+	if chunk <= 0 {
+		chunk = SnapshotChunk
+	}
 	return &kafka.Writer{
 		Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 1,
-		BatchBytes: SnapshotChunk + 64<<10, MaxAttempts: 5, WriteTimeout: 30 * time.Second,
+		BatchBytes: int64(chunk) + 64<<10, MaxAttempts: 5, WriteTimeout: 30 * time.Second,
 		Transport: &kafka.Transport{ClientID: clientID},
 	}
 }

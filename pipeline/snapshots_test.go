@@ -44,6 +44,38 @@ func snapshotBlob(t *testing.T, events int) []byte {
 	return buf.Bytes()
 }
 
+// snapshot.chunk_bytes sets the chunk size: every chunk but the last has
+// exactly that many bytes, each names the chunk count, and they join back
+// into the blob; 0 means SnapshotChunk.
+func TestSnapshotMessagesChunkBytes(t *testing.T) {
+	blob := make([]byte, 2500)
+	for i := range blob {
+		blob[i] = byte(i * 7)
+	}
+	msgs := pipeline.SnapshotMessages("g", "0001", blob, 1024)
+	if len(msgs) != 3 || len(msgs[0].Value) != 1024 || len(msgs[1].Value) != 1024 || len(msgs[2].Value) != 452 {
+		t.Fatalf("%d chunks", len(msgs))
+	}
+	var joined []byte
+	for i, m := range msgs {
+		if want := fmt.Sprintf("g/0001/%06d", i); string(m.Key) != want {
+			t.Fatalf("chunk %d has key %q, want %q", i, m.Key, want)
+		}
+		for _, h := range m.Headers {
+			if h.Key == "adaptrec-snapshot-chunks" && string(h.Value) != "3" {
+				t.Fatalf("chunk %d says %s chunks", i, h.Value)
+			}
+		}
+		joined = append(joined, m.Value...)
+	}
+	if !bytes.Equal(joined, blob) {
+		t.Fatal("the chunks do not join back into the blob")
+	}
+	if n := len(pipeline.SnapshotMessages("g", "0002", make([]byte, pipeline.SnapshotChunk+1), 0)); n != 2 {
+		t.Fatalf("chunk 0: %d chunks of SnapshotChunk+1 bytes, want 2", n)
+	}
+}
+
 // Snapshots larger than a Kafka message travel in chunks on a compacted
 // topic. The newest complete, verified snapshot is loaded; one whose
 // publication was cut short (a crash) or whose bytes were damaged is
@@ -60,7 +92,7 @@ func TestSnapshotTopic(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := pipeline.SnapshotWriter(cfg.Kafka.Brokers, topic, "test")
+			w := pipeline.SnapshotWriter(cfg.Kafka.Brokers, topic, "test", pipeline.SnapshotChunk)
 			defer w.Close()
 			good := snapshotBlob(t, 3000)
 			if len(good) <= pipeline.SnapshotChunk {
@@ -71,11 +103,11 @@ func TestSnapshotTopic(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			publish(pipeline.SnapshotMessages("g", "0001", good))
-			publish(pipeline.SnapshotMessages("other", "0002", snapshotBlob(t, 100)))
-			cut := pipeline.SnapshotMessages("g", "0003", good)
+			publish(pipeline.SnapshotMessages("g", "0001", good, pipeline.SnapshotChunk))
+			publish(pipeline.SnapshotMessages("other", "0002", snapshotBlob(t, 100), 0))
+			cut := pipeline.SnapshotMessages("g", "0003", good, pipeline.SnapshotChunk)
 			publish(cut[:len(cut)-1]) // killed during publication
-			damaged := pipeline.SnapshotMessages("g", "0004", good)
+			damaged := pipeline.SnapshotMessages("g", "0004", good, pipeline.SnapshotChunk)
 			v := bytes.Clone(damaged[1].Value)
 			v[rand.IntN(len(v))] ^= 0x40
 			damaged[1].Value = v

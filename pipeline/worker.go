@@ -211,7 +211,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	var snapWG sync.WaitGroup
 	var snapWriter *kafka.Writer
 	if snapshots {
-		snapWriter = SnapshotWriter(cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.ClientID)
+		snapWriter = SnapshotWriter(cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.ClientID, cfg.Snapshot.ChunkBytes)
 		defer snapWriter.Close()
 		w.snaps = make(chan []byte, 1)
 		snapWG.Add(1)
@@ -857,7 +857,7 @@ func (w *Worker) encodeSnapshot(m model.Snapshotter, final bool) ([]byte, error)
 func (w *Worker) publishSnapshot(ctx context.Context, wr *kafka.Writer, blob []byte) {
 	id := fmt.Sprintf("%019d", time.Now().UnixNano())
 	start := time.Now()
-	msgs := SnapshotMessages(w.cfg.Kafka.Group, id, blob)
+	msgs := SnapshotMessages(w.cfg.Kafka.Group, id, blob, w.cfg.Snapshot.ChunkBytes)
 	for i := range msgs {
 		msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: hdrReplica, Value: []byte(w.replica)})
 	}
