@@ -244,7 +244,11 @@ type Snapshot struct {
 	// snapshot may be for it to count as live.
 	Merge       bool          `mapstructure:"merge"`
 	PeerTimeout time.Duration `mapstructure:"peer_timeout"`
-	ChunkBytes  int           `mapstructure:"chunk_bytes"`
+	// Idle: after this long without events, the worker publishes what it
+	// learned since its last snapshot and merges new snapshots of the
+	// other replicas (0: off).
+	Idle       time.Duration `mapstructure:"idle"`
+	ChunkBytes int           `mapstructure:"chunk_bytes"`
 }
 
 // Bounds of snapshot.chunk_bytes: a chunk and its record overhead must fit
@@ -517,6 +521,9 @@ func (c Config) Check() error {
 	}
 	if c.Session.RebuildEvents < 0 {
 		bad("session.rebuild_events", "must not be negative, got %d", c.Session.RebuildEvents)
+	}
+	if c.Snapshot.Idle < 0 {
+		bad("snapshot.idle", "must not be negative, got %v", c.Snapshot.Idle)
 	}
 	if c.Snapshot.PeerTimeout <= 0 {
 		bad("snapshot.peer_timeout", "must be a positive duration, got %v", c.Snapshot.PeerTimeout)

@@ -10,6 +10,10 @@ import (
 type Batcher[T any] struct {
 	Size    int
 	MaxWait time.Duration
+	// OnIdle, if set, is called every Idle while no item arrives and no
+	// batch is open.
+	Idle   time.Duration
+	OnIdle func() error
 }
 
 // Run reads in until it is closed, calling flush with each batch in order; a
@@ -21,6 +25,13 @@ func (b Batcher[T]) Run(ctx context.Context, in <-chan T, flush func([]T) error)
 	buf := make([]T, 0, b.Size)
 	timer := time.NewTimer(b.MaxWait)
 	timer.Stop()
+	var idle <-chan time.Time
+	if b.OnIdle != nil && b.Idle > 0 {
+		t := time.NewTicker(b.Idle)
+		defer t.Stop()
+		idle = t.C
+	}
+	active := false // an item arrived since the last tick
 	emit := func() error {
 		timer.Stop()
 		if len(buf) == 0 {
@@ -40,6 +51,7 @@ func (b Batcher[T]) Run(ctx context.Context, in <-chan T, flush func([]T) error)
 			if !ok {
 				return emit()
 			}
+			active = true
 			buf = append(buf, x)
 			if len(buf) == 1 {
 				timer.Reset(b.MaxWait)
@@ -51,6 +63,14 @@ func (b Batcher[T]) Run(ctx context.Context, in <-chan T, flush func([]T) error)
 			}
 		case <-timer.C:
 			if err := emit(); err != nil {
+				return err
+			}
+		case <-idle:
+			if active || len(buf) > 0 {
+				active = false
+				continue
+			}
+			if err := b.OnIdle(); err != nil {
 				return err
 			}
 		}

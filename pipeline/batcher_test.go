@@ -84,3 +84,41 @@ func TestBatcherStopsOnFlushError(t *testing.T) {
 		t.Fatalf("err %v after %d calls", err, calls)
 	}
 }
+
+func TestBatcherCallsOnIdleOnlyWhenIdle(t *testing.T) {
+	in := make(chan int)
+	idles := make(chan int, 100)
+	flushed := 0
+	done := make(chan error, 1)
+	go func() {
+		done <- Batcher[int]{Size: 100, MaxWait: time.Hour, Idle: 5 * time.Millisecond, OnIdle: func() error {
+			idles <- flushed
+			return nil
+		}}.Run(context.Background(), in, func(b []int) error { flushed += len(b); return nil })
+	}()
+	<-idles // idle from the start
+	in <- 1 // opens a batch that only the close flushes: no idle call meanwhile
+	deadline := time.After(50 * time.Millisecond)
+	drain := true
+	for drain {
+		select {
+		case <-idles: // calls queued before the item arrived
+		case <-deadline:
+			drain = false
+		}
+	}
+	select {
+	case n := <-idles:
+		t.Fatalf("OnIdle called with a batch open (%d flushed)", n)
+	default:
+	}
+	close(in)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("stop")
+	err := Batcher[int]{Size: 1, MaxWait: time.Hour, Idle: time.Millisecond, OnIdle: func() error { return stop }}.Run(context.Background(), make(chan int), func([]int) error { return nil })
+	if !errors.Is(err, stop) {
+		t.Fatalf("OnIdle's error not returned: %v", err)
+	}
+}

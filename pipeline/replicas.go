@@ -228,6 +228,20 @@ func (p *Peers) Live(now time.Time, ttl time.Duration) []string {
 	return out
 }
 
+// Pending is the number of live replicas whose newest snapshot has not
+// been taken.
+func (p *Peers) Pending(now time.Time, ttl time.Duration) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, pe := range p.newest {
+		if !pe.merged && now.Sub(pe.snap.Meta.Created) <= ttl {
+			n++
+		}
+	}
+	return n
+}
+
 // Take returns the newest snapshot of every live replica that has not
 // been taken before, sorted by replica, and marks them taken.
 func (p *Peers) Take(now time.Time, ttl time.Duration) []*model.Snapshot {

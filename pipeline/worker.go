@@ -74,6 +74,7 @@ type Worker struct {
 	peers   *Peers
 	replica string
 	decider bool
+	echoes  int // snapshots published while idle since the model last learned
 }
 
 // Instrument turns on tracing (if t is enabled), metrics (if m is not nil)
@@ -402,7 +403,8 @@ func (w *Worker) limits() feedback.Limits {
 func (w *Worker) model(ctx context.Context, in <-chan fetched, out chan<- output) error {
 	asm := NewAssembler(w.cfg.Session)
 	defer asm.Release()
-	b := Batcher[fetched]{Size: w.cfg.Batch.Size, MaxWait: w.cfg.Batch.MaxWait}
+	b := Batcher[fetched]{Size: w.cfg.Batch.Size, MaxWait: w.cfg.Batch.MaxWait,
+		Idle: w.cfg.Snapshot.Idle, OnIdle: func() error { return w.idle(ctx, out) }}
 	return b.Run(ctx, in, func(items []fetched) error {
 		o, err := w.processBatch(ctx, items, asm)
 		if err != nil {
@@ -720,7 +722,11 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 		case <-ctx.Done():
 			return fmt.Errorf("batch not committed: %w", context.Cause(ctx))
 		}
-		w.stats.Batches.Add(int64(len(group)))
+		for _, g := range group {
+			if g.events > 0 { // not a snapshot taken while idle
+				w.stats.Batches.Add(1)
+			}
+		}
 		w.stats.Groups.Add(1)
 		w.stats.Events.Add(int64(events))
 		w.stats.DLQ.Add(int64(len(dead)))
@@ -788,10 +794,16 @@ func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan com
 			msgs = append(msgs, m)
 		}
 		start := time.Now()
-		err := r.CommitMessages(ctx, msgs...)
+		var err error
+		if len(msgs) > 0 {
+			err = r.CommitMessages(ctx, msgs...)
+		}
 		done := time.Now()
 		w.stats.CommitNanos.Add(int64(done.Sub(start)))
 		for _, b := range batches {
+			if b.first.IsZero() {
+				continue // a snapshot taken while idle
+			}
 			w.metrics.Committed(b.first, done)
 			if b.span == nil {
 				continue
@@ -825,6 +837,61 @@ func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan com
 		}
 	}
 	return nil
+}
+
+// maxEchoes bounds the snapshots an idle replica publishes after merging
+// the others' without learning anything itself.
+const maxEchoes = 3
+
+// idle runs while no events arrive: it merges the other replicas'
+// snapshots that came in, and publishes what the model learned since its
+// last snapshot, so that replicas converge when the stream pauses. After
+// merging without learning it publishes at most maxEchoes times, so that
+// idle replicas do not answer each other's snapshots for ever.
+func (w *Worker) idle(ctx context.Context, out chan<- output) error {
+	snapper, ok := w.rec.(model.Snapshotter)
+	if !ok {
+		return nil
+	}
+	r, replica := w.rec.(model.Replica)
+	replica = replica && w.peers != nil
+	if w.snapBatches > 0 {
+		w.echoes = 0 // learned since the last snapshot: publish it
+	} else {
+		// Nothing learned: publish only to answer new snapshots of the
+		// others, a few times, each round halving the replicas' spread.
+		if !replica || w.echoes >= maxEchoes || w.peers.Pending(time.Now(), w.cfg.Snapshot.PeerTimeout) == 0 {
+			if replica && w.peers.Pending(time.Now(), w.cfg.Snapshot.PeerTimeout) > 0 {
+				w.mergePeers(r)
+			}
+			return nil
+		}
+		w.echoes++
+	}
+	if replica {
+		w.mergePeers(r)
+	}
+	w.snapBatches, w.snapAt = 0, time.Now()
+	blob, err := w.encodeSnapshot(snapper, false)
+	if err != nil {
+		w.log.Error("snapshot", "err", err)
+		return nil
+	}
+	select {
+	case out <- output{snapshot: blob}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// PeerSnapshotsPending is the number of other replicas whose newest
+// snapshot the model has not merged yet.
+func (w *Worker) PeerSnapshotsPending() int {
+	if w.peers == nil {
+		return 0
+	}
+	return w.peers.Pending(time.Now(), w.cfg.Snapshot.PeerTimeout)
 }
 
 // snapshotDue reports whether a snapshot is due after this batch.
