@@ -23,6 +23,12 @@ import (
 // returns their models and workers.
 func runReplicas(t *testing.T, cfg configs.Config, names ...string) ([]model.Probed, []*pipeline.Worker) {
 	t.Helper()
+	return runWorkers(t, cfg, func(c configs.Config) (model.Recommender, error) { return model.New(c) }, names...)
+}
+
+// runWorkers is runReplicas with the models build makes.
+func runWorkers(t *testing.T, cfg configs.Config, build func(configs.Config) (model.Recommender, error), names ...string) ([]model.Probed, []*pipeline.Worker) {
+	t.Helper()
 	recs := make([]model.Probed, len(names))
 	workers := make([]*pipeline.Worker, len(names))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -32,7 +38,7 @@ func runReplicas(t *testing.T, cfg configs.Config, names ...string) ([]model.Pro
 	for i, name := range names {
 		c := cfg
 		c.Snapshot.Replica = name
-		rec, err := model.New(c)
+		rec, err := build(c)
 		if err != nil {
 			t.Fatal(err)
 		}
