@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -251,5 +252,73 @@ func TestWorkerRetiresOldSnapshots(t *testing.T) {
 	}
 	if published <= 2 || len(all) != 2 || !all[0].Complete || !all[1].Complete {
 		t.Fatalf("%d snapshots published, %d left on the topic: %+v", published, len(all), all)
+	}
+}
+
+// TestSessionStateRebuiltAfterRestart stops a worker that keeps no
+// snapshot and restarts it: the restarted worker re-reads the partition's
+// earlier events, so a user's next list still leaves out what the user
+// consumed before the restart. With session.rebuild_events 0 it does not.
+func TestSessionStateRebuiltAfterRestart(t *testing.T) {
+	for _, target := range kafkatest.Targets(t) {
+		for _, rebuild := range []int{10_000, 0} {
+			t.Run(fmt.Sprintf("%s/rebuild=%d", target.Name, rebuild), func(t *testing.T) {
+				cfg := kafkatest.Config(t, target)
+				cfg.Recommender.Model = "dqn"
+				cfg.Recommender.DQN.Hidden = []int{16}
+				cfg.Recommender.DQN.Rows = 32
+				cfg.Snapshot.Restore = false // the model starts afresh: only the rebuild keeps the users
+				cfg.Session.RebuildEvents = rebuild
+				kafkatest.CreateTopics(t, cfg)
+				at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+				ev := func(user string, item int) []byte {
+					at = at.Add(time.Second)
+					return feedback.Encode(feedback.Event{UserID: user, ItemID: fmt.Sprint("i", item), Type: feedback.Click, TS: at})
+				}
+				var before [][]byte
+				for i := range 12 {
+					before = append(before, ev("other", i))
+				}
+				for i := range 8 {
+					before = append(before, ev("u1", i))
+				}
+				produce(t, cfg, before)
+				runReplicas(t, cfg, "worker")
+				// The fresh model meets every item again through another user.
+				var after [][]byte
+				for i := range 12 {
+					after = append(after, ev("another", i))
+				}
+				produce(t, cfg, append(after, ev("u1", 8)))
+				_, ws := runReplicas(t, cfg, "worker")
+				if got := ws[0].Stats().Rebuilt.Load(); (got > 0) != (rebuild > 0) {
+					t.Fatalf("rebuilt %d events with session.rebuild_events %d", got, rebuild)
+				}
+				var last model.Recommendation
+				for _, m := range kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Recommendations) {
+					var r model.Recommendation
+					if err := json.Unmarshal(m.Value, &r); err != nil {
+						t.Fatal(err)
+					}
+					if r.UserID == "u1" && r.Offset >= last.Offset {
+						last = r
+					}
+				}
+				stale := 0
+				for _, it := range last.Items {
+					var n int
+					if _, err := fmt.Sscanf(it.ItemID, "i%d", &n); err == nil && n < 8 {
+						stale++
+					}
+				}
+				t.Logf("u1's list after the restart: %d items, %d consumed before it", len(last.Items), stale)
+				if rebuild > 0 && stale > 0 {
+					t.Fatalf("the list after the restart offers %d items u1 consumed before it: %+v", stale, last.Items)
+				}
+				if rebuild == 0 && stale == 0 {
+					t.Fatalf("without the rebuild the list left out u1's earlier items anyway: the test shows nothing (%+v)", last.Items)
+				}
+			})
+		}
 	}
 }
