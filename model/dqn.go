@@ -254,18 +254,6 @@ func (d *DQN) rebuild() error {
 	return nil
 }
 
-// freshGraph replaces the training graph with a new one over the same
-// weights, keeping the optimiser state.
-func (d *DQN) freshGraph() error {
-	g, err := newTrainGraph(d.net, d.cfg.Rows, d.cfg.Negatives, d.cfg.Hard+d.cfg.RowUniform, float32(d.cfg.TDWeight))
-	if err != nil {
-		return err
-	}
-	d.graph.close()
-	d.graph = g
-	return nil
-}
-
 // netTensors lists the network's weight tensors in optimiser order.
 func (d *DQN) netTensors() [][]float32 {
 	var ts [][]float32
@@ -754,6 +742,9 @@ func (d *DQN) step(rows []transition) error {
 				d.ewc.penalize(2*i+k, w, gr)
 			}
 			d.opts[2*i+k].step(w, gr, 1)
+			// gorgonia adds each run's gradient into the weight's dual
+			// value: zero it, or the next step would see the sum of all.
+			clear(gr)
 		}
 	}
 	return nil

@@ -369,14 +369,7 @@ func (d *DQN) WriteSnapshot(w io.Writer, meta SnapshotMeta) (SnapshotMeta, error
 	if err := iw.Write(rec); err != nil {
 		return meta, fmt.Errorf("writing snapshot: %w", err)
 	}
-	if err := iw.Close(); err != nil {
-		return meta, err
-	}
-	// A gorgonia tape machine that has run computes its next step slightly
-	// differently from a new one (it carries values between runs). Restore
-	// builds a new one, so the original gets a new one too: from this
-	// snapshot on, both compute the same steps, bit for bit.
-	return meta, d.freshGraph()
+	return meta, iw.Close()
 }
 
 // Snapshot is a decoded, verified snapshot.

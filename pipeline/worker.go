@@ -829,11 +829,7 @@ func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan com
 		}
 		w.stats.Commits.Add(1)
 		if n := len(c.snapshots); n > 0 && w.snaps != nil {
-			select {
-			case w.snaps <- c.snapshots[n-1]: // the newest; its batch is committed
-			default:
-				w.log.Debug("snapshot skipped: the previous one is still being published")
-			}
+			w.offerSnapshot(c.snapshots[n-1]) // the newest; its batch is committed
 		}
 	}
 	return nil
@@ -892,6 +888,24 @@ func (w *Worker) PeerSnapshotsPending() int {
 		return 0
 	}
 	return w.peers.Pending(time.Now(), w.cfg.Snapshot.PeerTimeout)
+}
+
+// offerSnapshot hands blob to the snapshot publisher. While the publisher
+// is busy, one snapshot waits; a newer one replaces it (it holds all the
+// older one learned), so the newest is never lost.
+func (w *Worker) offerSnapshot(blob []byte) {
+	for {
+		select {
+		case w.snaps <- blob:
+			return
+		default:
+		}
+		select {
+		case <-w.snaps:
+			w.log.Debug("snapshot replaced by a newer one before it was published")
+		default:
+		}
+	}
 }
 
 // snapshotDue reports whether a snapshot is due after this batch.

@@ -3,6 +3,7 @@ package kafkatest
 import (
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 )
@@ -14,7 +15,17 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 func Logger(t testing.TB) *slog.Logger {
 	w := &tWriter{t: t}
 	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: testLogLevel()}))
+}
+
+// testLogLevel is warn, or what ADAPTREC_TEST_LOG says (debug, info) when
+// a test's worker logs are needed.
+func testLogLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("ADAPTREC_TEST_LOG"))); err != nil {
+		return slog.LevelWarn
+	}
+	return l
 }
 
 type tWriter struct {
