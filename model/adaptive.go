@@ -96,6 +96,13 @@ func NewAdaptive(cfg AdaptiveConfig, ctrl Controller) (*Adaptive, error) {
 	}
 	a := &Adaptive{DQN: d, acfg: cfg, ctrl: ctrl, pending: -1}
 	d.onSessionEnd = func() { a.closed++ }
+	// Decisions are taken at the event that ends an epoch, wherever the
+	// batch around it ends.
+	d.afterEvent = func() {
+		if a.closed >= a.acfg.EpochSessions && a.scored > 0 {
+			a.decide()
+		}
+	}
 	return a, nil
 }
 
@@ -129,8 +136,8 @@ func (a *Adaptive) Learn(ctx context.Context, b *feedback.Batch) ([]Recommendati
 }
 
 // LearnProbed implements Probed: the DQN's step, with a sample of events
-// ranked for the controller's quality signal, then a decision if an epoch
-// ended.
+// ranked for the controller's quality signal, and a decision at each event
+// that ends an epoch.
 func (a *Adaptive) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) ([]Recommendation, error) {
 	inner := func(i int, ok bool, rank func() int) {
 		var r = -1
@@ -157,14 +164,7 @@ func (a *Adaptive) LearnProbed(ctx context.Context, b *feedback.Batch, probe Pro
 			probe(i, ok, memo)
 		}
 	}
-	out, err := a.DQN.LearnProbed(ctx, b, inner)
-	if err != nil {
-		return out, err
-	}
-	if a.closed >= a.acfg.EpochSessions && a.scored > 0 {
-		a.decide()
-	}
-	return out, nil
+	return a.DQN.LearnProbed(ctx, b, inner)
 }
 
 // ndcgAt10 is one event's NDCG@10 given the rank of its item.

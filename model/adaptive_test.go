@@ -112,3 +112,57 @@ func TestFollowerTakesNoDecisions(t *testing.T) {
 		a.Close()
 	}
 }
+
+// TestLearningIgnoresBatchBoundaries feeds the same events in batches of
+// 64 and in batches of irregular sizes: the DQN and the adaptive model
+// (its decisions included) must reach the same weights, bit for bit.
+func TestLearningIgnoresBatchBoundaries(t *testing.T) {
+	evs := sessions(40, 6, 5, 4)
+	feed := func(rec Probed, sizes []int) {
+		for lo, k := 0, 0; lo < len(evs); k++ {
+			hi := min(lo+sizes[k%len(sizes)], len(evs))
+			b := feedback.BatchOf(evs[lo:hi]...)
+			if _, err := rec.Learn(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+			b.Release()
+			lo = hi
+		}
+	}
+	dcfg := DefaultDQN()
+	dcfg.Rows = 32
+	acfg := AdaptiveConfig{
+		DQN: dcfg, EpochSessions: 20, Step: 8, Lambda: 0.005, SampleEvery: 1,
+		Bounds: ArchBounds{MinWidth: 8, MaxWidth: 96, MinDepth: 1, MaxDepth: 3},
+	}
+	build := map[string]func() Probed{
+		"dqn": func() Probed {
+			d, err := NewDQN(dcfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		},
+		"adaptive": func() Probed {
+			a, err := NewAdaptive(acfg, NewPolicyGradient(0.1, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a
+		},
+	}
+	for name, mk := range build {
+		a, b := mk(), mk()
+		feed(a, []int{64})
+		feed(b, []int{1, 37, 100, 5, 250, 13})
+		ca, cb := a.(interface{ Checksum() uint64 }).Checksum(), b.(interface{ Checksum() uint64 }).Checksum()
+		if ca != cb {
+			t.Errorf("%s: batches of 64 reach %x, irregular batches %x", name, ca, cb)
+		}
+		if ad, ok := a.(*Adaptive); ok {
+			if len(ad.Decisions()) == 0 || len(ad.Decisions()) != len(b.(*Adaptive).Decisions()) {
+				t.Errorf("adaptive: %d and %d decisions", len(ad.Decisions()), len(b.(*Adaptive).Decisions()))
+			}
+		}
+	}
+}

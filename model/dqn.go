@@ -144,6 +144,9 @@ type DQN struct {
 	opts            []*adam    // per layer: W then B
 	ewc             *ewc       // nil: off
 	onSessionEnd    func()     // called when a user's session changes
+	afterEvent      func()     // called after each event is learned
+	xrng            *rand.Rand // exploration: lists never move the learning's draws
+	xpcg            *rand.PCG
 	probeUser       *UserState // the user and item of the event being probed
 	probeItem       int32
 	qRef            []float32 // rankPair's q of the reference network
@@ -159,6 +162,7 @@ type DQN struct {
 	batch           touched
 	// scratch
 	x, q, qt []float32
+	gq       []float32
 	scr      [2][]float32
 	scores   []float64
 	knn      []float64
@@ -210,6 +214,8 @@ func NewDQN(cfg DQNConfig) (*DQN, error) {
 		users: NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), cfg.Window),
 	}
 	d.rng = rand.New(d.pcg)
+	d.xpcg = rand.NewPCG(cfg.Seed, 0xe47)
+	d.xrng = rand.New(d.xpcg)
 	d.net = newQNet(d.in, cfg.Dim, cfg.Hidden, d.rng)
 	d.net.skip = cfg.Skip
 	if cfg.ZeroHead {
@@ -344,10 +350,15 @@ func (d *DQN) Learn(ctx context.Context, b *feedback.Batch) ([]Recommendation, e
 	return d.LearnProbed(ctx, b, nil)
 }
 
-// LearnProbed implements Probed.
+// LearnProbed implements Probed. Events are learned one at a time, in
+// order: each updates its user's state and the item tables at once, and
+// every cfg.Rows events the network takes its gradient steps on them.
+// Nothing depends on where a batch ends (only the lists are served per
+// batch, and their exploration draws from a generator of its own), so the
+// same events in the same order reach the same weights, bit for bit,
+// however the worker happened to batch them.
 func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) ([]Recommendation, error) {
 	d.batch.reset()
-	d.pending = d.pending[:0]
 	for i := range b.Len() {
 		u := d.users.Get(b.UserID(i), b.TSMicros(i))
 		if probe != nil {
@@ -368,7 +379,6 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 		tr.n = uint8(copy(tr.recent[:], u.Recent))
 		copy(tr.types[:], u.RecentTypes)
 		tr.pos, tr.reward = x, d.cfg.Reward.Of(b, i)
-		d.pending = append(d.pending, tr)
 		d.co.add(x, u.Recent)
 		d.fresh[x]++
 		d.users.Consume(u, x, b.Type(i))
@@ -377,19 +387,20 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 		}
 		note(u, b, i)
 		d.batch.add(u)
-	}
-	if len(d.pending) > 0 {
-		if err := d.train(); err != nil {
-			return nil, err
+		start := time.Now()
+		d.pending = append(d.pending, tr)
+		d.trainTable(&d.pending[len(d.pending)-1])
+		if len(d.pending) == d.cfg.Rows {
+			if err := d.trainRows(); err != nil {
+				return nil, err
+			}
+		}
+		d.trainTime += time.Since(start)
+		if d.afterEvent != nil {
+			d.afterEvent()
 		}
 	}
 	d.batches++
-	if d.batches%int64(d.cfg.TargetSync) == 0 {
-		d.target.copyFrom(d.net)
-	}
-	if d.ewc != nil && d.cfg.EWCEvery > 0 && d.batches%int64(d.cfg.EWCEvery) == 0 {
-		d.ewc.consolidate(d.netTensors())
-	}
 	return d.lists(), ctx.Err()
 }
 
@@ -556,14 +567,13 @@ func (d *DQN) qTD(q []float32, a int32) float32 {
 	return s
 }
 
-// train runs the gradient steps of a batch: its transitions, topped up
-// with replayed ones to fill each step's rows.
-func (d *DQN) train() error {
-	start := time.Now()
-	rows := d.cfg.Rows
-	d.trainTables()
-	for range max(d.cfg.StepsPerBatch, 1) {
-		if err := d.trainOnce(rows); err != nil {
+// trainRows runs the network's gradient steps on the cfg.Rows pending
+// transitions, keeps them in the replay buffer, and syncs the target
+// network every cfg.TargetSync such rounds.
+func (d *DQN) trainRows() error {
+	per := max(d.cfg.StepsPerBatch, 1)
+	for range per {
+		if err := d.step(d.pending); err != nil {
 			return err
 		}
 	}
@@ -575,72 +585,61 @@ func (d *DQN) train() error {
 			d.replayNext = (d.replayNext + 1) % d.cfg.Replay
 		}
 	}
-	d.trainTime += time.Since(start)
+	d.pending = d.pending[:0]
+	rounds := d.steps / int64(per)
+	if rounds%int64(d.cfg.TargetSync) == 0 {
+		d.target.copyFrom(d.net)
+	}
+	if d.ewc != nil && d.cfg.EWCEvery > 0 && rounds%int64(d.cfg.EWCEvery) == 0 {
+		d.ewc.consolidate(d.netTensors())
+	}
 	return nil
 }
 
-// trainTables runs sequential SGD on the ranking loss over the batch's
-// transitions, updating only the item tables.
-func (d *DQN) trainTables() {
+// trainTable runs one SGD step of the ranking loss on a transition,
+// updating only the item tables.
+func (d *DQN) trainTable(tr *transition) {
 	dim := d.cfg.Dim
 	lr := float32(d.cfg.EmbLR)
 	nItems := int32(len(d.bias))
-	gq := make([]float32, dim)
-	for i := range d.pending {
-		tr := &d.pending[i]
-		recent := tr.recent[:tr.n]
-		wts := d.features(recent, tr.types[:tr.n], d.x)
-		d.net.forward(d.x, d.q, &d.scr)
-		clear(gq)
-		for k := range d.cfg.EmbNegatives + d.cfg.Hard {
-			a := d.rng.Int32N(nItems)
-			if k >= d.cfg.EmbNegatives {
-				a = d.hardNegative(recent, tr.pos, nItems)
-			}
-			if a == tr.pos {
-				continue
-			}
-			// The tables learn the ranking on their own, without the
-			// co-occurrence term: two evidence sources learned apart,
-			// mixed by the network's α(s).
-			diff := d.qTD(d.q, tr.pos) - d.qTD(d.q, a)
-			g := lr * float32(1/(1+math.Exp(float64(diff)))) // lr·σ(-diff)
-			pos := d.eout[int(tr.pos)*dim : int(tr.pos+1)*dim]
-			neg := d.eout[int(a)*dim : int(a+1)*dim]
-			for j := range dim {
-				gq[j] += g * (pos[j] - neg[j])
-				pos[j] += g * d.q[j]
-				neg[j] -= g * d.q[j]
-			}
-			d.bias[tr.pos] += g
-			d.bias[a] -= g
+	if len(d.gq) != dim {
+		d.gq = make([]float32, dim)
+	}
+	gq := d.gq
+	recent := tr.recent[:tr.n]
+	wts := d.features(recent, tr.types[:tr.n], d.x)
+	d.net.forward(d.x, d.q, &d.scr)
+	clear(gq)
+	for k := range d.cfg.EmbNegatives + d.cfg.Hard {
+		a := d.rng.Int32N(nItems)
+		if k >= d.cfg.EmbNegatives {
+			a = d.hardNegative(recent, tr.pos, nItems)
 		}
-		// The state's embedding mean reaches q through the skip path.
-		for k, item := range recent {
-			row := d.ein[int(item)*dim : int(item+1)*dim]
-			for j := range dim {
-				row[j] += wts[k] * gq[j]
-			}
+		if a == tr.pos {
+			continue
+		}
+		// The tables learn the ranking on their own, without the
+		// co-occurrence term: two evidence sources learned apart,
+		// mixed by the network's α(s).
+		diff := d.qTD(d.q, tr.pos) - d.qTD(d.q, a)
+		g := lr * float32(1/(1+math.Exp(float64(diff)))) // lr·σ(-diff)
+		pos := d.eout[int(tr.pos)*dim : int(tr.pos+1)*dim]
+		neg := d.eout[int(a)*dim : int(a+1)*dim]
+		for j := range dim {
+			gq[j] += g * (pos[j] - neg[j])
+			pos[j] += g * d.q[j]
+			neg[j] -= g * d.q[j]
+		}
+		d.bias[tr.pos] += g
+		d.bias[a] -= g
+	}
+	// The state's embedding mean reaches q through the skip path.
+	for k, item := range recent {
+		row := d.ein[int(item)*dim : int(item+1)*dim]
+		for j := range dim {
+			row[j] += wts[k] * gq[j]
 		}
 	}
-}
-
-func (d *DQN) trainOnce(rows int) error {
-	for lo := 0; lo < len(d.pending); lo += rows {
-		hi := min(lo+rows, len(d.pending))
-		step := d.pending[lo:hi]
-		for len(step) < rows {
-			if len(d.replay) > 0 {
-				step = append(step, d.replay[d.rng.IntN(len(d.replay))])
-			} else {
-				step = append(step, d.pending[lo+d.rng.IntN(hi-lo)])
-			}
-		}
-		if err := d.step(step); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // step is one gradient step on exactly cfg.Rows transitions.
@@ -850,7 +849,7 @@ func (d *DQN) explore(cand []int32) []Item {
 		return items
 	}
 	for len(items) < d.cfg.TopN && total > 0 {
-		u := d.rng.Float64() * total
+		u := d.xrng.Float64() * total
 		pick := len(w) - 1
 		for i, wi := range w {
 			if u < wi {

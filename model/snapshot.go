@@ -25,7 +25,7 @@ import (
 
 // SnapshotFormat is the version of the snapshot layout this build writes
 // and reads.
-const SnapshotFormat = 1
+const SnapshotFormat = 2
 
 // SnapshotMeta is what a snapshot says about itself; it travels as the
 // Arrow schema's metadata.
@@ -204,17 +204,7 @@ func (d *DQN) rows() []row {
 // session state in least-recently-seen order.
 func (d *DQN) stateRows() []row {
 	pcg, _ := d.pcg.MarshalBinary() // cannot fail
-	var rn, rrec, rtyp, rpos []int32
-	var rrew []float32
-	for _, tr := range d.replay {
-		rn = append(rn, int32(tr.n))
-		for k := range int(tr.n) {
-			rrec = append(rrec, tr.recent[k])
-			rtyp = append(rtyp, int32(tr.types[k]))
-		}
-		rpos = append(rpos, tr.pos)
-		rrew = append(rrew, tr.reward)
-	}
+	xpcg, _ := d.xpcg.MarshalBinary()
 	var ids, sessions []string
 	var consumedOff, consumed, recentOff, recent, types, parts []int32
 	var lastTS, offsets []int64
@@ -236,13 +226,13 @@ func (d *DQN) stateRows() []row {
 		lastTS, parts, offsets = append(lastTS, u.LastTS), append(parts, u.Partition), append(offsets, u.Offset)
 	})
 	n := func(k int) []int64 { return []int64{int64(k)} }
-	return []row{
+	rows := []row{
 		{name: "rng.pcg", shape: n(1), str: []string{hex.EncodeToString(pcg)}},
-		{name: "replay.n", shape: n(len(rn)), i32: rn},
-		{name: "replay.recent", shape: n(len(rrec)), i32: rrec},
-		{name: "replay.types", shape: n(len(rtyp)), i32: rtyp},
-		{name: "replay.pos", shape: n(len(rpos)), i32: rpos},
-		{name: "replay.reward", shape: n(len(rrew)), f32: rrew},
+		{name: "rng.explore", shape: n(1), str: []string{hex.EncodeToString(xpcg)}},
+	}
+	rows = append(rows, transitionRows("replay", d.replay)...)
+	rows = append(rows, transitionRows("pending", d.pending)...)
+	return append(rows, []row{
 		{name: "users.ids", shape: n(len(ids)), str: ids},
 		{name: "users.session", shape: n(len(sessions)), str: sessions},
 		{name: "users.consumed.offsets", shape: n(len(consumedOff)), i32: consumedOff},
@@ -254,23 +244,23 @@ func (d *DQN) stateRows() []row {
 		{name: "users.partition", shape: n(len(parts)), i32: parts},
 		{name: "users.offset", shape: n(len(offsets)), i64: offsets},
 		{name: "users.store", shape: n(2), i64: []int64{d.users.newest, d.users.evicted}},
-	}
+	}...)
 }
 
 // restoreState is the inverse of stateRows, into fresh replay and user
 // stores; it checks everything before it changes anything.
 func (d *DQN) restoreState(s *Snapshot) error {
 	r := func(name string) row { return s.rows[name] }
-	rn, rrec, rtyp, rpos, rrew := r("replay.n").i32, r("replay.recent").i32, r("replay.types").i32, r("replay.pos").i32, r("replay.reward").f32
-	total := 0
-	for _, k := range rn {
-		if k < 0 || int(k) > maxWindow {
-			return fmt.Errorf("snapshot's replay buffer has a window of %d", k)
-		}
-		total += int(k)
+	replay, err := readTransitions(s, "replay")
+	if err != nil {
+		return err
 	}
-	if len(rpos) != len(rn) || len(rrew) != len(rn) || len(rrec) != total || len(rtyp) != total {
-		return fmt.Errorf("snapshot's replay buffer is inconsistent")
+	pending, err := readTransitions(s, "pending")
+	if err != nil {
+		return err
+	}
+	if len(pending) >= d.cfg.Rows {
+		return fmt.Errorf("snapshot holds %d transitions awaiting a step of %d rows", len(pending), d.cfg.Rows)
 	}
 	ids, sessions := r("users.ids").str, r("users.session").str
 	cOff, cons, rOff, rec, typ := r("users.consumed.offsets").i32, r("users.consumed").i32, r("users.recent.offsets").i32, r("users.recent").i32, r("users.recent.types").i32
@@ -280,27 +270,13 @@ func (d *DQN) restoreState(s *Snapshot) error {
 		len(store) != 2 || int(cOff[nu]) != len(cons) || int(rOff[nu]) != len(rec) || len(typ) != len(rec) {
 		return fmt.Errorf("snapshot's user state is inconsistent")
 	}
-	pcgHex := r("rng.pcg").str
-	var pcg rand.PCG
-	if len(pcgHex) != 1 {
-		return fmt.Errorf("snapshot lacks the random generator's state")
-	}
-	raw, err := hex.DecodeString(pcgHex[0])
-	if err == nil {
-		err = pcg.UnmarshalBinary(raw)
-	}
+	pcg, err := readPCG(s, "rng.pcg")
 	if err != nil {
-		return fmt.Errorf("snapshot's random generator state: %w", err)
+		return err
 	}
-	replay := make([]transition, len(rn))
-	at := 0
-	for i, k := range rn {
-		tr := &replay[i]
-		tr.n, tr.pos, tr.reward = uint8(k), rpos[i], rrew[i]
-		for j := range int(k) {
-			tr.recent[j], tr.types[j] = rrec[at], feedback.Type(rtyp[at])
-			at++
-		}
+	xpcg, err := readPCG(s, "rng.explore")
+	if err != nil {
+		return err
 	}
 	users := NewUserStore(d.cfg.MaxUsers, d.cfg.UserTTL.Microseconds(), d.cfg.Window)
 	for i, id := range ids {
@@ -315,9 +291,77 @@ func (d *DQN) restoreState(s *Snapshot) error {
 		}
 	}
 	users.newest, users.evicted = store[0], store[1]
-	*d.pcg = pcg
-	d.replay, d.replayNext, d.users = replay, s.Meta.ReplayNext, users
+	*d.pcg, *d.xpcg = pcg, xpcg
+	d.replay, d.replayNext, d.users, d.pending = replay, s.Meta.ReplayNext, users, pending
 	return nil
+}
+
+// transitionRows encodes transitions as the rows prefix.n (window
+// lengths), .recent, .types, .pos and .reward.
+func transitionRows(prefix string, trs []transition) []row {
+	var rn, rrec, rtyp, rpos []int32
+	var rrew []float32
+	for _, tr := range trs {
+		rn = append(rn, int32(tr.n))
+		for k := range int(tr.n) {
+			rrec = append(rrec, tr.recent[k])
+			rtyp = append(rtyp, int32(tr.types[k]))
+		}
+		rpos = append(rpos, tr.pos)
+		rrew = append(rrew, tr.reward)
+	}
+	n := func(k int) []int64 { return []int64{int64(k)} }
+	return []row{
+		{name: prefix + ".n", shape: n(len(rn)), i32: rn},
+		{name: prefix + ".recent", shape: n(len(rrec)), i32: rrec},
+		{name: prefix + ".types", shape: n(len(rtyp)), i32: rtyp},
+		{name: prefix + ".pos", shape: n(len(rpos)), i32: rpos},
+		{name: prefix + ".reward", shape: n(len(rrew)), f32: rrew},
+	}
+}
+
+// readTransitions decodes the transitionRows of prefix.
+func readTransitions(s *Snapshot, prefix string) ([]transition, error) {
+	r := func(name string) row { return s.rows[prefix+"."+name] }
+	rn, rrec, rtyp, rpos, rrew := r("n").i32, r("recent").i32, r("types").i32, r("pos").i32, r("reward").f32
+	total := 0
+	for _, k := range rn {
+		if k < 0 || int(k) > maxWindow {
+			return nil, fmt.Errorf("snapshot's %s transitions have a window of %d", prefix, k)
+		}
+		total += int(k)
+	}
+	if len(rpos) != len(rn) || len(rrew) != len(rn) || len(rrec) != total || len(rtyp) != total {
+		return nil, fmt.Errorf("snapshot's %s transitions are inconsistent", prefix)
+	}
+	out := make([]transition, len(rn))
+	at := 0
+	for i, k := range rn {
+		tr := &out[i]
+		tr.n, tr.pos, tr.reward = uint8(k), rpos[i], rrew[i]
+		for j := range int(k) {
+			tr.recent[j], tr.types[j] = rrec[at], feedback.Type(rtyp[at])
+			at++
+		}
+	}
+	return out, nil
+}
+
+// readPCG decodes a random generator's state.
+func readPCG(s *Snapshot, name string) (rand.PCG, error) {
+	var pcg rand.PCG
+	str := s.rows[name].str
+	if len(str) != 1 {
+		return pcg, fmt.Errorf("snapshot lacks %s, a random generator's state", name)
+	}
+	raw, err := hex.DecodeString(str[0])
+	if err == nil {
+		err = pcg.UnmarshalBinary(raw)
+	}
+	if err != nil {
+		return pcg, fmt.Errorf("snapshot's %s: %w", name, err)
+	}
+	return pcg, nil
 }
 
 // WriteSnapshot writes the DQN's learned state to w as an Arrow IPC

@@ -129,7 +129,7 @@ func TestSnapshotRejectsCorruption(t *testing.T) {
 			t.Fatalf("truncated to %d bytes: %v", n, err)
 		}
 	}
-	other := bytes.Replace(raw, []byte(`"format":1`), []byte(`"format":9`), 1)
+	other := bytes.Replace(raw, []byte(fmt.Sprintf(`"format":%d`, SnapshotFormat)), []byte(`"format":9`), 1)
 	if _, err := ReadSnapshot(bytes.NewReader(other)); !errors.Is(err, ErrCorruptSnapshot) || !bytes.Contains([]byte(err.Error()), []byte("format 9")) {
 		t.Fatalf("format 9: %v", err)
 	}
