@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,18 +9,25 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/adaptrec/adaptrec/model"
 )
 
 // ReplayTarget is where replay rewinds a group to: a time, or the earliest
 // or latest offset.
 type ReplayTarget struct {
-	Time     time.Time // used when Earliest and Latest are false
+	Time     time.Time // used when Earliest, Latest and Offsets are unset
 	Earliest bool
 	Latest   bool
+	// Offsets, if set, are the offsets per partition a snapshot learned up
+	// to; partitions it does not name go to their earliest offset.
+	Offsets map[int32]int64
 }
 
 func (t ReplayTarget) String() string {
 	switch {
+	case t.Offsets != nil:
+		return "a snapshot's offsets"
 	case t.Earliest:
 		return "earliest"
 	case t.Latest:
@@ -61,6 +69,13 @@ func Replay(ctx context.Context, client *kafka.Client, group, topic string, targ
 	}
 	var offsets map[int]int64
 	switch {
+	case target.Offsets != nil:
+		offsets, err = listOffsets(ctx, client, topic, parts, kafka.FirstOffset)
+		for p := range offsets {
+			if off, ok := target.Offsets[int32(p)]; ok {
+				offsets[p] = off
+			}
+		}
 	case target.Earliest:
 		offsets, err = listOffsets(ctx, client, topic, parts, kafka.FirstOffset)
 	case target.Latest:
@@ -179,4 +194,49 @@ func EndOffsets(ctx context.Context, client *kafka.Client, topic string) (map[in
 		return nil, err
 	}
 	return listOffsets(ctx, client, topic, parts, kafka.LastOffset)
+}
+
+// ReplaySnapshot rewinds group on the feedback topic to the offsets that
+// snapshot id of the group learned up to, and publishes the snapshot again
+// as the group's newest, so that the next worker restores that model and
+// learns from exactly where it stopped: with the same events in the same
+// order, it reaches the same weights, bit for bit. The snapshot must be
+// complete and verify; the group must be empty. It returns the new offsets
+// and the id of the republished snapshot.
+func ReplaySnapshot(ctx context.Context, client *kafka.Client, brokers []string, group, topic, snapshotTopic, id string, chunk int) (map[int]int64, string, error) {
+	all, err := ListSnapshots(ctx, brokers, snapshotTopic, group)
+	if err != nil {
+		return nil, "", err
+	}
+	var found *StoredSnapshot
+	for i := range all {
+		if all[i].ID == id {
+			found = &all[i]
+		}
+	}
+	if found == nil {
+		return nil, "", fmt.Errorf("replay: group %q has no snapshot %s on %s (adaptrec snapshot ls lists them)", group, id, snapshotTopic)
+	}
+	if !found.Complete {
+		return nil, "", fmt.Errorf("replay: snapshot %s cannot be used: %s", id, found.Problem)
+	}
+	snap, err := model.ReadSnapshot(bytes.NewReader(found.blob))
+	if err != nil {
+		return nil, "", fmt.Errorf("replay: snapshot %s cannot be used: %w", id, err)
+	}
+	offsets, err := Replay(ctx, client, group, topic, ReplayTarget{Offsets: snap.Meta.Offsets})
+	if err != nil {
+		return nil, "", err
+	}
+	newID := fmt.Sprintf("%019d", time.Now().UnixNano())
+	msgs := SnapshotMessages(group, newID, found.blob, chunk)
+	for i := range msgs {
+		msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: hdrReplica, Value: []byte(found.Replica)})
+	}
+	w := SnapshotWriter(brokers, snapshotTopic, "adaptrec-replay", chunk)
+	defer w.Close()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		return offsets, "", fmt.Errorf("replay: the offsets were rewound, but publishing snapshot %s again failed (a worker would restore a newer one): %w; run the replay again", id, err)
+	}
+	return offsets, newID, nil
 }

@@ -322,3 +322,66 @@ func TestSessionStateRebuiltAfterRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayFromSnapshotIsBitForBit runs a DQN worker over a one-partition
+// topic, then replays the group from one of its snapshots taken part way
+// (adaptrec replay --snapshot) with another batch size: the worker that
+// restores it and learns the rest reaches the same weights, bit for bit.
+func TestReplayFromSnapshotIsBitForBit(t *testing.T) {
+	for _, target := range kafkatest.Targets(t) {
+		t.Run(target.Name, func(t *testing.T) {
+			cfg := kafkatest.Config(t, target)
+			cfg.Topics.Partitions = 1
+			cfg.Recommender.Model = "dqn"
+			cfg.Recommender.DQN.Hidden = []int{16}
+			cfg.Recommender.DQN.Rows = 32
+			cfg.Batch.Size = 50
+			cfg.Snapshot.Interval = 0
+			cfg.Snapshot.EveryBatches = 4
+			cfg.Snapshot.Keep = 100 // the test picks one part way through
+			kafkatest.CreateTopics(t, cfg)
+			lines, _ := kafkatest.Events(1500, 0, 150, 21)
+			produce(t, cfg, lines)
+			first, _ := runReplicas(t, cfg, "worker")
+			want := first[0].(*model.DQN).Checksum()
+
+			ctx := context.Background()
+			all, err := pipeline.ListSnapshots(ctx, cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.Group)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mid *pipeline.StoredSnapshot
+			var from int64
+			for i := range all {
+				s, err := model.ReadSnapshot(bytes.NewReader(all[i].Blob()))
+				if err != nil || !all[i].Complete {
+					continue
+				}
+				if off := s.Meta.Offsets[0]; off > 300 && off < 1200 {
+					mid, from = &all[i], off
+				}
+			}
+			if mid == nil {
+				t.Fatalf("no snapshot part way through among %d", len(all))
+			}
+			offsets, id, err := pipeline.ReplaySnapshot(ctx, kafkatest.Client(cfg.Kafka.Brokers), cfg.Kafka.Brokers, cfg.Kafka.Group,
+				cfg.Topics.Feedback, cfg.Snapshot.Topic, mid.ID, cfg.Snapshot.ChunkBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if offsets[0] != from || id == "" {
+				t.Fatalf("rewound to %v (snapshot %q), want partition 0 at %d", offsets, id, from)
+			}
+			again := cfg
+			again.Batch.Size = 37 // other batch boundaries: the weights must not care
+			second, ws := runReplicas(t, again, "worker")
+			if got := ws[0].Restored().Offsets[0]; got != from {
+				t.Fatalf("the replaying worker restored a snapshot at %d, want the one at %d", got, from)
+			}
+			if got := second[0].(*model.DQN).Checksum(); got != want {
+				t.Fatalf("replayed from offset %d: weights %x, the original run reached %x", from, got, want)
+			}
+			t.Logf("replayed %d of %d events from snapshot %s: same weights (%x)", 1500-from, 1500, mid.ID, want)
+		})
+	}
+}

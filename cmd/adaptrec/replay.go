@@ -12,23 +12,49 @@ import (
 )
 
 func (a *app) replayCmd() *cobra.Command {
-	var toTime, toOffset string
+	var toTime, toOffset, snapshot string
 	cmd := &cobra.Command{
-		Use:   "replay (--to-datetime RFC3339 | --to-offset earliest|latest)",
+		Use:   "replay (--to-datetime RFC3339 | --to-offset earliest|latest | --snapshot ID)",
 		Short: "Rewind the group's committed offsets on the feedback topic",
 		Long: `replay rewinds the consumer group's committed offset on every partition of
-the feedback topic: to the first message produced at or after a time, or to
-the earliest or latest offset. The group must have no live members (stop its
-workers first); otherwise replay refuses and changes nothing. Workers started
-afterwards reprocess from there.`,
+the feedback topic: to the first message produced at or after a time, to the
+earliest or latest offset, or to where one of the group's snapshots stopped
+learning. The group must have no live members (stop its workers first);
+otherwise replay refuses and changes nothing. Workers started afterwards
+reprocess from there.
+
+With --snapshot, the snapshot is also published again as the group's newest,
+so the next worker restores that model and learns the same events again: a
+single worker reaches the same weights, bit for bit (README: Replay).`,
 		Example: `  adaptrec replay --brokers 127.0.0.1:9092 --group adaptrec --to-datetime 2026-11-28T10:00:00Z
-  adaptrec replay --brokers 127.0.0.1:9092 --group adaptrec --to-offset earliest`,
+  adaptrec replay --brokers 127.0.0.1:9092 --group adaptrec --to-offset earliest
+  adaptrec replay --brokers 127.0.0.1:9092 --group adaptrec --snapshot 1795910000000000000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var target pipeline.ReplayTarget
+			given := 0
+			for _, f := range []string{toTime, toOffset, snapshot} {
+				if f != "" {
+					given++
+				}
+			}
 			switch {
-			case (toTime == "") == (toOffset == ""):
-				return fmt.Errorf("give exactly one of --to-datetime and --to-offset")
+			case given != 1:
+				return fmt.Errorf("give exactly one of --to-datetime, --to-offset and --snapshot")
+			case snapshot != "":
+				cfg, err := a.load()
+				if err != nil {
+					return err
+				}
+				client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: cfg.Kafka.RequestTimeout}
+				offsets, id, err := pipeline.ReplaySnapshot(cmd.Context(), client, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback,
+					cfg.Snapshot.Topic, snapshot, cfg.Snapshot.ChunkBytes)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "published snapshot %s again as %s, the group's newest\n", snapshot, id)
+				printOffsets(a, cfg.Kafka.Group, cfg.Topics.Feedback, "snapshot "+snapshot, offsets)
+				return nil
 			case toOffset == "earliest":
 				target.Earliest = true
 			case toOffset == "latest":
@@ -51,19 +77,24 @@ afterwards reprocess from there.`,
 			if err != nil {
 				return err
 			}
-			parts := make([]int, 0, len(offsets))
-			for p := range offsets {
-				parts = append(parts, p)
-			}
-			slices.Sort(parts)
-			fmt.Fprintf(a.stdout, "rewound group %q on %s to %s:\n", cfg.Kafka.Group, cfg.Topics.Feedback, target)
-			for _, p := range parts {
-				fmt.Fprintf(a.stdout, "  partition %d -> offset %d\n", p, offsets[p])
-			}
+			printOffsets(a, cfg.Kafka.Group, cfg.Topics.Feedback, target.String(), offsets)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&toTime, "to-datetime", "", "rewind to the first message produced at or after this RFC 3339 time")
 	cmd.Flags().StringVar(&toOffset, "to-offset", "", "rewind to earliest or latest")
+	cmd.Flags().StringVar(&snapshot, "snapshot", "", "rewind to where this snapshot of the group stopped and make it the newest (adaptrec snapshot ls)")
 	return cmd
+}
+
+func printOffsets(a *app, group, topic, to string, offsets map[int]int64) {
+	parts := make([]int, 0, len(offsets))
+	for p := range offsets {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	fmt.Fprintf(a.stdout, "rewound group %q on %s to %s:\n", group, topic, to)
+	for _, p := range parts {
+		fmt.Fprintf(a.stdout, "  partition %d -> offset %d\n", p, offsets[p])
+	}
 }
