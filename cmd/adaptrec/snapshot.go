@@ -66,7 +66,7 @@ valid one), export writes one to a file, a plain Arrow IPC stream.`,
 				return err
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tGROUP\tOFFSET\tBYTES\tCHUNKS\tSTATE\tCREATED\tMODEL\tWIDTHS\tITEMS")
+			fmt.Fprintln(tw, "ID\tGROUP\tREPLICA\tOFFSET\tBYTES\tCHUNKS\tSTATE\tCREATED\tMODEL\tWIDTHS\tITEMS")
 			for _, s := range list {
 				state, created, mdl, widths, items := "ok", "-", "-", "-", "-"
 				if !s.Complete {
@@ -77,7 +77,11 @@ valid one), export writes one to a file, a plain Arrow IPC stream.`,
 					m := snap.Meta
 					created, mdl, widths, items = m.Created.Format("2006-01-02T15:04:05Z"), m.Model, fmt.Sprint(m.Widths), fmt.Sprint(m.Items)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d/%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Group, s.Offset, s.Size, s.Have, s.Chunks, state, created, mdl, widths, items)
+				replica := s.Replica
+				if replica == "" {
+					replica = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d/%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Group, replica, s.Offset, s.Size, s.Have, s.Chunks, state, created, mdl, widths, items)
 			}
 			return tw.Flush()
 		},
