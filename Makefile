@@ -7,7 +7,7 @@ KAFKA_TEST_CONTROLLER_PORT ?= 19093
 TEST_TIMEOUT ?= 12m
 # Tests too slow under the race detector (DQN workers over ml-latest-small):
 # they skip themselves under -race and run in a second pass without it.
-NORACE_TESTS := TestReplicasConverge|TestRestartKeepsQuality
+NORACE_TESTS := TestReplicasConverge|TestRestartKeepsQuality|TestReplicasFollowTheDecider
 # Its log lives in memory where the machine has /dev/shm: the broker is the
 # real one, but tests should not wait on this machine's disk.
 KAFKA_TEST_DATA ?= $(if $(wildcard /dev/shm),/dev/shm/adaptrec-kafka-test,$${TMPDIR:-/tmp}/adaptrec-kafka-test)

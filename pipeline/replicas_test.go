@@ -179,3 +179,50 @@ func TestReplicasConverge(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicasFollowTheDecider runs two adaptive workers (learned
+// controller) in one group: only the replica with the smaller name keeps
+// deciding the architecture, the other adopts it, and after the run both
+// have the same architecture.
+func TestReplicasFollowTheDecider(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two adaptive DQN workers over 20,000 ratings")
+	}
+	if raceEnabled {
+		t.Skip("the DQN under -race is ~10x slower: make test runs this test in its own pass without -race")
+	}
+	events, err := eval.Load("../../shared/data/ml-latest-small/ratings.csv", "movielens-csv")
+	if err != nil {
+		t.Fatalf("ml-latest-small is needed beside the project (../shared/data): %v", err)
+	}
+	lines := make([][]byte, 20_000)
+	for i, e := range events[:len(lines)] {
+		lines[i] = feedback.Encode(e)
+	}
+	cfg := kafkatest.Config(t, kafkatest.Targets(t)[0])
+	cfg.Recommender.Model = "adaptive"
+	cfg.Recommender.Adaptive.Controller = "rl"
+	cfg.Recommender.Adaptive.EpochSessions = 10
+	cfg.Batch.Size = 256
+	cfg.Batch.MaxWait = 50 * time.Millisecond
+	cfg.Snapshot.Interval = 0
+	cfg.Snapshot.EveryBatches = 4
+	kafkatest.CreateTopics(t, cfg)
+	produceB(t, cfg.Kafka.Brokers, cfg.Topics.Feedback, lines)
+	models, workers := runReplicas(t, cfg, "replica-a", "replica-b")
+	a, b := models[0].(*model.Adaptive), models[1].(*model.Adaptive)
+	t.Logf("replica-a: %d decisions, widths %v, decider %v; replica-b: %d decisions, widths %v, decider %v; merged %d and %d",
+		len(a.Decisions()), a.Widths(), a.Decider(), len(b.Decisions()), b.Widths(), b.Decider(), workers[0].Stats().Merges.Load(), workers[1].Stats().Merges.Load())
+	if !a.Decider() || b.Decider() {
+		t.Fatalf("decider: replica-a %v, replica-b %v; want replica-a only", a.Decider(), b.Decider())
+	}
+	if len(a.Decisions()) == 0 {
+		t.Fatal("the decider took no decisions: the test shows nothing")
+	}
+	if !slices.Equal(a.Widths(), b.Widths()) {
+		t.Fatalf("after the run replica-a has widths %v, replica-b %v", a.Widths(), b.Widths())
+	}
+	if len(b.Decisions()) >= len(a.Decisions()) {
+		t.Fatalf("the follower took %d decisions, the decider %d", len(b.Decisions()), len(a.Decisions()))
+	}
+}
