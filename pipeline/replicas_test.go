@@ -62,6 +62,34 @@ func runWorkers(t *testing.T, cfg configs.Config, build func(configs.Config) (mo
 	return recs, workers
 }
 
+// mlRatings returns ml-latest-small's ratings in time order for the tests
+// that run DQN workers over it: they skip in -short mode and under -race
+// (gorgonia is about ten times slower there; make test runs them in a
+// pass of their own without it).
+func mlRatings(t *testing.T) []feedback.Event {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs DQN workers over ml-latest-small")
+	}
+	if raceEnabled {
+		t.Skip("the DQN under -race is ~10x slower: make test runs this test in its own pass without -race")
+	}
+	events, err := eval.Load("../../shared/data/ml-latest-small/ratings.csv", "movielens-csv")
+	if err != nil {
+		t.Fatalf("ml-latest-small is needed beside the project (../shared/data): %v", err)
+	}
+	return events
+}
+
+// encodeAll encodes events as feedback lines.
+func encodeAll(events []feedback.Event) [][]byte {
+	out := make([][]byte, len(events))
+	for i, e := range events {
+		out[i] = feedback.Encode(e)
+	}
+	return out
+}
+
 // settle waits until the idle replicas have published what they learned
 // and merged each other's last snapshots: nothing published or merged
 // for three idle periods, and no snapshot of another replica pending.
@@ -97,22 +125,10 @@ func settle(t *testing.T, cfg configs.Config, workers []*pipeline.Worker) {
 // each model's prequential HR@10 on the held-out last 10%: the replicas
 // must agree within 2% and each be within 5% of the single worker.
 func TestReplicasConverge(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs three DQN workers over ml-latest-small (~1 min)")
-	}
-	if raceEnabled {
-		t.Skip("the DQN under -race is ~10x slower: make test runs this test in its own pass without -race")
-	}
-	events, err := eval.Load("../../shared/data/ml-latest-small/ratings.csv", "movielens-csv")
-	if err != nil {
-		t.Fatalf("ml-latest-small is needed beside the project (../shared/data): %v", err)
-	}
+	events := mlRatings(t)
 	split := len(events) * 9 / 10
 	train, tail := events[:split], events[split:]
-	lines := make([][]byte, len(train))
-	for i, e := range train {
-		lines[i] = feedback.Encode(e)
-	}
+	lines := encodeAll(train)
 	targets := kafkatest.Targets(t)
 	target := targets[0] // the real broker when there is one
 	cfg := kafkatest.Config(t, target)
@@ -185,20 +201,7 @@ func TestReplicasConverge(t *testing.T) {
 // deciding the architecture, the other adopts it, and after the run both
 // have the same architecture.
 func TestReplicasFollowTheDecider(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs two adaptive DQN workers over 20,000 ratings")
-	}
-	if raceEnabled {
-		t.Skip("the DQN under -race is ~10x slower: make test runs this test in its own pass without -race")
-	}
-	events, err := eval.Load("../../shared/data/ml-latest-small/ratings.csv", "movielens-csv")
-	if err != nil {
-		t.Fatalf("ml-latest-small is needed beside the project (../shared/data): %v", err)
-	}
-	lines := make([][]byte, 20_000)
-	for i, e := range events[:len(lines)] {
-		lines[i] = feedback.Encode(e)
-	}
+	lines := encodeAll(mlRatings(t)[:20_000])
 	cfg := kafkatest.Config(t, kafkatest.Targets(t)[0])
 	cfg.Recommender.Model = "adaptive"
 	cfg.Recommender.Adaptive.Controller = "rl"

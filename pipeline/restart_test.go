@@ -8,7 +8,6 @@ import (
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
-	"github.com/adaptrec/adaptrec/model/eval"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
@@ -73,24 +72,8 @@ func runScored(t *testing.T, cfg configs.Config) (*scoredDQN, *pipeline.Worker) 
 // a worker that starts from nothing on them (else the measure could not
 // tell a lost model from a restored one).
 func TestRestartKeepsQuality(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs four DQN workers (~1 min)")
-	}
-	if raceEnabled {
-		t.Skip("the DQN under -race is ~10x slower: make test runs this test in its own pass without -race")
-	}
-	events, err := eval.Load("../../shared/data/ml-latest-small/ratings.csv", "movielens-csv")
-	if err != nil {
-		t.Fatalf("ml-latest-small is needed beside the project (../shared/data): %v", err)
-	}
-	encode := func(es []feedback.Event) [][]byte {
-		out := make([][]byte, len(es))
-		for i, e := range es {
-			out[i] = feedback.Encode(e)
-		}
-		return out
-	}
-	first, next := encode(events[:20_000]), encode(events[20_000:21_000])
+	events := mlRatings(t)
+	first, next := encodeAll(events[:20_000]), encodeAll(events[20_000:21_000])
 	target := kafkatest.Targets(t)[0] // the real broker when there is one
 	base := kafkatest.Config(t, target)
 	base.Recommender.Model = "dqn"

@@ -142,36 +142,11 @@ func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
 	}
 	var out []kafka.Message
 	for p, end := range ends {
-		if end == 0 {
-			continue
-		}
-		// A partition connection reads without a group and closes at once.
-		conn, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, p)
+		msgs, err := pipeline.ReadRange(ctx, brokers, topic, p, 0, end)
 		if err != nil {
-			t.Fatalf("dialing the leader of %s/%d: %v", topic, p, err)
+			t.Fatal(err)
 		}
-		next := int64(0)
-		for next < end {
-			if _, err := conn.Seek(next, kafka.SeekAbsolute); err != nil {
-				t.Fatalf("seeking %s/%d@%d: %v", topic, p, next, err)
-			}
-			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-			batch := conn.ReadBatch(1, 10<<20)
-			for {
-				m, err := batch.ReadMessage()
-				if err != nil {
-					break
-				}
-				if m.Offset >= next && m.Offset < end {
-					out = append(out, m)
-					next = m.Offset + 1
-				}
-			}
-			if err := batch.Close(); err != nil {
-				t.Fatalf("reading %s/%d@%d: %v", topic, p, next, err)
-			}
-		}
-		conn.Close()
+		out = append(out, msgs...)
 	}
 	return out
 }
