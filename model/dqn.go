@@ -39,7 +39,7 @@ type DQNConfig struct {
 	Rows         int     // transitions per training step
 	Gamma        float64 // discount of the TD target
 	TDWeight     float64 // weight of the TD loss against the ranking loss
-	TargetSync   int     // batches between target-network syncs
+	TargetSync   int     // rounds of steps between target-network syncs
 	Replay       int     // replay buffer capacity, transitions
 
 	// Temperature of the Boltzmann exploration over the ExploreTop best
@@ -49,8 +49,8 @@ type DQNConfig struct {
 
 	Reward Reward
 
-	// StepsPerBatch is the number of gradient steps per batch (each on
-	// Rows transitions).
+	// StepsPerBatch is the number of gradient steps on every Rows
+	// transitions (one round).
 	StepsPerBatch int
 	// Skip adds the state's embedding mean to f(s) (a residual connection).
 	Skip bool
@@ -62,7 +62,7 @@ type DQNConfig struct {
 	HeadLR float64
 	// EWCLambda is the strength of the elastic weight consolidation penalty
 	// on the network's weights (0: off); the weights are consolidated every
-	// EWCEvery batches.
+	// EWCEvery rounds of steps.
 	EWCLambda float64
 	EWCEvery  int
 	// NoKNN drops the co-occurrence term from Q (an ablation).
@@ -122,9 +122,9 @@ func DefaultDQN() DQNConfig {
 // b_a are the item's output embedding and bias, and knn(s, a) is the
 // co-occurrence similarity of a to the session's items, weighted by α(s),
 // which the network learns (how much to trust co-occurrence is learned
-// online, not fixed). Each batch: events are scored and update their user's
-// state one by one with fixed weights, then one gradient step trains on the
-// batch's transitions plus replayed ones, with a ranking loss against
+// online, not fixed). Events are learned one by one: each is scored,
+// updates its user's state and the item tables; every Rows events gradient
+// steps train the network on their transitions, with a ranking loss against
 // sampled negatives and a TD loss towards r + γ·Q_target(s', argmax Q(s', ·)).
 type DQN struct {
 	name  string
