@@ -474,6 +474,24 @@ func (d *DQN) features(recent []int32, types []feedback.Type, x []float32) []flo
 	return d.wts
 }
 
+// Rank is the rank (0: first) of item among the items the model knows and
+// the user has not consumed, by Q in the user's current state, without
+// learning anything; ok is false for an item the model does not know or
+// the user consumed (it cannot be recommended). An unknown user is ranked
+// from an empty state.
+func (d *DQN) Rank(userID, itemID string) (rank int, ok bool) {
+	item, known := d.items.Lookup(itemID)
+	u, seen := d.users.Lookup(userID)
+	if !seen {
+		u = &UserState{ID: userID, Consumed: map[int32]struct{}{}}
+	}
+	if _, consumed := u.Consumed[item]; !known || consumed {
+		return 0, false
+	}
+	d.scoreAll(u)
+	return order{score: d.scores}.rank(item, u.Consumed), true
+}
+
 // scoreAll fills d.scores with Q(s, a) of every known item for the state
 // of the given window, with the online network.
 func (d *DQN) scoreAll(u *UserState) {

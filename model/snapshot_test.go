@@ -418,3 +418,36 @@ func TestObserveRebuildsSessionsWithoutLearning(t *testing.T) {
 		t.Fatalf("learning after observing: %v", err)
 	}
 }
+
+// TestRankIsTheProbesRank checks that Rank ranks as the prequential probe
+// does, and learns nothing.
+func TestRankIsTheProbesRank(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows = 32
+	d := trainedDQN(t, cfg, 300)
+	sum := d.Checksum()
+	e := feedback.Event{UserID: "u3", ItemID: "i17", Type: feedback.Click, TS: time.Unix(9999, 0)}
+	want, ok := d.Rank(e.UserID, e.ItemID)
+	if !ok || d.Checksum() != sum {
+		t.Fatalf("Rank: ok %v, weights changed %v", ok, d.Checksum() != sum)
+	}
+	b := feedback.BatchOf(feedback.Located{Event: e})
+	defer b.Release()
+	got := -1
+	if _, err := d.LearnProbed(context.Background(), b, func(_ int, ok bool, rank func() int) {
+		if ok {
+			got = rank()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("Rank says %d, the probe %d", want, got)
+	}
+	if _, ok := d.Rank("u3", "i17"); ok {
+		t.Fatal("ranked an item the user has consumed")
+	}
+	if _, ok := d.Rank("u3", "never-seen"); ok {
+		t.Fatal("ranked an unknown item")
+	}
+}
