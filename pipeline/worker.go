@@ -827,7 +827,9 @@ func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan com
 			w.stats.CommitFailures.Add(1)
 			continue
 		}
-		w.stats.Commits.Add(1)
+		if len(msgs) > 0 {
+			w.stats.Commits.Add(1)
+		}
 		if n := len(c.snapshots); n > 0 && w.snaps != nil {
 			w.offerSnapshot(c.snapshots[n-1]) // the newest; its batch is committed
 		}
