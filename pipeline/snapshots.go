@@ -20,7 +20,7 @@ import (
 // Snapshots travel on a compacted topic in chunks (snapshot.chunk_bytes,
 // SnapshotChunk by default), one chunk per record batch, so that no message
 // reaches Kafka's default 1 MB limit (a snapshot of the default model on
-// ml-latest-small is about 13 MB). Chunk i of snapshot ID of group G has
+// ml-latest-small is about 18 MiB). Chunk i of snapshot ID of group G has
 // key "G/ID/i" and headers naming the snapshot, the chunk, the chunk count,
 // the blob's size and its SHA-256; a snapshot is complete when all its
 // chunks are there and the reassembled blob has that digest.
