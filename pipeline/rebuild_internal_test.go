@@ -1,0 +1,89 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/pipeline/embedded"
+	"github.com/adaptrec/adaptrec/pipeline/feedback"
+)
+
+// TestRebuildSessionsReadsWhatTheModelMissed checks which events a worker
+// re-reads before a batch: from where its model's state of the partition
+// ends (a gap another worker processed), at most session.rebuild_events
+// back for a partition it never read, and nothing when the batch continues
+// what it learned or re-delivers it.
+func TestRebuildSessionsReadsWhatTheModelMissed(t *testing.T) {
+	const topic = "rebuild.feedback"
+	broker, err := embedded.Start(1, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	var msgs []kafka.Message
+	for i := range 40 {
+		ev := feedback.Event{UserID: fmt.Sprint("u", i%4), ItemID: fmt.Sprint("i", i), Type: feedback.Click, TS: at.Add(time.Duration(i) * time.Second)}
+		msgs = append(msgs, kafka.Message{Value: feedback.Encode(ev)})
+	}
+	wr := &kafka.Writer{Addr: kafka.TCP(broker.Addrs()...), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	if err := wr.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	wr.Close()
+
+	cfg := configs.Default()
+	cfg.Kafka.Brokers, cfg.Topics.Feedback = broker.Addrs(), topic
+	cfg.Session.RebuildEvents = 5
+	cfg.Recommender.DQN.Hidden = []int{8}
+	batch := func(from, to int64) []fetched {
+		var out []fetched
+		for o := from; o < to; o++ {
+			out = append(out, fetched{msg: kafka.Message{Topic: topic, Partition: 0, Offset: o}})
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name     string
+		consumed map[int32]int64 // where the model's state ends
+		first    int64
+		rebuilt  int64
+	}{
+		{"a gap another worker processed", map[int32]int64{0: 20}, 23, 3},
+		{"a partition never read: at most rebuild_events back", map[int32]int64{}, 30, 5},
+		{"continuous", map[int32]int64{0: 30}, 30, 0},
+		{"re-delivered", map[int32]int64{0: 35}, 30, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rec, err := model.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := NewWorker(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), rec, nil)
+			w.consumed = c.consumed
+			asm := NewAssembler(cfg.Session)
+			defer asm.Release()
+			if err := w.rebuildSessions(context.Background(), batch(c.first, c.first+3), asm, rec.(model.Observer)); err != nil {
+				t.Fatal(err)
+			}
+			if got := w.stats.Rebuilt.Load(); got != c.rebuilt {
+				t.Fatalf("re-read %d events, want %d", got, c.rebuilt)
+			}
+			if c.rebuilt > 0 {
+				// The last event before the batch is in its user's state.
+				last := c.first - 1
+				if r, ok := rec.(*model.DQN).Rank(fmt.Sprint("u", last%4), fmt.Sprint("i", last)); ok {
+					t.Fatalf("the user of offset %d has not consumed its item (rank %d)", last, r)
+				}
+			}
+		})
+	}
+}
