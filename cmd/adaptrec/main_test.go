@@ -339,10 +339,15 @@ func TestReplayCLI(t *testing.T) {
 		{"replay", "--to-offset", "middle"},
 		{"replay", "--to-datetime", "yesterday"},
 		{"replay", "--to-offset", "earliest", "--to-datetime", "2026-01-01T00:00:00Z"},
+		{"replay", "--to-offset", "earliest", "--snapshot", "1"},
+		{"replay", "--snapshot", "1795910000000000000"}, // the group has no such snapshot
 	} {
 		p := start(t, env(cfg, "replay"), bad...)
 		if err := p.wait(t, 30*time.Second); err == nil {
 			t.Errorf("%v accepted", bad)
+		}
+		if bad[len(bad)-1] == "1795910000000000000" && !strings.Contains(p.output(), "has no snapshot 1795910000000000000") {
+			t.Errorf("replay of a missing snapshot does not say so: %s", p.output())
 		}
 	}
 }
