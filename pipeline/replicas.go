@@ -190,6 +190,11 @@ func (p *Peers) add(m kafka.Message) {
 		return
 	}
 	delete(p.assembling, id)
+	for other, o := range p.assembling {
+		if o.replica == replica && other < id {
+			delete(p.assembling, other) // cut short: this replica has moved on
+		}
+	}
 	var b bytes.Buffer
 	for i := range a.n {
 		b.Write(a.chunks[i])
