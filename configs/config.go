@@ -247,8 +247,11 @@ type Snapshot struct {
 	// Idle: after this long without events, the worker publishes what it
 	// learned since its last snapshot and merges new snapshots of the
 	// other replicas (0: off).
-	Idle       time.Duration `mapstructure:"idle"`
-	ChunkBytes int           `mapstructure:"chunk_bytes"`
+	Idle time.Duration `mapstructure:"idle"`
+	// OrderTopic records the order in which the worker learned the
+	// events, for bit-for-bit replay from a snapshot ("": off).
+	OrderTopic string `mapstructure:"order_topic"`
+	ChunkBytes int    `mapstructure:"chunk_bytes"`
 }
 
 // Bounds of snapshot.chunk_bytes: a chunk and its record overhead must fit
@@ -521,6 +524,9 @@ func (c Config) Check() error {
 	}
 	if c.Session.RebuildEvents < 0 {
 		bad("session.rebuild_events", "must not be negative, got %d", c.Session.RebuildEvents)
+	}
+	if t := c.Snapshot.OrderTopic; t != "" && (!validTopic(t) || t == c.Snapshot.Topic || t == c.Topics.Feedback) {
+		bad("snapshot.order_topic", "%q is not a valid Kafka topic name of its own", t)
 	}
 	if c.Snapshot.Idle < 0 {
 		bad("snapshot.idle", "must not be negative, got %v", c.Snapshot.Idle)

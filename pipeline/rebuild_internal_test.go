@@ -87,3 +87,47 @@ func TestRebuildSessionsReadsWhatTheModelMissed(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowOrder checks that a replaying worker passes messages on in the
+// recorded order, and stops following it, passing everything on, when a
+// partition does not continue its run or a run does not arrive.
+func TestFollowOrder(t *testing.T) {
+	w := NewWorker(configs.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
+	msg := func(p int, off int64) fetched { return fetched{msg: kafka.Message{Partition: p, Offset: off}} }
+	for _, c := range []struct {
+		name string
+		runs []orderRun
+		in   []fetched
+		want []fetched
+	}{
+		{"recorded order", []orderRun{{0, 10, 2}, {1, 5, 1}, {0, 12, 1}},
+			[]fetched{msg(1, 5), msg(0, 10), msg(1, 6), msg(0, 11), msg(0, 12)},
+			[]fetched{msg(0, 10), msg(0, 11), msg(1, 5), msg(0, 12), msg(1, 6)}},
+		{"a partition that does not continue its run", []orderRun{{0, 10, 2}},
+			[]fetched{msg(1, 3), msg(0, 20), msg(0, 21)},
+			[]fetched{msg(0, 20), msg(1, 3), msg(0, 21)}}, // what was held, by partition, then the rest
+		{"a run that never arrives", []orderRun{{0, 10, 1}},
+			[]fetched{msg(1, 3)},
+			[]fetched{msg(1, 3)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in, out := make(chan fetched, len(c.in)), make(chan fetched, 10)
+			for _, f := range c.in {
+				in <- f
+			}
+			done := make(chan struct{})
+			go func() { defer close(done); w.followOrder(context.Background(), in, out, c.runs, 50*time.Millisecond) }()
+			var got []fetched
+			for len(got) < len(c.want) {
+				got = append(got, <-out)
+			}
+			close(in)
+			<-done
+			for i := range got {
+				if got[i].msg.Partition != c.want[i].msg.Partition || got[i].msg.Offset != c.want[i].msg.Offset {
+					t.Fatalf("message %d: partition %d offset %d, want %d@%d", i, got[i].msg.Partition, got[i].msg.Offset, c.want[i].msg.Partition, c.want[i].msg.Offset)
+				}
+			}
+		})
+	}
+}

@@ -48,6 +48,7 @@ type Worker struct {
 	recs  sink.Sink
 	dlq   sink.Sink
 	dec   sink.Sink
+	order sink.Sink // the order log (nil: off)
 	// decisions the model took during the batch in hand (model goroutine)
 	taken []model.Decision
 	// closing is set once the reader is being closed.
@@ -94,25 +95,26 @@ func NewWorker(cfg configs.Config, log *slog.Logger, rec model.Recommender, stat
 	if stats == nil {
 		stats = &Stats{}
 	}
-	wc := func(topic string) sink.WriterConfig {
-		return sink.WriterConfig{
-			Brokers: cfg.Kafka.Brokers, Topic: topic, ClientID: cfg.Kafka.ClientID,
-			BatchTimeout: cfg.Sink.BatchTimeout, BatchSize: cfg.Sink.BatchSize,
-			WriteTimeout: cfg.Sink.WriteTimeout, MaxAttempts: cfg.Sink.MaxAttempts,
-		}
-	}
-	w := &Worker{
-		cfg: cfg, log: log, rec: rec, stats: stats,
-		recs: sink.NewKafka(wc(cfg.Topics.Recommendations)),
-		dlq:  sink.NewKafka(wc(cfg.Topics.DLQ)),
-		dec:  sink.NewKafka(wc(cfg.Topics.Decisions)),
-	}
+	w := &Worker{cfg: cfg, log: log, rec: rec, stats: stats}
+	w.recs = sink.NewKafka(w.writerConfig(cfg.Topics.Recommendations))
+	w.dlq = sink.NewKafka(w.writerConfig(cfg.Topics.DLQ))
+	w.dec = sink.NewKafka(w.writerConfig(cfg.Topics.Decisions))
 	r := cfg.Recommender.DQN.Reward
 	w.reward = model.Reward{Click: r.Click, View: r.View, ViewPerMinute: r.ViewPerMinute, RatingCenter: r.RatingCenter, RatingScale: r.RatingScale}
 	if d, ok := rec.(DecisionSource); ok {
 		d.SetDecisionHook(func(dec model.Decision) { w.taken = append(w.taken, dec) })
 	}
 	return w
+}
+
+// writerConfig is the sink configuration of an output topic.
+func (w *Worker) writerConfig(topic string) sink.WriterConfig {
+	c := w.cfg
+	return sink.WriterConfig{
+		Brokers: c.Kafka.Brokers, Topic: topic, ClientID: c.Kafka.ClientID,
+		BatchTimeout: c.Sink.BatchTimeout, BatchSize: c.Sink.BatchSize,
+		WriteTimeout: c.Sink.WriteTimeout, MaxAttempts: c.Sink.MaxAttempts,
+	}
 }
 
 // DecisionSource is a recommender that changes its own architecture; the
@@ -136,6 +138,7 @@ type output struct {
 	lists   []kafka.Message
 	dead    []kafka.Message
 	dec     []kafka.Message // architecture decisions
+	order   []kafka.Message // the batch's order (order log)
 	commits []kafka.Message // the last message of every partition of the batch
 	events  int
 	batch   batchTrace
@@ -181,6 +184,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if snapshots {
 		specs = append(specs, TopicSpec{Name: cfg.Snapshot.Topic, Partitions: 1, ReplicationFactor: cfg.Topics.ReplicationFactor,
 			Configs: map[string]string{"cleanup.policy": "compact"}})
+		if cfg.Snapshot.OrderTopic != "" {
+			specs = append(specs, TopicSpec{Name: cfg.Snapshot.OrderTopic, Partitions: 1, ReplicationFactor: cfg.Topics.ReplicationFactor})
+			w.order = sink.NewKafka(w.writerConfig(cfg.Snapshot.OrderTopic))
+		}
 	}
 	if err := EnsureTopics(ctx, client, specs, cfg.Topics.Create, w.log); err != nil {
 		w.closeSinks()
@@ -198,6 +205,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	var restoredID string
 	if snapshots && cfg.Snapshot.Restore {
 		restored, restoredID = w.restore(ctx, snapper)
+	}
+	var runs []orderRun
+	if restored != nil && w.order != nil {
+		var err error
+		if runs, err = orderFrom(ctx, cfg.Kafka.Brokers, cfg.Snapshot.OrderTopic, cfg.Topics.Feedback, cfg.Kafka.Group, restored.Meta.Offsets); err != nil {
+			w.log.Warn("not following the recorded order: reading it failed", "topic", cfg.Snapshot.OrderTopic, "err", err)
+		} else if len(runs) > 0 {
+			w.log.Info("following the recorded order from the restored snapshot", "topic", cfg.Snapshot.OrderTopic, "runs", len(runs))
+		}
 	}
 	if _, ok := w.rec.(model.Replica); ok && snapshots && cfg.Snapshot.Merge {
 		w.peers = NewPeers(cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.Group, w.replica, w.log)
@@ -257,7 +273,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	commits := make(chan committing, 1)
 	wg.Add(4)
 	go func() { defer wg.Done(); defer close(in); w.fetch(fetchCtx, reader, in) }()
-	go func() { defer wg.Done(); defer close(out); fail(w.model(work, in, out)) }()
+	learnIn := in
+	if len(runs) > 0 {
+		// A replay from a snapshot: learn in the recorded order.
+		ordered := make(chan fetched, cfg.Batch.Size)
+		learnIn = ordered
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(ordered)
+			w.followOrder(work, in, ordered, runs, cfg.Kafka.RebalanceTimeout+30*time.Second)
+		}()
+	}
+	go func() { defer wg.Done(); defer close(out); fail(w.model(work, learnIn, out)) }()
 	go func() { defer wg.Done(); defer close(commits); fail(w.publish(work, out, commits)) }()
 	go func() { defer wg.Done(); fail(w.commit(work, reader, commits)) }()
 	wg.Wait()
@@ -348,7 +376,10 @@ func (w *Worker) membership(format string) {
 }
 
 func (w *Worker) closeSinks() {
-	for _, s := range []sink.Sink{w.recs, w.dlq, w.dec} {
+	for _, s := range []sink.Sink{w.recs, w.dlq, w.dec, w.order} {
+		if s == nil {
+			continue
+		}
 		if err := s.Close(); err != nil {
 			w.log.Warn("closing writer", "err", err)
 		}
@@ -480,6 +511,13 @@ func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *Assembl
 		w.consumed[int32(p)] = m.Offset + 1
 	}
 	o.events = len(items)
+	if w.order != nil {
+		m, err := orderMessage(w.cfg.Kafka.Group, items)
+		if err != nil {
+			return output{}, err
+		}
+		o.order = append(o.order, m)
+	}
 	batch := asm.Flush()
 	defer batch.Release()
 	if span != nil {
@@ -657,7 +695,7 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 			}
 		}
 		lists, dead = lists[:0], dead[:0]
-		var decs []kafka.Message
+		var decs, orders []kafka.Message
 		clear(last)
 		events := 0
 		start := time.Now()
@@ -668,6 +706,7 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 			lists = append(lists, g.lists...)
 			dead = append(dead, g.dead...)
 			decs = append(decs, g.dec...)
+			orders = append(orders, g.order...)
 			for _, m := range g.commits {
 				if prev, ok := last[m.Partition]; !ok || m.Offset > prev.Offset {
 					last[m.Partition] = m
@@ -688,6 +727,9 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 		}
 		recErr := w.recs.Publish(ctx, lists...)
 		decErr := w.dec.Publish(ctx, decs...)
+		if w.order != nil && decErr == nil {
+			decErr = w.order.Publish(ctx, orders...)
+		}
 		wg.Wait()
 		err := errors.Join(recErr, dlqErr, decErr)
 		acked := time.Now()

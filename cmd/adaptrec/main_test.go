@@ -76,6 +76,7 @@ func env(cfg configs.Config, clientID string) []string {
 		"ADAPTREC_TOPICS_DLQ="+cfg.Topics.DLQ,
 		"ADAPTREC_TOPICS_DECISIONS="+cfg.Topics.Decisions,
 		"ADAPTREC_SNAPSHOT_TOPIC="+cfg.Snapshot.Topic,
+		"ADAPTREC_SNAPSHOT_ORDER_TOPIC="+cfg.Snapshot.OrderTopic,
 		"ADAPTREC_BATCH_SIZE="+strconv.Itoa(cfg.Batch.Size),
 		"ADAPTREC_BATCH_MAX_WAIT="+cfg.Batch.MaxWait.String(),
 		"ADAPTREC_WORKER_MAX_PENDING_BATCHES="+strconv.Itoa(cfg.Worker.MaxPendingBatches),

@@ -86,6 +86,7 @@ func Config(t testing.TB, target Target) configs.Config {
 	c.Topics.DLQ = Name(t, "dlq")
 	c.Topics.Decisions = Name(t, "decisions")
 	c.Snapshot.Topic = Name(t, "snapshots")
+	c.Snapshot.OrderTopic = Name(t, "order")
 	c.Batch.Size = 100
 	// The pipeline tests need a model, not a good one; the DQN has its own
 	// worker test (gorgonia under -race is slow).

@@ -1,0 +1,189 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// The order log. A worker reading several partitions learns their events
+// in the order they happen to be fetched. It records that order, one
+// message per batch on snapshot.order_topic, as runs of consecutive
+// offsets of one partition; a worker that restores a snapshot (after
+// adaptrec replay --snapshot) follows the recorded runs from where the
+// snapshot stopped, so it learns the same events in the same order and
+// reaches the same weights, bit for bit.
+
+// orderRun is count events of partition from offset from, in that order.
+type orderRun struct {
+	Partition int   `json:"p"`
+	From      int64 `json:"from"`
+	Count     int64 `json:"n"`
+}
+
+type orderRecord struct {
+	Group string     `json:"group"`
+	Runs  []orderRun `json:"runs"`
+}
+
+// orderMessage records the order of a batch's messages.
+func orderMessage(group string, items []fetched) (kafka.Message, error) {
+	var runs []orderRun
+	for _, it := range items {
+		m := it.msg
+		if n := len(runs); n > 0 && runs[n-1].Partition == m.Partition && runs[n-1].From+runs[n-1].Count == m.Offset {
+			runs[n-1].Count++
+			continue
+		}
+		runs = append(runs, orderRun{Partition: m.Partition, From: m.Offset, Count: 1})
+	}
+	b, err := json.Marshal(orderRecord{Group: group, Runs: runs})
+	if err != nil {
+		return kafka.Message{}, err
+	}
+	return kafka.Message{Key: []byte(group), Value: b}, nil
+}
+
+// orderFrom reads the group's recorded order and returns the runs that
+// continue exactly from offsets (the next offset per partition a restored
+// snapshot learned up to; a partition it does not name starts at its
+// first offset). Recordings of runs already covered (a replay records the
+// order again) are skipped; the runs stop at the first gap.
+func orderFrom(ctx context.Context, brokers []string, topic, feedbackTopic, group string, offsets map[int32]int64) ([]orderRun, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	ends, err := EndOffsets(ctx, client, topic)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := Partitions(ctx, client, feedbackTopic)
+	if err != nil {
+		return nil, err
+	}
+	firsts, err := listOffsets(ctx, client, feedbackTopic, parts, kafka.FirstOffset)
+	if err != nil {
+		return nil, err
+	}
+	next := map[int]int64{}
+	for _, p := range parts {
+		next[p] = firsts[p]
+		if off, ok := offsets[int32(p)]; ok {
+			next[p] = off
+		}
+	}
+	var runs []orderRun
+	gap := false
+	for p, end := range ends {
+		err := readPartition(ctx, brokers, topic, p, 0, end, func(m kafka.Message) {
+			var rec orderRecord
+			if gap || json.Unmarshal(m.Value, &rec) != nil || rec.Group != group {
+				return
+			}
+			for _, r := range rec.Runs {
+				n, known := next[r.Partition]
+				switch {
+				case !known || r.Count <= 0 || r.From+r.Count <= n:
+					// another topic's partition, or already covered
+				case r.From == n:
+					runs = append(runs, r)
+					next[r.Partition] += r.Count
+				case r.From < n: // partly covered
+					runs = append(runs, orderRun{Partition: r.Partition, From: n, Count: r.From + r.Count - n})
+					next[r.Partition] = r.From + r.Count
+				default:
+					gap = true
+					return
+				}
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return runs, nil
+}
+
+// followOrder passes the fetched messages on in the order of runs, holding
+// back the messages of other partitions meanwhile, then in the order they
+// come. If a partition's messages do not continue its run (the group was
+// not rewound to the snapshot), or a run's messages do not arrive within
+// wait, it stops following, says so, and passes everything on.
+func (w *Worker) followOrder(ctx context.Context, in <-chan fetched, out chan<- fetched, runs []orderRun, wait time.Duration) {
+	held := map[int][]fetched{}
+	send := func(f fetched) bool {
+		select {
+		case out <- f:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	release := func() bool {
+		parts := make([]int, 0, len(held))
+		for p := range held {
+			parts = append(parts, p)
+		}
+		slices.Sort(parts)
+		for _, p := range parts {
+			for _, f := range held[p] {
+				if !send(f) {
+					return false
+				}
+			}
+		}
+		clear(held)
+		return true
+	}
+	followed := int64(0)
+	stop := func(why string) {
+		w.log.Warn("not following the recorded order", "topic", w.cfg.Snapshot.OrderTopic, "reason", why, "events_followed", followed)
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+follow:
+	for _, r := range runs {
+		for k := int64(0); k < r.Count; {
+			if q := held[r.Partition]; len(q) > 0 {
+				if got, want := q[0].msg.Offset, r.From+k; got != want {
+					stop(fmt.Sprintf("partition %d continues at offset %d, the recorded order at %d", r.Partition, got, want))
+					break follow
+				}
+				held[r.Partition] = q[1:]
+				if !send(q[0]) {
+					return
+				}
+				k++
+				followed++
+				continue
+			}
+			timer.Reset(wait)
+			select {
+			case f, ok := <-in:
+				if !ok {
+					release()
+					return
+				}
+				held[f.msg.Partition] = append(held[f.msg.Partition], f)
+			case <-timer.C:
+				stop(fmt.Sprintf("partition %d offset %d did not arrive within %v", r.Partition, r.From+k, wait))
+				break follow
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	if len(runs) > 0 && followed > 0 {
+		w.log.Info("followed the recorded order", "topic", w.cfg.Snapshot.OrderTopic, "events", followed)
+	}
+	if !release() {
+		return
+	}
+	for f := range in {
+		if !send(f) {
+			return
+		}
+	}
+}
