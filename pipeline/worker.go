@@ -719,19 +719,20 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 			}
 		}
 
-		var dlqErr error
+		var dlqErr, orderErr error
 		var wg sync.WaitGroup
 		if len(dead) > 0 {
 			wg.Add(1)
 			go func() { defer wg.Done(); dlqErr = w.dlq.Publish(ctx, dead...) }()
 		}
+		if w.order != nil && len(orders) > 0 {
+			wg.Add(1)
+			go func() { defer wg.Done(); orderErr = w.order.Publish(ctx, orders...) }()
+		}
 		recErr := w.recs.Publish(ctx, lists...)
 		decErr := w.dec.Publish(ctx, decs...)
-		if w.order != nil && decErr == nil {
-			decErr = w.order.Publish(ctx, orders...)
-		}
 		wg.Wait()
-		err := errors.Join(recErr, dlqErr, decErr)
+		err := errors.Join(recErr, dlqErr, decErr, orderErr)
 		acked := time.Now()
 		for _, s := range spans {
 			if err != nil {
