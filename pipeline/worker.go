@@ -896,18 +896,19 @@ func (w *Worker) idle(ctx context.Context, out chan<- output) error {
 	}
 	r, replica := w.rec.(model.Replica)
 	replica = replica && w.peers != nil
-	if w.snapBatches > 0 {
-		w.echoes = 0 // learned since the last snapshot: publish it
-	} else {
-		// Nothing learned: publish only to answer new snapshots of the
-		// others, a few times, each round halving the replicas' spread.
-		if !replica || w.echoes >= maxEchoes || w.peers.Pending(time.Now(), w.cfg.Snapshot.PeerTimeout) == 0 {
-			if replica && w.peers.Pending(time.Now(), w.cfg.Snapshot.PeerTimeout) > 0 {
-				w.mergePeers(r)
-			}
-			return nil
-		}
+	pending := replica && w.peers.Pending(time.Now(), w.cfg.Snapshot.PeerTimeout) > 0
+	switch {
+	case w.snapBatches > 0: // learned since the last snapshot: publish it
+		w.echoes = 0
+	case pending && w.echoes < maxEchoes:
+		// Nothing learned: answer new snapshots of the others, a few
+		// times, each round halving the replicas' spread.
 		w.echoes++
+	default:
+		if pending {
+			w.mergePeers(r)
+		}
+		return nil
 	}
 	if replica {
 		w.mergePeers(r)
