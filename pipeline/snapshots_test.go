@@ -284,10 +284,22 @@ func TestSessionStateRebuiltAfterRestart(t *testing.T) {
 				}
 				produce(t, cfg, before)
 				runReplicas(t, cfg, "worker")
-				// The fresh model meets every item again through another user.
+				// The fresh model meets every item again through another user
+				// of u1's partition, so it learns them before u1's event.
+				parts := make([]int, cfg.Topics.Partitions)
+				for i := range parts {
+					parts[i] = i
+				}
+				partition := func(user string) int {
+					return (&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: []byte(user)}, parts...)
+				}
+				another := "another"
+				for k := 0; partition(another) != partition("u1"); k++ {
+					another = fmt.Sprint("another", k)
+				}
 				var after [][]byte
 				for i := range 12 {
-					after = append(after, ev("another", i))
+					after = append(after, ev(another, i))
 				}
 				produce(t, cfg, append(after, ev("u1", 8)))
 				_, ws := runReplicas(t, cfg, "worker")
