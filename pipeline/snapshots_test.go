@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
@@ -141,17 +142,24 @@ func TestSnapshotTopic(t *testing.T) {
 	}
 }
 
+// smallDQN is a test worker's configuration with a small DQN, snapshots
+// taken only at shutdown (or every_batches, where a test sets it).
+func smallDQN(t *testing.T, target kafkatest.Target) configs.Config {
+	cfg := kafkatest.Config(t, target)
+	cfg.Recommender.Model = "dqn"
+	cfg.Recommender.DQN.Hidden = []int{16}
+	cfg.Recommender.DQN.Rows = 32
+	cfg.Snapshot.Interval = 0
+	return cfg
+}
+
 // A worker stopped gracefully publishes its model; the next worker of the
 // group starts from that model, exactly, and from the committed offsets,
 // which are the ones the snapshot learned up to: nothing is learned twice.
 func TestWorkerRestartRestoresTheModel(t *testing.T) {
 	for _, target := range kafkatest.Targets(t) {
 		t.Run(target.Name, func(t *testing.T) {
-			cfg := kafkatest.Config(t, target)
-			cfg.Recommender.Model = "dqn"
-			cfg.Recommender.DQN.Hidden = []int{16}
-			cfg.Recommender.DQN.Rows = 32
-			cfg.Snapshot.Interval = 0
+			cfg := smallDQN(t, target)
 			kafkatest.CreateTopics(t, cfg)
 			lines, _ := kafkatest.Events(1500, 0, 200, 9)
 			produce(t, cfg, lines)
@@ -263,10 +271,7 @@ func TestSessionStateRebuiltAfterRestart(t *testing.T) {
 	for _, target := range kafkatest.Targets(t) {
 		for _, rebuild := range []int{10_000, 0} {
 			t.Run(fmt.Sprintf("%s/rebuild=%d", target.Name, rebuild), func(t *testing.T) {
-				cfg := kafkatest.Config(t, target)
-				cfg.Recommender.Model = "dqn"
-				cfg.Recommender.DQN.Hidden = []int{16}
-				cfg.Recommender.DQN.Rows = 32
+				cfg := smallDQN(t, target)
 				cfg.Snapshot.Restore = false // the model starts afresh: only the rebuild keeps the users
 				cfg.Session.RebuildEvents = rebuild
 				kafkatest.CreateTopics(t, cfg)
@@ -343,12 +348,8 @@ func TestSessionStateRebuiltAfterRestart(t *testing.T) {
 func TestReplayFromSnapshotIsBitForBit(t *testing.T) {
 	for _, target := range kafkatest.Targets(t) {
 		t.Run(target.Name, func(t *testing.T) {
-			cfg := kafkatest.Config(t, target)
-			cfg.Recommender.Model = "dqn"
-			cfg.Recommender.DQN.Hidden = []int{16}
-			cfg.Recommender.DQN.Rows = 32
+			cfg := smallDQN(t, target)
 			cfg.Batch.Size = 50
-			cfg.Snapshot.Interval = 0
 			cfg.Snapshot.EveryBatches = 4
 			cfg.Snapshot.Keep = 100 // the test picks one part way through
 			kafkatest.CreateTopics(t, cfg)
