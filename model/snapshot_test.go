@@ -87,9 +87,16 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		}
 	}
 	// The restored model goes on learning.
-	b := feedback.BatchOf(feedback.Located{Event: feedback.Event{UserID: "new", ItemID: "i1", Type: feedback.Click, TS: time.Unix(900, 0)}})
+	learnClick(t, r, "new", "i1")
+}
+
+// learnClick has d learn one click of user on item: a model that was
+// restored, merged or changed goes on learning.
+func learnClick(t *testing.T, d *DQN, user, item string) {
+	t.Helper()
+	b := feedback.BatchOf(feedback.Located{Event: feedback.Event{UserID: user, ItemID: item, Type: feedback.Click, TS: time.Unix(999, 0)}})
 	defer b.Release()
-	if _, err := r.Learn(context.Background(), b); err != nil {
+	if _, err := d.Learn(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -301,11 +308,7 @@ func TestMergeAveragesReplicas(t *testing.T) {
 		t.Fatal("merged a replica of another architecture")
 	}
 	// The merged model goes on learning and serving.
-	bt := feedback.BatchOf(feedback.Located{Event: feedback.Event{UserID: "u1", ItemID: "i70", Type: feedback.Click, TS: time.Unix(999, 0)}})
-	defer bt.Release()
-	if _, err := a.Learn(context.Background(), bt); err != nil {
-		t.Fatal(err)
-	}
+	learnClick(t, a, "u1", "i70")
 }
 
 // TestAdoptTakesTheDecidersNetworks checks that a replica adopting the
@@ -348,11 +351,7 @@ func TestAdoptTakesTheDecidersNetworks(t *testing.T) {
 	if err := follower.Merge(s, 0.5); err != nil {
 		t.Fatalf("merge after adopting: %v", err)
 	}
-	b := feedback.BatchOf(feedback.Located{Event: feedback.Event{UserID: "u1", ItemID: "i3", Type: feedback.Click, TS: time.Unix(999, 0)}})
-	defer b.Release()
-	if _, err := follower.Learn(context.Background(), b); err != nil {
-		t.Fatal(err)
-	}
+	learnClick(t, follower, "u1", "i3")
 }
 
 // TestObserveRebuildsSessionsWithoutLearning checks that observed events

@@ -48,14 +48,23 @@ func orderMessage(group string, items []fetched) (kafka.Message, error) {
 	return kafka.Message{Key: []byte(group), Value: b}, nil
 }
 
-// orderFrom reads the group's recorded order and returns the runs that
-// continue exactly from offsets (the next offset per partition a restored
-// snapshot learned up to; a partition it does not name starts at its
-// first offset). Recordings of runs already covered (a replay records the
-// order again) are skipped; the runs stop at the first gap.
-func orderFrom(ctx context.Context, brokers []string, topic, feedbackTopic, group string, offsets map[int32]int64) ([]orderRun, error) {
+// orderFrom reads the group's order recorded since a snapshot was taken
+// (less a minute for clocks and batches in flight) and returns the runs
+// that continue exactly from offsets (the next offset per partition the
+// snapshot learned up to; a partition it does not name starts at its first
+// offset). Recordings of runs already covered (a replay records the order
+// again) are skipped; the runs stop at the first gap.
+func orderFrom(ctx context.Context, brokers []string, topic, feedbackTopic, group string, taken time.Time, offsets map[int32]int64) ([]orderRun, error) {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 	ends, err := EndOffsets(ctx, client, topic)
+	if err != nil {
+		return nil, err
+	}
+	orderParts := make([]int, 0, len(ends))
+	for p := range ends {
+		orderParts = append(orderParts, p)
+	}
+	starts, err := listOffsets(ctx, client, topic, orderParts, taken.Add(-time.Minute).UnixMilli())
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +86,10 @@ func orderFrom(ctx context.Context, brokers []string, topic, feedbackTopic, grou
 	var runs []orderRun
 	gap := false
 	for p, end := range ends {
-		err := readPartition(ctx, brokers, topic, p, 0, end, func(m kafka.Message) {
+		if starts[p] < 0 {
+			continue // nothing recorded since
+		}
+		err := readPartition(ctx, brokers, topic, p, starts[p], end, func(m kafka.Message) {
 			var rec orderRecord
 			if gap || json.Unmarshal(m.Value, &rec) != nil || rec.Group != group {
 				return

@@ -229,10 +229,7 @@ func ReplaySnapshot(ctx context.Context, client *kafka.Client, brokers []string,
 		return nil, "", err
 	}
 	newID := fmt.Sprintf("%019d", time.Now().UnixNano())
-	msgs := SnapshotMessages(group, newID, found.blob, chunk)
-	for i := range msgs {
-		msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: hdrReplica, Value: []byte(found.Replica)})
-	}
+	msgs := SnapshotMessages(group, newID, found.Replica, found.blob, chunk)
 	w := SnapshotWriter(brokers, snapshotTopic, "adaptrec-replay", chunk)
 	defer w.Close()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {

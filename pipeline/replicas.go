@@ -118,8 +118,9 @@ func NewPeers(brokers []string, topic, group, self string, log *slog.Logger) *Pe
 		newest: map[string]*peer{}, assembling: map[string]*assembly{}}
 }
 
-// Run reads the snapshot topic from its start until ctx ends.
-func (p *Peers) Run(ctx context.Context) {
+// Run reads the snapshot topic until ctx ends, from the offsets from (per
+// partition; from the start where it has none).
+func (p *Peers) Run(ctx context.Context, from map[int]int64) {
 	client := &kafka.Client{Addr: kafka.TCP(p.brokers...), Timeout: 10 * time.Second}
 	parts, err := Partitions(ctx, client, p.topic)
 	if err != nil {
@@ -139,6 +140,12 @@ func (p *Peers) Run(ctx context.Context) {
 				ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
 			})
 			defer r.Close()
+			if off, ok := from[part]; ok {
+				if err := r.SetOffset(off); err != nil {
+					p.log.Warn("reading the other replicas' snapshots", "topic", p.topic, "partition", part, "err", err)
+					return
+				}
+			}
 			for {
 				m, err := r.ReadMessage(ctx)
 				if err != nil {
@@ -374,13 +381,30 @@ func (w *Worker) rebuildSessions(ctx context.Context, items []fetched, asm *Asse
 	return nil
 }
 
-// Restored records the snapshot the worker started from, of replica id:
-// it is not merged again (the model is it).
-func (p *Peers) Restored(id string, s *model.Snapshot) {
-	if s.Meta.Replica == "" || s.Meta.Replica == p.self {
-		return
+// Seed takes the newest complete snapshot of each other replica among
+// all, the group's snapshots as restore read them; restored, the one the
+// worker started from (id restoredID), is not merged again: the model is
+// it.
+func (p *Peers) Seed(all []StoredSnapshot, restoredID string, restored *model.Snapshot) {
+	newest := map[string]*StoredSnapshot{}
+	for i := range all {
+		s := &all[i]
+		if s.Complete && s.Replica != "" && s.Replica != p.self && (newest[s.Replica] == nil || s.ID > newest[s.Replica].ID) {
+			newest[s.Replica] = s
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.newest[s.Meta.Replica] = &peer{id: id, snap: s, merged: true}
+	for replica, s := range newest {
+		if restored != nil && s.ID == restoredID {
+			p.newest[replica] = &peer{id: s.ID, snap: restored, merged: true}
+			continue
+		}
+		snap, err := model.ReadSnapshot(bytes.NewReader(s.blob))
+		if err != nil {
+			p.log.Warn("skipping a replica's snapshot", "topic", p.topic, "snapshot", s.ID, "replica", replica, "reason", err)
+			continue
+		}
+		p.newest[replica] = &peer{id: s.ID, snap: snap}
+	}
 }

@@ -31,11 +31,7 @@ func TestPeersKeepTheNewestOfEachReplica(t *testing.T) {
 		return buf.Bytes()
 	}
 	chunks := func(group, id, replica string, b []byte) []kafka.Message {
-		msgs := SnapshotMessages(group, id, b, 1024)
-		for i := range msgs {
-			msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: hdrReplica, Value: []byte(replica)})
-		}
-		return msgs
+		return SnapshotMessages(group, id, replica, b, 1024)
 	}
 	now := time.Now().UTC()
 	p := NewPeers(nil, "snaps", "g", "self", slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -66,5 +62,44 @@ func TestPeersKeepTheNewestOfEachReplica(t *testing.T) {
 	}
 	if again := p.Take(now, time.Minute); len(again) != 0 || p.Pending(now, time.Minute) != 0 {
 		t.Fatal("a snapshot was taken twice")
+	}
+}
+
+// TestPeersSeededFromTheListing checks that Peers starts from what restore
+// read: the newest complete snapshot of each other replica, the restored
+// one already merged, its own left out.
+func TestPeersSeededFromTheListing(t *testing.T) {
+	d, err := model.NewDQN(model.DefaultDQN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	now := time.Now().UTC()
+	stored := func(id, replica string, complete bool) StoredSnapshot {
+		var buf bytes.Buffer
+		if _, err := d.WriteSnapshot(&buf, model.SnapshotMeta{Replica: replica, Created: now}); err != nil {
+			t.Fatal(err)
+		}
+		return StoredSnapshot{ID: id, Replica: replica, Complete: complete, blob: buf.Bytes()}
+	}
+	all := []StoredSnapshot{
+		stored("01", "b", true), stored("02", "b", true), stored("03", "b", false), // b's newest complete: 02
+		stored("04", "c", true), // the one restored
+		stored("05", "self", true),
+	}
+	restored, err := model.ReadSnapshot(bytes.NewReader(all[3].blob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPeers(nil, "snaps", "g", "self", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p.Seed(all, "04", restored)
+	if got := p.Live(now, time.Minute); len(got) != 2 || got[0] != "b" || got[1] != "c" {
+		t.Fatalf("live replicas %v, want [b c]", got)
+	}
+	if p.newest["b"].id != "02" {
+		t.Fatalf("b's snapshot %s, want its newest complete one, 02", p.newest["b"].id)
+	}
+	if taken := p.Take(now, time.Minute); len(taken) != 1 || taken[0].Meta.Replica != "b" {
+		t.Fatalf("took %d snapshots, want b's only (c's was restored)", len(taken))
 	}
 }

@@ -36,7 +36,8 @@ const (
 
 // SnapshotMessages splits blob into the chunk messages of snapshot id, of
 // chunk bytes each (the last one shorter); chunk <= 0 means SnapshotChunk.
-func SnapshotMessages(group, id string, blob []byte, chunk int) []kafka.Message {
+// replica, if not empty, names the worker that wrote it.
+func SnapshotMessages(group, id, replica string, blob []byte, chunk int) []kafka.Message {
 	if chunk <= 0 {
 		chunk = SnapshotChunk
 	}
@@ -56,6 +57,9 @@ func SnapshotMessages(group, id string, blob []byte, chunk int) []kafka.Message 
 				{Key: hdrSHA, Value: []byte(hex.EncodeToString(sum[:]))},
 			},
 		})
+		if replica != "" {
+			msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: hdrReplica, Value: []byte(replica)})
+		}
 	}
 	return msgs
 }
@@ -96,18 +100,25 @@ func (s StoredSnapshot) Blob() []byte { return s.blob }
 // ListSnapshots reads the snapshot topic (every partition, start to end)
 // and returns group's snapshots, oldest first. group "" lists every group's.
 func ListSnapshots(ctx context.Context, brokers []string, topic, group string) ([]StoredSnapshot, error) {
+	all, _, err := listSnapshots(ctx, brokers, topic, group)
+	return all, err
+}
+
+// listSnapshots is ListSnapshots that also returns, per partition, the
+// offset where it stopped reading.
+func listSnapshots(ctx context.Context, brokers []string, topic, group string) ([]StoredSnapshot, map[int]int64, error) {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 	parts, err := Partitions(ctx, client, topic)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	firsts, err := listOffsets(ctx, client, topic, parts, kafka.FirstOffset)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ends, err := listOffsets(ctx, client, topic, parts, kafka.LastOffset)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	type key struct{ group, id string }
 	found := map[key]*StoredSnapshot{}
@@ -140,7 +151,7 @@ func ListSnapshots(ctx context.Context, brokers []string, topic, group string) (
 			chunks[k][i] = m.Value
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	var out []StoredSnapshot
@@ -168,7 +179,7 @@ func ListSnapshots(ctx context.Context, brokers []string, topic, group string) (
 		out = append(out, *s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Offset < out[j].Offset })
-	return out, nil
+	return out, ends, nil
 }
 
 func snapshotKey(k []byte) (group, id string, ok bool) {

@@ -54,7 +54,7 @@ func TestSnapshotMessagesChunkBytes(t *testing.T) {
 	for i := range blob {
 		blob[i] = byte(i * 7)
 	}
-	msgs := pipeline.SnapshotMessages("g", "0001", blob, 1024)
+	msgs := pipeline.SnapshotMessages("g", "0001", "", blob, 1024)
 	if len(msgs) != 3 || len(msgs[0].Value) != 1024 || len(msgs[1].Value) != 1024 || len(msgs[2].Value) != 452 {
 		t.Fatalf("%d chunks", len(msgs))
 	}
@@ -73,7 +73,7 @@ func TestSnapshotMessagesChunkBytes(t *testing.T) {
 	if !bytes.Equal(joined, blob) {
 		t.Fatal("the chunks do not join back into the blob")
 	}
-	if n := len(pipeline.SnapshotMessages("g", "0002", make([]byte, pipeline.SnapshotChunk+1), 0)); n != 2 {
+	if n := len(pipeline.SnapshotMessages("g", "0002", "", make([]byte, pipeline.SnapshotChunk+1), 0)); n != 2 {
 		t.Fatalf("chunk 0: %d chunks of SnapshotChunk+1 bytes, want 2", n)
 	}
 }
@@ -105,11 +105,11 @@ func TestSnapshotTopic(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			publish(pipeline.SnapshotMessages("g", "0001", good, pipeline.SnapshotChunk))
-			publish(pipeline.SnapshotMessages("other", "0002", snapshotBlob(t, 100), 0))
-			cut := pipeline.SnapshotMessages("g", "0003", good, pipeline.SnapshotChunk)
+			publish(pipeline.SnapshotMessages("g", "0001", "", good, pipeline.SnapshotChunk))
+			publish(pipeline.SnapshotMessages("other", "0002", "", snapshotBlob(t, 100), 0))
+			cut := pipeline.SnapshotMessages("g", "0003", "", good, pipeline.SnapshotChunk)
 			publish(cut[:len(cut)-1]) // killed during publication
-			damaged := pipeline.SnapshotMessages("g", "0004", good, pipeline.SnapshotChunk)
+			damaged := pipeline.SnapshotMessages("g", "0004", "", good, pipeline.SnapshotChunk)
 			v := bytes.Clone(damaged[1].Value)
 			v[rand.IntN(len(v))] ^= 0x40
 			damaged[1].Value = v
@@ -232,28 +232,13 @@ func equalInts(a, b []int) bool {
 // group's snapshots, the newest.
 func TestWorkerRetiresOldSnapshots(t *testing.T) {
 	targets := kafkatest.Targets(t)
-	cfg := kafkatest.Config(t, targets[len(targets)-1])
-	cfg.Recommender.Model = "dqn"
-	cfg.Recommender.DQN.Hidden = []int{16}
-	cfg.Recommender.DQN.Rows = 32
-	cfg.Snapshot.Interval, cfg.Snapshot.EveryBatches, cfg.Snapshot.Keep = 0, 1, 2
+	cfg := smallDQN(t, targets[len(targets)-1])
+	cfg.Snapshot.EveryBatches, cfg.Snapshot.Keep = 1, 2
 	kafkatest.CreateTopics(t, cfg)
 	lines, _ := kafkatest.Events(1200, 0, 100, 3)
 	produce(t, cfg, lines)
-	rec, err := model.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 120*time.Second)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	published := w.Stats().Snapshots.Load()
+	_, ws := runReplicas(t, cfg, "worker")
+	published := ws[0].Stats().Snapshots.Load()
 	all, err := pipeline.ListSnapshots(context.Background(), cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.Group)
 	if err != nil {
 		t.Fatal(err)

@@ -203,13 +203,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	var restored *model.Snapshot
 	var restoredID string
+	var listedTo map[int]int64 // where restore stopped reading the snapshot topic
 	if snapshots && cfg.Snapshot.Restore {
-		restored, restoredID = w.restore(ctx, snapper)
+		restored, restoredID, listedTo = w.restore(ctx, snapper)
 	}
 	var runs []orderRun
 	if restored != nil && w.order != nil {
 		var err error
-		if runs, err = orderFrom(ctx, cfg.Kafka.Brokers, cfg.Snapshot.OrderTopic, cfg.Topics.Feedback, cfg.Kafka.Group, restored.Meta.Offsets); err != nil {
+		if runs, err = orderFrom(ctx, cfg.Kafka.Brokers, cfg.Snapshot.OrderTopic, cfg.Topics.Feedback, cfg.Kafka.Group, restored.Meta.Created, restored.Meta.Offsets); err != nil {
 			w.log.Warn("not following the recorded order: reading it failed", "topic", cfg.Snapshot.OrderTopic, "err", err)
 		} else if len(runs) > 0 {
 			w.log.Info("following the recorded order from the restored snapshot", "topic", cfg.Snapshot.OrderTopic, "runs", len(runs))
@@ -217,12 +218,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	if _, ok := w.rec.(model.Replica); ok && snapshots && cfg.Snapshot.Merge {
 		w.peers = NewPeers(cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.Group, w.replica, w.log)
-		if restored != nil {
-			w.peers.Restored(restoredID, restored)
-		}
+		w.peers.Seed(w.kept, restoredID, restored) // what restore read is not read again
 		peersCtx, stopPeers := context.WithCancel(context.Background())
 		peersDone := make(chan struct{})
-		go func() { defer close(peersDone); w.peers.Run(peersCtx) }()
+		go func() { defer close(peersDone); w.peers.Run(peersCtx, listedTo) }()
 		defer func() { stopPeers(); <-peersDone }()
 	}
 	var snapWG sync.WaitGroup
@@ -984,10 +983,7 @@ func (w *Worker) encodeSnapshot(m model.Snapshotter, final bool) ([]byte, error)
 func (w *Worker) publishSnapshot(ctx context.Context, wr *kafka.Writer, blob []byte) {
 	id := fmt.Sprintf("%019d", time.Now().UnixNano())
 	start := time.Now()
-	msgs := SnapshotMessages(w.cfg.Kafka.Group, id, blob, w.cfg.Snapshot.ChunkBytes)
-	for i := range msgs {
-		msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: hdrReplica, Value: []byte(w.replica)})
-	}
+	msgs := SnapshotMessages(w.cfg.Kafka.Group, id, w.replica, blob, w.cfg.Snapshot.ChunkBytes)
 	if err := wr.WriteMessages(ctx, msgs...); err != nil {
 		w.log.Error("publishing snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", id, "err", err)
 		return
@@ -1006,22 +1002,23 @@ func (w *Worker) publishSnapshot(ctx context.Context, wr *kafka.Writer, blob []b
 }
 
 // restore loads the group's newest valid snapshot into the model, if any,
-// and returns it with its id.
-func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snapshot, string) {
-	all, err := ListSnapshots(ctx, w.cfg.Kafka.Brokers, w.cfg.Snapshot.Topic, w.cfg.Kafka.Group)
+// and returns it, its id, and where it stopped reading the snapshot topic
+// (the group's snapshots it read are in w.kept).
+func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snapshot, string, map[int]int64) {
+	all, ends, err := listSnapshots(ctx, w.cfg.Kafka.Brokers, w.cfg.Snapshot.Topic, w.cfg.Kafka.Group)
 	if err != nil {
 		w.log.Warn("no snapshot restored: reading the snapshot topic failed", "topic", w.cfg.Snapshot.Topic, "err", err)
-		return nil, ""
+		return nil, "", nil
 	}
 	w.kept = all
 	snap, from := NewestValid(all, w.cfg.Snapshot.Topic, w.log)
 	if snap == nil {
 		w.log.Info("no snapshot to restore", "topic", w.cfg.Snapshot.Topic, "group", w.cfg.Kafka.Group)
-		return nil, ""
+		return nil, "", ends
 	}
 	if err := m.Restore(snap); err != nil {
 		w.log.Error("snapshot not loaded", "topic", w.cfg.Snapshot.Topic, "offset", from.Offset, "snapshot", from.ID, "err", err)
-		return nil, ""
+		return nil, "", ends
 	}
 	w.restored = snap.Meta
 	for p, o := range snap.Meta.Offsets {
@@ -1029,7 +1026,7 @@ func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snaps
 	}
 	w.log.Info("restored snapshot", "topic", w.cfg.Snapshot.Topic, "offset", from.Offset, "snapshot", from.ID,
 		"created", snap.Meta.Created, "items", snap.Meta.Items, "widths", snap.Meta.Widths, "offsets", snap.Meta.Offsets)
-	return snap, from.ID
+	return snap, from.ID, ends
 }
 
 // Restored is the metadata of the snapshot the worker started from (zero
