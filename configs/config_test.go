@@ -54,6 +54,11 @@ func TestBadFixtures(t *testing.T) {
 		{"sample-ratio.bad.yaml", `tracing.sample_ratio: must be within [0, 1], got 1.5`},
 		{"metrics-addr.bad.yaml", `metrics.addr: "localhost" is not HOST:PORT`},
 		{"snapshot-chunk-bytes.bad.yaml", `snapshot.chunk_bytes: must be within 1024..921600, got 1048576`},
+		{"snapshot-peer-timeout.bad.yaml", `snapshot.peer_timeout: must be a positive duration, got 0s`},
+		{"snapshot-replica.bad.yaml", `snapshot.replica: must not contain '/' or spaces, got "pod/7"`},
+		{"snapshot-order-topic.bad.yaml", `snapshot.order_topic: "the order" is not a valid Kafka topic name of its own`},
+		{"session-rebuild.bad.yaml", `session.rebuild_events: must not be negative, got -1`},
+		{"snapshot-idle.bad.yaml", `snapshot.idle: must not be negative, got -1s`},
 		{"yaml-syntax.bad.yaml", `yaml-syntax.bad.yaml`},
 	}
 	seen := map[string]bool{}
