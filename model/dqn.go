@@ -140,6 +140,7 @@ type DQN struct {
 	// snapshot; merged accumulates them with the replicas merged since
 	// (Merge weighs each item by them).
 	fresh, merged   []float32
+	sums            replicaSums // what this replica and its peers learned
 	net, target     *qnet
 	opts            []*adam    // per layer: W then B
 	ewc             *ewc       // nil: off
@@ -225,6 +226,7 @@ func NewDQN(cfg DQNConfig) (*DQN, error) {
 		d.net.alpha.B[0] = float32(math.Log(math.Expm1(cfg.AlphaInit)))
 	}
 	d.target = d.net.clone()
+	d.syncOwn()
 	if err := d.rebuild(); err != nil {
 		return nil, err
 	}
@@ -304,6 +306,7 @@ func (d *DQN) applyPlan(p plan) error {
 		d.opts[2*i].m, d.opts[2*i].v, d.opts[2*i].t = l.W, vl.W, t
 		d.opts[2*i+1].m, d.opts[2*i+1].v, d.opts[2*i+1].t = l.B, vl.B, t
 	}
+	d.resetSums()
 	return nil
 }
 

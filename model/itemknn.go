@@ -129,6 +129,44 @@ func (n *neighbours) add(item int32) bool {
 	return true
 }
 
+// bump adds by to the count of item, adding the item if it is new (which
+// it reports).
+func (n *neighbours) bump(item int32, by float64) bool {
+	if n.pos == nil {
+		n.pos = map[int32]int32{}
+	}
+	if p, ok := n.pos[item]; ok {
+		n.count[p] += by
+		return false
+	}
+	n.pos[item] = int32(len(n.item))
+	n.item = append(n.item, item)
+	n.count = append(n.count, by)
+	return true
+}
+
+// coocTable is a co-occurrence table as a snapshot carries it (CSR over
+// the snapshot's item order), with the snapshot's items in our indices.
+type coocTable struct {
+	local   []int32 // the snapshot's item k is our local[k]
+	count   []float32
+	offsets []int32
+	nbr     []int32 // the snapshot's item indices
+	counts  []float32
+}
+
+// apply adds sign × t to c; t's items must be in c.
+func (c *cooc) apply(t *coocTable, sign float64) {
+	for k, x := range t.local {
+		c.count[x] += sign * float64(t.count[k])
+		for j := t.offsets[k]; j < t.offsets[k+1]; j++ {
+			if c.nbrs[x].bump(t.local[t.nbr[j]], sign*float64(t.counts[j])) {
+				c.pairs++
+			}
+		}
+	}
+}
+
 // NewItemKNN returns an empty ItemKNN.
 func NewItemKNN(cfg ItemKNNConfig) *ItemKNN {
 	if cfg.Window <= 0 {

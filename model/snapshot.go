@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -25,7 +26,7 @@ import (
 
 // SnapshotFormat is the version of the snapshot layout this build writes
 // and reads.
-const SnapshotFormat = 2
+const SnapshotFormat = 3
 
 // SnapshotMeta is what a snapshot says about itself; it travels as the
 // Arrow schema's metadata.
@@ -167,6 +168,7 @@ func (d *DQN) rows() []row {
 	for _, t := range d.netTensors8() {
 		rows = append(rows, row{name: t.name, shape: t.shape, f32: t.data})
 	}
+	rows = append(rows, d.sumRows()...)
 	n, dim := int64(len(d.bias)), int64(d.cfg.Dim)
 	rows = append(rows,
 		row{name: "items.ids", shape: []int64{n}, str: d.items.ids},
@@ -190,6 +192,7 @@ func (d *DQN) rows() []row {
 		}
 		offsets = append(offsets, int32(len(nbr)))
 	}
+	count, offsets, nbr, nc = d.ownCooc(count, offsets, nbr, nc)
 	rows = append(rows,
 		row{name: "cooc.count", shape: []int64{int64(len(count))}, f32: count},
 		row{name: "cooc.offsets", shape: []int64{int64(len(offsets))}, i32: offsets},
@@ -583,7 +586,7 @@ func (d *DQN) Restore(s *Snapshot) error {
 	}
 	d.ein, d.eout, d.bias = ein, eout, bias
 	d.fresh, d.merged = make([]float32, n), nil
-	d.co = cooc{}
+	d.co, d.sums.peerCo = cooc{}, nil
 	for i := range n {
 		d.co.grow(int32(i))
 		d.co.count[i] = float64(count[i])
@@ -594,6 +597,16 @@ func (d *DQN) Restore(s *Snapshot) error {
 			nb.count[len(nb.count)-1] = float64(counts[j])
 		}
 		d.co.pairs += int64(hi - lo)
+	}
+	d.inheritSums(s, nets)
+	if m.Replica != d.sums.self {
+		// Another replica's counts: its own, which its next snapshots
+		// replace.
+		local := make([]int32, n)
+		for i := range local {
+			local[i] = int32(i)
+		}
+		d.sums.peerCo = map[string]*coocTable{m.Replica: {local: local, count: count, offsets: offsets, nbr: nbr, counts: counts}}
 	}
 	d.steps, d.batches = m.Steps, m.Batches
 	return nil
@@ -617,6 +630,8 @@ func (s *Snapshot) floats(name string, n int) ([]float32, error) {
 type snapNets struct {
 	net, target *qnet
 	mom         []struct{ mW, vW, mB, vB []float32 }
+	own         [][]float32            // what the writer learned itself
+	peers       map[string][][]float32 // what it merged of its peers
 }
 
 // loadNets reads the snapshot's networks at its architecture.
@@ -649,6 +664,10 @@ func (d *DQN) loadNets(s *Snapshot) (snapNets, error) {
 			return snapNets{}, err
 		}
 	}
+	var err error
+	if out.own, out.peers, err = snapshotSums(s, net); err != nil {
+		return snapNets{}, err
+	}
 	return out, nil
 }
 
@@ -680,7 +699,11 @@ func (d *DQN) Adopt(s *Snapshot) error {
 	if err != nil {
 		return err
 	}
-	return d.setNets(nets, m.AdamT)
+	if err := d.setNets(nets, m.AdamT); err != nil {
+		return err
+	}
+	d.inheritSums(s, nets)
+	return nil
 }
 
 // Merge averages another replica's snapshot into the model, giving it
@@ -711,6 +734,10 @@ func (d *DQN) Merge(s *Snapshot, w float64) error {
 			return fmt.Errorf("snapshot's %s does not match the model's", t.name)
 		}
 	}
+	own, _, err := snapshotSums(s, d.net)
+	if err != nil {
+		return err
+	}
 	ids := s.rows["items.ids"].str
 	n, dim := len(ids), d.cfg.Dim
 	ein, eout, bias := s.rows["items.ein"].f32, s.rows["items.eout"].f32, s.rows["items.bias"].f32
@@ -732,10 +759,14 @@ func (d *DQN) Merge(s *Snapshot, w float64) error {
 	}
 	a, b := float32(1-w), float32(w)
 	for _, t := range tensors {
+		if strings.HasPrefix(t.name, "net.") {
+			continue // summed: mergeNet
+		}
 		for j, v := range s.rows[t.name].f32 {
 			t.data[j] = a*t.data[j] + b*v
 		}
 	}
+	d.mergeNet(s, own)
 	if d.merged == nil {
 		d.merged = slices.Clone(d.fresh)
 	}
@@ -766,23 +797,9 @@ func (d *DQN) Merge(s *Snapshot, w float64) error {
 		}
 		d.bias[x] = ia*d.bias[x] + ib*bias[k]
 	}
-	for k := range n {
-		x := local[k]
-		d.co.count[x] = max(d.co.count[x], float64(count[k]))
-		nb := &d.co.nbrs[x]
-		for j := offsets[k]; j < offsets[k+1]; j++ {
-			y, c := local[nbr[j]], float64(counts[j])
-			if nb.pos == nil {
-				nb.pos = map[int32]int32{}
-			}
-			if p, ok := nb.pos[y]; ok {
-				nb.count[p] = max(nb.count[p], c)
-				continue
-			}
-			nb.add(y)
-			nb.count[len(nb.count)-1] = c
-			d.co.pairs++
-		}
-	}
+	// Co-occurrence counts add up over replicas (a grow-only counter per
+	// replica): each snapshot carries its replica's own counts, which
+	// replace what the previous one of that replica added.
+	d.mergeCooc(m.Replica, &coocTable{local: local, count: count, offsets: offsets, nbr: nbr, counts: counts})
 	return nil
 }

@@ -219,10 +219,11 @@ func TestSnapshotContinuesBitForBit(t *testing.T) {
 	}
 }
 
-// Merging a replica's snapshot averages every network tensor and the
-// items both know, adds the items only the replica knows, and refuses a
-// replica of another architecture.
-func TestMergeAveragesReplicas(t *testing.T) {
+// Merging a replica's snapshot adds what it learned itself to the online
+// network and the co-occurrence counts, averages the target network and
+// the items both know, adds the items only the replica knows, and refuses
+// a replica of another architecture.
+func TestMergeAddsUpReplicas(t *testing.T) {
 	cfg := DefaultDQN()
 	cfg.Rows = 32
 	train := func(offset int) *DQN {
@@ -251,7 +252,12 @@ func TestMergeAveragesReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w0 := slices.Clone(a.net.hidden[0].W)
+	start, err := NewDQN(cfg) // the network both started from
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(start.Close)
+	w0, tw0 := slices.Clone(a.net.hidden[0].W), slices.Clone(a.target.hidden[0].W)
 	shared, _ := a.items.Lookup("i30")
 	e0 := slices.Clone(a.eout[int(shared)*cfg.Dim : int(shared+1)*cfg.Dim])
 	fresh0 := a.fresh[shared]
@@ -263,8 +269,13 @@ func TestMergeAveragesReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	for j, v := range a.net.hidden[0].W {
-		if want := 0.75*w0[j] + 0.25*b.net.hidden[0].W[j]; v != want {
-			t.Fatalf("W[%d] = %v after merging, want %v", j, v, want)
+		if want := w0[j] + (b.net.hidden[0].W[j] - start.net.hidden[0].W[j]); v != want {
+			t.Fatalf("W[%d] = %v after merging, want own %v + the replica's steps %v", j, v, w0[j], b.net.hidden[0].W[j]-start.net.hidden[0].W[j])
+		}
+	}
+	for j, v := range a.target.hidden[0].W {
+		if want := 0.75*tw0[j] + 0.25*b.target.hidden[0].W[j]; v != want {
+			t.Fatalf("target W[%d] = %v after merging, want %v", j, v, want)
 		}
 	}
 	// A shared item is weighed by the interactions each replica learned
@@ -280,16 +291,17 @@ func TestMergeAveragesReplicas(t *testing.T) {
 			t.Fatalf("shared item's embedding[%d] = %v, want %v", j, got, want)
 		}
 	}
-	// Co-occurrence counts merge by maximum: merging again changes nothing.
+	// Co-occurrence counts add up; merging again changes nothing.
 	for k, id := range s.rows["items.ids"].str {
 		x, _ := a.items.Lookup(id)
-		if a.co.count[x] != max(float64(s.rows["cooc.count"].f32[k]), countsBefore[id]) {
-			t.Fatalf("%s: count %v after merging, want the larger of %v and %v", id, a.co.count[x], countsBefore[id], s.rows["cooc.count"].f32[k])
+		if a.co.count[x] != float64(s.rows["cooc.count"].f32[k])+countsBefore[id] {
+			t.Fatalf("%s: count %v after merging, want %v + %v", id, a.co.count[x], countsBefore[id], s.rows["cooc.count"].f32[k])
 		}
 	}
-	pairs := a.co.pairs
-	if err := a.Merge(s, 0); err != nil || a.co.pairs != pairs {
-		t.Fatalf("merging the same snapshot again added pairs: %d -> %d (%v)", pairs, a.co.pairs, err)
+	pairs, w1 := a.co.pairs, slices.Clone(a.net.hidden[0].W)
+	counts := slices.Clone(a.co.count)
+	if err := a.Merge(s, 0); err != nil || a.co.pairs != pairs || !slices.Equal(a.co.count, counts) || !slices.Equal(a.net.hidden[0].W, w1) {
+		t.Fatalf("merging the same snapshot again changed the model: pairs %d -> %d (%v)", pairs, a.co.pairs, err)
 	}
 	only, ok := a.items.Lookup("i70")
 	bo, _ := b.items.Lookup("i70")

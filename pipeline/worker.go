@@ -201,6 +201,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.replica = cfg.Snapshot.Replica; w.replica == "" {
 		w.replica = DefaultReplica()
 	}
+	if r, ok := w.rec.(interface{ SetReplica(string) }); ok {
+		r.SetReplica(w.replica)
+	}
 	var restored *model.Snapshot
 	var restoredID string
 	var listedTo map[int]int64 // where restore stopped reading the snapshot topic
@@ -219,6 +222,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	if _, ok := w.rec.(model.Replica); ok && snapshots && cfg.Snapshot.Merge {
 		w.peers = NewPeers(cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.Group, w.replica, w.log)
 		w.peers.Seed(w.kept, restoredID, restored) // what restore read is not read again
+		if restored != nil {
+			// A snapshot carries what its replica learned itself: the
+			// peers' learning is added back from their newest snapshots.
+			w.mergePeers(w.rec.(model.Replica))
+		}
 		peersCtx, stopPeers := context.WithCancel(context.Background())
 		peersDone := make(chan struct{})
 		go func() { defer close(peersDone); w.peers.Run(peersCtx, listedTo) }()
