@@ -239,8 +239,8 @@ type Snapshot struct {
 	Restore      bool          `mapstructure:"restore"`
 	// Replica names this worker among the group's replicas ("": host-pid).
 	Replica string `mapstructure:"replica"`
-	// Merge averages the other replicas' newest snapshots into the model
-	// before each snapshot; PeerTimeout is how old a replica's newest
+	// Merge merges the other replicas' newest snapshots into the model
+	// before each snapshot (README: Replicas); PeerTimeout is how old a replica's newest
 	// snapshot may be for it to count as live.
 	Merge       bool          `mapstructure:"merge"`
 	PeerTimeout time.Duration `mapstructure:"peer_timeout"`

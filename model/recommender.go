@@ -62,9 +62,10 @@ type Observer interface {
 	Observe(b *feedback.Batch)
 }
 
-// Replica is a recommender whose replicas can be averaged: Merge averages
-// a peer's snapshot in with weight w; Adopt takes a peer's networks, at
-// its architecture (an architecture change of the group's decider).
+// Replica is a recommender whose replicas can be merged: Merge adds a
+// peer's snapshot in (what is averaged gets weight w); Adopt takes a
+// peer's networks, at its architecture (an architecture change of the
+// group's decider).
 type Replica interface {
 	Snapshotter
 	Merge(s *Snapshot, w float64) error

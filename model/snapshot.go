@@ -706,19 +706,20 @@ func (d *DQN) Adopt(s *Snapshot) error {
 	return nil
 }
 
-// Merge averages another replica's snapshot into the model, giving it
-// weight w in [0, 1]: every network tensor (online, target, Adam moments)
-// becomes (1−w)·own + w·other. The item tables are sparse (an item is
-// learned by the replicas whose users meet it), so each item both know is
-// weighed by the interactions each learned since its last snapshot: an
-// item only the other learned takes its values, one both learned is
-// averaged in proportion, one neither learned gets weight w. Items only
-// the other knows are added with its values. Co-occurrence counts merge
-// by maximum, which merging the same snapshot twice leaves unchanged. The
-// two must have the same architecture (an architecture change is applied
-// to every replica before they are averaged: Adopt). The replay buffer
-// and the users stay the model's own: they describe the partitions this
-// replica serves.
+// Merge merges another replica's snapshot into the model. The online
+// network and the co-occurrence counts add up (see replicaSums): what the
+// other replica learned itself since its snapshot merged before is added.
+// The target network and Adam moments are averaged, the snapshot's with
+// weight w in [0, 1]. The item tables are sparse (an item is learned by
+// the replicas whose users meet it), so each item both know is weighed by
+// the interactions each learned since its last snapshot: an item only the
+// other learned takes its values, one both learned is averaged in
+// proportion, one neither learned gets weight w. Items only the other
+// knows are added with its values. Merging the same snapshot twice
+// changes nothing. The two must have the same architecture (an
+// architecture change is applied to every replica before they merge:
+// Adopt). The replay buffer and the users stay the model's own: they
+// describe the partitions this replica serves.
 func (d *DQN) Merge(s *Snapshot, w float64) error {
 	m := s.Meta
 	if w < 0 || w > 1 {

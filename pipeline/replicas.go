@@ -275,11 +275,12 @@ func (p *Peers) Take(now time.Time, ttl time.Duration) []*model.Snapshot {
 	return out
 }
 
-// mergePeers averages the other replicas' newest snapshots into the model
-// with equal weights, first settling who decides the architecture: the
-// live replica with the smallest name. A follower adopts the decider's
-// architecture before averaging; a snapshot of another architecture that
-// is not the decider's is left out until its replica has adopted it.
+// mergePeers merges the other replicas' newest snapshots into the model
+// (what is averaged, with equal weights), first settling who decides the
+// architecture: the live replica with the smallest name. A follower
+// adopts the decider's architecture before merging; a snapshot of another
+// architecture that is not the decider's is left out until its replica
+// has adopted it.
 func (w *Worker) mergePeers(r model.Replica) {
 	now := time.Now()
 	ttl := w.cfg.Snapshot.PeerTimeout

@@ -20,7 +20,7 @@ type Stats struct {
 	Users          atomic.Int64 // users with a live session
 	Decisions      atomic.Int64 // architecture decision records published
 	Snapshots      atomic.Int64 // model snapshots published
-	Merges         atomic.Int64 // other replicas' snapshots averaged in
+	Merges         atomic.Int64 // other replicas' snapshots merged in
 	Rebuilt        atomic.Int64 // events re-read to rebuild session state
 	// Time spent per stage, summed over batches (nanoseconds).
 	LearnNanos, PublishNanos, CommitNanos atomic.Int64
