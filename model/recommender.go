@@ -63,12 +63,14 @@ type Observer interface {
 }
 
 // Replica is a recommender whose replicas can be merged: Merge adds a
-// peer's snapshot in (what is averaged gets weight w); Adopt takes a
+// peer's snapshot in (what is averaged gets weight w), MergeSums only what
+// adds up (a replica that left long ago); Adopt takes a
 // peer's networks, at its architecture (an architecture change of the
 // group's decider).
 type Replica interface {
 	Snapshotter
 	Merge(s *Snapshot, w float64) error
+	MergeSums(s *Snapshot) error
 	Adopt(s *Snapshot) error
 	Widths() []int
 }

@@ -222,3 +222,15 @@ func (d *DQN) ownCooc(count []float32, offsets, nbr []int32, nc []float32) ([]fl
 	offsets[len(offsets)-1] = int32(n)
 	return count, offsets, nbr[:n], nc[:n]
 }
+
+// CoocTotals sums the co-occurrence table: the interactions counted and
+// the pair counts.
+func (d *DQN) CoocTotals() (interactions, pairs float64) {
+	for x, c := range d.co.count {
+		interactions += c
+		for _, n := range d.co.nbrs[x].count {
+			pairs += n
+		}
+	}
+	return interactions, pairs
+}

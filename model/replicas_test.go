@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -201,5 +202,21 @@ func TestReplicasAddUpLikeOneLearner(t *testing.T) {
 	sameCooc(t, "new replica c", c, one)
 	if c.netTensors()[0][0] != before {
 		t.Fatal("replica c counted steps b had merged again")
+	}
+
+	// A departed replica's snapshot gives only what adds up: a restarted
+	// replica a that merges b's this way has the counts of all the events,
+	// and its target network and item tables are its own.
+	alone := replica(t, cfg, "a")
+	if err := alone.Restore(sa); err != nil {
+		t.Fatal(err)
+	}
+	target, eout := slices.Clone(alone.target.hidden[0].W), slices.Clone(alone.eout)
+	if err := alone.MergeSums(sb); err != nil {
+		t.Fatal(err)
+	}
+	sameCooc(t, "replica a after MergeSums", alone, one)
+	if !slices.Equal(alone.target.hidden[0].W, target) || !slices.Equal(alone.eout[:len(eout)], eout) {
+		t.Fatal("MergeSums averaged the target network or the item tables")
 	}
 }

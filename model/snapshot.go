@@ -720,24 +720,41 @@ func (d *DQN) Adopt(s *Snapshot) error {
 // architecture change is applied to every replica before they merge:
 // Adopt). The replay buffer and the users stay the model's own: they
 // describe the partitions this replica serves.
-func (d *DQN) Merge(s *Snapshot, w float64) error {
+func (d *DQN) Merge(s *Snapshot, w float64) error { return d.merge(s, w, true) }
+
+// MergeSums merges what adds up of the snapshot of a replica that left
+// the group long ago: its own network steps (at the model's architecture)
+// and co-occurrence counts, and the items only it knows. Nothing is
+// averaged: its other tensors are stale. A worker that restarts from its
+// own snapshot uses it to add back departed replicas' counts, which its
+// snapshot does not carry.
+func (d *DQN) MergeSums(s *Snapshot) error { return d.merge(s, 0, false) }
+
+// merge is Merge, or MergeSums when average is false.
+func (d *DQN) merge(s *Snapshot, w float64, average bool) error {
 	m := s.Meta
 	if w < 0 || w > 1 {
 		return fmt.Errorf("merge weight %g is not within [0, 1]", w)
 	}
-	if m.Dim != d.cfg.Dim || m.In != d.in || !slices.Equal(m.Widths, d.net.widths()) {
-		return fmt.Errorf("cannot merge a snapshot of widths %v (dim %d) into a model of widths %v (dim %d): apply the architecture change first",
-			m.Widths, m.Dim, d.net.widths(), d.cfg.Dim)
+	if m.Dim != d.cfg.Dim || m.In != d.in {
+		return fmt.Errorf("cannot merge a snapshot of dim %d (input %d) into a model of dim %d (input %d)", m.Dim, m.In, d.cfg.Dim, d.in)
+	}
+	sameNet := slices.Equal(m.Widths, d.net.widths())
+	if average && !sameNet {
+		return fmt.Errorf("cannot merge a snapshot of widths %v into a model of widths %v: apply the architecture change first", m.Widths, d.net.widths())
 	}
 	tensors := d.netTensors8()
-	for _, t := range tensors {
-		if r, ok := s.rows[t.name]; !ok || len(r.f32) != len(t.data) {
-			return fmt.Errorf("snapshot's %s does not match the model's", t.name)
+	var own [][]float32
+	if sameNet {
+		for _, t := range tensors {
+			if r, ok := s.rows[t.name]; !ok || len(r.f32) != len(t.data) {
+				return fmt.Errorf("snapshot's %s does not match the model's", t.name)
+			}
 		}
-	}
-	own, _, err := snapshotSums(s, d.net)
-	if err != nil {
-		return err
+		var err error
+		if own, _, err = snapshotSums(s, d.net); err != nil {
+			return err
+		}
 	}
 	ids := s.rows["items.ids"].str
 	n, dim := len(ids), d.cfg.Dim
@@ -760,14 +777,16 @@ func (d *DQN) Merge(s *Snapshot, w float64) error {
 	}
 	a, b := float32(1-w), float32(w)
 	for _, t := range tensors {
-		if strings.HasPrefix(t.name, "net.") {
-			continue // summed: mergeNet
+		if !average || strings.HasPrefix(t.name, "net.") {
+			continue // nothing averaged, or summed: mergeNet
 		}
 		for j, v := range s.rows[t.name].f32 {
 			t.data[j] = a*t.data[j] + b*v
 		}
 	}
-	d.mergeNet(s, own)
+	if sameNet {
+		d.mergeNet(s, own)
+	}
 	if d.merged == nil {
 		d.merged = slices.Clone(d.fresh)
 	}
@@ -784,6 +803,9 @@ func (d *DQN) Merge(s *Snapshot, w float64) error {
 			d.fresh = append(d.fresh, 0)
 			d.merged = append(d.merged, fresh[k])
 			d.co.grow(x)
+			continue
+		}
+		if !average {
 			continue
 		}
 		ia, ib := a, b

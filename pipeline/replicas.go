@@ -275,6 +275,49 @@ func (p *Peers) Take(now time.Time, ttl time.Duration) []*model.Snapshot {
 	return out
 }
 
+// TakeStale returns the newest snapshot of every replica that is not
+// live (older than ttl) and has not been taken before, sorted by
+// replica, and marks them taken.
+func (p *Peers) TakeStale(now time.Time, ttl time.Duration) []*model.Snapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var rs []string
+	for r, pe := range p.newest {
+		if !pe.merged && now.Sub(pe.snap.Meta.Created) > ttl {
+			rs = append(rs, r)
+		}
+	}
+	slices.Sort(rs)
+	out := make([]*model.Snapshot, len(rs))
+	for i, r := range rs {
+		pe := p.newest[r]
+		pe.merged = true
+		out[i] = pe.snap
+	}
+	return out
+}
+
+// mergeRestored adds back, after a restore, what the model's snapshot does
+// not carry: the other replicas' own learning. Live replicas' newest
+// snapshots are merged; those of replicas that left longer than
+// snapshot.peer_timeout ago give only what adds up (their co-occurrence
+// counts and network steps), since the rest of them is stale.
+func (w *Worker) mergeRestored(r model.Replica) {
+	var gone []string
+	for _, s := range w.peers.TakeStale(time.Now(), w.cfg.Snapshot.PeerTimeout) {
+		if err := r.MergeSums(s); err != nil {
+			w.log.Error("merging a departed replica's counts", "replica", s.Meta.Replica, "err", err)
+			continue
+		}
+		gone = append(gone, s.Meta.Replica)
+	}
+	if len(gone) > 0 {
+		w.stats.Merges.Add(int64(len(gone)))
+		w.log.Info("merged the counts of departed replicas", "replicas", gone)
+	}
+	w.mergePeers(r)
+}
+
 // mergePeers merges the other replicas' newest snapshots into the model
 // (what is averaged, with equal weights), first settling who decides the
 // architecture: the live replica with the smallest name. A follower

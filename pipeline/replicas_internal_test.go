@@ -63,6 +63,15 @@ func TestPeersKeepTheNewestOfEachReplica(t *testing.T) {
 	if again := p.Take(now, time.Minute); len(again) != 0 || p.Pending(now, time.Minute) != 0 {
 		t.Fatal("a snapshot was taken twice")
 	}
+	// A replica gone for longer than the timeout is taken only as stale
+	// (a restored worker adds back its counts).
+	stale := p.TakeStale(now, time.Minute)
+	if len(stale) != 1 || stale[0].Meta.Replica != "e" {
+		t.Fatalf("took %d stale snapshots, want e's", len(stale))
+	}
+	if again := p.TakeStale(now, time.Minute); len(again) != 0 {
+		t.Fatal("a stale snapshot was taken twice")
+	}
 }
 
 // TestPeersSeededFromTheListing checks that Peers starts from what restore

@@ -23,17 +23,19 @@ import (
 // returns their models and workers.
 func runReplicas(t *testing.T, cfg configs.Config, names ...string) ([]model.Probed, []*pipeline.Worker) {
 	t.Helper()
-	return runWorkers(t, cfg, func(c configs.Config) (model.Recommender, error) { return model.New(c) }, names...)
+	return runWorkers(t, cfg, func(c configs.Config) (model.Recommender, error) { return model.New(c) }, nil, names...)
 }
 
-// runWorkers is runReplicas with the models build makes.
-func runWorkers(t *testing.T, cfg configs.Config, build func(configs.Config) (model.Recommender, error), names ...string) ([]model.Probed, []*pipeline.Worker) {
+// runWorkers is runReplicas with the models build makes; joined, if not
+// nil, is called once every worker has joined the group.
+func runWorkers(t *testing.T, cfg configs.Config, build func(configs.Config) (model.Recommender, error), joined func(), names ...string) ([]model.Probed, []*pipeline.Worker) {
 	t.Helper()
 	recs := make([]model.Probed, len(names))
 	workers := make([]*pipeline.Worker, len(names))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errs := make([]error, len(names))
+	healths := make([]*telemetry.Health, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {
 		c := cfg
@@ -44,9 +46,21 @@ func runWorkers(t *testing.T, cfg configs.Config, build func(configs.Config) (mo
 		}
 		recs[i] = rec.(model.Probed)
 		workers[i] = pipeline.NewWorker(c, kafkatest.Logger(t).With("replica", name), rec, nil)
-		workers[i].Instrument(nil, nil, &telemetry.Health{})
+		healths[i] = &telemetry.Health{}
+		workers[i].Instrument(nil, nil, healths[i])
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = workers[i].Run(ctx) }()
+	}
+	// Joined implies restored: a worker loads its snapshot before it joins.
+	for i, h := range healths {
+		for deadline := time.Now().Add(2 * time.Minute); h.Check(ctx)["group"] != nil; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s did not join its group in 2m", names[i])
+			}
+		}
+	}
+	if joined != nil {
+		joined()
 	}
 	kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 10*time.Minute)
 	if len(names) > 1 {
@@ -245,5 +259,56 @@ func TestReplicasFollowTheDecider(t *testing.T) {
 	}
 	if len(b.Decisions()) >= len(a.Decisions()) {
 		t.Fatalf("the follower took %d decisions, the decider %d", len(b.Decisions()), len(a.Decisions()))
+	}
+}
+
+// A replica that restarts takes its own snapshot, not the group's newest
+// (another replica's), and adds the other replicas' learning back from
+// their snapshots: after two replicas ran and each restarted alone, each
+// holds the co-occurrence counts of every event the two learned (a
+// rebalance may have them learn an uncommitted batch twice), no
+// replica's lost or counted twice.
+func TestRestartedReplicasKeepTheGroupsCounts(t *testing.T) {
+	for _, target := range kafkatest.Targets(t) {
+		t.Run(target.Name, func(t *testing.T) {
+			cfg := smallDQN(t, target)
+			cfg.Batch.Size = 64
+			cfg.Snapshot.EveryBatches = 4
+			kafkatest.CreateTopics(t, cfg)
+			lines, _ := kafkatest.Events(1500, 0, 200, 9)
+			// The events come once both replicas hold partitions.
+			split := func() {
+				for deadline := time.Now().Add(time.Minute); len(members(t, cfg)) < 2; time.Sleep(100 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatal("the two replicas did not both get partitions in 1m")
+					}
+				}
+				produce(t, cfg, lines)
+			}
+			build := func(c configs.Config) (model.Recommender, error) { return model.New(c) }
+			_, ws := runWorkers(t, cfg, build, split, "replica-a", "replica-b")
+			a, b := ws[0].Stats().Events.Load(), ws[1].Stats().Events.Load()
+			if a == 0 || b == 0 {
+				t.Fatalf("a replica learned nothing: %d and %d events", a, b)
+			}
+			// b restarts first, so that its snapshot is the group's newest
+			// when a restarts.
+			var pairs []float64
+			for _, name := range []string{"replica-b", "replica-a"} {
+				ms, ws := runReplicas(t, cfg, name)
+				if got := ws[0].Restored().Replica; got != name {
+					t.Fatalf("%s restored a snapshot of %q", name, got)
+				}
+				got, p := ms[0].(*model.DQN).CoocTotals()
+				pairs = append(pairs, p)
+				t.Logf("%s after its restart: %v interactions counted (%v pair counts); the replicas learned %d + %d events", name, got, p, a, b)
+				if got != float64(a+b) {
+					t.Fatalf("%s counts %v interactions after its restart; the replicas learned %d + %d events", name, got, a, b)
+				}
+			}
+			if pairs[0] != pairs[1] {
+				t.Fatalf("the restarted replicas count %v and %v pairs", pairs[0], pairs[1])
+			}
+		})
 	}
 }

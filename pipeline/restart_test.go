@@ -60,7 +60,7 @@ func runScored(t *testing.T, cfg configs.Config) (*scoredDQN, *pipeline.Worker) 
 		}
 		d = &scoredDQN{DQN: rec.(*model.DQN), hits: map[[2]int64]bool{}}
 		return d, nil
-	}, "worker")
+	}, nil, "worker")
 	return d, ws[0]
 }
 

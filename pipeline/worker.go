@@ -223,9 +223,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.peers = NewPeers(cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.Group, w.replica, w.log)
 		w.peers.Seed(w.kept, restoredID, restored) // what restore read is not read again
 		if restored != nil {
-			// A snapshot carries what its replica learned itself: the
-			// peers' learning is added back from their newest snapshots.
-			w.mergePeers(w.rec.(model.Replica))
+			w.mergeRestored(w.rec.(model.Replica))
 		}
 		peersCtx, stopPeers := context.WithCancel(context.Background())
 		peersDone := make(chan struct{})
@@ -1009,9 +1007,10 @@ func (w *Worker) publishSnapshot(ctx context.Context, wr *kafka.Writer, blob []b
 	}
 }
 
-// restore loads the group's newest valid snapshot into the model, if any,
-// and returns it, its id, and where it stopped reading the snapshot topic
-// (the group's snapshots it read are in w.kept).
+// restore loads the newest valid snapshot of this replica (or else of the
+// group) into the model, if any, and returns it, its id, and where it
+// stopped reading the snapshot topic (the group's snapshots it read are in
+// w.kept).
 func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snapshot, string, map[int]int64) {
 	all, ends, err := listSnapshots(ctx, w.cfg.Kafka.Brokers, w.cfg.Snapshot.Topic, w.cfg.Kafka.Group)
 	if err != nil {
@@ -1019,7 +1018,19 @@ func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snaps
 		return nil, "", nil
 	}
 	w.kept = all
-	snap, from := NewestValid(all, w.cfg.Snapshot.Topic, w.log)
+	// Its own newest snapshot, if it has one: a snapshot carries what its
+	// replica learned itself (the others' learning is merged back from
+	// theirs: mergeRestored). Otherwise the group's newest.
+	var own []StoredSnapshot
+	for _, s := range all {
+		if s.Replica == w.replica {
+			own = append(own, s)
+		}
+	}
+	snap, from := NewestValid(own, w.cfg.Snapshot.Topic, w.log)
+	if snap == nil {
+		snap, from = NewestValid(all, w.cfg.Snapshot.Topic, w.log)
+	}
 	if snap == nil {
 		w.log.Info("no snapshot to restore", "topic", w.cfg.Snapshot.Topic, "group", w.cfg.Kafka.Group)
 		return nil, "", ends
