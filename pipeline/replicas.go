@@ -257,33 +257,23 @@ func (p *Peers) Pending(now time.Time, ttl time.Duration) int {
 // Take returns the newest snapshot of every live replica that has not
 // been taken before, sorted by replica, and marks them taken.
 func (p *Peers) Take(now time.Time, ttl time.Duration) []*model.Snapshot {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var rs []string
-	for r, pe := range p.newest {
-		if !pe.merged && now.Sub(pe.snap.Meta.Created) <= ttl {
-			rs = append(rs, r)
-		}
-	}
-	slices.Sort(rs)
-	out := make([]*model.Snapshot, len(rs))
-	for i, r := range rs {
-		pe := p.newest[r]
-		pe.merged = true
-		out[i] = pe.snap
-	}
-	return out
+	return p.take(now, func(age time.Duration) bool { return age <= ttl })
 }
 
 // TakeStale returns the newest snapshot of every replica that is not
 // live (older than ttl) and has not been taken before, sorted by
 // replica, and marks them taken.
 func (p *Peers) TakeStale(now time.Time, ttl time.Duration) []*model.Snapshot {
+	return p.take(now, func(age time.Duration) bool { return age > ttl })
+}
+
+// take is Take for the snapshots whose age (since now) is chosen.
+func (p *Peers) take(now time.Time, chosen func(age time.Duration) bool) []*model.Snapshot {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var rs []string
 	for r, pe := range p.newest {
-		if !pe.merged && now.Sub(pe.snap.Meta.Created) > ttl {
+		if !pe.merged && chosen(now.Sub(pe.snap.Meta.Created)) {
 			rs = append(rs, r)
 		}
 	}
