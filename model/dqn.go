@@ -137,8 +137,8 @@ type DQN struct {
 	ein, eout, bias []float32
 	co              cooc
 	// fresh counts each item's interactions learned since the last
-	// snapshot; merged accumulates them with the replicas merged since
-	// (Merge weighs each item by them).
+	// snapshot; merged (nil until a merge) accumulates them with the
+	// replicas merged since (Merge weighs each item by them).
 	fresh, merged   []float32
 	sums            replicaSums // what this replica and its peers learned
 	net, target     *qnet
@@ -384,6 +384,9 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 		tr.pos, tr.reward = x, d.cfg.Reward.Of(b, i)
 		d.co.add(x, u.Recent)
 		d.fresh[x]++
+		if d.merged != nil {
+			d.merged[x]++
+		}
 		d.users.Consume(u, x, b.Type(i))
 		if d.onSessionEnd != nil && u.Session != "" && b.SessionID(i) != u.Session {
 			d.onSessionEnd()
@@ -434,6 +437,9 @@ func (d *DQN) addItem(id string) int32 {
 		}
 		d.bias = append(d.bias, 0)
 		d.fresh = append(d.fresh, 0)
+		if d.merged != nil {
+			d.merged = append(d.merged, 0)
+		}
 	}
 	d.co.grow(x)
 	return x

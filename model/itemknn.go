@@ -146,7 +146,8 @@ func (n *neighbours) bump(item int32, by float64) bool {
 }
 
 // coocTable is a co-occurrence table as a snapshot carries it (CSR over
-// the snapshot's item order), with the snapshot's items in our indices.
+// the snapshot's item order, rows for its first len(count) items), with
+// the snapshot's items in our indices.
 type coocTable struct {
 	local   []int32 // the snapshot's item k is our local[k]
 	count   []float32
@@ -155,9 +156,74 @@ type coocTable struct {
 	counts  []float32
 }
 
-// apply adds sign × t to c; t's items must be in c.
+// identity is the item mapping of a table in our own indices.
+func identity(n int) []int32 {
+	local := make([]int32, n)
+	for i := range local {
+		local[i] = int32(i)
+	}
+	return local
+}
+
+// table is c as a table, in c's indices.
+func (c *cooc) table() *coocTable {
+	t := &coocTable{count: make([]float32, len(c.count)), offsets: make([]int32, 0, len(c.nbrs)+1)}
+	for i, n := range c.count {
+		t.count[i] = float32(n)
+	}
+	t.offsets = append(t.offsets, 0)
+	for _, nb := range c.nbrs {
+		t.nbr = append(t.nbr, nb.item...)
+		for _, n := range nb.count {
+			t.counts = append(t.counts, float32(n))
+		}
+		t.offsets = append(t.offsets, int32(len(t.nbr)))
+	}
+	t.local = identity(len(c.count))
+	return t
+}
+
+// rows are t's snapshot rows, named prefix.count, .offsets, .items and
+// .counts.
+func (t *coocTable) rows(prefix string) []row {
+	return []row{
+		{name: prefix + ".count", shape: []int64{int64(len(t.count))}, f32: t.count},
+		{name: prefix + ".offsets", shape: []int64{int64(len(t.offsets))}, i32: t.offsets},
+		{name: prefix + ".items", shape: []int64{int64(len(t.nbr))}, i32: t.nbr},
+		{name: prefix + ".counts", shape: []int64{int64(len(t.counts))}, f32: t.counts},
+	}
+}
+
+// readTable reads the table a snapshot of n items carries under prefix
+// (rows for at most its n items, neighbours among them); local is not
+// set.
+func readTable(s *Snapshot, prefix string, n int) (*coocTable, error) {
+	t := &coocTable{count: s.rows[prefix+".count"].f32, offsets: s.rows[prefix+".offsets"].i32, nbr: s.rows[prefix+".items"].i32, counts: s.rows[prefix+".counts"].f32}
+	m := len(t.count)
+	if m > n || len(t.offsets) != m+1 || len(t.nbr) != len(t.counts) || int(t.offsets[m]) != len(t.nbr) {
+		return nil, fmt.Errorf("snapshot's %s table is inconsistent", prefix)
+	}
+	if t.offsets[0] != 0 {
+		return nil, fmt.Errorf("snapshot's %s table is inconsistent", prefix)
+	}
+	for k := range m {
+		if t.offsets[k] > t.offsets[k+1] {
+			return nil, fmt.Errorf("snapshot's %s table is inconsistent", prefix)
+		}
+	}
+	for _, y := range t.nbr {
+		if y < 0 || int(y) >= n {
+			return nil, fmt.Errorf("snapshot's %s table names item %d of %d", prefix, y, n)
+		}
+	}
+	return t, nil
+}
+
+// apply adds sign × t to c.
 func (c *cooc) apply(t *coocTable, sign float64) {
-	for k, x := range t.local {
+	for k := range t.count {
+		x := t.local[k]
+		c.grow(x)
 		c.count[x] += sign * float64(t.count[k])
 		for j := t.offsets[k]; j < t.offsets[k+1]; j++ {
 			if c.nbrs[x].bump(t.local[t.nbr[j]], sign*float64(t.counts[j])) {

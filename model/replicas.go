@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -13,15 +14,31 @@ import (
 // sums over replicas of what each learned itself (a grow-only counter per
 // replica). The network is
 //
-//	net = start + own + Σ_peers peer's own
+//	net = start + own + Σ_peers peer's own + legacy
 //
-// where own is the sum of this replica's own training steps and each
-// peer's own is what its newest merged snapshot says it learned itself.
-// Merging a newer snapshot of a peer adds the difference to what its
-// previous one added, so merging the same snapshot twice changes nothing
-// and no step is counted twice or halved. Averaging the networks instead
-// (the usual federated average) halves every replica's steps between
-// merges. The co-occurrence counts are kept the same way.
+// where own is the sum of this replica's own training steps, each peer's
+// own is what its newest merged snapshot says it learned itself, and the
+// legacy is what replicas that left cleanly learned (their final
+// snapshots). Merging a newer snapshot of a peer adds the difference to
+// what its previous one added, so merging the same snapshot twice changes
+// nothing and no step is counted twice or halved. Averaging the networks
+// instead (the usual federated average) halves every replica's steps
+// between merges. The co-occurrence counts are kept the same way.
+//
+// Every snapshot carries its replica's own learning and its legacy: a
+// final snapshot, once merged, moves its replica's learning from the
+// peers into the legacy, so it outlives the snapshot's retirement; a
+// replica that restarts from its own final snapshot moves its own
+// learning there and starts a new incarnation from zero. Legacies merge by
+// inclusion: a replica takes a peer's legacy when it holds every final
+// its own holds.
+
+// legacyKey names a final snapshot in a legacy: its replica and creation
+// time (UnixNano).
+type legacyKey struct {
+	replica string
+	at      int64
+}
 
 // replicaSums is the DQN's book-keeping of what it and its peers learned.
 type replicaSums struct {
@@ -32,6 +49,10 @@ type replicaSums struct {
 	own, mark [][]float32
 	peerNet   map[string][][]float32 // each merged peer's own
 	peerCo    map[string]*coocTable  // each merged peer's own counts
+	peerAt    map[string]int64       // each merged peer's snapshot's creation
+	legacy    map[legacyKey]bool     // the finals in the legacy
+	legacyNet [][]float32
+	legacyCo  cooc
 }
 
 // SetReplica names the replica the model learns for: a snapshot it
@@ -43,10 +64,7 @@ func (d *DQN) SetReplica(name string) { d.sums.self = name }
 func (d *DQN) syncOwn() {
 	ts := d.netTensors()
 	if !sameShapes(d.sums.own, ts) {
-		d.sums.own = nil
-		for _, t := range ts {
-			d.sums.own = append(d.sums.own, make([]float32, len(t)))
-		}
+		d.sums.own = zerosLike(ts)
 	}
 	if sameShapes(d.sums.mark, ts) {
 		for i, t := range ts {
@@ -71,6 +89,23 @@ func sameShapes(a, ts [][]float32) bool {
 	return true
 }
 
+func zerosLike(ts [][]float32) [][]float32 {
+	out := make([][]float32, len(ts))
+	for i, t := range ts {
+		out[i] = make([]float32, len(t))
+	}
+	return out
+}
+
+// addTo adds sign × b to a.
+func addTo(a, b [][]float32, sign float32) {
+	for i := range a {
+		for j := range a[i] {
+			a[i][j] += sign * b[i][j]
+		}
+	}
+}
+
 // markNet sets the mark to the network as it is: changes from here on
 // are own learning.
 func (d *DQN) markNet() {
@@ -84,12 +119,20 @@ func (d *DQN) markNet() {
 // resetSums starts the network's sums afresh at the network as it is:
 // after an architecture change, whose tensors have other shapes.
 func (d *DQN) resetSums() {
-	d.sums.own, d.sums.mark, d.sums.peerNet = nil, nil, nil
+	d.sums.own, d.sums.mark, d.sums.peerNet, d.sums.legacyNet = nil, nil, nil, nil
 	d.syncOwn()
 }
 
-// sumRows are the snapshot rows of the network's sums: own, and each
-// peer's (names in replica.peers).
+// snapSums are a snapshot's network sums: the writer's own, its peers',
+// its legacy.
+type snapSums struct {
+	own, legacyNet [][]float32
+	peers          map[string][][]float32
+	legacy         map[legacyKey]bool
+}
+
+// sumRows are the snapshot rows of the network's sums (own, each peer's,
+// the legacy's) and the legacy's names.
 func (d *DQN) sumRows() []row {
 	d.syncOwn()
 	var rows []row
@@ -104,12 +147,23 @@ func (d *DQN) sumRows() []row {
 	for k, p := range peers {
 		add("replica.peer."+strconv.Itoa(k)+".", d.sums.peerNet[p])
 	}
-	return rows
+	keys := slices.SortedFunc(maps.Keys(d.sums.legacy), func(a, b legacyKey) int {
+		return cmp.Or(cmp.Compare(a.replica, b.replica), cmp.Compare(a.at, b.at))
+	})
+	names, ats := make([]string, len(keys)), make([]int64, len(keys))
+	for i, k := range keys {
+		names[i], ats[i] = k.replica, k.at
+	}
+	rows = append(rows, row{name: "replica.legacy", shape: []int64{int64(len(keys))}, str: names, i64: ats})
+	if d.sums.legacyNet != nil {
+		add("replica.legacy.net.", d.sums.legacyNet)
+	}
+	return append(rows, d.sums.legacyCo.table().rows("legacy.cooc")...)
 }
 
-// snapshotSums reads a snapshot's network sums, the writer's own and its
-// peers', checked against net (the snapshot's network).
-func snapshotSums(s *Snapshot, net *qnet) (own [][]float32, peers map[string][][]float32, err error) {
+// snapshotSums reads a snapshot's network sums, checked against net (the
+// snapshot's network).
+func snapshotSums(s *Snapshot, net *qnet) (snapSums, error) {
 	var ts [][]float32
 	for _, l := range net.layers() {
 		ts = append(ts, l.W, l.B)
@@ -125,22 +179,43 @@ func snapshotSums(s *Snapshot, net *qnet) (own [][]float32, peers map[string][][
 		}
 		return out, nil
 	}
-	if own, err = read("replica.own."); err != nil {
-		return nil, nil, err
+	var out snapSums
+	var err error
+	if out.own, err = read("replica.own."); err != nil {
+		return out, err
 	}
-	peers = map[string][][]float32{}
+	out.peers = map[string][][]float32{}
 	for k, p := range s.rows["replica.peers"].str {
-		if peers[p], err = read("replica.peer." + strconv.Itoa(k) + "."); err != nil {
-			return nil, nil, err
+		if out.peers[p], err = read("replica.peer." + strconv.Itoa(k) + "."); err != nil {
+			return out, err
 		}
 	}
-	return own, peers, nil
+	if _, ok := s.rows["replica.legacy.net.0"]; ok {
+		if out.legacyNet, err = read("replica.legacy.net."); err != nil {
+			return out, err
+		}
+	}
+	out.legacy, err = legacyKeys(s)
+	return out, err
+}
+
+// legacyKeys reads the finals a snapshot's legacy holds.
+func legacyKeys(s *Snapshot) (map[legacyKey]bool, error) {
+	lg := s.rows["replica.legacy"]
+	if len(lg.str) != len(lg.i64) {
+		return nil, fmt.Errorf("snapshot's replica.legacy names %d replicas at %d times", len(lg.str), len(lg.i64))
+	}
+	keys := map[legacyKey]bool{}
+	for i, r := range lg.str {
+		keys[legacyKey{r, lg.i64[i]}] = true
+	}
+	return keys, nil
 }
 
 // inheritSums sets the network's sums after taking the networks of s (a
 // restore or an adoption): its own learning is ours when s is our own
 // snapshot; otherwise it is its writer's, and what s knew of us is ours.
-func (d *DQN) inheritSums(s *Snapshot, n snapNets) {
+func (d *DQN) inheritSums(s *Snapshot, n snapSums) {
 	own, peers, writer := n.own, n.peers, s.Meta.Replica
 	if writer == d.sums.self {
 		d.sums.own, d.sums.peerNet = own, peers
@@ -153,8 +228,138 @@ func (d *DQN) inheritSums(s *Snapshot, n snapNets) {
 	if len(d.sums.peerNet) == 0 {
 		d.sums.peerNet = nil
 	}
+	d.sums.legacyNet = n.legacyNet
 	d.sums.mark = nil
 	d.syncOwn()
+}
+
+// restoreSums sets the counts' book-keeping after a restore of s, whose
+// own counts are own (in our indices) and whose legacy is in the model's
+// tables: an own final snapshot starts a new incarnation; another
+// replica's snapshot is that replica's learning (folded into the legacy
+// if it was its last).
+func (d *DQN) restoreSums(s *Snapshot, n snapSums, own *coocTable) {
+	m := s.Meta
+	d.sums.legacy = n.legacy
+	d.sums.peerCo, d.sums.peerAt = nil, nil
+	at := m.Created.UnixNano()
+	if m.Replica == d.sums.self {
+		if m.Final {
+			d.foldOwn(at)
+		}
+		return
+	}
+	d.sums.peerCo = map[string]*coocTable{m.Replica: own}
+	d.sums.peerAt = map[string]int64{m.Replica: at}
+	if m.Final {
+		d.fold(m.Replica, at)
+	}
+}
+
+// folded reports whether the legacy holds the learning of s's writer up to
+// s: s is then stale, and merging it would count it twice.
+func (d *DQN) folded(s *Snapshot) bool {
+	at := s.Meta.Created.UnixNano()
+	for k := range d.sums.legacy {
+		if k.replica == s.Meta.Replica && k.at >= at {
+			return true
+		}
+	}
+	return false
+}
+
+// fold moves a peer's learning, up to its final snapshot of at, from the
+// peers into the legacy. The model does not change.
+func (d *DQN) fold(replica string, at int64) {
+	if t := d.sums.peerCo[replica]; t != nil {
+		d.sums.legacyCo.apply(t, 1)
+	}
+	if n := d.sums.peerNet[replica]; n != nil && sameShapes(n, d.netTensors()) {
+		if d.sums.legacyNet == nil {
+			d.sums.legacyNet = zerosLike(n)
+		}
+		addTo(d.sums.legacyNet, n, 1)
+	}
+	delete(d.sums.peerCo, replica)
+	delete(d.sums.peerNet, replica)
+	delete(d.sums.peerAt, replica)
+	if d.sums.legacy == nil {
+		d.sums.legacy = map[legacyKey]bool{}
+	}
+	d.sums.legacy[legacyKey{replica, at}] = true
+}
+
+// foldOwn moves this replica's own learning, up to its final snapshot of
+// at, into the legacy: it starts a new incarnation. The model does not
+// change.
+func (d *DQN) foldOwn(at int64) {
+	d.syncOwn()
+	d.sums.legacyCo.apply(d.ownCooc(), 1)
+	if d.sums.legacyNet == nil {
+		d.sums.legacyNet = zerosLike(d.sums.own)
+	}
+	addTo(d.sums.legacyNet, d.sums.own, 1)
+	d.sums.own = zerosLike(d.sums.own)
+	if d.sums.legacy == nil {
+		d.sums.legacy = map[legacyKey]bool{}
+	}
+	d.sums.legacy[legacyKey{d.sums.self, at}] = true
+}
+
+// mergeLegacy merges a peer snapshot's legacy (its counts t, in our item
+// indices, and its sums n): when it holds every final ours holds, it
+// replaces ours, and the peers it folded are no longer counted as peers;
+// otherwise the finals it holds that we hold as peers at the same
+// snapshot are folded into ours.
+func (d *DQN) mergeLegacy(t *coocTable, n snapSums) {
+	var extra []legacyKey
+	for k := range n.legacy {
+		if !d.sums.legacy[k] {
+			extra = append(extra, k)
+		}
+	}
+	if len(extra) == 0 {
+		return
+	}
+	for k := range d.sums.legacy {
+		if !n.legacy[k] { // incomparable: fold what we can
+			for _, k := range extra {
+				if at, ok := d.sums.peerAt[k.replica]; ok && at == k.at {
+					d.fold(k.replica, k.at)
+				}
+			}
+			return
+		}
+	}
+	d.syncOwn()
+	ts := d.netTensors()
+	for _, k := range extra {
+		if at, ok := d.sums.peerAt[k.replica]; ok && at <= k.at {
+			// Up to its final, which the legacy holds.
+			if old := d.sums.peerCo[k.replica]; old != nil {
+				d.co.apply(old, -1)
+			}
+			if old := d.sums.peerNet[k.replica]; old != nil && sameShapes(old, ts) {
+				addTo(ts, old, -1)
+			}
+			delete(d.sums.peerCo, k.replica)
+			delete(d.sums.peerNet, k.replica)
+			delete(d.sums.peerAt, k.replica)
+		}
+	}
+	d.co.apply(d.sums.legacyCo.table(), -1)
+	d.co.apply(t, 1)
+	d.sums.legacyCo = cooc{}
+	d.sums.legacyCo.apply(t, 1)
+	if sameShapes(n.legacyNet, ts) {
+		if d.sums.legacyNet != nil {
+			addTo(ts, d.sums.legacyNet, -1)
+		}
+		addTo(ts, n.legacyNet, 1)
+		d.sums.legacyNet = n.legacyNet
+	}
+	d.sums.legacy = maps.Clone(n.legacy)
+	d.markNet()
 }
 
 // mergeNet adds what peer s's writer learned since its snapshot we merged
@@ -178,36 +383,49 @@ func (d *DQN) mergeNet(s *Snapshot, own [][]float32) {
 	d.markNet()
 }
 
-// mergeCooc replaces what the previous snapshot of t's writer added to
+// mergeCooc replaces what the previous snapshot of s's writer added to
 // the co-occurrence counts by t.
-func (d *DQN) mergeCooc(replica string, t *coocTable) {
+func (d *DQN) mergeCooc(s *Snapshot, t *coocTable) {
+	replica := s.Meta.Replica
 	if d.sums.peerCo == nil {
 		d.sums.peerCo = map[string]*coocTable{}
+		d.sums.peerAt = map[string]int64{}
 	}
 	if old := d.sums.peerCo[replica]; old != nil {
 		d.co.apply(old, -1)
 	}
 	d.co.apply(t, 1)
 	d.sums.peerCo[replica] = t
+	d.sums.peerAt[replica] = s.Meta.Created.UnixNano()
 }
 
-// ownCooc takes the merged peers' counts out of the model's co-occurrence
-// table (count, CSR offsets, nbr, nc: a copy), leaving what this replica
-// counted itself, which is what its snapshots carry.
-func (d *DQN) ownCooc(count []float32, offsets, nbr []int32, nc []float32) ([]float32, []int32, []int32, []float32) {
-	if len(d.sums.peerCo) == 0 {
-		return count, offsets, nbr, nc
+// ownCooc is what this replica counted itself, which is what its
+// snapshots carry: the model's co-occurrence table without the merged
+// peers' counts and the legacy.
+func (d *DQN) ownCooc() *coocTable {
+	t := d.co.table()
+	count, offsets, nbr, nc := t.count, t.offsets, t.nbr, t.counts
+	if len(d.sums.peerCo) == 0 && len(d.sums.legacyCo.count) == 0 {
+		return t
 	}
-	for _, t := range d.sums.peerCo {
-		for k, x := range t.local {
-			count[x] -= t.count[k]
+	for _, p := range d.sums.peerCo {
+		for k := range p.count {
+			x := p.local[k]
+			count[x] -= p.count[k]
 			pos := d.co.nbrs[x].pos
-			for j := t.offsets[k]; j < t.offsets[k+1]; j++ {
-				nc[offsets[x]+pos[t.local[t.nbr[j]]]] -= t.counts[j]
+			for j := p.offsets[k]; j < p.offsets[k+1]; j++ {
+				nc[offsets[x]+pos[p.local[p.nbr[j]]]] -= p.counts[j]
 			}
 		}
 	}
-	// Leave out the pairs only peers counted.
+	for x, c := range d.sums.legacyCo.count {
+		count[x] -= float32(c)
+		nb, pos := d.sums.legacyCo.nbrs[x], d.co.nbrs[x].pos
+		for j, y := range nb.item {
+			nc[offsets[x]+pos[y]] -= float32(nb.count[j])
+		}
+	}
+	// Leave out the pairs only others counted.
 	n := 0
 	for x := range len(offsets) - 1 {
 		lo, hi := offsets[x], offsets[x+1]
@@ -220,7 +438,8 @@ func (d *DQN) ownCooc(count []float32, offsets, nbr []int32, nc []float32) ([]fl
 		}
 	}
 	offsets[len(offsets)-1] = int32(n)
-	return count, offsets, nbr[:n], nc[:n]
+	t.nbr, t.counts = nbr[:n], nc[:n]
+	return t
 }
 
 // CoocTotals sums the co-occurrence table: the interactions counted and

@@ -220,3 +220,159 @@ func TestReplicasAddUpLikeOneLearner(t *testing.T) {
 		t.Fatal("MergeSums averaged the target network or the item tables")
 	}
 }
+
+func finalOf(t *testing.T, d *DQN, replica string, at time.Time) *Snapshot {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := d.WriteSnapshot(&buf, SnapshotMeta{Replica: replica, Created: at, Final: true}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ReadSnapshot(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// What a replica learned outlives it: a final snapshot, once merged, moves
+// into the legacy that every later snapshot carries, so generations of
+// replicas with new names hold the counts of all their predecessors; a
+// replica that comes back under its old name starts a new incarnation,
+// and nothing is counted twice.
+func TestDepartedReplicasLiveOnInTheLegacy(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows = 32
+	evs := replicaEvents()
+	var ea, eb []feedback.Located
+	for _, e := range evs {
+		if n := e.UserID[len(e.UserID)-1]; n%2 == 0 {
+			ea = append(ea, e)
+		} else {
+			eb = append(eb, e)
+		}
+	}
+	one := replica(t, cfg, "one")
+	learnAll(t, one, evs)
+	a, b := replica(t, cfg, "a"), replica(t, cfg, "b")
+	learnAll(t, a, ea)
+	learnAll(t, b, eb)
+	t0 := time.Unix(1_000_000, 0)
+	sbFinal := finalOf(t, b, "b", t0)
+	if err := a.Merge(sbFinal, 0.5); err != nil {
+		t.Fatal(err)
+	}
+	sameCooc(t, "a after b left", a, one)
+	if len(a.sums.peerCo) != 0 || !a.sums.legacy[legacyKey{"b", t0.UnixNano()}] {
+		t.Fatalf("b's final snapshot was not folded into a's legacy: peers %d, legacy %v", len(a.sums.peerCo), a.sums.legacy)
+	}
+	// A second generation: c, a new name, restores a's snapshot; then a
+	// leaves and c merges its final.
+	c := replica(t, cfg, "c")
+	if err := c.Restore(snapshotOf(t, a, "a")); err != nil {
+		t.Fatal(err)
+	}
+	sameCooc(t, "c restored from a", c, one)
+	saFinal := finalOf(t, a, "a", t0.Add(time.Second))
+	if err := c.Merge(saFinal, 0.5); err != nil {
+		t.Fatal(err)
+	}
+	sameCooc(t, "c after a left", c, one)
+	w0 := slices.Clone(c.net.hidden[0].W)
+	if err := c.Merge(sbFinal, 0.5); err != nil { // stale: in the legacy
+		t.Fatal(err)
+	}
+	sameCooc(t, "c after merging b's final again", c, one)
+	if !slices.Equal(c.net.hidden[0].W, w0) {
+		t.Fatal("merging a folded final changed the network")
+	}
+	// A third generation restores c's snapshot, with no predecessor's
+	// snapshot left to merge: it holds everything.
+	e := replica(t, cfg, "e")
+	if err := e.Restore(snapshotOf(t, c, "c")); err != nil {
+		t.Fatal(err)
+	}
+	sameCooc(t, "third generation", e, one)
+
+	// b comes back under its name from its final snapshot, a new
+	// incarnation: it learns more, and e merges it.
+	var more []feedback.Located
+	for i, ev := range evs[:200] {
+		ev.UserID = fmt.Sprint("new", i%7)
+		ev.TS = time.Unix(int64(5000+i), 0)
+		more = append(more, ev)
+	}
+	learnAll(t, one, more)
+	back := replica(t, cfg, "b")
+	if err := back.Restore(sbFinal); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range snapshotOf(t, back, "b").rows["replica.own.0"].f32 {
+		if u != 0 {
+			t.Fatal("b's new incarnation carries its old learning as its own")
+		}
+	}
+	learnAll(t, back, more)
+	if err := e.Merge(snapshotOf(t, back, "b"), 0.5); err != nil {
+		t.Fatal(err)
+	}
+	sameCooc(t, "third generation after b came back", e, one)
+}
+
+// A replica that merges a peer's legacy holding a final it had merged
+// only as an earlier snapshot of a live peer counts that peer once: the
+// legacy's final replaces it.
+func TestLegacyReplacesAPeerItHolds(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows = 32
+	evs := replicaEvents()
+	parts := make([][]feedback.Located, 3)
+	for _, e := range evs {
+		n := int(e.UserID[len(e.UserID)-1] - '0')
+		parts[n%3] = append(parts[n%3], e)
+	}
+	one := replica(t, cfg, "one")
+	learnAll(t, one, evs)
+	p, q, x := replica(t, cfg, "p"), replica(t, cfg, "q"), replica(t, cfg, "x")
+	learnAll(t, p, parts[0])
+	learnAll(t, q, parts[1])
+	half := len(parts[2]) / 2
+	learnAll(t, x, parts[2][:half])
+	if err := q.Merge(snapshotOf(t, x, "x"), 0.5); err != nil { // x while it ran
+		t.Fatal(err)
+	}
+	learnAll(t, x, parts[2][half:])
+	if err := p.Merge(finalOf(t, x, "x", time.Now().Add(time.Hour)), 0.5); err != nil { // x left
+		t.Fatal(err)
+	}
+	if err := q.Merge(snapshotOf(t, p, "p"), 0.5); err != nil {
+		t.Fatal(err)
+	}
+	sameCooc(t, "q after merging p's legacy", q, one)
+	if _, held := q.sums.peerCo["x"]; held {
+		t.Fatal("q still holds x as a peer beside the legacy that holds its final")
+	}
+}
+
+// A replica may merge twice without a snapshot of its own between (at
+// start after a restore, then at its first snapshot) and meet new items
+// in between.
+func TestMergeAgainAfterNewItems(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows = 32
+	evs := replicaEvents()
+	a, b := replica(t, cfg, "a"), replica(t, cfg, "b")
+	learnAll(t, a, evs[:300])
+	learnAll(t, b, evs[300:600])
+	if err := a.Merge(snapshotOf(t, b, "b"), 0.5); err != nil {
+		t.Fatal(err)
+	}
+	learnClick(t, a, "u1", "brand-new")
+	learnAll(t, b, evs[600:900])
+	if err := a.Merge(snapshotOf(t, b, "b"), 0.5); err != nil {
+		t.Fatal(err)
+	}
+	x, _ := a.items.Lookup("brand-new")
+	if a.fresh[x] != 1 || a.merged[x] != 1 {
+		t.Fatalf("the new item's interactions: fresh %v, merged %v; want 1 and 1", a.fresh[x], a.merged[x])
+	}
+}

@@ -57,6 +57,8 @@ type SnapshotMeta struct {
 	Replica string `json:"replica,omitempty"`
 	Decider bool   `json:"decider,omitempty"`
 	Final   bool   `json:"final,omitempty"`
+	// Replicas is how many replicas were live, the writer included.
+	Replicas int `json:"replicas,omitempty"`
 	// Checksum is the SHA-256 of the metadata (without it) and the content
 	// (every row, in order).
 	Checksum string `json:"checksum"`
@@ -177,28 +179,7 @@ func (d *DQN) rows() []row {
 		row{name: "items.bias", shape: []int64{n}, f32: d.bias},
 		row{name: "items.fresh", shape: []int64{n}, f32: d.fresh},
 	)
-	count := make([]float32, len(d.co.count))
-	offsets := make([]int32, 0, len(d.co.nbrs)+1)
-	var nbr []int32
-	var nc []float32
-	for i, c := range d.co.count {
-		count[i] = float32(c)
-	}
-	offsets = append(offsets, 0)
-	for _, nb := range d.co.nbrs {
-		nbr = append(nbr, nb.item...)
-		for _, c := range nb.count {
-			nc = append(nc, float32(c))
-		}
-		offsets = append(offsets, int32(len(nbr)))
-	}
-	count, offsets, nbr, nc = d.ownCooc(count, offsets, nbr, nc)
-	rows = append(rows,
-		row{name: "cooc.count", shape: []int64{int64(len(count))}, f32: count},
-		row{name: "cooc.offsets", shape: []int64{int64(len(offsets))}, i32: offsets},
-		row{name: "cooc.items", shape: []int64{int64(len(nbr))}, i32: nbr},
-		row{name: "cooc.counts", shape: []int64{int64(len(nc))}, f32: nc},
-	)
+	rows = append(rows, d.ownCooc().rows("cooc")...)
 	return append(rows, d.stateRows()...)
 }
 
@@ -564,15 +545,15 @@ func (d *DQN) Restore(s *Snapshot) error {
 	if err != nil {
 		return err
 	}
-	count, err := get("cooc.count", n)
+	own, err := readTable(s, "cooc", n)
 	if err != nil {
 		return err
 	}
-	offsets, nbr := s.rows["cooc.offsets"].i32, s.rows["cooc.items"].i32
-	counts := s.rows["cooc.counts"].f32
-	if len(offsets) != n+1 || len(nbr) != len(counts) || int(offsets[n]) != len(nbr) {
-		return fmt.Errorf("snapshot's co-occurrence table is inconsistent")
+	legacy, err := readTable(s, "legacy.cooc", n)
+	if err != nil {
+		return err
 	}
+	own.local, legacy.local = identity(n), identity(n)
 	if err := d.restoreState(s); err != nil {
 		return err
 	}
@@ -586,28 +567,13 @@ func (d *DQN) Restore(s *Snapshot) error {
 	}
 	d.ein, d.eout, d.bias = ein, eout, bias
 	d.fresh, d.merged = make([]float32, n), nil
-	d.co, d.sums.peerCo = cooc{}, nil
-	for i := range n {
-		d.co.grow(int32(i))
-		d.co.count[i] = float64(count[i])
-		lo, hi := offsets[i], offsets[i+1]
-		nb := &d.co.nbrs[i]
-		for j := lo; j < hi; j++ {
-			nb.add(nbr[j])
-			nb.count[len(nb.count)-1] = float64(counts[j])
-		}
-		d.co.pairs += int64(hi - lo)
-	}
-	d.inheritSums(s, nets)
-	if m.Replica != d.sums.self {
-		// Another replica's counts: its own, which its next snapshots
-		// replace.
-		local := make([]int32, n)
-		for i := range local {
-			local[i] = int32(i)
-		}
-		d.sums.peerCo = map[string]*coocTable{m.Replica: {local: local, count: count, offsets: offsets, nbr: nbr, counts: counts}}
-	}
+	d.co, d.sums.legacyCo = cooc{}, cooc{}
+	d.co.grow(int32(n) - 1)
+	d.co.apply(own, 1)
+	d.co.apply(legacy, 1)
+	d.sums.legacyCo.apply(legacy, 1)
+	d.inheritSums(s, nets.sums)
+	d.restoreSums(s, nets.sums, own)
 	d.steps, d.batches = m.Steps, m.Batches
 	return nil
 }
@@ -630,8 +596,7 @@ func (s *Snapshot) floats(name string, n int) ([]float32, error) {
 type snapNets struct {
 	net, target *qnet
 	mom         []struct{ mW, vW, mB, vB []float32 }
-	own         [][]float32            // what the writer learned itself
-	peers       map[string][][]float32 // what it merged of its peers
+	sums        snapSums
 }
 
 // loadNets reads the snapshot's networks at its architecture.
@@ -665,7 +630,7 @@ func (d *DQN) loadNets(s *Snapshot) (snapNets, error) {
 		}
 	}
 	var err error
-	if out.own, out.peers, err = snapshotSums(s, net); err != nil {
+	if out.sums, err = snapshotSums(s, net); err != nil {
 		return snapNets{}, err
 	}
 	return out, nil
@@ -702,7 +667,7 @@ func (d *DQN) Adopt(s *Snapshot) error {
 	if err := d.setNets(nets, m.AdamT); err != nil {
 		return err
 	}
-	d.inheritSums(s, nets)
+	d.inheritSums(s, nets.sums)
 	return nil
 }
 
@@ -743,18 +708,24 @@ func (d *DQN) merge(s *Snapshot, w float64, average bool) error {
 	if average && !sameNet {
 		return fmt.Errorf("cannot merge a snapshot of widths %v into a model of widths %v: apply the architecture change first", m.Widths, d.net.widths())
 	}
+	if d.folded(s) {
+		return nil // its learning is in the legacy already
+	}
 	tensors := d.netTensors8()
-	var own [][]float32
+	var sums snapSums
+	var err error
 	if sameNet {
 		for _, t := range tensors {
 			if r, ok := s.rows[t.name]; !ok || len(r.f32) != len(t.data) {
 				return fmt.Errorf("snapshot's %s does not match the model's", t.name)
 			}
 		}
-		var err error
-		if own, _, err = snapshotSums(s, d.net); err != nil {
-			return err
-		}
+		sums, err = snapshotSums(s, d.net)
+	} else {
+		sums.legacy, err = legacyKeys(s)
+	}
+	if err != nil {
+		return err
 	}
 	ids := s.rows["items.ids"].str
 	n, dim := len(ids), d.cfg.Dim
@@ -763,17 +734,16 @@ func (d *DQN) merge(s *Snapshot, w float64, average bool) error {
 	if len(fresh) == 0 {
 		fresh = make([]float32, n) // written before replicas counted
 	}
-	count, offsets, nbr, counts := s.rows["cooc.count"].f32, s.rows["cooc.offsets"].i32, s.rows["cooc.items"].i32, s.rows["cooc.counts"].f32
 	if len(ein) != n*dim || len(eout) != n*dim || len(bias) != n || len(fresh) != n {
 		return fmt.Errorf("snapshot's item tables do not match its vocabulary")
 	}
-	if len(count) != n || len(offsets) != n+1 || len(nbr) != len(counts) || int(offsets[n]) != len(nbr) {
-		return fmt.Errorf("snapshot's co-occurrence table is inconsistent")
+	own, err := readTable(s, "cooc", n)
+	if err != nil {
+		return err
 	}
-	for _, y := range nbr {
-		if y < 0 || int(y) >= n {
-			return fmt.Errorf("snapshot's co-occurrence table names item %d of %d", y, n)
-		}
+	legacy, err := readTable(s, "legacy.cooc", n)
+	if err != nil {
+		return err
 	}
 	a, b := float32(1-w), float32(w)
 	for _, t := range tensors {
@@ -785,7 +755,7 @@ func (d *DQN) merge(s *Snapshot, w float64, average bool) error {
 		}
 	}
 	if sameNet {
-		d.mergeNet(s, own)
+		d.mergeNet(s, sums.own)
 	}
 	if d.merged == nil {
 		d.merged = slices.Clone(d.fresh)
@@ -823,6 +793,11 @@ func (d *DQN) merge(s *Snapshot, w float64, average bool) error {
 	// Co-occurrence counts add up over replicas (a grow-only counter per
 	// replica): each snapshot carries its replica's own counts, which
 	// replace what the previous one of that replica added.
-	d.mergeCooc(m.Replica, &coocTable{local: local, count: count, offsets: offsets, nbr: nbr, counts: counts})
+	own.local, legacy.local = local, local
+	d.mergeCooc(s, own)
+	d.mergeLegacy(legacy, sums)
+	if m.Final {
+		d.fold(m.Replica, m.Created.UnixNano())
+	}
 	return nil
 }

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"slices"
@@ -310,5 +311,42 @@ func TestRestartedReplicasKeepTheGroupsCounts(t *testing.T) {
 				t.Fatalf("the restarted replicas count %v and %v pairs", pairs[0], pairs[1])
 			}
 		})
+	}
+}
+
+// Workers that change names at every restart (generations of a
+// Deployment) keep what earlier generations learned: two replicas run and
+// stop; two others, with new names, take over for more events and stop;
+// a fifth starts after their snapshots (snapshot.keep 1) have retired the
+// first generation's, and counts every event the four learned.
+func TestGenerationsOfReplicasKeepTheirCounts(t *testing.T) {
+	cfg := smallDQN(t, kafkatest.Targets(t)[0]) // the real broker when there is one
+	cfg.Batch.Size = 64
+	cfg.Snapshot.EveryBatches = 4
+	cfg.Snapshot.Keep = 1
+	kafkatest.CreateTopics(t, cfg)
+	lines, _ := kafkatest.Events(1000, 0, 200, 9)
+	build := func(c configs.Config) (model.Recommender, error) { return model.New(c) }
+	learned := int64(0)
+	for g, part := range [][][]byte{lines[:500], lines[500:]} {
+		split := func() {
+			for deadline := time.Now().Add(time.Minute); len(members(t, cfg)) < 2; time.Sleep(100 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the two replicas did not both get partitions in 1m")
+				}
+			}
+			produce(t, cfg, part)
+		}
+		names := []string{fmt.Sprintf("gen%d-a", g), fmt.Sprintf("gen%d-b", g)}
+		_, ws := runWorkers(t, cfg, build, split, names...)
+		for _, w := range ws {
+			learned += w.Stats().Events.Load()
+		}
+	}
+	ms, _ := runReplicas(t, cfg, "gen2-a")
+	got, _ := ms[0].(*model.DQN).CoocTotals()
+	t.Logf("the third generation counts %v interactions; the first two learned %d events", got, learned)
+	if got != float64(learned) {
+		t.Fatalf("the third generation counts %v interactions; the first two learned %d events", got, learned)
 	}
 }

@@ -210,15 +210,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	if snapshots && cfg.Snapshot.Restore {
 		restored, restoredID, listedTo = w.restore(ctx, snapper)
 	}
-	var runs []orderRun
-	if restored != nil && w.order != nil {
-		var err error
-		if runs, err = orderFrom(ctx, cfg.Kafka.Brokers, cfg.Snapshot.OrderTopic, cfg.Topics.Feedback, cfg.Kafka.Group, restored.Meta.Created, restored.Meta.Offsets); err != nil {
-			w.log.Warn("not following the recorded order: reading it failed", "topic", cfg.Snapshot.OrderTopic, "err", err)
-		} else if len(runs) > 0 {
-			w.log.Info("following the recorded order from the restored snapshot", "topic", cfg.Snapshot.OrderTopic, "runs", len(runs))
-		}
-	}
 	if _, ok := w.rec.(model.Replica); ok && snapshots && cfg.Snapshot.Merge {
 		w.peers = NewPeers(cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.Group, w.replica, w.log)
 		w.peers.Seed(w.kept, restoredID, restored) // what restore read is not read again
@@ -229,6 +220,19 @@ func (w *Worker) Run(ctx context.Context) error {
 		peersDone := make(chan struct{})
 		go func() { defer close(peersDone); w.peers.Run(peersCtx, listedTo) }()
 		defer func() { stopPeers(); <-peersDone }()
+	}
+	// The recorded order is followed when the snapshot was written by a
+	// worker alone and this one has no live peers either (deterministic
+	// replay is for a single worker): the order of several replicas'
+	// partitions would hold it back until the order times out.
+	var runs []orderRun
+	if restored != nil && w.order != nil && restored.Meta.Replicas <= 1 && (w.peers == nil || len(w.peers.Live(time.Now(), cfg.Snapshot.PeerTimeout)) == 0) {
+		var err error
+		if runs, err = orderFrom(ctx, cfg.Kafka.Brokers, cfg.Snapshot.OrderTopic, cfg.Topics.Feedback, cfg.Kafka.Group, restored.Meta.Created, restored.Meta.Offsets); err != nil {
+			w.log.Warn("not following the recorded order: reading it failed", "topic", cfg.Snapshot.OrderTopic, "err", err)
+		} else if len(runs) > 0 {
+			w.log.Info("following the recorded order from the restored snapshot", "topic", cfg.Snapshot.OrderTopic, "runs", len(runs))
+		}
 	}
 	var snapWG sync.WaitGroup
 	var snapWriter *kafka.Writer
@@ -978,7 +982,10 @@ func (w *Worker) encodeSnapshot(m model.Snapshotter, final bool) ([]byte, error)
 	for p, o := range w.consumed {
 		offsets[p] = o
 	}
-	meta := model.SnapshotMeta{Version: Version, Offsets: offsets, Created: time.Now().UTC(), Replica: w.replica, Decider: w.decider, Final: final}
+	meta := model.SnapshotMeta{Version: Version, Offsets: offsets, Created: time.Now().UTC(), Replica: w.replica, Decider: w.decider, Final: final, Replicas: 1}
+	if w.peers != nil {
+		meta.Replicas += len(w.peers.Live(meta.Created, w.cfg.Snapshot.PeerTimeout))
+	}
 	if _, err := m.WriteSnapshot(&buf, meta); err != nil {
 		return nil, err
 	}
