@@ -56,3 +56,52 @@ func BenchmarkSnapshot(b *testing.B) {
 			s.Meta.Items, d.Params(), float64(buf.Len())/(1<<20), enc.Round(time.Millisecond), dec.Round(time.Millisecond), res.Round(time.Millisecond))
 	}
 }
+
+// BenchmarkSnapshotAfterRestart reports the size of the default DQN's
+// snapshot after ml-latest-small for a worker that stopped cleanly half
+// way and restarted from its final snapshot: its earlier co-occurrence
+// counts travel in the legacy beside its new own counts.
+func BenchmarkSnapshotAfterRestart(b *testing.B) {
+	events, err := eval.Load("../../../shared/data/ml-latest-small/ratings.csv", "movielens-csv")
+	if err != nil {
+		b.Skipf("ml-latest-small not available: %v", err)
+	}
+	for b.Loop() {
+		first, err := model.NewDQN(model.DefaultDQN())
+		if err != nil {
+			b.Fatal(err)
+		}
+		first.SetReplica("worker")
+		half := len(events) / 2
+		if _, err := eval.Run(context.Background(), events[:half], first, eval.Options{Batch: 256}); err != nil {
+			b.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if _, err := first.WriteSnapshot(&buf, model.SnapshotMeta{Version: "bench", Replica: "worker", Final: true}); err != nil {
+			b.Fatal(err)
+		}
+		first.Close()
+		s, err := model.ReadSnapshot(&buf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		again, err := model.NewDQN(model.DefaultDQN())
+		if err != nil {
+			b.Fatal(err)
+		}
+		again.SetReplica("worker")
+		if err := again.Restore(s); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := eval.Run(context.Background(), events[half:], again, eval.Options{Batch: 256}); err != nil {
+			b.Fatal(err)
+		}
+		buf.Reset()
+		if _, err := again.WriteSnapshot(&buf, model.SnapshotMeta{Version: "bench", Replica: "worker"}); err != nil {
+			b.Fatal(err)
+		}
+		again.Close()
+		b.ReportMetric(float64(buf.Len())/(1<<20), "MiB")
+		b.Logf("snapshot of the default DQN after ml-latest-small, restarted half way: %.2f MiB", float64(buf.Len())/(1<<20))
+	}
+}
