@@ -110,9 +110,11 @@ func addTo(a, b [][]float32, sign float32) {
 // are own learning.
 func (d *DQN) markNet() {
 	ts := d.netTensors()
-	d.sums.mark = d.sums.mark[:0]
-	for _, t := range ts {
-		d.sums.mark = append(d.sums.mark, slices.Clone(t))
+	if !sameShapes(d.sums.mark, ts) {
+		d.sums.mark = zerosLike(ts)
+	}
+	for i, t := range ts {
+		copy(d.sums.mark[i], t)
 	}
 }
 

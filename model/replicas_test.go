@@ -23,6 +23,29 @@ func replicaEvents() []feedback.Located {
 	return evs
 }
 
+// byUser splits events into k streams by user, as partitions do.
+func byUser(evs []feedback.Located, k int) [][]feedback.Located {
+	out := make([][]feedback.Located, k)
+	for _, e := range evs {
+		n := int(e.UserID[len(e.UserID)-1] - '0')
+		out[n%k] = append(out[n%k], e)
+	}
+	return out
+}
+
+// twoReplicas returns a small DQN configuration, the events, their split
+// between two replicas by user, and one learner of all of them.
+func twoReplicas(t *testing.T) (cfg DQNConfig, evs, ea, eb []feedback.Located, one *DQN) {
+	t.Helper()
+	cfg = DefaultDQN()
+	cfg.Rows = 32
+	evs = replicaEvents()
+	halves := byUser(evs, 2)
+	one = replica(t, cfg, "one")
+	learnAll(t, one, evs)
+	return cfg, evs, halves[0], halves[1], one
+}
+
 func learnAll(t *testing.T, d *DQN, evs []feedback.Located) {
 	t.Helper()
 	for lo := 0; lo < len(evs); lo += 100 {
@@ -103,19 +126,7 @@ func maxNetDiff(a, b *DQN) float64 {
 // is where it was; a new replica that restores another's snapshot takes
 // its learning as that replica's, not as its own.
 func TestReplicasAddUpLikeOneLearner(t *testing.T) {
-	cfg := DefaultDQN()
-	cfg.Rows = 32
-	evs := replicaEvents()
-	var ea, eb []feedback.Located
-	for _, e := range evs {
-		if n := e.UserID[len(e.UserID)-1]; n%2 == 0 {
-			ea = append(ea, e)
-		} else {
-			eb = append(eb, e)
-		}
-	}
-	one := replica(t, cfg, "one")
-	learnAll(t, one, evs)
+	cfg, _, ea, eb, one := twoReplicas(t)
 	a, b := replica(t, cfg, "a"), replica(t, cfg, "b")
 	learnAll(t, a, ea[:300])
 	learnAll(t, b, eb[:300])
@@ -240,19 +251,7 @@ func finalOf(t *testing.T, d *DQN, replica string, at time.Time) *Snapshot {
 // replica that comes back under its old name starts a new incarnation,
 // and nothing is counted twice.
 func TestDepartedReplicasLiveOnInTheLegacy(t *testing.T) {
-	cfg := DefaultDQN()
-	cfg.Rows = 32
-	evs := replicaEvents()
-	var ea, eb []feedback.Located
-	for _, e := range evs {
-		if n := e.UserID[len(e.UserID)-1]; n%2 == 0 {
-			ea = append(ea, e)
-		} else {
-			eb = append(eb, e)
-		}
-	}
-	one := replica(t, cfg, "one")
-	learnAll(t, one, evs)
+	cfg, evs, ea, eb, one := twoReplicas(t)
 	a, b := replica(t, cfg, "a"), replica(t, cfg, "b")
 	learnAll(t, a, ea)
 	learnAll(t, b, eb)
@@ -325,11 +324,7 @@ func TestLegacyReplacesAPeerItHolds(t *testing.T) {
 	cfg := DefaultDQN()
 	cfg.Rows = 32
 	evs := replicaEvents()
-	parts := make([][]feedback.Located, 3)
-	for _, e := range evs {
-		n := int(e.UserID[len(e.UserID)-1] - '0')
-		parts[n%3] = append(parts[n%3], e)
-	}
+	parts := byUser(evs, 3)
 	one := replica(t, cfg, "one")
 	learnAll(t, one, evs)
 	p, q, x := replica(t, cfg, "p"), replica(t, cfg, "q"), replica(t, cfg, "x")

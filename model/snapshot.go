@@ -520,10 +520,7 @@ func short(s string) string {
 // is refused.
 func (d *DQN) Restore(s *Snapshot) error {
 	m := s.Meta
-	if m.Dim != d.cfg.Dim || m.In != d.in {
-		return fmt.Errorf("snapshot of a DQN with dim %d (input %d) cannot be loaded into one with dim %d (input %d)", m.Dim, m.In, d.cfg.Dim, d.in)
-	}
-	nets, err := d.loadNets(s)
+	nets, err := d.loadNets(s, "loaded into")
 	if err != nil {
 		return err
 	}
@@ -599,8 +596,13 @@ type snapNets struct {
 	sums        snapSums
 }
 
-// loadNets reads the snapshot's networks at its architecture.
-func (d *DQN) loadNets(s *Snapshot) (snapNets, error) {
+// loadNets reads the snapshot's networks at its architecture; a snapshot
+// of another input or embedding width cannot be used (how: "loaded into",
+// "adopted by").
+func (d *DQN) loadNets(s *Snapshot, how string) (snapNets, error) {
+	if m := s.Meta; m.Dim != d.cfg.Dim || m.In != d.in {
+		return snapNets{}, fmt.Errorf("snapshot of a DQN with dim %d (input %d) cannot be %s one with dim %d (input %d)", m.Dim, m.In, how, d.cfg.Dim, d.in)
+	}
 	net := newQNet(d.in, d.cfg.Dim, s.Meta.Widths, rand.New(rand.NewPCG(0, 0))) // every weight is overwritten
 	net.skip = d.net.skip
 	out := snapNets{net: net, target: net.clone()}
@@ -652,15 +654,12 @@ func (d *DQN) setNets(n snapNets, t int) error {
 
 // Adopt takes the snapshot's networks (online, target, Adam moments) in
 // place of the model's own, at the snapshot's architecture: how a replica
-// applies an architecture change of the group's decider before it averages
+// applies an architecture change of the group's decider before it merges
 // with it. The item tables, the vocabulary, the co-occurrence table, the
 // replay buffer and the users stay the model's own.
 func (d *DQN) Adopt(s *Snapshot) error {
 	m := s.Meta
-	if m.Dim != d.cfg.Dim || m.In != d.in {
-		return fmt.Errorf("snapshot of a DQN with dim %d (input %d) cannot be adopted by one with dim %d (input %d)", m.Dim, m.In, d.cfg.Dim, d.in)
-	}
-	nets, err := d.loadNets(s)
+	nets, err := d.loadNets(s, "adopted by")
 	if err != nil {
 		return err
 	}

@@ -1028,15 +1028,17 @@ func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snaps
 	// Its own newest snapshot, if it has one: a snapshot carries what its
 	// replica learned itself (the others' learning is merged back from
 	// theirs: mergeRestored). Otherwise the group's newest.
-	var own []StoredSnapshot
+	var own, others []StoredSnapshot
 	for _, s := range all {
 		if s.Replica == w.replica {
 			own = append(own, s)
+		} else {
+			others = append(others, s)
 		}
 	}
 	snap, from := NewestValid(own, w.cfg.Snapshot.Topic, w.log)
 	if snap == nil {
-		snap, from = NewestValid(all, w.cfg.Snapshot.Topic, w.log)
+		snap, from = NewestValid(others, w.cfg.Snapshot.Topic, w.log)
 	}
 	if snap == nil {
 		w.log.Info("no snapshot to restore", "topic", w.cfg.Snapshot.Topic, "group", w.cfg.Kafka.Group)
