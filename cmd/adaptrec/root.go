@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 )
 
@@ -86,6 +87,21 @@ func flush(tr *telemetry.Tracing, log *slog.Logger) {
 	if err := tr.Shutdown(ctx); err != nil {
 		log.Warn("flushing spans", "err", err)
 	}
+}
+
+// connect builds the Kafka connection of cfg (kafka.tls, kafka.sasl) with
+// client id kafka.client_id plus suffix, and checks that the brokers accept
+// it, so a wrong password or CA stops the command at once, saying so.
+func connect(ctx context.Context, cfg configs.Config, suffix string) (*kafkaconn.Conn, error) {
+	conn, err := kafkaconn.FromConfig(cfg.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	conn = conn.WithClientID(cfg.Kafka.ClientID + suffix)
+	if err := conn.Check(ctx); err != nil {
+		return nil, err
+	}
+	return conn, nil
 }
 
 // version is the module version the binary was built from.
