@@ -13,6 +13,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -180,3 +181,6 @@ func (c *Conn) String() string {
 	}
 	return b.String()
 }
+
+// LogValue logs a Conn as its String.
+func (c *Conn) LogValue() slog.Value { return slog.StringValue(c.String()) }
