@@ -378,6 +378,7 @@ func Load(opts LoadOptions) (Config, error) {
 		}
 	}
 
+	var unknown []string
 	for _, kv := range opts.Environ {
 		name, val, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(name, EnvPrefix+"_") {
@@ -385,9 +386,16 @@ func Load(opts LoadOptions) (Config, error) {
 		}
 		key, ok := envKey(name, known)
 		if !ok {
-			return Config{}, fmt.Errorf("environment variable %s: unknown key (see configs/adaptrec.yaml)%s", name, passwordHint(strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, EnvPrefix+"_"), "_", "."))))
+			unknown = append(unknown, name)
+			continue
 		}
 		v.Set(key, val)
+	}
+	for _, name := range unknown {
+		// The variable kafka.sasl.password_env names may be ADAPTREC_*.
+		if name != v.GetString("kafka.sasl.password_env") {
+			return Config{}, fmt.Errorf("environment variable %s: unknown key (see configs/adaptrec.yaml)%s", name, passwordHint(strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, EnvPrefix+"_"), "_", "."))))
+		}
 	}
 
 	for key, f := range opts.Flags {

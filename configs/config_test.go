@@ -187,6 +187,12 @@ func TestSecurityConfig(t *testing.T) {
 	if !c.Kafka.TLS.Enable || c.Kafka.SASL.Mechanism != "scram-sha-512" || c.Kafka.SASL.PasswordFile != pw {
 		t.Fatalf("security keys not applied: %+v %+v", c.Kafka.TLS, c.Kafka.SASL)
 	}
+	// The variable holding the password may carry the ADAPTREC_ prefix.
+	_, err = Load(LoadOptions{Environ: []string{"ADAPTREC_KAFKA_SASL_MECHANISM=plain", "ADAPTREC_KAFKA_SASL_USERNAME=svc",
+		"ADAPTREC_KAFKA_PASSWORD=s3cret", "ADAPTREC_KAFKA_SASL_PASSWORD_ENV=ADAPTREC_KAFKA_PASSWORD"}})
+	if err != nil {
+		t.Fatalf("ADAPTREC_KAFKA_PASSWORD named by kafka.sasl.password_env: %v", err)
+	}
 	out, err := Marshal(c)
 	if err != nil {
 		t.Fatal(err)
