@@ -13,6 +13,7 @@ import (
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
+	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 	"github.com/adaptrec/adaptrec/sink"
 )
 
@@ -80,5 +81,51 @@ func TestWorkerWrongPasswordStops(t *testing.T) {
 	}
 	if want := `SASL authentication failed for user "` + cfg.Kafka.SASL.Username + `" (mechanism SCRAM-SHA-512)`; !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q does not say %q", err, want)
+	}
+}
+
+// Snapshots go over SASL_SSL too: a DQN worker publishes its model at
+// shutdown through the snapshot writer, and the next one reads it back
+// through the partition readers and starts from it.
+func TestRestartOverSASLSSL(t *testing.T) {
+	sec := kafkatest.SecureConfig(t)
+	cfg := smallDQN(t, kafkatest.Target{Name: "kafka-sasl-ssl", Brokers: sec.Kafka.Brokers})
+	cfg.Kafka.TLS, cfg.Kafka.SASL = sec.Kafka.TLS, sec.Kafka.SASL
+	plain := cfg
+	plain.Kafka.Brokers = kafkatest.Real(t).Brokers
+	kafkatest.CreateTopics(t, plain)
+	lines, _ := kafkatest.Events(600, 0, 60, 4)
+	produce(t, plain, lines)
+	run := func() (*model.DQN, *pipeline.Worker) {
+		rec, err := model.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil)
+		health := &telemetry.Health{}
+		w.Instrument(nil, nil, health)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		// Joined implies restored (the snapshot is loaded first).
+		for deadline := time.Now().Add(60 * time.Second); health.Check(ctx)["group"] != nil; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the worker did not join its group in 60s")
+			}
+		}
+		kafkatest.WaitCommitted(t, plain.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 60*time.Second)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		return rec.(*model.DQN), w
+	}
+	first, w1 := run()
+	if w1.Stats().Snapshots.Load() == 0 {
+		t.Fatal("no snapshot published at shutdown")
+	}
+	second, w2 := run()
+	if w2.Restored().Checksum == "" || second.Checksum() != first.Checksum() {
+		t.Fatalf("the second worker did not restore the first one's model (restored %q)", w2.Restored().Checksum)
 	}
 }
