@@ -105,6 +105,21 @@ func TestCheckSASLSSL(t *testing.T) {
 		}
 	}
 
+	// A mechanism the listener does not offer (it offers SCRAM).
+	k = good
+	k.SASL.Mechanism = "plain"
+	err = check(t, k)
+	if want := "kafka broker " + addr + " does not accept SASL mechanism PLAIN (kafka.sasl.mechanism)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("unsupported mechanism: got %v, want %q", err, want)
+	}
+	// SASL against the same broker's plaintext listener.
+	k = good
+	k.Brokers, k.TLS = kafkatest.Real(t).Brokers, configs.KafkaTLS{}
+	err = check(t, k)
+	if want := "kafka broker " + k.Brokers[0] + " refused the SASL handshake (is it a SASL listener?)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("SASL on a plaintext listener: got %v, want %q", err, want)
+	}
+
 	// TLS against the same broker's plaintext listener.
 	k = good
 	k.Brokers, k.SASL = kafkatest.Real(t).Brokers, configs.KafkaSASL{}
