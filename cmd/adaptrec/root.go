@@ -35,7 +35,13 @@ batches them into Arrow records, learns from them and publishes refreshed
 recommendation lists.
 
 Configuration: defaults (configs/adaptrec.yaml, built in), then --config FILE,
-then ADAPTREC_* environment variables (ADAPTREC_BATCH_SIZE=128), then flags.`,
+then ADAPTREC_* environment variables (ADAPTREC_BATCH_SIZE=128), then flags.
+
+Kafka TLS and SASL, for every command that talks to Kafka: the kafka.tls.*
+and kafka.sasl.* keys. The SASL password is read from the environment variable
+kafka.sasl.password_env names or from kafka.sasl.password_file, never from a
+flag; a command that cannot connect with them exits 1 saying what failed
+(README: Security).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

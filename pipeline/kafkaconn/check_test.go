@@ -80,6 +80,14 @@ func TestCheckSASLSSL(t *testing.T) {
 		t.Errorf("untrusted CA: got %v, want a TLSError %q", err, want)
 	}
 
+	k = good
+	k.TLS.ServerName = "broker.example.com"
+	err = check(t, k)
+	t.Logf("another name: %v", err)
+	if want := "TLS handshake with " + addr + ": certificate is valid for localhost, not broker.example.com (kafka.tls.server_name sets the name to check)"; !errors.As(err, &tlsErr) || !strings.Contains(err.Error(), want) {
+		t.Errorf("certificate for another name: got %v, want a TLSError %q", err, want)
+	}
+
 	for _, tt := range []struct {
 		name     string
 		tls      bool
