@@ -19,10 +19,12 @@ type AuthError struct {
 	Err                   error
 }
 
+// Error names the user, mechanism and broker, never the password.
 func (e *AuthError) Error() string {
 	return fmt.Sprintf("SASL authentication failed for user %q (mechanism %s) at kafka broker %s: check kafka.sasl.username and the password", e.User, e.Mechanism, e.Addr)
 }
 
+// Unwrap returns kafka-go's error (kafka.SASLAuthenticationFailed).
 func (e *AuthError) Unwrap() error { return e.Err }
 
 // TLSError reports a TLS handshake that failed, with the reason in words
@@ -32,8 +34,10 @@ type TLSError struct {
 	Err          error
 }
 
+// Error is "TLS handshake with ADDR: REASON".
 func (e *TLSError) Error() string { return fmt.Sprintf("TLS handshake with %s: %s", e.Addr, e.Reason) }
 
+// Unwrap returns the crypto/tls or crypto/x509 error.
 func (e *TLSError) Unwrap() error { return e.Err }
 
 // ClosedError reports a broker that closed the connection on a request, as
@@ -43,10 +47,12 @@ type ClosedError struct {
 	Err        error
 }
 
+// Error names the broker and ends with the hint.
 func (e *ClosedError) Error() string {
 	return fmt.Sprintf("kafka broker %s closed the connection (%v): %s", e.Addr, e.Err, e.Hint)
 }
 
+// Unwrap returns the read error (io.EOF, a reset).
 func (e *ClosedError) Unwrap() error { return e.Err }
 
 // Check connects to the seed brokers as the clients will (TCP, TLS
