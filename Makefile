@@ -12,7 +12,17 @@ NORACE_TESTS := TestReplicasConverge|TestRestartKeepsQuality|TestReplicasFollowT
 # real one, but tests should not wait on this machine's disk.
 KAFKA_TEST_DATA ?= $(if $(wildcard /dev/shm),/dev/shm/adaptrec-kafka-test,$${TMPDIR:-/tmp}/adaptrec-kafka-test)
 KAFKA := bash deploy/kafka/kafka.sh
-TEST_KAFKA_ENV := KAFKA_PORT=$(KAFKA_TEST_PORT) KAFKA_CONTROLLER_PORT=$(KAFKA_TEST_CONTROLLER_PORT) KAFKA_DATA_DIR=$(KAFKA_TEST_DATA)
+# Beside its plaintext listener the test broker has a SASL_SSL one: TLS with a
+# CA and broker certificate written for the run (deploy/kafka/certs) and a
+# SCRAM-SHA-512 user created when its storage is formatted.
+KAFKA_TEST_SASL_SSL_PORT ?= 19094
+KAFKA_TEST_TLS_DIR ?= $(KAFKA_TEST_DATA)-tls
+KAFKA_TEST_SASL_USERNAME ?= adaptrec-test
+KAFKA_TEST_SASL_PASSWORD ?= adaptrec-test-password
+TEST_CERTS := $(GO) run ./deploy/kafka/certs -dir $(KAFKA_TEST_TLS_DIR)
+TEST_KAFKA_ENV := KAFKA_PORT=$(KAFKA_TEST_PORT) KAFKA_CONTROLLER_PORT=$(KAFKA_TEST_CONTROLLER_PORT) KAFKA_DATA_DIR=$(KAFKA_TEST_DATA) \
+	KAFKA_SASL_SSL_PORT=$(KAFKA_TEST_SASL_SSL_PORT) KAFKA_SSL_KEYSTORE_PEM=$(KAFKA_TEST_TLS_DIR)/broker.pem \
+	KAFKA_SCRAM_USERS='SCRAM-SHA-512=[name=$(KAFKA_TEST_SASL_USERNAME),password=$(KAFKA_TEST_SASL_PASSWORD)]'
 # The test Jaeger (built from deploy/jaeger, in-memory storage) on its own ports.
 JAEGER := bash deploy/jaeger/jaeger.sh
 JAEGER_TEST_OTLP_GRPC_PORT ?= 14317
@@ -20,6 +30,8 @@ JAEGER_TEST_OTLP_HTTP_PORT ?= 14318
 JAEGER_TEST_QUERY_PORT ?= 16687
 TEST_JAEGER_ENV := JAEGER_OTLP_GRPC_PORT=$(JAEGER_TEST_OTLP_GRPC_PORT) JAEGER_OTLP_HTTP_PORT=$(JAEGER_TEST_OTLP_HTTP_PORT) JAEGER_QUERY_PORT=$(JAEGER_TEST_QUERY_PORT)
 TEST_SERVICES_ENV := KAFKA_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) \
+	KAFKA_TEST_SASL_SSL_BROKERS=127.0.0.1:$(KAFKA_TEST_SASL_SSL_PORT) KAFKA_TEST_CA_FILE=$(KAFKA_TEST_TLS_DIR)/ca.pem \
+	KAFKA_TEST_SASL_USERNAME=$(KAFKA_TEST_SASL_USERNAME) KAFKA_TEST_SASL_PASSWORD=$(KAFKA_TEST_SASL_PASSWORD) \
 	JAEGER_TEST_OTLP_ENDPOINT=http://127.0.0.1:$(JAEGER_TEST_OTLP_GRPC_PORT) JAEGER_TEST_OTLP_HTTP_ENDPOINT=http://127.0.0.1:$(JAEGER_TEST_OTLP_HTTP_PORT) \
 	JAEGER_TEST_QUERY_URL=http://127.0.0.1:$(JAEGER_TEST_QUERY_PORT)
 
@@ -34,14 +46,15 @@ build:
 run: build
 	./bin/adaptrec worker --embedded
 
-## test: unit, in-process, real-Kafka and real-Jaeger integration tests, with the race detector
+## test: unit, in-process, real-Kafka (plaintext and SASL_SSL) and real-Jaeger integration tests, with the race detector
 test:
 	@$(TEST_JAEGER_ENV) $(JAEGER) up
 	@status=0; \
-	$(TEST_KAFKA_ENV) $(KAFKA) up || status=$$?; \
+	$(TEST_CERTS) || status=$$?; \
+	if [ $$status -eq 0 ]; then $(TEST_KAFKA_ENV) $(KAFKA) up || status=$$?; fi; \
 	if [ $$status -eq 0 ]; then $(TEST_SERVICES_ENV) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./... || status=$$?; fi; \
 	if [ $$status -eq 0 ]; then $(TEST_SERVICES_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '$(NORACE_TESTS)' ./pipeline/ || status=$$?; fi; \
-	$(TEST_KAFKA_ENV) $(KAFKA) down; \
+	$(TEST_KAFKA_ENV) $(KAFKA) down; rm -rf $(KAFKA_TEST_TLS_DIR); \
 	$(TEST_JAEGER_ENV) $(JAEGER) down; \
 	exit $$status
 
@@ -53,12 +66,13 @@ test-short:
 bench:
 	@$(TEST_JAEGER_ENV) $(JAEGER) up
 	@status=0; \
-	$(TEST_KAFKA_ENV) $(KAFKA) up || status=$$?; \
+	$(TEST_CERTS) || status=$$?; \
+	if [ $$status -eq 0 ]; then $(TEST_KAFKA_ENV) $(KAFKA) up || status=$$?; fi; \
 	if [ $$status -eq 0 ]; then \
 	$(GO) test -run '^$$' -bench . -skip 'Throughput|Latency|WorkerModels|WorkerRSS|Tracing' -count=1 ./... || status=$$?; \
 	$(TEST_SERVICES_ENV) $(GO) test -run '^$$' -bench 'Throughput|Latency|WorkerModels|WorkerRSS|Tracing' -benchtime 1x -count=1 -timeout 40m ./pipeline/ ./cmd/adaptrec/ || status=$$?; \
 	fi; \
-	$(TEST_KAFKA_ENV) $(KAFKA) down; \
+	$(TEST_KAFKA_ENV) $(KAFKA) down; rm -rf $(KAFKA_TEST_TLS_DIR); \
 	$(TEST_JAEGER_ENV) $(JAEGER) down; \
 	exit $$status
 

@@ -64,7 +64,44 @@ type Kafka struct {
 	FetchMaxBytes     int           `mapstructure:"fetch_max_bytes"`
 	StartOffset       string        `mapstructure:"start_offset"`
 	RequestTimeout    time.Duration `mapstructure:"request_timeout"`
+	TLS               KafkaTLS      `mapstructure:"tls"`
+	SASL              KafkaSASL     `mapstructure:"sasl"`
 }
+
+// KafkaTLS is the TLS every Kafka client of adaptrec connects with.
+type KafkaTLS struct {
+	// Enable turns TLS on (default off: plaintext).
+	Enable bool `mapstructure:"enable"`
+	// CAFile is a PEM file of the CAs that sign the brokers' certificates
+	// (default "": the system's roots).
+	CAFile string `mapstructure:"ca_file"`
+	// CertFile and KeyFile are the PEM client certificate and key for
+	// brokers that authenticate clients by certificate (mTLS); both or neither.
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+	// ServerName is checked against the brokers' certificates (default "":
+	// the host of the address dialled).
+	ServerName string `mapstructure:"server_name"`
+	// InsecureSkipVerify accepts any broker certificate (default false).
+	InsecureSkipVerify bool `mapstructure:"insecure_skip_verify"`
+}
+
+// KafkaSASL is the SASL authentication of every Kafka client. The password
+// is never a config value: it is read from the environment variable named
+// by PasswordEnv or from PasswordFile when the clients are built.
+type KafkaSASL struct {
+	// Mechanism is one of SASLMechanisms (default "": no SASL).
+	Mechanism string `mapstructure:"mechanism"`
+	Username  string `mapstructure:"username"`
+	// PasswordEnv names the environment variable holding the password.
+	PasswordEnv string `mapstructure:"password_env"`
+	// PasswordFile is a file holding the password (a trailing newline is
+	// ignored).
+	PasswordFile string `mapstructure:"password_file"`
+}
+
+// SASLMechanisms lists the values kafka.sasl.mechanism accepts besides "".
+var SASLMechanisms = []string{"plain", "scram-sha-256", "scram-sha-512"}
 
 // Topics names the topics the worker reads and writes.
 type Topics struct {
@@ -341,6 +378,7 @@ func Load(opts LoadOptions) (Config, error) {
 		}
 	}
 
+	var unknown []string
 	for _, kv := range opts.Environ {
 		name, val, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(name, EnvPrefix+"_") {
@@ -348,9 +386,16 @@ func Load(opts LoadOptions) (Config, error) {
 		}
 		key, ok := envKey(name, known)
 		if !ok {
-			return Config{}, fmt.Errorf("environment variable %s: unknown key (see configs/adaptrec.yaml)", name)
+			unknown = append(unknown, name)
+			continue
 		}
 		v.Set(key, val)
+	}
+	for _, name := range unknown {
+		// The variable kafka.sasl.password_env names may be ADAPTREC_*.
+		if name != v.GetString("kafka.sasl.password_env") {
+			return Config{}, fmt.Errorf("environment variable %s: unknown key (see configs/adaptrec.yaml)%s", name, passwordHint(strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, EnvPrefix+"_"), "_", "."))))
+		}
 	}
 
 	for key, f := range opts.Flags {
@@ -401,9 +446,18 @@ func checkKeys(keys []string, known map[string]bool) error {
 				return fmt.Errorf("key %q must be a mapping of keys, not a value", k)
 			}
 		}
-		return fmt.Errorf("unknown key %q (see configs/adaptrec.yaml)", k)
+		return fmt.Errorf("unknown key %q (see configs/adaptrec.yaml)%s", k, passwordHint(k))
 	}
 	return nil
+}
+
+// passwordHint explains, for a key that looks like a password, where the
+// password goes instead.
+func passwordHint(key string) string {
+	if key != "kafka.sasl.password" {
+		return ""
+	}
+	return ": the password is read from the environment variable named by kafka.sasl.password_env or from kafka.sasl.password_file, never from the config"
 }
 
 func decode(settings map[string]any, c *Config) error {
@@ -487,6 +541,8 @@ func (c Config) Check() error {
 			bad(k, "must be a positive duration, got %v", positiveDur[k])
 		}
 	}
+	errs = append(errs, c.Kafka.TLS.check()...)
+	errs = append(errs, c.Kafka.SASL.check()...)
 	if c.Kafka.HeartbeatInterval >= c.Kafka.SessionTimeout && c.Kafka.SessionTimeout > 0 {
 		bad("kafka.heartbeat_interval", "must be shorter than kafka.session_timeout (%v)", c.Kafka.SessionTimeout)
 	}
@@ -684,6 +740,78 @@ func (c Config) Check() error {
 		return nil
 	}
 	return fmt.Errorf("invalid config: %w", errors.Join(errs...))
+}
+
+// check validates kafka.tls.*; files must be readable now, not at the
+// first connection.
+func (t KafkaTLS) check() []error {
+	var errs []error
+	if !t.Enable && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.InsecureSkipVerify) {
+		errs = append(errs, errors.New("kafka.tls.enable: must be true when kafka.tls.ca_file, cert_file, key_file, server_name or insecure_skip_verify is set"))
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		errs = append(errs, errors.New("kafka.tls.key_file: kafka.tls.cert_file and kafka.tls.key_file go together (mTLS): set both or neither"))
+	}
+	for _, f := range []struct{ key, path string }{{"kafka.tls.ca_file", t.CAFile}, {"kafka.tls.cert_file", t.CertFile}, {"kafka.tls.key_file", t.KeyFile}} {
+		if err := readable(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.key, err))
+		}
+	}
+	return errs
+}
+
+// check validates kafka.sasl.* without reading the password itself.
+func (s KafkaSASL) check() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if s.Mechanism == "" {
+		if s.Username != "" || s.PasswordEnv != "" || s.PasswordFile != "" {
+			bad("kafka.sasl.mechanism", "must be set (%s) when kafka.sasl.username, password_env or password_file is", strings.Join(SASLMechanisms, ", "))
+		}
+		return errs
+	}
+	if !slices.Contains(SASLMechanisms, s.Mechanism) {
+		bad("kafka.sasl.mechanism", "must be one of %s (or empty: no SASL), got %q", strings.Join(SASLMechanisms, ", "), s.Mechanism)
+	}
+	if strings.TrimSpace(s.Username) == "" {
+		bad("kafka.sasl.username", "is required with kafka.sasl.mechanism %q", s.Mechanism)
+	}
+	switch {
+	case s.PasswordEnv == "" && s.PasswordFile == "":
+		bad("kafka.sasl.password_env", "set it to the name of the environment variable holding the password, or set kafka.sasl.password_file")
+	case s.PasswordEnv != "" && s.PasswordFile != "":
+		bad("kafka.sasl.password_file", "set only one of kafka.sasl.password_env and kafka.sasl.password_file")
+	case s.PasswordEnv != "" && !envName(s.PasswordEnv):
+		// Not echoed: it may be the password itself, put in the wrong key.
+		bad("kafka.sasl.password_env", "must be the name of an environment variable (letters, digits, '_'), not the password")
+	}
+	if err := readable(s.PasswordFile); err != nil {
+		bad("kafka.sasl.password_file", "%v", err)
+	}
+	return errs
+}
+
+// readable reports why path cannot be opened for reading ("": nothing to check).
+func readable(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func envName(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // Keys returns every configuration key in dotted form, sorted.

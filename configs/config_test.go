@@ -60,6 +60,15 @@ func TestBadFixtures(t *testing.T) {
 		{"session-rebuild.bad.yaml", `session.rebuild_events: must not be negative, got -1`},
 		{"snapshot-idle.bad.yaml", `snapshot.idle: must not be negative, got -1s`},
 		{"yaml-syntax.bad.yaml", `yaml-syntax.bad.yaml`},
+		{"sasl-mechanism.bad.yaml", `kafka.sasl.mechanism: must be one of plain, scram-sha-256, scram-sha-512 (or empty: no SASL), got "gssapi"`},
+		{"sasl-username.bad.yaml", `kafka.sasl.username: is required with kafka.sasl.mechanism "scram-sha-512"`},
+		{"sasl-no-password.bad.yaml", `kafka.sasl.password_env: set it to the name of the environment variable holding the password, or set kafka.sasl.password_file`},
+		{"sasl-password-env.bad.yaml", `kafka.sasl.password_env: must be the name of an environment variable`},
+		{"sasl-password-file.bad.yaml", `kafka.sasl.password_file: open /nonexistent/adaptrec/kafka-password: no such file or directory`},
+		{"sasl-password-key.bad.yaml", `unknown key "kafka.sasl.password" (see configs/adaptrec.yaml): the password is read from the environment variable named by kafka.sasl.password_env or from kafka.sasl.password_file`},
+		{"tls-ca-file.bad.yaml", `kafka.tls.ca_file: open /nonexistent/adaptrec/ca.pem: no such file or directory`},
+		{"tls-cert-without-key.bad.yaml", `kafka.tls.key_file: kafka.tls.cert_file and kafka.tls.key_file go together (mTLS): set both or neither`},
+		{"tls-not-enabled.bad.yaml", `kafka.tls.enable: must be true when kafka.tls.ca_file, cert_file, key_file, server_name or insecure_skip_verify is set`},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
@@ -138,12 +147,70 @@ func TestBadEnvironment(t *testing.T) {
 		{"ADAPTREC_BATCH_MAX_WAIT=fast", "batch.max_wait"},
 		{"ADAPTREC_TOPICS_CREATE=maybe", "topics.create"},
 		{"ADAPTREC_SNAPSHOT_CHUNK_BYTES=512", "snapshot.chunk_bytes: must be within 1024..921600, got 512"},
+		{"ADAPTREC_KAFKA_SASL_PASSWORD=hunter2", "ADAPTREC_KAFKA_SASL_PASSWORD: unknown key (see configs/adaptrec.yaml): the password is read from the environment variable named by kafka.sasl.password_env"},
 	}
 	for _, tt := range tests {
 		_, err := Load(LoadOptions{Environ: []string{tt.env}})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: got %v, want error containing %q", tt.env, err, tt.want)
 		}
+	}
+}
+
+// A secret must not reach an error message, where it would be logged.
+func TestPasswordNotEchoed(t *testing.T) {
+	for _, fixture := range []string{"sasl-password-env.bad.yaml", "sasl-password-key.bad.yaml"} {
+		_, err := Load(LoadOptions{File: filepath.Join("..", "testdata", "config", fixture)})
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: error %v echoes the password", fixture, err)
+		}
+	}
+	_, err := Load(LoadOptions{Environ: []string{"ADAPTREC_KAFKA_SASL_PASSWORD=hunter2"}})
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("environment: error %v echoes the password", err)
+	}
+}
+
+func TestSecurityConfig(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "password")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(LoadOptions{Environ: []string{
+		"ADAPTREC_KAFKA_SASL_MECHANISM=scram-sha-512", "ADAPTREC_KAFKA_SASL_USERNAME=svc",
+		"ADAPTREC_KAFKA_SASL_PASSWORD_FILE=" + pw, "ADAPTREC_KAFKA_TLS_ENABLE=true",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Kafka.TLS.Enable || c.Kafka.SASL.Mechanism != "scram-sha-512" || c.Kafka.SASL.PasswordFile != pw {
+		t.Fatalf("security keys not applied: %+v %+v", c.Kafka.TLS, c.Kafka.SASL)
+	}
+	// The variable holding the password may carry the ADAPTREC_ prefix.
+	_, err = Load(LoadOptions{Environ: []string{"ADAPTREC_KAFKA_SASL_MECHANISM=plain", "ADAPTREC_KAFKA_SASL_USERNAME=svc",
+		"ADAPTREC_KAFKA_PASSWORD=s3cret", "ADAPTREC_KAFKA_SASL_PASSWORD_ENV=ADAPTREC_KAFKA_PASSWORD"}})
+	if err != nil {
+		t.Fatalf("ADAPTREC_KAFKA_PASSWORD named by kafka.sasl.password_env: %v", err)
+	}
+	out, err := Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "s3cret") {
+		t.Fatalf("marshalled config holds the password:\n%s", out)
+	}
+	// An unreadable password file is refused at load.
+	if err := os.Chmod(pw, 0); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := os.Open(pw); err == nil { // root reads anything
+		f.Close()
+		t.Skip("running as root: file permissions are not enforced")
+	}
+	_, err = Load(LoadOptions{Environ: []string{"ADAPTREC_KAFKA_SASL_MECHANISM=plain", "ADAPTREC_KAFKA_SASL_USERNAME=svc", "ADAPTREC_KAFKA_SASL_PASSWORD_FILE=" + pw}})
+	if err == nil || !strings.Contains(err.Error(), "kafka.sasl.password_file: open "+pw+": permission denied") {
+		t.Fatalf("unreadable password file: got %v", err)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 )
 
 // The order log. A worker reading several partitions learns their events
@@ -54,8 +56,8 @@ func orderMessage(group string, items []fetched) (kafka.Message, error) {
 // snapshot learned up to; a partition it does not name starts at its first
 // offset). Recordings of runs already covered (a replay records the order
 // again) are skipped; the runs stop at the first gap.
-func orderFrom(ctx context.Context, brokers []string, topic, feedbackTopic, group string, taken time.Time, offsets map[int32]int64) ([]orderRun, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+func orderFrom(ctx context.Context, conn *kafkaconn.Conn, topic, feedbackTopic, group string, taken time.Time, offsets map[int32]int64) ([]orderRun, error) {
+	client := conn.Client()
 	ends, err := EndOffsets(ctx, client, topic)
 	if err != nil {
 		return nil, err
@@ -89,7 +91,7 @@ func orderFrom(ctx context.Context, brokers []string, topic, feedbackTopic, grou
 		if starts[p] < 0 {
 			continue // nothing recorded since
 		}
-		err := readPartition(ctx, brokers, topic, p, starts[p], end, func(m kafka.Message) {
+		err := readPartition(ctx, conn, topic, p, starts[p], end, func(m kafka.Message) {
 			var rec orderRecord
 			if gap || json.Unmarshal(m.Value, &rec) != nil || rec.Group != group {
 				return

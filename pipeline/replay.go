@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 )
 
 // ReplayTarget is where replay rewinds a group to: a time, or the earliest
@@ -203,8 +204,8 @@ func EndOffsets(ctx context.Context, client *kafka.Client, topic string) (map[in
 // order, it reaches the same weights, bit for bit. The snapshot must be
 // complete and verify; the group must be empty. It returns the new offsets
 // and the id of the republished snapshot.
-func ReplaySnapshot(ctx context.Context, client *kafka.Client, brokers []string, group, topic, snapshotTopic, id string, chunk int) (map[int]int64, string, error) {
-	all, err := ListSnapshots(ctx, brokers, snapshotTopic, group)
+func ReplaySnapshot(ctx context.Context, conn *kafkaconn.Conn, group, topic, snapshotTopic, id string, chunk int) (map[int]int64, string, error) {
+	all, err := ListSnapshots(ctx, conn, snapshotTopic, group)
 	if err != nil {
 		return nil, "", err
 	}
@@ -224,13 +225,13 @@ func ReplaySnapshot(ctx context.Context, client *kafka.Client, brokers []string,
 	if err != nil {
 		return nil, "", fmt.Errorf("replay: snapshot %s cannot be used: %w", id, err)
 	}
-	offsets, err := Replay(ctx, client, group, topic, ReplayTarget{Offsets: snap.Meta.Offsets})
+	offsets, err := Replay(ctx, conn.Client(), group, topic, ReplayTarget{Offsets: snap.Meta.Offsets})
 	if err != nil {
 		return nil, "", err
 	}
 	newID := fmt.Sprintf("%019d", time.Now().UnixNano())
 	msgs := SnapshotMessages(group, newID, found.Replica, found.blob, chunk)
-	w := SnapshotWriter(brokers, snapshotTopic, "adaptrec-replay", chunk)
+	w := SnapshotWriter(conn.WithClientID("adaptrec-replay"), snapshotTopic, chunk)
 	defer w.Close()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		return offsets, "", fmt.Errorf("replay: the offsets were rewound, but publishing snapshot %s again failed (a worker would restore a newer one): %w; run the replay again", id, err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 )
 
 // hdrReplica names the replica that wrote a snapshot, so that a replica
@@ -37,11 +38,11 @@ func DefaultReplica() string {
 
 // readPartition calls f with every message of topic/partition in
 // [from, to), in order.
-func readPartition(ctx context.Context, brokers []string, topic string, partition int, from, to int64, f func(kafka.Message)) error {
+func readPartition(ctx context.Context, kc *kafkaconn.Conn, topic string, partition int, from, to int64, f func(kafka.Message)) error {
 	if from >= to {
 		return nil
 	}
-	conn, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, partition)
+	conn, err := kc.Dialer().DialLeader(ctx, "tcp", kc.Brokers()[0], topic, partition)
 	if err != nil {
 		return fmt.Errorf("reading %s/%d: %w", topic, partition, err)
 	}
@@ -74,14 +75,14 @@ func readPartition(ctx context.Context, brokers []string, topic string, partitio
 
 // ReadRange returns the messages of topic/partition from offset from (or
 // the partition's first, if later) up to offset to, excluded.
-func ReadRange(ctx context.Context, brokers []string, topic string, partition int, from, to int64) ([]kafka.Message, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+func ReadRange(ctx context.Context, conn *kafkaconn.Conn, topic string, partition int, from, to int64) ([]kafka.Message, error) {
+	client := conn.Client()
 	first, err := listOffsets(ctx, client, topic, []int{partition}, kafka.FirstOffset)
 	if err != nil {
 		return nil, err
 	}
 	var out []kafka.Message
-	err = readPartition(ctx, brokers, topic, partition, max(from, first[partition]), to, func(m kafka.Message) { out = append(out, m) })
+	err = readPartition(ctx, conn, topic, partition, max(from, first[partition]), to, func(m kafka.Message) { out = append(out, m) })
 	return out, err
 }
 
@@ -90,7 +91,7 @@ func ReadRange(ctx context.Context, brokers []string, topic string, partition in
 // merge. It is safe for concurrent use: Run fills it, the worker's model
 // goroutine takes from it.
 type Peers struct {
-	brokers             []string
+	conn                *kafkaconn.Conn
 	topic, group, self  string
 	log                 *slog.Logger
 	mu                  sync.Mutex
@@ -113,15 +114,15 @@ type assembly struct {
 }
 
 // NewPeers returns the peers of replica self in group.
-func NewPeers(brokers []string, topic, group, self string, log *slog.Logger) *Peers {
-	return &Peers{brokers: brokers, topic: topic, group: group, self: self, log: log,
+func NewPeers(conn *kafkaconn.Conn, topic, group, self string, log *slog.Logger) *Peers {
+	return &Peers{conn: conn, topic: topic, group: group, self: self, log: log,
 		newest: map[string]*peer{}, assembling: map[string]*assembly{}}
 }
 
 // Run reads the snapshot topic until ctx ends, from the offsets from (per
 // partition; from the start where it has none).
 func (p *Peers) Run(ctx context.Context, from map[int]int64) {
-	client := &kafka.Client{Addr: kafka.TCP(p.brokers...), Timeout: 10 * time.Second}
+	client := p.conn.Client()
 	parts, err := Partitions(ctx, client, p.topic)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -135,7 +136,7 @@ func (p *Peers) Run(ctx context.Context, from map[int]int64) {
 		go func() {
 			defer wg.Done()
 			r := kafka.NewReader(kafka.ReaderConfig{
-				Brokers: p.brokers, Topic: p.topic, Partition: part, StartOffset: kafka.FirstOffset,
+				Brokers: p.conn.Brokers(), Dialer: p.conn.Dialer(), Topic: p.topic, Partition: part, StartOffset: kafka.FirstOffset,
 				MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 500 * time.Millisecond,
 				ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
 			})
@@ -386,7 +387,7 @@ func (w *Worker) rebuildSessions(ctx context.Context, items []fetched, asm *Asse
 			continue
 		}
 		start := time.Now()
-		msgs, err := ReadRange(ctx, w.cfg.Kafka.Brokers, w.cfg.Topics.Feedback, p, from, first)
+		msgs, err := ReadRange(ctx, w.conn, w.cfg.Topics.Feedback, p, from, first)
 		if err != nil {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)

@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 )
 
 // Snapshots travel on a compacted topic in chunks (snapshot.chunk_bytes,
@@ -67,15 +68,15 @@ func SnapshotMessages(group, id, replica string, blob []byte, chunk int) []kafka
 // SnapshotWriter returns a writer for the snapshot topic: acks from all
 // replicas, one chunk per record batch, chunks of up to chunk bytes
 // (<= 0: SnapshotChunk) as SnapshotMessages cuts them.
-func SnapshotWriter(brokers []string, topic, clientID string, chunk int) *kafka.Writer {
+func SnapshotWriter(conn *kafkaconn.Conn, topic string, chunk int) *kafka.Writer {
 	if chunk <= 0 {
 		chunk = SnapshotChunk
 	}
 	return &kafka.Writer{
-		Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
+		Addr: kafka.TCP(conn.Brokers()...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 1,
 		BatchBytes: int64(chunk) + 64<<10, MaxAttempts: 5, WriteTimeout: 30 * time.Second,
-		Transport: &kafka.Transport{ClientID: clientID},
+		Transport: conn.Transport(),
 	}
 }
 
@@ -99,15 +100,15 @@ func (s StoredSnapshot) Blob() []byte { return s.blob }
 
 // ListSnapshots reads the snapshot topic (every partition, start to end)
 // and returns group's snapshots, oldest first. group "" lists every group's.
-func ListSnapshots(ctx context.Context, brokers []string, topic, group string) ([]StoredSnapshot, error) {
-	all, _, err := listSnapshots(ctx, brokers, topic, group)
+func ListSnapshots(ctx context.Context, conn *kafkaconn.Conn, topic, group string) ([]StoredSnapshot, error) {
+	all, _, err := listSnapshots(ctx, conn, topic, group)
 	return all, err
 }
 
 // listSnapshots is ListSnapshots that also returns, per partition, the
 // offset where it stopped reading.
-func listSnapshots(ctx context.Context, brokers []string, topic, group string) ([]StoredSnapshot, map[int]int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+func listSnapshots(ctx context.Context, conn *kafkaconn.Conn, topic, group string) ([]StoredSnapshot, map[int]int64, error) {
+	client := conn.Client()
 	parts, err := Partitions(ctx, client, topic)
 	if err != nil {
 		return nil, nil, err
@@ -124,7 +125,7 @@ func listSnapshots(ctx context.Context, brokers []string, topic, group string) (
 	found := map[key]*StoredSnapshot{}
 	chunks := map[key]map[int][]byte{}
 	for _, p := range parts {
-		err := readPartition(ctx, brokers, topic, p, firsts[p], ends[p], func(m kafka.Message) {
+		err := readPartition(ctx, conn, topic, p, firsts[p], ends[p], func(m kafka.Message) {
 			g, id, ok := snapshotKey(m.Key)
 			if !ok || (group != "" && g != group) {
 				return
@@ -212,8 +213,8 @@ func RetireMessages(s StoredSnapshot) []kafka.Message {
 // LoadNewestSnapshot returns the newest of group's snapshots on the topic
 // that is complete and decodes and verifies (see NewestValid). It returns
 // nil, nil if there is none.
-func LoadNewestSnapshot(ctx context.Context, brokers []string, topic, group string, log *slog.Logger) (*model.Snapshot, *StoredSnapshot, error) {
-	all, err := ListSnapshots(ctx, brokers, topic, group)
+func LoadNewestSnapshot(ctx context.Context, conn *kafkaconn.Conn, topic, group string, log *slog.Logger) (*model.Snapshot, *StoredSnapshot, error) {
+	all, err := ListSnapshots(ctx, conn, topic, group)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 )
@@ -94,7 +95,7 @@ func TestSnapshotTopic(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := pipeline.SnapshotWriter(cfg.Kafka.Brokers, topic, "test", pipeline.SnapshotChunk)
+			w := pipeline.SnapshotWriter(kafkaconn.Plain(cfg.Kafka.Brokers).WithClientID("test"), topic, pipeline.SnapshotChunk)
 			defer w.Close()
 			good := snapshotBlob(t, 3000)
 			if len(good) <= pipeline.SnapshotChunk {
@@ -115,7 +116,7 @@ func TestSnapshotTopic(t *testing.T) {
 			damaged[1].Value = v
 			publish(damaged)
 
-			all, err := pipeline.ListSnapshots(ctx, cfg.Kafka.Brokers, topic, "g")
+			all, err := pipeline.ListSnapshots(ctx, kafkaconn.Plain(cfg.Kafka.Brokers), topic, "g")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,7 +124,7 @@ func TestSnapshotTopic(t *testing.T) {
 				t.Fatalf("listed %+v", all)
 			}
 			var logged strings.Builder
-			snap, from, err := pipeline.LoadNewestSnapshot(ctx, cfg.Kafka.Brokers, topic, "g", kafkatest.LoggerTo(&logged))
+			snap, from, err := pipeline.LoadNewestSnapshot(ctx, kafkaconn.Plain(cfg.Kafka.Brokers), topic, "g", kafkatest.LoggerTo(&logged))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -239,7 +240,7 @@ func TestWorkerRetiresOldSnapshots(t *testing.T) {
 	produce(t, cfg, lines)
 	_, ws := runReplicas(t, cfg, "worker")
 	published := ws[0].Stats().Snapshots.Load()
-	all, err := pipeline.ListSnapshots(context.Background(), cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.Group)
+	all, err := pipeline.ListSnapshots(context.Background(), kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Snapshot.Topic, cfg.Kafka.Group)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +345,7 @@ func TestReplayFromSnapshotIsBitForBit(t *testing.T) {
 			want := first[0].(*model.DQN).Checksum()
 
 			ctx := context.Background()
-			all, err := pipeline.ListSnapshots(ctx, cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.Group)
+			all, err := pipeline.ListSnapshots(ctx, kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Snapshot.Topic, cfg.Kafka.Group)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -368,7 +369,7 @@ func TestReplayFromSnapshotIsBitForBit(t *testing.T) {
 			if mid == nil {
 				t.Fatalf("no snapshot part way through among %d", len(all))
 			}
-			offsets, id, err := pipeline.ReplaySnapshot(ctx, kafkatest.Client(cfg.Kafka.Brokers), cfg.Kafka.Brokers, cfg.Kafka.Group,
+			offsets, id, err := pipeline.ReplaySnapshot(ctx, kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Kafka.Group,
 				cfg.Topics.Feedback, cfg.Snapshot.Topic, mid.ID, cfg.Snapshot.ChunkBytes)
 			if err != nil {
 				t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 	"github.com/adaptrec/adaptrec/sink"
 )
@@ -41,14 +42,17 @@ import (
 // commits it; commits stay in batch order and follow their batch's
 // acknowledgements, so a crash re-delivers at most the group in flight.
 type Worker struct {
-	cfg   configs.Config
-	log   *slog.Logger
-	rec   model.Recommender
-	stats *Stats
-	recs  sink.Sink
-	dlq   sink.Sink
-	dec   sink.Sink
-	order sink.Sink // the order log (nil: off)
+	cfg  configs.Config
+	log  *slog.Logger
+	conn *kafkaconn.Conn // how every client reaches the brokers
+	// connErr is why kafka.tls/kafka.sasl gave no Conn; Run returns it.
+	connErr error
+	rec     model.Recommender
+	stats   *Stats
+	recs    sink.Sink
+	dlq     sink.Sink
+	dec     sink.Sink
+	order   sink.Sink // the order log (nil: off)
 	// decisions the model took during the batch in hand (model goroutine)
 	taken []model.Decision
 	// closing is set once the reader is being closed.
@@ -96,6 +100,9 @@ func NewWorker(cfg configs.Config, log *slog.Logger, rec model.Recommender, stat
 		stats = &Stats{}
 	}
 	w := &Worker{cfg: cfg, log: log, rec: rec, stats: stats}
+	if w.conn, w.connErr = kafkaconn.FromConfig(cfg.Kafka); w.connErr != nil {
+		w.conn = kafkaconn.Plain(cfg.Kafka.Brokers) // never dialled: Run returns connErr
+	}
 	w.recs = sink.NewKafka(w.writerConfig(cfg.Topics.Recommendations))
 	w.dlq = sink.NewKafka(w.writerConfig(cfg.Topics.DLQ))
 	w.dec = sink.NewKafka(w.writerConfig(cfg.Topics.Decisions))
@@ -114,6 +121,7 @@ func (w *Worker) writerConfig(topic string) sink.WriterConfig {
 		Brokers: c.Kafka.Brokers, Topic: topic, ClientID: c.Kafka.ClientID,
 		BatchTimeout: c.Sink.BatchTimeout, BatchSize: c.Sink.BatchSize,
 		WriteTimeout: c.Sink.WriteTimeout, MaxAttempts: c.Sink.MaxAttempts,
+		Transport: w.conn.Transport(),
 	}
 }
 
@@ -173,7 +181,7 @@ var ErrShutdownDeadline = errors.New("shutdown deadline exceeded")
 // pipeline; the batch that failed is not committed.
 func (w *Worker) Run(ctx context.Context) error {
 	cfg := w.cfg
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: cfg.Kafka.RequestTimeout}
+	client := w.conn.Client()
 	specs := []TopicSpec{
 		{Name: cfg.Topics.Feedback, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
 		{Name: cfg.Topics.Recommendations, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
@@ -189,7 +197,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.order = sink.NewKafka(w.writerConfig(cfg.Snapshot.OrderTopic))
 		}
 	}
-	if err := EnsureTopics(ctx, client, specs, cfg.Topics.Create, w.log); err != nil {
+	if err := w.connect(ctx, client, specs); err != nil {
 		w.closeSinks()
 		if ctx.Err() != nil {
 			return nil // stopped while starting: nothing was consumed
@@ -211,7 +219,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		restored, restoredID, listedTo = w.restore(ctx, snapper)
 	}
 	if _, ok := w.rec.(model.Replica); ok && snapshots && cfg.Snapshot.Merge {
-		w.peers = NewPeers(cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.Group, w.replica, w.log)
+		w.peers = NewPeers(w.conn, cfg.Snapshot.Topic, cfg.Kafka.Group, w.replica, w.log)
 		w.peers.Seed(w.kept, restoredID, restored) // what restore read is not read again
 		if restored != nil {
 			w.mergeRestored(w.rec.(model.Replica))
@@ -228,7 +236,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	var runs []orderRun
 	if restored != nil && w.order != nil && restored.Meta.Replicas <= 1 && (w.peers == nil || len(w.peers.Live(time.Now(), cfg.Snapshot.PeerTimeout)) == 0) {
 		var err error
-		if runs, err = orderFrom(ctx, cfg.Kafka.Brokers, cfg.Snapshot.OrderTopic, cfg.Topics.Feedback, cfg.Kafka.Group, restored.Meta.Created, restored.Meta.Offsets); err != nil {
+		if runs, err = orderFrom(ctx, w.conn, cfg.Snapshot.OrderTopic, cfg.Topics.Feedback, cfg.Kafka.Group, restored.Meta.Created, restored.Meta.Offsets); err != nil {
 			w.log.Warn("not following the recorded order: reading it failed", "topic", cfg.Snapshot.OrderTopic, "err", err)
 		} else if len(runs) > 0 {
 			w.log.Info("following the recorded order from the restored snapshot", "topic", cfg.Snapshot.OrderTopic, "runs", len(runs))
@@ -237,7 +245,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	var snapWG sync.WaitGroup
 	var snapWriter *kafka.Writer
 	if snapshots {
-		snapWriter = SnapshotWriter(cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.ClientID, cfg.Snapshot.ChunkBytes)
+		snapWriter = SnapshotWriter(w.conn, cfg.Snapshot.Topic, cfg.Snapshot.ChunkBytes)
 		defer snapWriter.Close()
 		w.snaps = make(chan []byte, 1)
 		snapWG.Add(1)
@@ -250,7 +258,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	reader := kafka.NewReader(w.readerConfig())
-	w.log.Info("joining consumer group", "group", cfg.Kafka.Group, "topic", cfg.Topics.Feedback, "brokers", cfg.Kafka.Brokers)
+	w.log.Info("joining consumer group", "group", cfg.Kafka.Group, "topic", cfg.Topics.Feedback, "brokers", w.conn)
 
 	// work carries the publish and commit calls. It outlives ctx by up to the
 	// shutdown deadline, so the batch in hand can still be published.
@@ -330,6 +338,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+// connect checks that the brokers accept this worker's TLS and SASL (so a
+// wrong password or CA stops it at once, saying so), then ensures its
+// topics.
+func (w *Worker) connect(ctx context.Context, client *kafka.Client, specs []TopicSpec) error {
+	if w.connErr != nil {
+		return w.connErr
+	}
+	if err := w.conn.Check(ctx); err != nil {
+		return err
+	}
+	return EnsureTopics(ctx, client, specs, w.cfg.Topics.Create, w.log)
+}
+
 func (w *Worker) readerConfig() kafka.ReaderConfig {
 	cfg := w.cfg
 	start := kafka.FirstOffset
@@ -340,7 +361,7 @@ func (w *Worker) readerConfig() kafka.ReaderConfig {
 		Brokers:               cfg.Kafka.Brokers,
 		GroupID:               cfg.Kafka.Group,
 		Topic:                 cfg.Topics.Feedback,
-		Dialer:                &kafka.Dialer{ClientID: cfg.Kafka.ClientID, Timeout: cfg.Kafka.RequestTimeout, DualStack: true},
+		Dialer:                w.conn.Dialer(),
 		QueueCapacity:         max(100, cfg.Batch.Size),
 		MinBytes:              1,
 		MaxBytes:              cfg.Kafka.FetchMaxBytes,
@@ -1019,7 +1040,7 @@ func (w *Worker) publishSnapshot(ctx context.Context, wr *kafka.Writer, blob []b
 // stopped reading the snapshot topic (the group's snapshots it read are in
 // w.kept).
 func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snapshot, string, map[int]int64) {
-	all, ends, err := listSnapshots(ctx, w.cfg.Kafka.Brokers, w.cfg.Snapshot.Topic, w.cfg.Kafka.Group)
+	all, ends, err := listSnapshots(ctx, w.conn, w.cfg.Snapshot.Topic, w.cfg.Kafka.Group)
 	if err != nil {
 		w.log.Warn("no snapshot restored: reading the snapshot topic failed", "topic", w.cfg.Snapshot.Topic, "err", err)
 		return nil, "", nil

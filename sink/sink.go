@@ -39,6 +39,9 @@ type WriterConfig struct {
 	BatchSize    int
 	WriteTimeout time.Duration
 	MaxAttempts  int
+	// Transport carries the connection's TLS and SASL (kafkaconn); nil
+	// means plaintext with ClientID.
+	Transport *kafka.Transport
 }
 
 // Kafka is a Sink writing to one topic, keyed by message key (murmur2, as
@@ -50,6 +53,10 @@ type Kafka struct {
 
 // NewKafka returns a publisher that waits for acks from all in-sync replicas.
 func NewKafka(cfg WriterConfig) *Kafka {
+	transport := cfg.Transport
+	if transport == nil {
+		transport = &kafka.Transport{ClientID: cfg.ClientID, DialTimeout: 5 * time.Second}
+	}
 	return &Kafka{
 		timeout: cfg.WriteTimeout,
 		w: &kafka.Writer{
@@ -64,7 +71,7 @@ func NewKafka(cfg WriterConfig) *Kafka {
 			WriteBackoffMin:        10 * time.Millisecond,
 			WriteBackoffMax:        time.Second,
 			AllowAutoTopicCreation: false,
-			Transport:              &kafka.Transport{ClientID: cfg.ClientID, DialTimeout: 5 * time.Second},
+			Transport:              transport,
 		},
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
 )
 
@@ -668,7 +669,7 @@ func TestKillDuringSnapshotPublication(t *testing.T) {
 			list := func() ([]pipeline.StoredSnapshot, error) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
-				return pipeline.ListSnapshots(ctx, cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.Group)
+				return pipeline.ListSnapshots(ctx, kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Snapshot.Topic, cfg.Kafka.Group)
 			}
 			// cut returns the newest complete snapshot and the newest
 			// snapshot if it is incomplete and newer than that one.

@@ -51,10 +51,15 @@ traceparent goes into its headers, so the worker's spans join its trace.`,
 				defer f.Close()
 				in = f
 			}
+			conn, err := connect(cmd.Context(), cfg, "-produce")
+			if err != nil {
+				return err
+			}
 			out := sink.NewKafka(sink.WriterConfig{
 				Brokers: cfg.Kafka.Brokers, Topic: topic, ClientID: cfg.Kafka.ClientID + "-produce",
 				BatchTimeout: cfg.Sink.BatchTimeout, BatchSize: cfg.Sink.BatchSize,
 				WriteTimeout: cfg.Sink.WriteTimeout, MaxAttempts: cfg.Sink.MaxAttempts,
+				Transport: conn.Transport(),
 			})
 			defer out.Close()
 			tr, err := a.tracing(cmd.Context(), cfg, a.logger(cfg))

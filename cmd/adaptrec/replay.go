@@ -5,7 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
 	"github.com/adaptrec/adaptrec/pipeline"
@@ -46,8 +45,11 @@ single worker reaches the same weights, bit for bit (README: Replay).`,
 				if err != nil {
 					return err
 				}
-				client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: cfg.Kafka.RequestTimeout}
-				offsets, id, err := pipeline.ReplaySnapshot(cmd.Context(), client, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback,
+				conn, err := connect(cmd.Context(), cfg, "")
+				if err != nil {
+					return err
+				}
+				offsets, id, err := pipeline.ReplaySnapshot(cmd.Context(), conn, cfg.Kafka.Group, cfg.Topics.Feedback,
 					cfg.Snapshot.Topic, snapshot, cfg.Snapshot.ChunkBytes)
 				if err != nil {
 					return err
@@ -72,8 +74,11 @@ single worker reaches the same weights, bit for bit (README: Replay).`,
 			if err != nil {
 				return err
 			}
-			client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: cfg.Kafka.RequestTimeout}
-			offsets, err := pipeline.Replay(cmd.Context(), client, cfg.Kafka.Group, cfg.Topics.Feedback, target)
+			conn, err := connect(cmd.Context(), cfg, "")
+			if err != nil {
+				return err
+			}
+			offsets, err := pipeline.Replay(cmd.Context(), conn.Client(), cfg.Kafka.Group, cfg.Topics.Feedback, target)
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 )
 
@@ -34,7 +35,13 @@ batches them into Arrow records, learns from them and publishes refreshed
 recommendation lists.
 
 Configuration: defaults (configs/adaptrec.yaml, built in), then --config FILE,
-then ADAPTREC_* environment variables (ADAPTREC_BATCH_SIZE=128), then flags.`,
+then ADAPTREC_* environment variables (ADAPTREC_BATCH_SIZE=128), then flags.
+
+Kafka TLS and SASL, for every command that talks to Kafka: the kafka.tls.*
+and kafka.sasl.* keys. The SASL password is read from the environment variable
+kafka.sasl.password_env names or from kafka.sasl.password_file, never from a
+flag; a command that cannot connect with them exits 1 saying what failed
+(README: Security).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -86,6 +93,21 @@ func flush(tr *telemetry.Tracing, log *slog.Logger) {
 	if err := tr.Shutdown(ctx); err != nil {
 		log.Warn("flushing spans", "err", err)
 	}
+}
+
+// connect builds the Kafka connection of cfg (kafka.tls, kafka.sasl) with
+// client id kafka.client_id plus suffix, and checks that the brokers accept
+// it, so a wrong password or CA stops the command at once, saying so.
+func connect(ctx context.Context, cfg configs.Config, suffix string) (*kafkaconn.Conn, error) {
+	conn, err := kafkaconn.FromConfig(cfg.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	conn = conn.WithClientID(cfg.Kafka.ClientID + suffix)
+	if err := conn.Check(ctx); err != nil {
+		return nil, err
+	}
+	return conn, nil
 }
 
 // version is the module version the binary was built from.

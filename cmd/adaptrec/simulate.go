@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel/trace"
 
@@ -54,7 +53,11 @@ run, or on SIGINT.`,
 				ctx, cancel = context.WithTimeout(ctx, duration)
 				defer cancel()
 			}
-			client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: cfg.Kafka.RequestTimeout}
+			conn, err := connect(ctx, cfg, "-simulate")
+			if err != nil {
+				return err
+			}
+			client := conn.Client()
 			specs := []pipeline.TopicSpec{
 				{Name: cfg.Topics.Feedback, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
 				{Name: cfg.Topics.Recommendations, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
@@ -75,9 +78,10 @@ run, or on SIGINT.`,
 				Brokers: cfg.Kafka.Brokers, Topic: cfg.Topics.Feedback, ClientID: cfg.Kafka.ClientID + "-simulate",
 				BatchTimeout: cfg.Sink.BatchTimeout, BatchSize: cfg.Sink.BatchSize,
 				WriteTimeout: cfg.Sink.WriteTimeout, MaxAttempts: cfg.Sink.MaxAttempts,
+				Transport: conn.Transport(),
 			})
 			defer out.Close()
-			policy, err := sim.NewKafkaPolicy(ctx, cfg.Kafka.Brokers, cfg.Topics.Recommendations,
+			policy, err := sim.NewKafkaPolicy(ctx, conn, cfg.Topics.Recommendations,
 				&sim.KafkaPolicy{Out: out, Topic: cfg.Topics.Feedback, Tracer: tracer, Log: log})
 			if err != nil {
 				return err

@@ -30,7 +30,11 @@ valid one), export writes one to a file, a plain Arrow IPC stream.`,
 		if err != nil {
 			return nil, err
 		}
-		list, err := pipeline.ListSnapshots(ctx, cfg.Kafka.Brokers, cfg.Snapshot.Topic, cfg.Kafka.Group)
+		conn, err := connect(ctx, cfg, "")
+		if err != nil {
+			return nil, err
+		}
+		list, err := pipeline.ListSnapshots(ctx, conn, cfg.Snapshot.Topic, cfg.Kafka.Group)
 		if err != nil {
 			return nil, err
 		}
@@ -61,7 +65,11 @@ valid one), export writes one to a file, a plain Arrow IPC stream.`,
 			if all {
 				group = ""
 			}
-			list, err := pipeline.ListSnapshots(cmd.Context(), cfg.Kafka.Brokers, cfg.Snapshot.Topic, group)
+			conn, err := connect(cmd.Context(), cfg, "")
+			if err != nil {
+				return err
+			}
+			list, err := pipeline.ListSnapshots(cmd.Context(), conn, cfg.Snapshot.Topic, group)
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/embedded"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/sim"
 	"github.com/adaptrec/adaptrec/pipeline/synth"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
@@ -64,6 +65,7 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 		}
 		defer broker.Close()
 		cfg.Kafka.Brokers = broker.Addrs()
+		cfg.Kafka.TLS, cfg.Kafka.SASL = configs.KafkaTLS{}, configs.KafkaSASL{} // the in-process broker is plaintext
 		if cfg.Worker.ProgressInterval == 0 {
 			cfg.Worker.ProgressInterval = time.Second
 		}
@@ -113,8 +115,12 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 	}
 	defer flush(tr, log)
 	var metrics *telemetry.Metrics
+	conn, err := kafkaconn.FromConfig(cfg.Kafka)
+	if err != nil {
+		return err
+	}
 	health := &telemetry.Health{Broker: func(ctx context.Context) error {
-		c := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: cfg.Kafka.RequestTimeout}
+		c := conn.Client()
 		_, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topics.Feedback}})
 		return err
 	}}
@@ -195,7 +201,7 @@ func runPopulation(ctx context.Context, cfg configs.Config, out sink.Sink, log *
 	if err != nil {
 		return err
 	}
-	policy, err := sim.NewKafkaPolicy(ctx, cfg.Kafka.Brokers, cfg.Topics.Recommendations,
+	policy, err := sim.NewKafkaPolicy(ctx, kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Topics.Recommendations,
 		&sim.KafkaPolicy{Out: out, Topic: cfg.Topics.Feedback, Log: log, Malformed: cfg.Embedded.MalformedFraction})
 	if err != nil {
 		return err

@@ -12,6 +12,13 @@ POM="$SCRIPT_DIR/pom.xml"
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+# Optional SASL_SSL listener (SCRAM-SHA-256/512) beside the PLAINTEXT one:
+# its port, the PEM keystore (unencrypted PKCS#8 key + certificate chain, as
+# deploy/kafka/certs writes it) and the SCRAM users created at format time,
+# space-separated --add-scram values: 'SCRAM-SHA-512=[name=u,password=p]'.
+KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-}"
+KAFKA_SSL_KEYSTORE_PEM="${KAFKA_SSL_KEYSTORE_PEM:-}"
+KAFKA_SCRAM_USERS="${KAFKA_SCRAM_USERS:-}"
 KAFKA_HOST=127.0.0.1
 CACHE="${KAFKA_CACHE_DIR:-$HOME/.cache/adaptrec/kafka-$KAFKA_VERSION}"
 DATA="${KAFKA_DATA_DIR:-${TMPDIR:-/tmp}/adaptrec-kafka-$KAFKA_PORT}"
@@ -134,6 +141,19 @@ group.min.session.timeout.ms=1000
 num.network.threads=2
 num.io.threads=4
 EOF
+  if [[ -n "$KAFKA_SASL_SSL_PORT" ]]; then
+    cat >>"$PROPS" <<EOF
+# SASL_SSL listener (KAFKA_SASL_SSL_PORT); brokers talk to each other in PLAINTEXT.
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT,SASL_SSL://$KAFKA_HOST:$KAFKA_SASL_SSL_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_SSL://$KAFKA_HOST:$KAFKA_SASL_SSL_PORT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$KAFKA_SSL_KEYSTORE_PEM
+EOF
+  fi
   if [[ -n "${KAFKA_EXTRA_PROPS:-}" ]]; then
     printf '# KAFKA_EXTRA_PROPS\n%s\n' "$KAFKA_EXTRA_PROPS" >>"$PROPS"
   fi
@@ -189,6 +209,12 @@ cmd_up() {
     if port_open "$KAFKA_CONTROLLER_PORT"; then
       die "controller port $KAFKA_HOST:$KAFKA_CONTROLLER_PORT is already in use"
     fi
+    if [[ -n "$KAFKA_SASL_SSL_PORT" ]]; then
+      [[ -r "$KAFKA_SSL_KEYSTORE_PEM" ]] || die "KAFKA_SASL_SSL_PORT needs KAFKA_SSL_KEYSTORE_PEM, a readable PEM keystore (go run ./deploy/kafka/certs writes one)"
+      if port_open "$KAFKA_SASL_SSL_PORT"; then
+        die "SASL_SSL port $KAFKA_HOST:$KAFKA_SASL_SSL_PORT is already in use"
+      fi
+    fi
     fetch_jars
     # Stale data from a run that was not brought down: start from scratch.
     remove_data
@@ -196,11 +222,13 @@ cmd_up() {
 
     local cid
     cid="${KAFKA_CLUSTER_ID:-$(random_cluster_id)}"
-    local opts=()
+    local opts=() users=() scram=() u
     mapfile -t opts < <(java_opts)
+    read -r -a users <<<"$KAFKA_SCRAM_USERS" # split on spaces, no globbing of the [...]
+    for u in "${users[@]}"; do scram+=(--add-scram "$u"); done
     say "formatting storage in $DATA (cluster id $cid)..."
     if ! "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format \
-        -t "$cid" -c "$PROPS" --standalone >"$DATA/format.out" 2>&1; then
+        -t "$cid" -c "$PROPS" --standalone "${scram[@]}" >"$DATA/format.out" 2>&1; then
       cat "$DATA/format.out" >&2
       die "storage format failed"
     fi
@@ -221,7 +249,7 @@ cmd_up() {
       show_logs
       die "broker process $pid exited during startup"
     fi
-    if port_open "$KAFKA_PORT" && started_in_log; then
+    if port_open "$KAFKA_PORT" && started_in_log && { [[ -z "$KAFKA_SASL_SSL_PORT" ]] || port_open "$KAFKA_SASL_SSL_PORT"; }; then
       break
     fi
     if ((SECONDS >= deadline)); then

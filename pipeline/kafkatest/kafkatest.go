@@ -19,6 +19,7 @@ import (
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/embedded"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 )
 
 // EnvBrokers names the real broker(s) the integration tests use.
@@ -103,7 +104,7 @@ func Config(t testing.TB, target Target) configs.Config {
 
 // Client returns an admin client for brokers.
 func Client(brokers []string) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	return kafkaconn.Plain(brokers).Client()
 }
 
 // CreateTopics creates the worker's topics of cfg.
@@ -143,7 +144,7 @@ func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
 	}
 	var out []kafka.Message
 	for p, end := range ends {
-		msgs, err := pipeline.ReadRange(ctx, brokers, topic, p, 0, end)
+		msgs, err := pipeline.ReadRange(ctx, kafkaconn.Plain(brokers), topic, p, 0, end)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 	"github.com/adaptrec/adaptrec/sink"
 )
@@ -52,8 +53,8 @@ type list struct {
 
 // NewKafkaPolicy starts reading every partition of the recommendations
 // topic from its current end. Close stops it.
-func NewKafkaPolicy(ctx context.Context, brokers []string, recTopic string, p *KafkaPolicy) (*KafkaPolicy, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+func NewKafkaPolicy(ctx context.Context, conn *kafkaconn.Conn, recTopic string, p *KafkaPolicy) (*KafkaPolicy, error) {
+	client := conn.Client()
 	ends, err := pipeline.EndOffsets(ctx, client, recTopic)
 	if err != nil {
 		return nil, err
@@ -74,7 +75,7 @@ func NewKafkaPolicy(ctx context.Context, brokers []string, recTopic string, p *K
 	var wg sync.WaitGroup
 	var seq int64
 	for part, end := range ends {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: recTopic, Partition: part,
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: conn.Brokers(), Dialer: conn.Dialer(), Topic: recTopic, Partition: part,
 			MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 2 * time.Second})
 		if err := r.SetOffset(end); err != nil {
 			stop()

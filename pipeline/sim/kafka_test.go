@@ -7,6 +7,7 @@ import (
 
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
 	"github.com/adaptrec/adaptrec/pipeline/sim"
 	"github.com/adaptrec/adaptrec/sink"
@@ -38,7 +39,7 @@ func TestSimulateThroughKafka(t *testing.T) {
 			out := sink.NewKafka(sink.WriterConfig{Brokers: cfg.Kafka.Brokers, Topic: cfg.Topics.Feedback, BatchTimeout: time.Millisecond,
 				BatchSize: 1000, WriteTimeout: 10 * time.Second, MaxAttempts: 3})
 			defer out.Close()
-			policy, err := sim.NewKafkaPolicy(context.Background(), cfg.Kafka.Brokers, cfg.Topics.Recommendations,
+			policy, err := sim.NewKafkaPolicy(context.Background(), kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Topics.Recommendations,
 				&sim.KafkaPolicy{Out: out, Topic: cfg.Topics.Feedback, Wait: 10 * time.Second})
 			if err != nil {
 				t.Fatal(err)
