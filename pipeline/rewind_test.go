@@ -178,19 +178,20 @@ func TestReplayBeforeTheNewestSnapshot(t *testing.T) {
 				later = append(later, s.id)
 			}
 			if r.Restore != snaps[mid].id || r.Republished == "" || fmt.Sprint(r.Retired) != fmt.Sprint(later) {
-				t.Fatalf("restore %q (republished as %q), retired %v; want %s, republished, retired %v", r.Restore, r.Republished, r.Retired, snaps[mid].id, later)
+				t.Errorf("restore %q (republished as %q), retired %v; want %s, republished, retired %v", r.Restore, r.Republished, r.Retired, snaps[mid].id, later)
 			}
 			committed, _ := pipeline.CommittedOffsets(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback)
 			for p, off := range committed {
 				if off != snaps[mid].meta.Offsets[int32(p)] || r.Offsets[p] != off {
-					t.Fatalf("rewound to %v (reported %v), want where snapshot %s stopped: %v", committed, r.Offsets, snaps[mid].id, snaps[mid].meta.Offsets)
+					t.Errorf("rewound to %v (reported %v), want where snapshot %s stopped: %v", committed, r.Offsets, snaps[mid].id, snaps[mid].meta.Offsets)
+					break
 				}
 			}
 			again := cfg
 			again.Batch.Size = 37
 			second, ws := runReplicas(t, again, "worker")
 			if got := ws[0].Restored(); !got.Created.Equal(snaps[mid].meta.Created) || got.Steps != snaps[mid].meta.Steps {
-				t.Fatalf("the next worker restored the snapshot created %v at step %d, want %s (created %v, step %d)",
+				t.Errorf("the next worker restored the snapshot created %v at step %d, want %s (created %v, step %d)",
 					got.Created, got.Steps, snaps[mid].id, snaps[mid].meta.Created, snaps[mid].meta.Steps)
 			}
 			if got := second[0].(*model.DQN).Checksum(); got != want {
@@ -215,14 +216,67 @@ func TestReplayBeforeTheNewestSnapshot(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(r.Retired) != kept || r.Restore != "" || len(validSnapshots(t, cfg)) != 0 {
-				t.Fatalf("fresh model: retired %d of %d snapshots, restore %q, %d left", len(r.Retired), kept, r.Restore, len(validSnapshots(t, cfg)))
+				t.Errorf("fresh model: retired %d of %d snapshots, restore %q, %d left", len(r.Retired), kept, r.Restore, len(validSnapshots(t, cfg)))
 			}
 			third, ws := runReplicas(t, cfg, "worker")
 			if got := ws[0].Restored(); !got.Created.IsZero() {
-				t.Fatalf("with a fresh model the next worker restored the snapshot created %v", got.Created)
+				t.Errorf("with a fresh model the next worker restored the snapshot created %v", got.Created)
 			}
 			if got, _ := third[0].(*model.DQN).CoocTotals(); got != float64(len(lines)) {
 				t.Fatalf("from an empty model over %d events the worker counts %v interactions", len(lines), got)
+			}
+		})
+	}
+}
+
+// What replicas learned past the rewind point does not come back: two
+// generations of workers (new names, as a Deployment's pods) learn half
+// the events each; a rewind into the first generation's snapshots retires
+// the second's too, so a third worker, which restores the republished
+// snapshot and merges the other replicas' newest, counts every event once.
+func TestReplayRetiresOtherReplicasPastThePoint(t *testing.T) {
+	for _, target := range kafkatest.Targets(t) {
+		t.Run(target.Name, func(t *testing.T) {
+			cfg := smallDQN(t, target)
+			cfg.Batch.Size = 50
+			cfg.Snapshot.EveryBatches = 4
+			cfg.Snapshot.Keep = 100
+			kafkatest.CreateTopics(t, cfg)
+			lines, _ := kafkatest.Events(1500, 0, 150, 23)
+			produce(t, cfg, lines[:750])
+			runReplicas(t, cfg, "gen1")
+			produce(t, cfg, lines[750:])
+			runReplicas(t, cfg, "gen2")
+			ctx := context.Background()
+			client := kafkatest.Client(cfg.Kafka.Brokers)
+			var mid *validSnapshot
+			for _, s := range validSnapshots(t, cfg) {
+				if n := sumOffsets(s.meta.Offsets); s.meta.Replica == "gen1" && n > 200 && n < 600 {
+					mid = &s
+				}
+			}
+			if mid == nil {
+				t.Fatal("no snapshot of the first generation part way through")
+			}
+			ends, _ := pipeline.EndOffsets(ctx, client, cfg.Topics.Feedback)
+			at := map[int32]int64{}
+			for p, end := range ends {
+				at[int32(p)] = min(mid.meta.Offsets[int32(p)]+1, end)
+			}
+			opts := pipeline.ReplayOptions{Brokers: cfg.Kafka.Brokers, SnapshotTopic: cfg.Snapshot.Topic, ChunkBytes: cfg.Snapshot.ChunkBytes}
+			r, err := pipeline.ReplayTo(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{At: at}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Restore != mid.id {
+				t.Errorf("restore %q, want %s", r.Restore, mid.id)
+			}
+			third, ws := runReplicas(t, cfg, "gen3")
+			if got := ws[0].Restored(); !got.Created.Equal(mid.meta.Created) {
+				t.Errorf("the third generation restored the snapshot created %v, want %s (created %v)", got.Created, mid.id, mid.meta.Created)
+			}
+			if got, _ := third[0].(*model.DQN).CoocTotals(); got != float64(len(lines)) {
+				t.Fatalf("after the rewind the third generation counts %v interactions over %d events", got, len(lines))
 			}
 		})
 	}
