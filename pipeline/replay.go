@@ -345,16 +345,18 @@ func EndOffsets(ctx context.Context, client *kafka.Client, topic string) (map[in
 }
 
 // ReplaySnapshot rewinds group on the feedback topic to the offsets that
-// snapshot id of the group learned up to, and publishes the snapshot again
+// snapshot id of the group learned up to, publishes the snapshot again
 // as the group's newest, so that the next worker restores that model and
-// learns from exactly where it stopped: with the same events in the same
-// order, it reaches the same weights, bit for bit. The snapshot must be
-// complete and verify; the group must be empty. It returns the new offsets
-// and the id of the republished snapshot.
-func ReplaySnapshot(ctx context.Context, client *kafka.Client, brokers []string, group, topic, snapshotTopic, id string, chunk int) (map[int]int64, string, error) {
+// learns from exactly where it stopped (with the same events in the same
+// order, it reaches the same weights, bit for bit), and retires the
+// group's snapshots that learned past it, whose learning a worker would
+// otherwise merge back in. The snapshot must be complete and verify; the
+// group must be empty.
+func ReplaySnapshot(ctx context.Context, client *kafka.Client, brokers []string, group, topic, snapshotTopic, id string, chunk int) (Rewound, error) {
+	var r Rewound
 	all, err := ListSnapshots(ctx, brokers, snapshotTopic, group)
 	if err != nil {
-		return nil, "", err
+		return r, err
 	}
 	var found *StoredSnapshot
 	for i := range all {
@@ -363,25 +365,31 @@ func ReplaySnapshot(ctx context.Context, client *kafka.Client, brokers []string,
 		}
 	}
 	if found == nil {
-		return nil, "", fmt.Errorf("replay: group %q has no snapshot %s on %s (adaptrec snapshot ls lists them)", group, id, snapshotTopic)
+		return r, fmt.Errorf("replay: group %q has no snapshot %s on %s (adaptrec snapshot ls lists them)", group, id, snapshotTopic)
 	}
 	if !found.Complete {
-		return nil, "", fmt.Errorf("replay: snapshot %s cannot be used: %s", id, found.Problem)
+		return r, fmt.Errorf("replay: snapshot %s cannot be used: %s", id, found.Problem)
 	}
 	snap, err := model.ReadSnapshot(bytes.NewReader(found.blob))
 	if err != nil {
-		return nil, "", fmt.Errorf("replay: snapshot %s cannot be used: %w", id, err)
+		return r, fmt.Errorf("replay: snapshot %s cannot be used: %w", id, err)
 	}
-	offsets, err := Replay(ctx, client, group, topic, ReplayTarget{Offsets: snap.Meta.Offsets})
-	if err != nil {
-		return nil, "", err
+	if r.Offsets, err = Replay(ctx, client, group, topic, ReplayTarget{Offsets: snap.Meta.Offsets}); err != nil {
+		return r, err
 	}
-	newID := fmt.Sprintf("%019d", time.Now().UnixNano())
-	msgs := SnapshotMessages(group, newID, found.Replica, found.blob, chunk)
+	r.Requested, r.Restore = r.Offsets, id
+	r.Republished = fmt.Sprintf("%019d", time.Now().UnixNano())
+	msgs := SnapshotMessages(group, r.Republished, found.Replica, found.blob, chunk)
 	w := SnapshotWriter(brokers, snapshotTopic, "adaptrec-replay", chunk)
 	defer w.Close()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		return offsets, "", fmt.Errorf("replay: the offsets were rewound, but publishing snapshot %s again failed (a worker would restore a newer one): %w; run the replay again", id, err)
+		r.Republished = ""
+		return r, fmt.Errorf("replay: the offsets were rewound, but publishing snapshot %s again failed (a worker would restore a newer one): %w; run the replay again", id, err)
 	}
-	return offsets, newID, nil
+	_, ahead := chooseSnapshot(all, r.Offsets)
+	retiring := make([]StoredSnapshot, 0, len(ahead))
+	for _, a := range ahead {
+		retiring = append(retiring, *a.s)
+	}
+	return r, retire(ctx, ReplayOptions{Brokers: brokers, SnapshotTopic: snapshotTopic, ChunkBytes: chunk}, retiring, &r)
 }

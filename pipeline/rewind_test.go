@@ -231,54 +231,67 @@ func TestReplayBeforeTheNewestSnapshot(t *testing.T) {
 
 // What replicas learned past the rewind point does not come back: two
 // generations of workers (new names, as a Deployment's pods) learn half
-// the events each; a rewind into the first generation's snapshots retires
-// the second's too, so a third worker, which restores the republished
-// snapshot and merges the other replicas' newest, counts every event once.
+// the events each; a rewind into the first generation's snapshots (to
+// offsets, or with --snapshot) retires the second's too, so a third
+// worker, which restores the republished snapshot and merges the other
+// replicas' newest, counts every event once.
 func TestReplayRetiresOtherReplicasPastThePoint(t *testing.T) {
 	for _, target := range kafkatest.Targets(t) {
-		t.Run(target.Name, func(t *testing.T) {
-			cfg := smallDQN(t, target)
-			cfg.Batch.Size = 50
-			cfg.Snapshot.EveryBatches = 4
-			cfg.Snapshot.Keep = 100
-			kafkatest.CreateTopics(t, cfg)
-			lines, _ := kafkatest.Events(1500, 0, 150, 23)
-			produce(t, cfg, lines[:750])
-			runReplicas(t, cfg, "gen1")
-			produce(t, cfg, lines[750:])
-			runReplicas(t, cfg, "gen2")
-			ctx := context.Background()
-			client := kafkatest.Client(cfg.Kafka.Brokers)
-			var mid *validSnapshot
-			for _, s := range validSnapshots(t, cfg) {
-				if n := sumOffsets(s.meta.Offsets); s.meta.Replica == "gen1" && n > 200 && n < 600 {
-					mid = &s
-				}
-			}
-			if mid == nil {
-				t.Fatal("no snapshot of the first generation part way through")
-			}
-			ends, _ := pipeline.EndOffsets(ctx, client, cfg.Topics.Feedback)
-			at := map[int32]int64{}
-			for p, end := range ends {
-				at[int32(p)] = min(mid.meta.Offsets[int32(p)]+1, end)
-			}
-			opts := pipeline.ReplayOptions{Brokers: cfg.Kafka.Brokers, SnapshotTopic: cfg.Snapshot.Topic, ChunkBytes: cfg.Snapshot.ChunkBytes}
-			r, err := pipeline.ReplayTo(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{At: at}, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.Restore != mid.id {
-				t.Errorf("restore %q, want %s", r.Restore, mid.id)
-			}
-			third, ws := runReplicas(t, cfg, "gen3")
-			if got := ws[0].Restored(); !got.Created.Equal(mid.meta.Created) {
-				t.Errorf("the third generation restored the snapshot created %v, want %s (created %v)", got.Created, mid.id, mid.meta.Created)
-			}
-			if got, _ := third[0].(*model.DQN).CoocTotals(); got != float64(len(lines)) {
-				t.Fatalf("after the rewind the third generation counts %v interactions over %d events", got, len(lines))
-			}
-		})
+		for _, how := range []string{"to-offset", "snapshot"} {
+			t.Run(target.Name+"/"+how, func(t *testing.T) {
+				replayRetiresOtherReplicas(t, target, how == "snapshot")
+			})
+		}
+	}
+}
+
+func replayRetiresOtherReplicas(t *testing.T, target kafkatest.Target, bySnapshot bool) {
+	cfg := smallDQN(t, target)
+	cfg.Batch.Size = 50
+	cfg.Snapshot.EveryBatches = 4
+	cfg.Snapshot.Keep = 100
+	kafkatest.CreateTopics(t, cfg)
+	lines, _ := kafkatest.Events(1500, 0, 150, 23)
+	produce(t, cfg, lines[:750])
+	runReplicas(t, cfg, "gen1")
+	produce(t, cfg, lines[750:])
+	runReplicas(t, cfg, "gen2")
+	ctx := context.Background()
+	client := kafkatest.Client(cfg.Kafka.Brokers)
+	var mid *validSnapshot
+	for _, s := range validSnapshots(t, cfg) {
+		if n := sumOffsets(s.meta.Offsets); s.meta.Replica == "gen1" && n > 200 && n < 600 {
+			mid = &s
+		}
+	}
+	if mid == nil {
+		t.Fatal("no snapshot of the first generation part way through")
+	}
+	ends, _ := pipeline.EndOffsets(ctx, client, cfg.Topics.Feedback)
+	at := map[int32]int64{}
+	for p, end := range ends {
+		at[int32(p)] = min(mid.meta.Offsets[int32(p)]+1, end)
+	}
+	opts := pipeline.ReplayOptions{Brokers: cfg.Kafka.Brokers, SnapshotTopic: cfg.Snapshot.Topic, ChunkBytes: cfg.Snapshot.ChunkBytes}
+	var r pipeline.Rewound
+	var err error
+	if bySnapshot {
+		r, err = pipeline.ReplaySnapshot(ctx, client, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, cfg.Snapshot.Topic, mid.id, cfg.Snapshot.ChunkBytes)
+	} else {
+		r, err = pipeline.ReplayTo(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{At: at}, opts)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Restore != mid.id {
+		t.Errorf("restore %q, want %s", r.Restore, mid.id)
+	}
+	third, ws := runReplicas(t, cfg, "gen3")
+	if got := ws[0].Restored(); !got.Created.Equal(mid.meta.Created) {
+		t.Errorf("the third generation restored the snapshot created %v, want %s (created %v)", got.Created, mid.id, mid.meta.Created)
+	}
+	if got, _ := third[0].(*model.DQN).CoocTotals(); got != float64(len(lines)) {
+		t.Fatalf("after the rewind the third generation counts %v interactions over %d events", got, len(lines))
 	}
 }
 

@@ -40,7 +40,8 @@ model (snapshot export keeps a copy of one first).
 
 With --snapshot, the snapshot is also published again as the group's newest,
 so the next worker restores that model and learns the same events again: a
-single worker reaches the same weights, bit for bit (README: Replay).`,
+single worker reaches the same weights, bit for bit (README: Replay). The
+snapshots that learned past it are retired.`,
 		Example: `  adaptrec replay --brokers 127.0.0.1:9092 --group adaptrec --to-datetime 2026-11-28T10:00:00Z
   adaptrec replay --brokers 127.0.0.1:9092 --group adaptrec --to-offset earliest --fresh-model
   adaptrec replay --brokers 127.0.0.1:9092 --group adaptrec --to-offset 0:1200,3:800
@@ -102,13 +103,14 @@ func (a *app) replaySnapshot(cmd *cobra.Command, snapshot string) error {
 		return err
 	}
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: cfg.Kafka.RequestTimeout}
-	offsets, id, err := pipeline.ReplaySnapshot(cmd.Context(), client, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback,
+	r, err := pipeline.ReplaySnapshot(cmd.Context(), client, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback,
 		cfg.Snapshot.Topic, snapshot, cfg.Snapshot.ChunkBytes)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "published snapshot %s again as %s, the group's newest\n", snapshot, id)
-	printOffsets(a, cfg.Kafka.Group, cfg.Topics.Feedback, "snapshot "+snapshot, offsets)
+	fmt.Fprintf(a.stdout, "published snapshot %s again as %s, the group's newest\n", snapshot, r.Republished)
+	fmt.Fprintf(a.stdout, "retired %d snapshot(s) that had learned past it%s\n", len(r.Retired), idList(r.Retired))
+	printOffsets(a, cfg.Kafka.Group, cfg.Topics.Feedback, "snapshot "+snapshot, r.Offsets)
 	return nil
 }
 
