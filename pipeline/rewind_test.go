@@ -198,34 +198,45 @@ func TestReplayBeforeTheNewestSnapshot(t *testing.T) {
 				t.Fatalf("after the rewind: weights %x, the original run reached %x", got, want)
 			}
 
-			// Before every snapshot: refused, nothing changes.
-			before, _ := pipeline.CommittedOffsets(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback)
-			kept := len(validSnapshots(t, cfg))
-			_, err = pipeline.ReplayTo(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{Earliest: true}, opts)
-			if !errors.Is(err, pipeline.ErrSnapshotAhead) || !strings.Contains(err.Error(), "--fresh-model") {
-				t.Fatalf("rewind before every snapshot: %v, want ErrSnapshotAhead naming --fresh-model", err)
-			}
-			after, _ := pipeline.CommittedOffsets(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback)
-			if fmt.Sprint(after) != fmt.Sprint(before) || len(validSnapshots(t, cfg)) != kept {
-				t.Fatalf("the refused rewind changed offsets %v -> %v or snapshots %d -> %d", before, after, kept, len(validSnapshots(t, cfg)))
-			}
-
-			opts.FreshModel = true
-			r, err = pipeline.ReplayTo(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{Earliest: true}, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(r.Retired) != kept || r.Restore != "" || len(validSnapshots(t, cfg)) != 0 {
-				t.Errorf("fresh model: retired %d of %d snapshots, restore %q, %d left", len(r.Retired), kept, r.Restore, len(validSnapshots(t, cfg)))
-			}
-			third, ws := runReplicas(t, cfg, "worker")
-			if got := ws[0].Restored(); !got.Created.IsZero() {
-				t.Errorf("with a fresh model the next worker restored the snapshot created %v", got.Created)
-			}
-			if got, _ := third[0].(*model.DQN).CoocTotals(); got != float64(len(lines)) {
-				t.Fatalf("from an empty model over %d events the worker counts %v interactions", len(lines), got)
-			}
+			refuseThenFresh(t, cfg, opts, len(lines))
 		})
+	}
+}
+
+// refuseThenFresh rewinds cfg's group to its earliest offsets, before
+// every snapshot: refused, nothing changes; then with FreshModel: every
+// snapshot is retired and the next worker starts from an empty model and
+// counts each of the events once.
+func refuseThenFresh(t *testing.T, cfg configs.Config, opts pipeline.ReplayOptions, events int) {
+	t.Helper()
+	ctx := context.Background()
+	client := kafkatest.Client(cfg.Kafka.Brokers)
+	// Before every snapshot: refused, nothing changes.
+	before, _ := pipeline.CommittedOffsets(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback)
+	kept := len(validSnapshots(t, cfg))
+	_, err := pipeline.ReplayTo(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{Earliest: true}, opts)
+	if !errors.Is(err, pipeline.ErrSnapshotAhead) || !strings.Contains(err.Error(), "--fresh-model") {
+		t.Fatalf("rewind before every snapshot: %v, want ErrSnapshotAhead naming --fresh-model", err)
+	}
+	after, _ := pipeline.CommittedOffsets(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback)
+	if fmt.Sprint(after) != fmt.Sprint(before) || len(validSnapshots(t, cfg)) != kept {
+		t.Fatalf("the refused rewind changed offsets %v -> %v or snapshots %d -> %d", before, after, kept, len(validSnapshots(t, cfg)))
+	}
+
+	opts.FreshModel = true
+	r, err := pipeline.ReplayTo(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{Earliest: true}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Retired) != kept || r.Restore != "" || len(validSnapshots(t, cfg)) != 0 {
+		t.Errorf("fresh model: retired %d of %d snapshots, restore %q, %d left", len(r.Retired), kept, r.Restore, len(validSnapshots(t, cfg)))
+	}
+	fresh, ws := runReplicas(t, cfg, "worker")
+	if got := ws[0].Restored(); !got.Created.IsZero() {
+		t.Errorf("with a fresh model the next worker restored the snapshot created %v", got.Created)
+	}
+	if got, _ := fresh[0].(*model.DQN).CoocTotals(); got != float64(events) {
+		t.Fatalf("from an empty model over %d events the worker counts %v interactions", events, got)
 	}
 }
 

@@ -48,45 +48,7 @@ snapshots that learned past it are retired.`,
   adaptrec replay --brokers 127.0.0.1:9092 --group adaptrec --snapshot 1795910000000000000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var target pipeline.ReplayTarget
-			given := 0
-			for _, f := range []string{toTime, toOffset, snapshot} {
-				if f != "" {
-					given++
-				}
-			}
-			switch {
-			case given != 1:
-				return fmt.Errorf("give exactly one of --to-datetime, --to-offset and --snapshot")
-			case snapshot != "" && fresh:
-				return fmt.Errorf("--fresh-model goes with --to-datetime or --to-offset, not --snapshot (which restores that snapshot)")
-			case snapshot != "":
-				return a.replaySnapshot(cmd, snapshot)
-			case toOffset != "":
-				t, err := pipeline.ParseOffsetTarget(toOffset)
-				if err != nil {
-					return fmt.Errorf("--to-offset: %w", err)
-				}
-				target = t
-			default:
-				t, err := time.Parse(time.RFC3339Nano, toTime)
-				if err != nil {
-					return fmt.Errorf("--to-datetime: %q is not an RFC 3339 time (e.g. 2026-11-28T10:00:00Z)", toTime)
-				}
-				target.Time = t
-			}
-			cfg, err := a.load()
-			if err != nil {
-				return err
-			}
-			client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: cfg.Kafka.RequestTimeout}
-			r, err := pipeline.ReplayTo(cmd.Context(), client, cfg.Kafka.Group, cfg.Topics.Feedback, target, pipeline.ReplayOptions{
-				Brokers: cfg.Kafka.Brokers, SnapshotTopic: cfg.Snapshot.Topic, ChunkBytes: cfg.Snapshot.ChunkBytes, FreshModel: fresh})
-			if err != nil {
-				return fmt.Errorf("replay to %s: %w", target, err)
-			}
-			printRewound(a, cfg.Kafka.Group, cfg.Topics.Feedback, target.String(), r, fresh)
-			return nil
+			return a.replay(cmd, toTime, toOffset, snapshot, fresh)
 		},
 	}
 	cmd.Flags().StringVar(&toTime, "to-datetime", "", "rewind to the first message produced at or after this RFC 3339 time")
@@ -94,6 +56,49 @@ snapshots that learned past it are retired.`,
 	cmd.Flags().BoolVar(&fresh, "fresh-model", false, "retire every snapshot of the group so the next worker starts from an empty model (required when every snapshot learned past the point)")
 	cmd.Flags().StringVar(&snapshot, "snapshot", "", "rewind to where this snapshot of the group stopped and make it the newest (adaptrec snapshot ls)")
 	return cmd
+}
+
+// replay runs replay with its flags' values.
+func (a *app) replay(cmd *cobra.Command, toTime, toOffset, snapshot string, fresh bool) error {
+	var target pipeline.ReplayTarget
+	given := 0
+	for _, f := range []string{toTime, toOffset, snapshot} {
+		if f != "" {
+			given++
+		}
+	}
+	switch {
+	case given != 1:
+		return fmt.Errorf("give exactly one of --to-datetime, --to-offset and --snapshot")
+	case snapshot != "" && fresh:
+		return fmt.Errorf("--fresh-model goes with --to-datetime or --to-offset, not --snapshot (which restores that snapshot)")
+	case snapshot != "":
+		return a.replaySnapshot(cmd, snapshot)
+	case toOffset != "":
+		t, err := pipeline.ParseOffsetTarget(toOffset)
+		if err != nil {
+			return fmt.Errorf("--to-offset: %w", err)
+		}
+		target = t
+	default:
+		t, err := time.Parse(time.RFC3339Nano, toTime)
+		if err != nil {
+			return fmt.Errorf("--to-datetime: %q is not an RFC 3339 time (e.g. 2026-11-28T10:00:00Z)", toTime)
+		}
+		target.Time = t
+	}
+	cfg, err := a.load()
+	if err != nil {
+		return err
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: cfg.Kafka.RequestTimeout}
+	r, err := pipeline.ReplayTo(cmd.Context(), client, cfg.Kafka.Group, cfg.Topics.Feedback, target, pipeline.ReplayOptions{
+		Brokers: cfg.Kafka.Brokers, SnapshotTopic: cfg.Snapshot.Topic, ChunkBytes: cfg.Snapshot.ChunkBytes, FreshModel: fresh})
+	if err != nil {
+		return fmt.Errorf("replay to %s: %w", target, err)
+	}
+	printRewound(a, cfg.Kafka.Group, cfg.Topics.Feedback, target.String(), r, fresh)
+	return nil
 }
 
 // replaySnapshot is replay --snapshot ID.
