@@ -325,6 +325,12 @@ func TestReplayCLI(t *testing.T) {
 	if err := w.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("worker on SIGINT: %v\n%s", err, w.output())
 	}
+	// Nothing was learned past the end: replay names the snapshot the
+	// next worker restores.
+	r = start(t, env(cfg, "replay"), "replay", "--to-offset", "latest")
+	if err := r.wait(t, 30*time.Second); err != nil || !strings.Contains(r.output(), "the next worker restores its newest, ") {
+		t.Fatalf("replay --to-offset latest: %v, want it to name the snapshot restored next\n%s", err, r.output())
+	}
 	// The worker's last snapshot learned every event: a rewind before it
 	// is refused unless the model starts afresh.
 	r = start(t, env(cfg, "replay"), "replay", "--to-offset", "earliest")
