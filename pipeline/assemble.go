@@ -12,6 +12,10 @@ import (
 // added, in order. The evaluation harness uses it too, so offline results
 // come from the worker's own code path. Not safe for concurrent use.
 type Assembler struct {
+	// OnSplit, if set, is called once per user held when one of the
+	// user's events arrives on a partition other than the one where the
+	// user's events were first read (Sessions.AssignFrom).
+	OnSplit  func(user string, first, now int32)
 	sessions *Sessions
 	builder  *feedback.Builder
 	n        int
@@ -27,7 +31,9 @@ func NewAssembler(cfg configs.Session) *Assembler {
 
 // Add appends ev, read at partition/offset at kafkaTime, to the batch.
 func (a *Assembler) Add(ev feedback.Event, partition int32, offset int64, kafkaTime time.Time) {
-	a.sessions.Assign(&ev)
+	if first, split := a.sessions.AssignFrom(&ev, partition); split && a.OnSplit != nil {
+		a.OnSplit(ev.UserID, first, partition)
+	}
 	a.builder.Append(feedback.Located{Event: ev, Partition: partition, Offset: offset, KafkaTime: kafkaTime})
 	a.n++
 }

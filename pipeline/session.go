@@ -24,6 +24,10 @@ type sessionState struct {
 	id    string
 	last  int64
 	given bool
+	// partition is where the user's events were first read (-1: not
+	// known); split is set once one arrived on another partition.
+	partition int32
+	split     bool
 }
 
 // NewSessions returns an empty session table.
@@ -32,19 +36,27 @@ func NewSessions(idleGap, ttl time.Duration, max int) *Sessions {
 }
 
 // Assign fills e.SessionID if empty and records the event.
-func (s *Sessions) Assign(e *feedback.Event) {
+func (s *Sessions) Assign(e *feedback.Event) { s.AssignFrom(e, -1) }
+
+// AssignFrom is Assign for an event read from partition (-1: not known).
+// It reports, once per user held, the first event of the user that
+// arrives on a partition other than the one the user's events were first
+// read from: split is true and first is that partition. Users are keyed so
+// that their events stay on one partition; a split user is a sign of a
+// producer with another partitioner.
+func (s *Sessions) AssignFrom(e *feedback.Event, partition int32) (first int32, split bool) {
 	t := e.TS.UnixMicro()
 	s.newest = max(s.newest, t)
 	st, ok := s.users.Get(e.UserID)
 	switch {
 	case e.SessionID != "":
 		if !ok {
-			st = &sessionState{}
+			st = &sessionState{partition: partition}
 			s.users.Put(strings.Clone(e.UserID), st)
 		}
 		st.id, st.given = e.SessionID, true
 	case !ok:
-		st = &sessionState{id: sessionName(e.UserID, e.TS)}
+		st = &sessionState{id: sessionName(e.UserID, e.TS), partition: partition}
 		s.users.Put(strings.Clone(e.UserID), st)
 	case st.given || abs(t-st.last) > s.idleGap:
 		st.id, st.given = sessionName(e.UserID, e.TS), false
@@ -53,7 +65,14 @@ func (s *Sessions) Assign(e *feedback.Event) {
 	if !st.given {
 		e.SessionID = st.id
 	}
+	switch {
+	case st.partition < 0:
+		st.partition = partition
+	case partition >= 0 && partition != st.partition && !st.split:
+		st.split, first, split = true, st.partition, true
+	}
 	s.expire()
+	return first, split
 }
 
 // expire drops users idle for longer than ttl, oldest first.

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -55,3 +56,25 @@ func TestSessionsBounded(t *testing.T) {
 }
 
 func itoa(i int64) string { return strconv.FormatInt(i, 10) }
+
+// AssignFrom reports a user once, when one of its events first arrives on
+// a partition other than the one its events were first read from.
+func TestSessionsAssignFromReportsSplitUsersOnce(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	s := NewSessions(30*time.Minute, 24*time.Hour, 100)
+	var got []string
+	for i, c := range []struct {
+		user      string
+		partition int32
+	}{
+		{"a", 2}, {"a", 2}, {"b", 0}, {"a", 3}, {"a", 4}, {"a", 2}, {"b", 0}, {"c", -1}, {"c", 1}, {"c", 5},
+	} {
+		e := feedback.Event{UserID: c.user, TS: t0.Add(time.Duration(i) * time.Second)}
+		if first, split := s.AssignFrom(&e, c.partition); split {
+			got = append(got, c.user+":"+itoa(int64(first))+"->"+itoa(int64(c.partition)))
+		}
+	}
+	if want := "[a:2->3 c:1->5]"; fmt.Sprint(got) != want {
+		t.Fatalf("split users reported %v, want %s", got, want)
+	}
+}

@@ -369,14 +369,14 @@ func TestReplayFromSnapshotIsBitForBit(t *testing.T) {
 			if mid == nil {
 				t.Fatalf("no snapshot part way through among %d", len(all))
 			}
-			offsets, id, err := pipeline.ReplaySnapshot(ctx, kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Kafka.Group,
+			r, err := pipeline.ReplaySnapshot(ctx, kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Kafka.Group,
 				cfg.Topics.Feedback, cfg.Snapshot.Topic, mid.ID, cfg.Snapshot.ChunkBytes)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for p, off := range offsets {
-				if off != from[int32(p)] || id == "" {
-					t.Fatalf("rewound to %v (snapshot %q), want %v", offsets, id, from)
+			for p, off := range r.Offsets {
+				if off != from[int32(p)] || r.Republished == "" {
+					t.Fatalf("rewound to %v (snapshot %q), want %v", r.Offsets, r.Republished, from)
 				}
 			}
 			again := cfg

@@ -100,6 +100,19 @@ func byLabel(f *dto.MetricFamily, label string) map[string]float64 {
 	return out
 }
 
+// label is the value of a label of a family's first metric.
+func label(f *dto.MetricFamily, name string) string {
+	if f == nil || len(f.Metric) == 0 {
+		return ""
+	}
+	for _, l := range f.Metric[0].Label {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
 func histCount(f *dto.MetricFamily) uint64 {
 	var n uint64
 	if f != nil {
@@ -130,9 +143,9 @@ func TestWorkerMetricsAndReadiness(t *testing.T) {
 				if err != nil {
 					t.Fatalf("fixture line %s: %v", l, err)
 				}
-				wantTypes[string(e.Type)]++
+				wantTypes[e.Type.String()]++
 			}
-			metrics, err := telemetry.NewMetrics(cfg.Metrics.QualityWindow)
+			metrics, err := telemetry.NewMetrics(cfg.Metrics.QualityWindow, telemetry.WithService("adaptrec-metrics-test", "v0.0.1"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -179,8 +192,20 @@ func TestWorkerMetricsAndReadiness(t *testing.T) {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			if got := byLabel(fams["adaptrec_events_consumed_total"], "type"); fmt.Sprint(got) != fmt.Sprint(wantTypes) {
+			got := byLabel(fams["adaptrec_events_consumed_total"], "type")
+			if fmt.Sprint(got) != fmt.Sprint(wantTypes) {
 				t.Errorf("events by type %v, want %v", got, wantTypes)
+			}
+			for typ := range got {
+				if typ != "click" && typ != "view" && typ != "rating" {
+					t.Errorf("events counted under type %q, want click, view or rating", typ)
+				}
+			}
+			if len(got) != 3 {
+				t.Errorf("events by type %v: the fixture holds clicks, views and ratings", got)
+			}
+			if svc := label(fams["target_info"], "service_name"); svc != "adaptrec-metrics-test" {
+				t.Errorf("target_info service_name %q, want the service name given (adaptrec-metrics-test)", svc)
 			}
 			if got := byLabel(fams["adaptrec_dlq_messages_total"], "class"); fmt.Sprint(got) != fmt.Sprint(wantClasses) {
 				t.Errorf("DLQ by class %v, want %v", got, wantClasses)

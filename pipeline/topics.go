@@ -147,5 +147,5 @@ func Partitions(ctx context.Context, client *kafka.Client, topic string) ([]int,
 		slices.Sort(ids)
 		return ids, nil
 	}
-	return nil, fmt.Errorf("topic %q does not exist", topic)
+	return nil, fmt.Errorf("topic %q does not exist: %w", topic, kafka.UnknownTopicOrPartition)
 }

@@ -80,6 +80,8 @@ type Worker struct {
 	replica string
 	decider bool
 	echoes  int // snapshots published while idle since the model last learned
+
+	splits splitWarnings // users seen on more than one partition (model goroutine)
 }
 
 // Instrument turns on tracing (if t is enabled), metrics (if m is not nil)
@@ -463,6 +465,7 @@ func (w *Worker) limits() feedback.Limits {
 // record, learns and encodes the outputs.
 func (w *Worker) model(ctx context.Context, in <-chan fetched, out chan<- output) error {
 	asm := NewAssembler(w.cfg.Session)
+	asm.OnSplit = w.userSplit
 	defer asm.Release()
 	b := Batcher[fetched]{Size: w.cfg.Batch.Size, MaxWait: w.cfg.Batch.MaxWait,
 		Idle: w.cfg.Snapshot.Idle, OnIdle: func() error { return w.idle(ctx, out) }}
@@ -532,7 +535,7 @@ func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *Assembl
 		asm.Add(it.ev, int32(it.msg.Partition), it.msg.Offset, it.msg.Time)
 		valid++
 		if w.metrics != nil {
-			w.metrics.Event(string(it.ev.Type))
+			w.metrics.Event(it.ev.Type.String())
 			o.produced = append(o.produced, it.msg.Time)
 		}
 	}

@@ -326,9 +326,27 @@ func TestReplayCLI(t *testing.T) {
 	if err := w.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("worker on SIGINT: %v\n%s", err, w.output())
 	}
+	// Nothing was learned past the end: replay names the snapshot the
+	// next worker restores.
+	r = start(t, env(cfg, "replay"), "replay", "--to-offset", "latest")
+	if err := r.wait(t, 30*time.Second); err != nil || !strings.Contains(r.output(), "the next worker restores its newest, ") {
+		t.Fatalf("replay --to-offset latest: %v, want it to name the snapshot restored next\n%s", err, r.output())
+	}
+	// The worker's last snapshot learned every event: a rewind before it
+	// is refused unless the model starts afresh.
 	r = start(t, env(cfg, "replay"), "replay", "--to-offset", "earliest")
+	if err := r.wait(t, 30*time.Second); err == nil || !strings.Contains(r.output(), "--fresh-model") {
+		t.Fatalf("replay before every snapshot: %v, want a refusal naming --fresh-model\n%s", err, r.output())
+	}
+	if now, _ := pipeline.CommittedOffsets(context.Background(), client, cfg.Kafka.Group, cfg.Topics.Feedback); fmt.Sprint(now) != fmt.Sprint(before) {
+		t.Fatalf("refused replay changed offsets %v -> %v", before, now)
+	}
+	r = start(t, env(cfg, "replay"), "replay", "--to-offset", "earliest", "--fresh-model")
 	if err := r.wait(t, 30*time.Second); err != nil {
 		t.Fatalf("replay of an empty group: %v\n%s", err, r.output())
+	}
+	if !strings.Contains(r.output(), "the next worker starts from an empty model") {
+		t.Fatalf("replay --fresh-model does not say which model the next worker starts from:\n%s", r.output())
 	}
 	now, _ := pipeline.CommittedOffsets(context.Background(), client, cfg.Kafka.Group, cfg.Topics.Feedback)
 	for p, off := range now {
@@ -336,20 +354,32 @@ func TestReplayCLI(t *testing.T) {
 			t.Fatalf("partition %d at %d after replay to earliest", p, off)
 		}
 	}
-	for _, bad := range [][]string{
-		{"replay"},
-		{"replay", "--to-offset", "middle"},
-		{"replay", "--to-datetime", "yesterday"},
-		{"replay", "--to-offset", "earliest", "--to-datetime", "2026-01-01T00:00:00Z"},
-		{"replay", "--to-offset", "earliest", "--snapshot", "1"},
-		{"replay", "--snapshot", "1795910000000000000"}, // the group has no such snapshot
+	r = start(t, env(cfg, "replay"), "replay", "--to-offset", "0:1")
+	if err := r.wait(t, 30*time.Second); err != nil || !strings.Contains(r.output(), "partition 0 -> offset 1") {
+		t.Fatalf("replay --to-offset 0:1: %v\n%s", err, r.output())
+	}
+	for _, bad := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"replay"}, "exactly one"},
+		{[]string{"replay", "--to-offset", "middle"}, `--to-offset: "middle" is not`},
+		{[]string{"replay", "--to-offset", "-3"}, "--to-offset: offset -3 is negative"},
+		{[]string{"replay", "--to-offset", "0:x"}, `offset "x" of partition 0`},
+		{[]string{"replay", "--to-offset", "99:0"}, "partition 99: "},
+		{[]string{"replay", "--to-offset", "1000000"}, "is beyond the end"},
+		{[]string{"replay", "--to-datetime", "yesterday"}, "--to-datetime"},
+		{[]string{"replay", "--to-offset", "earliest", "--to-datetime", "2026-01-01T00:00:00Z"}, "exactly one"},
+		{[]string{"replay", "--to-offset", "earliest", "--snapshot", "1"}, "exactly one"},
+		{[]string{"replay", "--snapshot", "1", "--fresh-model"}, "--fresh-model goes with"},
+		{[]string{"replay", "--snapshot", "1795910000000000000"}, "has no snapshot 1795910000000000000"},
 	} {
-		p := start(t, env(cfg, "replay"), bad...)
+		p := start(t, env(cfg, "replay"), bad.args...)
 		if err := p.wait(t, 30*time.Second); err == nil {
-			t.Errorf("%v accepted", bad)
+			t.Errorf("%v accepted", bad.args)
 		}
-		if bad[len(bad)-1] == "1795910000000000000" && !strings.Contains(p.output(), "has no snapshot 1795910000000000000") {
-			t.Errorf("replay of a missing snapshot does not say so: %s", p.output())
+		if !strings.Contains(p.output(), bad.says) {
+			t.Errorf("%v: the error does not say %q: %s", bad.args, bad.says, p.output())
 		}
 	}
 }

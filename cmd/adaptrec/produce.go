@@ -20,7 +20,10 @@ func (a *app) produceCmd() *cobra.Command {
 		Use:   "produce --file EVENTS.jsonl [--rate N]",
 		Short: "Publish feedback events, one JSON object per line, keyed by user",
 		Long: `produce publishes each line of a JSONL file (- for stdin) as one message on
-the feedback topic, keyed by its user_id, and waits for every ack. Lines are
+the feedback topic, keyed by its user_id and partitioned by murmur2 of it
+(the Java client's default; other producers of the topic must partition
+the same way, e.g. kcat -X partitioner=murmur2_random, or users' sessions
+split between workers), and waits for every ack. Lines are
 sent verbatim, malformed ones included, so the worker's DLQ handling can be
 exercised; blank lines are skipped. The message timestamp is the time of
 sending, which replay --to-datetime seeks by. With tracing on (tracing.enabled

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -125,7 +126,7 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 		return err
 	}}
 	if cfg.Metrics.Addr != "" {
-		if metrics, err = telemetry.NewMetrics(cfg.Metrics.QualityWindow); err != nil {
+		if metrics, err = newMetrics(cfg); err != nil {
 			return err
 		}
 		srv, err := telemetry.Serve(cfg.Metrics.Addr, metrics, health, log)
@@ -208,4 +209,14 @@ func runPopulation(ctx context.Context, cfg configs.Config, out sink.Sink, log *
 	}
 	defer policy.Close()
 	return sim.Live(ctx, pop, policy, nil, nil, time.Second, func(w, _ sim.Window) { r.add(w) })
+}
+
+// newMetrics creates the worker's metrics under the service name its
+// traces use: OTEL_SERVICE_NAME, else tracing.service_name.
+func newMetrics(cfg configs.Config) (*telemetry.Metrics, error) {
+	t, err := telemetry.Resolve(cfg.Tracing, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return telemetry.NewMetrics(cfg.Metrics.QualityWindow, telemetry.WithService(t.ServiceName, version()))
 }

@@ -22,6 +22,7 @@ type Metrics struct {
 	provider *sdkmetric.MeterProvider
 
 	events, dlq, lists, decisions metric.Int64Counter
+	splitUsers                    metric.Int64Counter
 	batchSize                     metric.Int64Histogram
 	batchLatency, recLatency      metric.Float64Histogram
 	lag, params, sessions         metric.Int64Gauge
@@ -31,16 +32,37 @@ type Metrics struct {
 	hits, rewards                 rolling
 }
 
+// MetricsOption changes a default of NewMetrics.
+type MetricsOption func(*metricsOptions)
+
+type metricsOptions struct{ service, version string }
+
+// WithService sets the service.name and service.version of the metrics'
+// resource (target_info on /metrics); the default is adaptrec, with no
+// version. Give the name traces use (tracing.service_name or
+// OTEL_SERVICE_NAME).
+func WithService(name, version string) MetricsOption {
+	return func(o *metricsOptions) { o.service, o.version = name, version }
+}
+
 // NewMetrics creates the instruments on a fresh Prometheus registry, with
 // Go runtime metrics. window is the length of the rolling HR and reward
 // windows.
-func NewMetrics(window int) (*Metrics, error) {
+func NewMetrics(window int, opts ...MetricsOption) (*Metrics, error) {
+	o := metricsOptions{service: "adaptrec"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	res, err := ServiceResource(o.service, o.version)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	reg := prometheus.NewRegistry()
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
 		return nil, fmt.Errorf("metrics: prometheus exporter: %w", err)
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
 	if err := runtime.Start(runtime.WithMeterProvider(mp)); err != nil {
 		return nil, fmt.Errorf("metrics: runtime: %w", err)
 	}
@@ -72,6 +94,7 @@ func NewMetrics(window int) (*Metrics, error) {
 	m.dlq = counter("adaptrec.dlq.messages", "Messages routed to the dead-letter topic, by error class.")
 	m.lists = counter("adaptrec.recommendation.lists", "Recommendation lists published (acknowledged).")
 	m.decisions = counter("adaptrec.architecture.decisions", "Architecture decisions taken, by action.")
+	m.splitUsers = counter("adaptrec.users.split_partitions", "Users whose events arrived on more than one partition, counted once per user held: a producer that does not key by murmur2 of the user id.")
 	m.batchSize, err = meter.Int64Histogram("adaptrec.batch.size", metric.WithDescription("Messages per batch."),
 		metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096))
 	errs = append(errs, err)
@@ -114,6 +137,13 @@ func (m *Metrics) Event(typ string) {
 		opt = metric.WithAttributes(attribute.String("type", typ))
 	}
 	m.events.Add(bg, 1, opt)
+}
+
+// UserSplit counts a user whose events arrived on a second partition.
+func (m *Metrics) UserSplit() {
+	if m != nil {
+		m.splitUsers.Add(bg, 1)
+	}
 }
 
 // DeadLetter counts one message routed to the DLQ.

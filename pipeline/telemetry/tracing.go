@@ -101,10 +101,9 @@ func NewTracing(ctx context.Context, t configs.Tracing, version string) (*Tracin
 	if err != nil {
 		return nil, fmt.Errorf("tracing: OTLP exporter for %s: %w", t.Endpoint, err)
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
-		semconv.ServiceName(t.ServiceName), semconv.ServiceVersion(version)))
-	if err != nil && !errors.Is(err, resource.ErrSchemaURLConflict) {
-		return nil, fmt.Errorf("tracing: resource: %w", err)
+	res, err := ServiceResource(t.ServiceName, version)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
 	}
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp),
@@ -112,6 +111,18 @@ func NewTracing(ctx context.Context, t configs.Tracing, version string) (*Tracin
 		sdktrace.WithResource(res),
 	)
 	return &Tracing{Provider: tp, Enabled: true, shutdown: tp.Shutdown}, nil
+}
+
+// ServiceResource is the resource traces and metrics are reported under:
+// the SDK's defaults with service.name (tracing.service_name or
+// OTEL_SERVICE_NAME, default adaptrec) and service.version.
+func ServiceResource(service, version string) (*resource.Resource, error) {
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
+		semconv.ServiceName(service), semconv.ServiceVersion(version)))
+	if err != nil && !errors.Is(err, resource.ErrSchemaURLConflict) {
+		return nil, fmt.Errorf("resource of service %q: %w", service, err)
+	}
+	return res, nil
 }
 
 // LinkedOrRatio samples a span whose parent is sampled, or, for a root
