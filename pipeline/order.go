@@ -120,10 +120,16 @@ func orderFrom(ctx context.Context, brokers []string, topic, feedbackTopic, grou
 
 // followOrder passes the fetched messages on in the order of runs, holding
 // back the messages of other partitions meanwhile, then in the order they
-// come. If a partition's messages do not continue its run (the group was
-// not rewound to the snapshot), or a run's messages do not arrive within
-// wait, it stops following, says so, and passes everything on.
-func (w *Worker) followOrder(ctx context.Context, in <-chan fetched, out chan<- fetched, runs []orderRun, wait time.Duration) {
+// come. It follows the order only while every partition the runs name is
+// assigned to this worker (own): a member of a group of several never
+// holds its partitions back for another member's. Before it holds a
+// message back it waits for the assignment of the generation the worker
+// joined, and it checks again whenever that changes; if a recorded
+// partition is not assigned, or a partition's messages do not continue
+// its run (the group was not rewound to the snapshot), or a run's messages
+// do not arrive within wait, it stops following, says so, and passes
+// everything on.
+func (w *Worker) followOrder(ctx context.Context, in <-chan fetched, out chan<- fetched, runs []orderRun, own *assignment, wait time.Duration) {
 	held := map[int][]fetched{}
 	send := func(f fetched) bool {
 		select {
@@ -149,8 +155,11 @@ func (w *Worker) followOrder(ctx context.Context, in <-chan fetched, out chan<- 
 		clear(held)
 		return true
 	}
+	recorded := recordedPartitions(runs)
+	w.setOrder(OrderReport{Runs: len(runs)})
 	followed := int64(0)
-	stop := func(why string) {
+	stop := func(why string, unassigned []int) {
+		w.setOrder(OrderReport{Runs: len(runs), Followed: followed, Stopped: why, Unassigned: unassigned})
 		w.log.Warn("not following the recorded order", "topic", w.cfg.Snapshot.OrderTopic, "reason", why, "events_followed", followed)
 	}
 	timer := time.NewTimer(wait)
@@ -160,7 +169,7 @@ follow:
 		for k := int64(0); k < r.Count; {
 			if q := held[r.Partition]; len(q) > 0 {
 				if got, want := q[0].msg.Offset, r.From+k; got != want {
-					stop(fmt.Sprintf("partition %d continues at offset %d, the recorded order at %d", r.Partition, got, want))
+					stop(fmt.Sprintf("partition %d continues at offset %d, the recorded order at %d", r.Partition, got, want), nil)
 					break follow
 				}
 				held[r.Partition] = q[1:]
@@ -171,6 +180,11 @@ follow:
 				followed++
 				continue
 			}
+			parts, known, changed := own.current()
+			if missing := notIn(recorded, parts); known && len(missing) > 0 {
+				stop(fmt.Sprintf("partitions %v of the recorded order are not assigned to this worker (its partitions: %v)", missing, parts), missing)
+				break follow
+			}
 			timer.Reset(wait)
 			select {
 			case f, ok := <-in:
@@ -179,16 +193,20 @@ follow:
 					return
 				}
 				held[f.msg.Partition] = append(held[f.msg.Partition], f)
+			case <-changed: // a new generation or its assignment: check again
 			case <-timer.C:
-				stop(fmt.Sprintf("partition %d offset %d did not arrive within %v", r.Partition, r.From+k, wait))
+				stop(fmt.Sprintf("partition %d offset %d did not arrive within %v", r.Partition, r.From+k, wait), nil)
 				break follow
 			case <-ctx.Done():
 				return
 			}
 		}
 	}
-	if len(runs) > 0 && followed > 0 {
-		w.log.Info("followed the recorded order", "topic", w.cfg.Snapshot.OrderTopic, "events", followed)
+	if w.Order().Stopped == "" {
+		w.setOrder(OrderReport{Runs: len(runs), Followed: followed})
+		if followed > 0 {
+			w.log.Info("followed the recorded order", "topic", w.cfg.Snapshot.OrderTopic, "events", followed)
+		}
 	}
 	if !release() {
 		return
@@ -198,4 +216,51 @@ follow:
 			return
 		}
 	}
+}
+
+// recordedPartitions returns the partitions runs name, sorted.
+func recordedPartitions(runs []orderRun) []int {
+	var parts []int
+	for _, r := range runs {
+		if !slices.Contains(parts, r.Partition) {
+			parts = append(parts, r.Partition)
+		}
+	}
+	slices.Sort(parts)
+	return parts
+}
+
+// notIn returns the partitions of want that are not in have.
+func notIn(want, have []int) []int {
+	var out []int
+	for _, p := range want {
+		if !slices.Contains(have, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// OrderReport says how a worker that restored a snapshot followed the
+// recorded order (see followOrder).
+type OrderReport struct {
+	Runs     int    // recorded runs it set out to follow (0: it followed none)
+	Followed int64  // events it passed on in the recorded order
+	Stopped  string // why it stopped following before the end ("": it did not)
+	// Unassigned are the recorded partitions that were not assigned to it
+	// when it stopped, if that is why it stopped.
+	Unassigned []int
+}
+
+// Order reports how the worker followed the recorded order so far.
+func (w *Worker) Order() OrderReport {
+	w.orderMu.Lock()
+	defer w.orderMu.Unlock()
+	return w.orderReport
+}
+
+func (w *Worker) setOrder(r OrderReport) {
+	w.orderMu.Lock()
+	defer w.orderMu.Unlock()
+	w.orderReport = r
 }

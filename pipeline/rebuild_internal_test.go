@@ -116,7 +116,10 @@ func TestFollowOrder(t *testing.T) {
 				in <- f
 			}
 			done := make(chan struct{})
-			go func() { defer close(done); w.followOrder(context.Background(), in, out, c.runs, 50*time.Millisecond) }()
+			go func() {
+				defer close(done)
+				w.followOrder(context.Background(), in, out, c.runs, assignedTo(0, 1), 50*time.Millisecond)
+			}()
 			var got []fetched
 			for len(got) < len(c.want) {
 				got = append(got, <-out)
