@@ -131,30 +131,8 @@ func orderFrom(ctx context.Context, brokers []string, topic, feedbackTopic, grou
 // everything on.
 func (w *Worker) followOrder(ctx context.Context, in <-chan fetched, out chan<- fetched, runs []orderRun, own *assignment, wait time.Duration) {
 	held := map[int][]fetched{}
-	send := func(f fetched) bool {
-		select {
-		case out <- f:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	release := func() bool {
-		parts := make([]int, 0, len(held))
-		for p := range held {
-			parts = append(parts, p)
-		}
-		slices.Sort(parts)
-		for _, p := range parts {
-			for _, f := range held[p] {
-				if !send(f) {
-					return false
-				}
-			}
-		}
-		clear(held)
-		return true
-	}
+	send := func(f fetched) bool { return pass(ctx, out, f) }
+	release := func() bool { return passHeld(ctx, out, held) }
 	recorded := recordedPartitions(runs)
 	w.setOrder(OrderReport{Runs: len(runs)})
 	followed := int64(0)
@@ -167,7 +145,12 @@ func (w *Worker) followOrder(ctx context.Context, in <-chan fetched, out chan<- 
 follow:
 	for _, r := range runs {
 		for k := int64(0); k < r.Count; {
-			if q := held[r.Partition]; len(q) > 0 {
+			parts, known, changed := own.current()
+			if missing := notIn(recorded, parts); known && len(missing) > 0 {
+				stop(fmt.Sprintf("partitions %v of the recorded order are not assigned to this worker (its partitions: %v)", missing, parts), missing)
+				break follow
+			}
+			if q := held[r.Partition]; known && len(q) > 0 {
 				if got, want := q[0].msg.Offset, r.From+k; got != want {
 					stop(fmt.Sprintf("partition %d continues at offset %d, the recorded order at %d", r.Partition, got, want), nil)
 					break follow
@@ -179,11 +162,6 @@ follow:
 				k++
 				followed++
 				continue
-			}
-			parts, known, changed := own.current()
-			if missing := notIn(recorded, parts); known && len(missing) > 0 {
-				stop(fmt.Sprintf("partitions %v of the recorded order are not assigned to this worker (its partitions: %v)", missing, parts), missing)
-				break follow
 			}
 			timer.Reset(wait)
 			select {
@@ -216,6 +194,35 @@ follow:
 			return
 		}
 	}
+}
+
+// pass sends f on out unless ctx ends first.
+func pass(ctx context.Context, out chan<- fetched, f fetched) bool {
+	select {
+	case out <- f:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// passHeld sends the held messages on out, partition by partition, and
+// forgets them; false if ctx ended first.
+func passHeld(ctx context.Context, out chan<- fetched, held map[int][]fetched) bool {
+	parts := make([]int, 0, len(held))
+	for p := range held {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	for _, p := range parts {
+		for _, f := range held[p] {
+			if !pass(ctx, out, f) {
+				return false
+			}
+		}
+	}
+	clear(held)
+	return true
 }
 
 // recordedPartitions returns the partitions runs name, sorted.
