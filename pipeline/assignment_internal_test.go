@@ -67,24 +67,28 @@ func TestAssignmentFollowsTheReadersLog(t *testing.T) {
 	}
 }
 
-// TestFollowOrderNeedsEveryRecordedPartition checks that a worker that
-// has not been assigned every partition the recorded order names passes
-// its messages on as they come, without holding any back: at once when
-// the assignment is known, as soon as it is known when the messages come
-// first, and as soon as a new generation takes a recorded partition away.
-func TestFollowOrderNeedsEveryRecordedPartition(t *testing.T) {
+// TestFollowOrderOnlyWhenAssignedEveryPartition checks that a worker
+// that does not hold every partition of the feedback topic passes its
+// messages on as they come, without holding any back: at once when the
+// assignment is known, as soon as it is known when the messages come
+// first, as soon as a new generation takes a partition away, and also
+// when the order waits on a partition of its own that has nothing new.
+func TestFollowOrderOnlyWhenAssignedEveryPartition(t *testing.T) {
 	w := NewWorker(configs.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
 	msg := func(p int, off int64) fetched { return fetched{msg: kafka.Message{Partition: p, Offset: off}} }
-	runs := []orderRun{{1, 5, 1}, {0, 10, 2}} // partition 1 first
 	for _, c := range []struct {
 		name   string
+		runs   []orderRun
 		own    *assignment
 		before []int // the assignment when the messages are in (nil: only joined)
 		after  []int // the assignment noted next (nil: none)
 	}{
-		{"known", assignedTo(0), []int{0}, nil},
-		{"known after the messages", newAssignment("feedback"), nil, []int{0}},
-		{"lost in a new generation", newAssignment("feedback"), []int{0, 1}, []int{0}},
+		// The order waits for partition 1, another worker's.
+		{"known", []orderRun{{1, 5, 1}, {0, 10, 2}}, assignedTo(0), []int{0, 2}, nil},
+		{"known after the messages", []orderRun{{1, 5, 1}, {0, 10, 2}}, newAssignment("feedback"), nil, []int{0, 2}},
+		{"lost in a new generation", []orderRun{{1, 5, 1}, {0, 10, 2}}, newAssignment("feedback"), []int{0, 1, 2}, []int{0, 2}},
+		// The order waits for partition 2, this worker's, with nothing new.
+		{"own partition idle", []orderRun{{2, 7, 1}, {0, 10, 2}}, assignedTo(0, 2), []int{0, 2}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			join(c.own, c.before)
@@ -92,9 +96,12 @@ func TestFollowOrderNeedsEveryRecordedPartition(t *testing.T) {
 			in <- msg(0, 10)
 			in <- msg(0, 11)
 			done := make(chan struct{})
-			go func() { defer close(done); w.followOrder(context.Background(), in, out, runs, c.own, time.Hour) }()
+			go func() {
+				defer close(done)
+				w.followOrder(context.Background(), in, out, c.runs, []int{0, 1, 2}, c.own, time.Hour)
+			}()
 			if c.after != nil {
-				for len(in) > 0 { // both held back, waiting for partition 1
+				for len(in) > 0 { // both held back
 					runtime.Gosched()
 				}
 				join(c.own, c.after)
@@ -106,7 +113,7 @@ func TestFollowOrderNeedsEveryRecordedPartition(t *testing.T) {
 						t.Fatalf("passed on %d@%d, want 0@%d", f.msg.Partition, f.msg.Offset, want)
 					}
 				case <-time.After(time.Minute): // a guard, not a measure: the order waits an hour
-					t.Fatal("partition 0 held back for the order of partition 1, which is not assigned")
+					t.Fatal("partition 0 held back for the order by a worker that does not hold every partition")
 				}
 			}
 			close(in)

@@ -52,13 +52,14 @@ func orderMessage(group string, items []fetched) (kafka.Message, error) {
 // (less a minute for clocks and batches in flight) and returns the runs
 // that continue exactly from offsets (the next offset per partition the
 // snapshot learned up to; a partition it does not name starts at its first
-// offset). Recordings of runs already covered (a replay records the order
-// again) are skipped; the runs stop at the first gap.
-func orderFrom(ctx context.Context, brokers []string, topic, feedbackTopic, group string, taken time.Time, offsets map[int32]int64) ([]orderRun, error) {
+// offset), and the feedback topic's partitions, sorted. Recordings of runs
+// already covered (a replay records the order again) are skipped; the runs
+// stop at the first gap.
+func orderFrom(ctx context.Context, brokers []string, topic, feedbackTopic, group string, taken time.Time, offsets map[int32]int64) ([]orderRun, []int, error) {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 	ends, err := EndOffsets(ctx, client, topic)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	orderParts := make([]int, 0, len(ends))
 	for p := range ends {
@@ -66,15 +67,15 @@ func orderFrom(ctx context.Context, brokers []string, topic, feedbackTopic, grou
 	}
 	starts, err := listOffsets(ctx, client, topic, orderParts, taken.Add(-time.Minute).UnixMilli())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	parts, err := Partitions(ctx, client, feedbackTopic)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	firsts, err := listOffsets(ctx, client, feedbackTopic, parts, kafka.FirstOffset)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	next := map[int]int64{}
 	for _, p := range parts {
@@ -112,28 +113,29 @@ func orderFrom(ctx context.Context, brokers []string, topic, feedbackTopic, grou
 			}
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return runs, nil
+	slices.Sort(parts)
+	return runs, parts, nil
 }
 
 // followOrder passes the fetched messages on in the order of runs, holding
 // back the messages of other partitions meanwhile, then in the order they
-// come. It follows the order only while every partition the runs name is
-// assigned to this worker (own): a member of a group of several never
-// holds its partitions back for another member's. Before it holds a
-// message back it waits for the assignment of the generation the worker
-// joined, and it checks again whenever that changes; if a recorded
-// partition is not assigned, or a partition's messages do not continue
-// its run (the group was not rewound to the snapshot), or a run's messages
-// do not arrive within wait, it stops following, says so, and passes
-// everything on.
-func (w *Worker) followOrder(ctx context.Context, in <-chan fetched, out chan<- fetched, runs []orderRun, own *assignment, wait time.Duration) {
+// come. It follows the order only while the group has assigned every
+// partition of the feedback topic (all) to this worker (own), as it does a
+// lone worker: a member of a group of several never holds its partitions
+// back, neither for another member's partitions nor for one of its own
+// that has nothing new. Before it passes a message on it waits for the
+// assignment of the generation the worker joined, and it checks again
+// whenever that changes; if a partition is not assigned to it, or a
+// partition's messages do not continue its run (the group was not rewound
+// to the snapshot), or a run's messages do not arrive within wait, it
+// stops following, says so, and passes everything on.
+func (w *Worker) followOrder(ctx context.Context, in <-chan fetched, out chan<- fetched, runs []orderRun, all []int, own *assignment, wait time.Duration) {
 	held := map[int][]fetched{}
 	send := func(f fetched) bool { return pass(ctx, out, f) }
 	release := func() bool { return passHeld(ctx, out, held) }
-	recorded := recordedPartitions(runs)
 	w.setOrder(OrderReport{Runs: len(runs)})
 	followed := int64(0)
 	stop := func(why string, unassigned []int) {
@@ -146,8 +148,8 @@ follow:
 	for _, r := range runs {
 		for k := int64(0); k < r.Count; {
 			parts, known, changed := own.current()
-			if missing := notIn(recorded, parts); known && len(missing) > 0 {
-				stop(fmt.Sprintf("partitions %v of the recorded order are not assigned to this worker (its partitions: %v)", missing, parts), missing)
+			if missing := notIn(all, parts); known && len(missing) > 0 {
+				stop(fmt.Sprintf("partitions %v are another worker's or no one's (this worker's: %v): the order is followed only by a worker that holds every partition", missing, parts), missing)
 				break follow
 			}
 			if q := held[r.Partition]; known && len(q) > 0 {
@@ -225,18 +227,6 @@ func passHeld(ctx context.Context, out chan<- fetched, held map[int][]fetched) b
 	return true
 }
 
-// recordedPartitions returns the partitions runs name, sorted.
-func recordedPartitions(runs []orderRun) []int {
-	var parts []int
-	for _, r := range runs {
-		if !slices.Contains(parts, r.Partition) {
-			parts = append(parts, r.Partition)
-		}
-	}
-	slices.Sort(parts)
-	return parts
-}
-
 // notIn returns the partitions of want that are not in have.
 func notIn(want, have []int) []int {
 	var out []int
@@ -254,8 +244,8 @@ type OrderReport struct {
 	Runs     int    // recorded runs it set out to follow (0: it followed none)
 	Followed int64  // events it passed on in the recorded order
 	Stopped  string // why it stopped following before the end ("": it did not)
-	// Unassigned are the recorded partitions that were not assigned to it
-	// when it stopped, if that is why it stopped.
+	// Unassigned are the feedback topic's partitions that were not
+	// assigned to it when it stopped, if that is why it stopped.
 	Unassigned []int
 }
 

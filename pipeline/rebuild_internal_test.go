@@ -118,7 +118,7 @@ func TestFollowOrder(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				w.followOrder(context.Background(), in, out, c.runs, assignedTo(0, 1), 50*time.Millisecond)
+				w.followOrder(context.Background(), in, out, c.runs, []int{0, 1}, assignedTo(0, 1), 50*time.Millisecond)
 			}()
 			var got []fetched
 			for len(got) < len(c.want) {

@@ -88,11 +88,10 @@ func waitMembers(tb testing.TB, cfg configs.Config, n int) {
 
 // TestRollingRestartDoesNotWaitForThePeersPartitions (issue 12): two
 // replicas share a group; one is stopped mid-stream and started again.
-// Its snapshot says it was alone, so it reads the recorded order, which
-// names its peer's partitions too; the group assigns it only some of
-// them, so it gives the order up instead of holding its partitions back
-// for partitions it does not own, and the events after the restart get
-// their lists.
+// Its snapshot says it was alone, so it reads the recorded order; the
+// group assigns it only some of the partitions, so it gives the order up
+// instead of holding its partitions back for partitions it does not own,
+// and the events after the restart get their lists.
 func TestRollingRestartDoesNotWaitForThePeersPartitions(t *testing.T) {
 	for _, target := range kafkatest.Targets(t) {
 		t.Run(target.Name, func(t *testing.T) {

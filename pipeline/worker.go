@@ -232,12 +232,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	// replay is for a single worker): the order of several replicas'
 	// partitions would hold it back until the order times out. A peer may
 	// not have published a snapshot yet, so followOrder also gives the
-	// order up unless the group assigned every recorded partition to this
-	// worker.
+	// order up unless the group assigned every partition to this worker.
 	var runs []orderRun
+	var feedbackParts []int
 	if restored != nil && w.order != nil && restored.Meta.Replicas <= 1 && (w.peers == nil || len(w.peers.Live(time.Now(), cfg.Snapshot.PeerTimeout)) == 0) {
 		var err error
-		if runs, err = orderFrom(ctx, cfg.Kafka.Brokers, cfg.Snapshot.OrderTopic, cfg.Topics.Feedback, cfg.Kafka.Group, restored.Meta.Created, restored.Meta.Offsets); err != nil {
+		if runs, feedbackParts, err = orderFrom(ctx, cfg.Kafka.Brokers, cfg.Snapshot.OrderTopic, cfg.Topics.Feedback, cfg.Kafka.Group, restored.Meta.Created, restored.Meta.Offsets); err != nil {
 			w.log.Warn("not following the recorded order: reading it failed", "topic", cfg.Snapshot.OrderTopic, "err", err)
 		} else if len(runs) > 0 {
 			w.log.Info("following the recorded order from the restored snapshot", "topic", cfg.Snapshot.OrderTopic, "runs", len(runs))
@@ -301,7 +301,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer close(ordered)
-			w.followOrder(work, in, ordered, runs, w.assigned, cfg.Kafka.RebalanceTimeout+30*time.Second)
+			w.followOrder(work, in, ordered, runs, feedbackParts, w.assigned, cfg.Kafka.RebalanceTimeout+30*time.Second)
 		}()
 	}
 	go func() { defer wg.Done(); defer close(out); fail(w.model(work, learnIn, out)) }()
