@@ -242,14 +242,15 @@ func notIn(want, have []int) []int {
 // recorded order (see followOrder).
 type OrderReport struct {
 	Runs     int    // recorded runs it set out to follow (0: it followed none)
-	Followed int64  // events it passed on in the recorded order
+	Followed int64  // events it passed on in the recorded order, once it stopped or finished
 	Stopped  string // why it stopped following before the end ("": it did not)
 	// Unassigned are the feedback topic's partitions that were not
 	// assigned to it when it stopped, if that is why it stopped.
 	Unassigned []int
 }
 
-// Order reports how the worker followed the recorded order so far.
+// Order reports how the worker followed the recorded order: zero if it had
+// none to follow.
 func (w *Worker) Order() OrderReport {
 	w.orderMu.Lock()
 	defer w.orderMu.Unlock()
