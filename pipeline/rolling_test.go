@@ -185,7 +185,7 @@ func BenchmarkRollingRestartPause(b *testing.B) {
 					r = startReplica(b, cfg, "replica-b")
 					pause := waitLearned(b, r).Sub(r.started)
 					pauses = append(pauses, float64(pause.Milliseconds()))
-					b.Logf("%s: the restarted replica learned its first batch %v after its start", mode, pause.Round(time.Millisecond))
+					b.Logf("%s: the restarted replica learned its first batch %v after its start (order: %+v)", mode, pause.Round(time.Millisecond), r.w.Order())
 				}
 				b.ReportMetric(median(pauses), "pause_p50_ms")
 				b.ReportMetric(slices.Max(pauses), "pause_max_ms")
