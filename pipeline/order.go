@@ -163,9 +163,9 @@ follow:
 				}
 				k++
 				followed++
+				timer.Reset(wait) // the wait is for the order's next event, however many others come
 				continue
 			}
-			timer.Reset(wait)
 			select {
 			case f, ok := <-in:
 				if !ok {
