@@ -54,13 +54,14 @@ func orderMessage(group string, items []fetched) (kafka.Message, error) {
 // (less a minute for clocks and batches in flight) and returns the runs
 // that continue exactly from offsets (the next offset per partition the
 // snapshot learned up to; a partition it does not name starts at its first
-// offset). Recordings of runs already covered (a replay records the order
-// again) are skipped; the runs stop at the first gap.
-func orderFrom(ctx context.Context, conn *kafkaconn.Conn, topic, feedbackTopic, group string, taken time.Time, offsets map[int32]int64) ([]orderRun, error) {
+// offset), and the feedback topic's partitions, sorted. Recordings of runs
+// already covered (a replay records the order again) are skipped; the runs
+// stop at the first gap.
+func orderFrom(ctx context.Context, conn *kafkaconn.Conn, topic, feedbackTopic, group string, taken time.Time, offsets map[int32]int64) ([]orderRun, []int, error) {
 	client := conn.Client()
 	ends, err := EndOffsets(ctx, client, topic)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	orderParts := make([]int, 0, len(ends))
 	for p := range ends {
@@ -68,15 +69,15 @@ func orderFrom(ctx context.Context, conn *kafkaconn.Conn, topic, feedbackTopic, 
 	}
 	starts, err := listOffsets(ctx, client, topic, orderParts, taken.Add(-time.Minute).UnixMilli())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	parts, err := Partitions(ctx, client, feedbackTopic)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	firsts, err := listOffsets(ctx, client, feedbackTopic, parts, kafka.FirstOffset)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	next := map[int]int64{}
 	for _, p := range parts {
@@ -114,45 +115,33 @@ func orderFrom(ctx context.Context, conn *kafkaconn.Conn, topic, feedbackTopic, 
 			}
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return runs, nil
+	slices.Sort(parts)
+	return runs, parts, nil
 }
 
 // followOrder passes the fetched messages on in the order of runs, holding
 // back the messages of other partitions meanwhile, then in the order they
-// come. If a partition's messages do not continue its run (the group was
-// not rewound to the snapshot), or a run's messages do not arrive within
-// wait, it stops following, says so, and passes everything on.
-func (w *Worker) followOrder(ctx context.Context, in <-chan fetched, out chan<- fetched, runs []orderRun, wait time.Duration) {
+// come. It follows the order only while the group has assigned every
+// partition of the feedback topic (all) to this worker (own), as it does a
+// lone worker: a member of a group of several never holds its partitions
+// back, neither for another member's partitions nor for one of its own
+// that has nothing new. Before it passes a message on it waits for the
+// assignment of the generation the worker joined, and it checks again
+// whenever that changes; if a partition is not assigned to it, or a
+// partition's messages do not continue its run (the group was not rewound
+// to the snapshot), or a run's messages do not arrive within wait, it
+// stops following, says so, and passes everything on.
+func (w *Worker) followOrder(ctx context.Context, in <-chan fetched, out chan<- fetched, runs []orderRun, all []int, own *assignment, wait time.Duration) {
 	held := map[int][]fetched{}
-	send := func(f fetched) bool {
-		select {
-		case out <- f:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	release := func() bool {
-		parts := make([]int, 0, len(held))
-		for p := range held {
-			parts = append(parts, p)
-		}
-		slices.Sort(parts)
-		for _, p := range parts {
-			for _, f := range held[p] {
-				if !send(f) {
-					return false
-				}
-			}
-		}
-		clear(held)
-		return true
-	}
+	send := func(f fetched) bool { return pass(ctx, out, f) }
+	release := func() bool { return passHeld(ctx, out, held) }
+	w.setOrder(OrderReport{Runs: len(runs)})
 	followed := int64(0)
-	stop := func(why string) {
+	stop := func(why string, unassigned []int) {
+		w.setOrder(OrderReport{Runs: len(runs), Followed: followed, Stopped: why, Unassigned: unassigned})
 		w.log.Warn("not following the recorded order", "topic", w.cfg.Snapshot.OrderTopic, "reason", why, "events_followed", followed)
 	}
 	timer := time.NewTimer(wait)
@@ -160,9 +149,14 @@ func (w *Worker) followOrder(ctx context.Context, in <-chan fetched, out chan<- 
 follow:
 	for _, r := range runs {
 		for k := int64(0); k < r.Count; {
-			if q := held[r.Partition]; len(q) > 0 {
+			parts, known, changed := own.current()
+			if missing := notIn(all, parts); known && len(missing) > 0 {
+				stop(fmt.Sprintf("partitions %v are another worker's or no one's (this worker's: %v): the order is followed only by a worker that holds every partition", missing, parts), missing)
+				break follow
+			}
+			if q := held[r.Partition]; known && len(q) > 0 {
 				if got, want := q[0].msg.Offset, r.From+k; got != want {
-					stop(fmt.Sprintf("partition %d continues at offset %d, the recorded order at %d", r.Partition, got, want))
+					stop(fmt.Sprintf("partition %d continues at offset %d, the recorded order at %d", r.Partition, got, want), nil)
 					break follow
 				}
 				held[r.Partition] = q[1:]
@@ -171,9 +165,9 @@ follow:
 				}
 				k++
 				followed++
+				timer.Reset(wait) // the wait is for the order's next event, however many others come
 				continue
 			}
-			timer.Reset(wait)
 			select {
 			case f, ok := <-in:
 				if !ok {
@@ -181,16 +175,20 @@ follow:
 					return
 				}
 				held[f.msg.Partition] = append(held[f.msg.Partition], f)
+			case <-changed: // a new generation or its assignment: check again
 			case <-timer.C:
-				stop(fmt.Sprintf("partition %d offset %d did not arrive within %v", r.Partition, r.From+k, wait))
+				stop(fmt.Sprintf("partition %d offset %d did not arrive within %v", r.Partition, r.From+k, wait), nil)
 				break follow
 			case <-ctx.Done():
 				return
 			}
 		}
 	}
-	if len(runs) > 0 && followed > 0 {
-		w.log.Info("followed the recorded order", "topic", w.cfg.Snapshot.OrderTopic, "events", followed)
+	if w.Order().Stopped == "" {
+		w.setOrder(OrderReport{Runs: len(runs), Followed: followed})
+		if followed > 0 {
+			w.log.Info("followed the recorded order", "topic", w.cfg.Snapshot.OrderTopic, "events", followed)
+		}
 	}
 	if !release() {
 		return
@@ -200,4 +198,69 @@ follow:
 			return
 		}
 	}
+}
+
+// pass sends f on out unless ctx ends first.
+func pass(ctx context.Context, out chan<- fetched, f fetched) bool {
+	select {
+	case out <- f:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// passHeld sends the held messages on out, partition by partition, and
+// forgets them; false if ctx ended first.
+func passHeld(ctx context.Context, out chan<- fetched, held map[int][]fetched) bool {
+	parts := make([]int, 0, len(held))
+	for p := range held {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	for _, p := range parts {
+		for _, f := range held[p] {
+			if !pass(ctx, out, f) {
+				return false
+			}
+		}
+	}
+	clear(held)
+	return true
+}
+
+// notIn returns the partitions of want that are not in have.
+func notIn(want, have []int) []int {
+	var out []int
+	for _, p := range want {
+		if !slices.Contains(have, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// OrderReport says how a worker that restored a snapshot followed the
+// recorded order (see followOrder).
+type OrderReport struct {
+	Runs     int    // recorded runs it set out to follow (0: it followed none)
+	Followed int64  // events it passed on in the recorded order, once it stopped or finished
+	Stopped  string // why it stopped following before the end ("": it did not)
+	// Unassigned are the feedback topic's partitions that were not
+	// assigned to it when it stopped, if that is why it stopped.
+	Unassigned []int
+}
+
+// Order reports how the worker followed the recorded order: zero if it had
+// none to follow.
+func (w *Worker) Order() OrderReport {
+	w.orderMu.Lock()
+	defer w.orderMu.Unlock()
+	return w.orderReport
+}
+
+func (w *Worker) setOrder(r OrderReport) {
+	w.orderMu.Lock()
+	defer w.orderMu.Unlock()
+	w.orderReport = r
 }

@@ -88,6 +88,41 @@ func TestRebuildSessionsReadsWhatTheModelMissed(t *testing.T) {
 	}
 }
 
+// TestFollowOrderGivesUpWhileOthersKeepComing checks that the wait for a
+// run's events is not restarted by the other partitions' events: a lone
+// worker whose recorded partition has nothing new (restarted after a
+// crash, its partition idle) gives the order up after wait, though its
+// other partitions' events keep coming.
+func TestFollowOrderGivesUpWhileOthersKeepComing(t *testing.T) {
+	w := NewWorker(configs.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
+	in, out := make(chan fetched), make(chan fetched, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		defer close(in)
+		for off := int64(0); ; off++ {
+			select {
+			case in <- fetched{msg: kafka.Message{Partition: 1, Offset: off}}:
+			case <-ctx.Done():
+				return
+			}
+			time.Sleep(time.Millisecond) // far more often than the wait
+		}
+	}()
+	go w.followOrder(ctx, in, out, []orderRun{{0, 10, 1}}, []int{0, 1}, assignedTo(0, 1), 100*time.Millisecond)
+	select {
+	case f := <-out:
+		if f.msg.Partition != 1 || f.msg.Offset != 0 {
+			t.Fatalf("passed on %d@%d first, want 1@0", f.msg.Partition, f.msg.Offset)
+		}
+	case <-time.After(time.Minute): // a guard, not a measure: the wait is 100ms
+		t.Fatal("partition 1 held back for a minute while its events kept coming")
+	}
+	if r := w.Order(); r.Stopped == "" {
+		t.Fatalf("report %+v: the order was not given up", r)
+	}
+}
+
 // TestFollowOrder checks that a replaying worker passes messages on in the
 // recorded order, and stops following it, passing everything on, when a
 // partition does not continue its run or a run does not arrive.
@@ -116,7 +151,10 @@ func TestFollowOrder(t *testing.T) {
 				in <- f
 			}
 			done := make(chan struct{})
-			go func() { defer close(done); w.followOrder(context.Background(), in, out, c.runs, 50*time.Millisecond) }()
+			go func() {
+				defer close(done)
+				w.followOrder(context.Background(), in, out, c.runs, []int{0, 1}, assignedTo(0, 1), 50*time.Millisecond)
+			}()
 			var got []fetched
 			for len(got) < len(c.want) {
 				got = append(got, <-out)

@@ -82,6 +82,12 @@ type Worker struct {
 	echoes  int // snapshots published while idle since the model last learned
 
 	splits splitWarnings // users seen on more than one partition (model goroutine)
+
+	// the partitions the group assigned to this worker (kafka-go's log),
+	// and how it followed the recorded order of a replay (followOrder)
+	assigned    *assignment
+	orderMu     sync.Mutex
+	orderReport OrderReport
 }
 
 // Instrument turns on tracing (if t is enabled), metrics (if m is not nil)
@@ -234,11 +240,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	// The recorded order is followed when the snapshot was written by a
 	// worker alone and this one has no live peers either (deterministic
 	// replay is for a single worker): the order of several replicas'
-	// partitions would hold it back until the order times out.
+	// partitions would hold it back until the order times out. A peer may
+	// not have published a snapshot yet, so followOrder also gives the
+	// order up unless the group assigned every partition to this worker.
 	var runs []orderRun
+	var feedbackParts []int
 	if restored != nil && w.order != nil && restored.Meta.Replicas <= 1 && (w.peers == nil || len(w.peers.Live(time.Now(), cfg.Snapshot.PeerTimeout)) == 0) {
 		var err error
-		if runs, err = orderFrom(ctx, w.conn, cfg.Snapshot.OrderTopic, cfg.Topics.Feedback, cfg.Kafka.Group, restored.Meta.Created, restored.Meta.Offsets); err != nil {
+		if runs, feedbackParts, err = orderFrom(ctx, w.conn, cfg.Snapshot.OrderTopic, cfg.Topics.Feedback, cfg.Kafka.Group, restored.Meta.Created, restored.Meta.Offsets); err != nil {
 			w.log.Warn("not following the recorded order: reading it failed", "topic", cfg.Snapshot.OrderTopic, "err", err)
 		} else if len(runs) > 0 {
 			w.log.Info("following the recorded order from the restored snapshot", "topic", cfg.Snapshot.OrderTopic, "runs", len(runs))
@@ -259,6 +268,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}()
 	}
 
+	w.assigned = newAssignment(cfg.Topics.Feedback)
 	reader := kafka.NewReader(w.readerConfig())
 	w.log.Info("joining consumer group", "group", cfg.Kafka.Group, "topic", cfg.Topics.Feedback, "brokers", w.conn)
 
@@ -301,7 +311,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer close(ordered)
-			w.followOrder(work, in, ordered, runs, cfg.Kafka.RebalanceTimeout+30*time.Second)
+			w.followOrder(work, in, ordered, runs, feedbackParts, w.assigned, cfg.Kafka.RebalanceTimeout+30*time.Second)
 		}()
 	}
 	go func() { defer wg.Done(); defer close(out); fail(w.model(work, learnIn, out)) }()
@@ -379,6 +389,9 @@ func (w *Worker) readerConfig() kafka.ReaderConfig {
 		ReadBackoffMin:        10 * time.Millisecond,
 		ReadBackoffMax:        500 * time.Millisecond,
 		Logger: kafka.LoggerFunc(func(f string, a ...any) {
+			if w.assigned != nil {
+				w.assigned.note(f, a)
+			}
 			w.membership(f)
 			w.log.Debug(fmt.Sprintf(f, a...), "component", "kafka-go")
 		}),
