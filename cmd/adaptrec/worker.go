@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
 	"github.com/adaptrec/adaptrec/configs"
@@ -116,15 +115,7 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 	}
 	defer flush(tr, log)
 	var metrics *telemetry.Metrics
-	conn, err := kafkaconn.FromConfig(cfg.Kafka)
-	if err != nil {
-		return err
-	}
-	health := &telemetry.Health{Broker: func(ctx context.Context) error {
-		c := conn.Client()
-		_, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topics.Feedback}})
-		return err
-	}}
+	health := &telemetry.Health{} // the worker's health checks keep it current
 	if cfg.Metrics.Addr != "" {
 		if metrics, err = newMetrics(cfg); err != nil {
 			return err

@@ -34,10 +34,10 @@ func NewLimiter(interval time.Duration) *Limiter {
 	return &Limiter{Interval: interval}
 }
 
-// Allow reports whether a line of kind key should be written now, and how
-// many lines of that kind were held back since the last one written (0 for
-// a line not seen within Interval).
-func (l *Limiter) Allow(key string) (ok bool, suppressed int) {
+// Allow reports whether a line of kind key should be written now, how many
+// lines of that kind were held back since the last one written (0 for a
+// line not seen within Interval), and how long ago that was.
+func (l *Limiter) Allow(key string) (ok bool, suppressed int, over time.Duration) {
 	now := time.Now
 	if l.Now != nil {
 		now = l.Now
@@ -54,15 +54,16 @@ func (l *Limiter) Allow(key string) (ok bool, suppressed int) {
 			l.forget(t)
 		}
 		l.seen[key] = &limited{at: t}
-		return true, 0
+		return true, 0, 0
 	}
-	if t.Sub(e.at) < l.Interval {
+	over = t.Sub(e.at)
+	if over < l.Interval {
 		e.suppressed++
-		return false, 0
+		return false, 0, 0
 	}
 	n := e.suppressed
 	e.at, e.suppressed = t, 0
-	return true, n
+	return true, n, over
 }
 
 // forget drops the kinds not written for Interval.

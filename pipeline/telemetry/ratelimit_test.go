@@ -18,22 +18,23 @@ func TestLimiter(t *testing.T) {
 		key        string
 		ok         bool
 		suppressed int
+		over       time.Duration
 	}
 	for i, s := range []step{
-		{0, "a", true, 0},
-		{0, "a", false, 0},
-		{time.Second, "a", false, 0},
-		{0, "b", true, 0}, // another kind is written at once
-		{8 * time.Second, "a", false, 0},
-		{time.Second, "a", true, 3}, // 10s after the last written: the 3 held back
-		{time.Second, "a", false, 0},
-		{time.Minute, "a", true, 1},
-		{time.Minute, "a", true, 0}, // nothing held back
-		{0, "b", true, 0},           // b was not held back either
+		{0, "a", true, 0, 0},
+		{0, "a", false, 0, 0},
+		{time.Second, "a", false, 0, 0},
+		{0, "b", true, 0, 0}, // another kind is written at once
+		{8 * time.Second, "a", false, 0, 0},
+		{time.Second, "a", true, 3, 10 * time.Second}, // 10s after the last written: the 3 held back
+		{time.Second, "a", false, 0, 0},
+		{time.Minute, "a", true, 1, time.Minute + time.Second},
+		{time.Minute, "a", true, 0, time.Minute},          // nothing held back
+		{0, "b", true, 0, 2*time.Minute + 10*time.Second}, // b was not held back either
 	} {
 		now = now.Add(s.advance)
-		if ok, n := l.Allow(s.key); ok != s.ok || n != s.suppressed {
-			t.Fatalf("step %d (%q at +%v): Allow = %v, %d; want %v, %d", i, s.key, s.advance, ok, n, s.ok, s.suppressed)
+		if ok, n, over := l.Allow(s.key); ok != s.ok || n != s.suppressed || over != s.over {
+			t.Fatalf("step %d (%q at +%v): Allow = %v, %d, %v; want %v, %d, %v", i, s.key, s.advance, ok, n, over, s.ok, s.suppressed, s.over)
 		}
 	}
 }
