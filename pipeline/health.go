@@ -115,8 +115,12 @@ func (w *Worker) CheckHealth(ctx context.Context) (HealthReport, error) {
 		for i, n := range r.Missing {
 			keys[i] = fmt.Sprintf("%q (%s)", n, w.topicKey(n))
 		}
-		gone = fmt.Errorf("%w: %s no longer exists; a restarted worker creates it (topics.create) or reports it missing",
-			ErrTopicGone, strings.Join(keys, ", "))
+		verb, it := "exists", "it"
+		if len(keys) > 1 {
+			verb, it = "exist", "them"
+		}
+		gone = fmt.Errorf("%w: %s no longer %s; a restarted worker creates %s (topics.create) or reports %s missing",
+			ErrTopicGone, strings.Join(keys, ", "), verb, it, it)
 	}
 	if r.Broker == nil && len(r.Held) > 0 {
 		r.Lag = w.heldLag(ctx, admin, r.Held)
@@ -320,7 +324,10 @@ func (w *Worker) logLimited(key string, level slog.Level, msg string, attrs ...a
 	if !ok {
 		return
 	}
-	if n > 0 {
+	switch {
+	case n == 1:
+		msg = fmt.Sprintf("%s (repeated once in the last %v)", msg, over.Round(time.Second))
+	case n > 1:
 		msg = fmt.Sprintf("%s (repeated %d times in the last %v)", msg, n, over.Round(time.Second))
 	}
 	w.log.Log(context.Background(), level, msg, attrs...)

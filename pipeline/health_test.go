@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
@@ -91,6 +94,44 @@ func TestReadinessFailsWhileBrokerDown(t *testing.T) {
 		t.Errorf("/healthz with the broker down: %d %q; a broker outage is not the worker's to restart for", code, body)
 	}
 	_ = stop()
+}
+
+// A broker wiped under a running worker (stopped, then started empty on the
+// same address, as `make kafka-down kafka-up` does) makes /readyz fail
+// naming the broker while it is down; once it is back without the worker's
+// topics the worker stops with ErrTopicGone naming them, instead of staying
+// in its group holding nothing.
+func TestBrokerWipedUnderWorker(t *testing.T) {
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(6), kfake.GroupMinSessionTimeout(time.Second)}
+	first, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := first.ListenAddrs()[0]
+	cfg := kafkatest.Config(t, kafkatest.Target{Name: "kfake", Brokers: first.ListenAddrs()})
+	cfg.Worker.HealthInterval = 200 * time.Millisecond
+	kafkatest.CreateTopics(t, cfg)
+	health := &telemetry.Health{}
+	base := serveHealth(t, health)
+	_, done := runUntilStopped(t, cfg, health)
+	probe(t, base+"/readyz", 200, "ready")
+	first.Close()
+	probe(t, base+"/readyz", http.StatusServiceUnavailable, "broker: no broker of")
+	_, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	second, err := kfake.NewCluster(append(opts, kfake.Ports(p))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the worker kept running on a broker without its topics")
+	}
+	if !errors.Is(err, pipeline.ErrTopicGone) || !strings.Contains(err.Error(), cfg.Topics.Feedback) || !strings.Contains(err.Error(), "topics.feedback") {
+		t.Fatalf("worker stopped with %v; want ErrTopicGone naming %s (topics.feedback)", err, cfg.Topics.Feedback)
+	}
 }
 
 // blocking holds every Learn until release is closed: the model stage is
