@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -161,7 +160,7 @@ func (w *Worker) stallRule(r HealthReport) error {
 // cached metadata would hide a broker that went away), which of topics do
 // not exist. The error is non-nil when no broker answered.
 func (w *Worker) missingTopics(ctx context.Context, topics []string) ([]string, error) {
-	dialer := w.readerConfig().Dialer
+	dialer := w.conn.Dialer() // with the clients' TLS and SASL
 	var last error
 	for _, b := range w.cfg.Kafka.Brokers {
 		conn, err := dialer.DialContext(ctx, "tcp", b)
@@ -249,8 +248,11 @@ func (w *Worker) groupLine(format string, a []any) {
 	switch {
 	case strings.HasPrefix(format, "subscribed to topics and partitions"):
 		held := []int{}
-		if len(a) > 0 {
-			held = assignedPartitions(a[0], w.cfg.Topics.Feedback)
+		if len(a) == 1 {
+			for p := range subscribedPartitions(w.cfg.Topics.Feedback, a[0]) {
+				held = append(held, p)
+			}
+			slices.Sort(held)
 		}
 		w.setHeld(held, true)
 	case strings.HasPrefix(format, "Joined group "):
@@ -272,27 +274,6 @@ func (w *Worker) setHeld(held []int, joined bool) {
 	if w.health != nil {
 		w.health.SetJoined(joined)
 	}
-}
-
-// assignedPartitions reads the partitions of topic from kafka-go's
-// subscription map (map[topicPartition]int64, an unexported key type).
-func assignedPartitions(m any, topic string) []int {
-	out := []int{}
-	v := reflect.ValueOf(m)
-	if v.Kind() != reflect.Map {
-		return out
-	}
-	for _, k := range v.MapKeys() {
-		if k.Kind() != reflect.Struct {
-			continue
-		}
-		t, p := k.FieldByName("topic"), k.FieldByName("partition")
-		if t.Kind() == reflect.String && t.String() == topic && p.CanInt() {
-			out = append(out, int(p.Int()))
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // readerLine watches kafka-go's error lines for a reader whose position is
