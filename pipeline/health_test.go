@@ -389,3 +389,19 @@ func TestOutputTopicDeleted(t *testing.T) {
 		return err == nil && r.Broker == nil && len(r.Missing) == 0, ""
 	})
 }
+
+// The health checks reach the broker as the clients do: over the SASL_SSL
+// listener they use the worker's TLS and SASL, and the worker turns ready.
+func TestHealthOverSASLSSL(t *testing.T) {
+	cfg := kafkatest.SecureConfig(t)
+	plain := cfg
+	plain.Kafka.Brokers = kafkatest.Real(t).Brokers
+	kafkatest.CreateTopics(t, plain)
+	health := &telemetry.Health{}
+	base := serveHealth(t, health)
+	w, _ := runUntilStopped(t, cfg, health)
+	probe(t, base+"/readyz", 200, "ready")
+	if r, err := w.CheckHealth(context.Background()); err != nil || r.Broker != nil || len(r.Missing) > 0 {
+		t.Fatalf("health over SASL_SSL: %+v, %v", r, err)
+	}
+}
