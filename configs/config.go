@@ -230,6 +230,8 @@ type Worker struct {
 	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
 	MaxPendingBatches int           `mapstructure:"max_pending_batches"`
 	ProgressInterval  time.Duration `mapstructure:"progress_interval"`
+	HealthInterval    time.Duration `mapstructure:"health_interval"`
+	StallTimeout      time.Duration `mapstructure:"stall_timeout"`
 }
 
 // Embedded configures the in-process broker's synthetic event source.
@@ -535,6 +537,7 @@ func (c Config) Check() error {
 		"recommender.popularity.half_life": c.Recommender.Popularity.HalfLife,
 		"sink.batch_timeout":               c.Sink.BatchTimeout, "sink.write_timeout": c.Sink.WriteTimeout,
 		"worker.shutdown_timeout": c.Worker.ShutdownTimeout,
+		"worker.health_interval":  c.Worker.HealthInterval, "worker.stall_timeout": c.Worker.StallTimeout,
 	}
 	for _, k := range sortedKeys(positiveDur) {
 		if positiveDur[k] <= 0 {
@@ -545,6 +548,9 @@ func (c Config) Check() error {
 	errs = append(errs, c.Kafka.SASL.check()...)
 	if c.Kafka.HeartbeatInterval >= c.Kafka.SessionTimeout && c.Kafka.SessionTimeout > 0 {
 		bad("kafka.heartbeat_interval", "must be shorter than kafka.session_timeout (%v)", c.Kafka.SessionTimeout)
+	}
+	if c.Worker.StallTimeout > 0 && c.Worker.HealthInterval >= c.Worker.StallTimeout {
+		bad("worker.stall_timeout", "must be longer than worker.health_interval (%v), got %v", c.Worker.HealthInterval, c.Worker.StallTimeout)
 	}
 	if c.Recommender.UserTTL < 0 {
 		bad("recommender.user_ttl", "must not be negative")

@@ -59,6 +59,8 @@ func TestBadFixtures(t *testing.T) {
 		{"snapshot-order-topic.bad.yaml", `snapshot.order_topic: "the order" is not a valid Kafka topic name of its own`},
 		{"session-rebuild.bad.yaml", `session.rebuild_events: must not be negative, got -1`},
 		{"snapshot-idle.bad.yaml", `snapshot.idle: must not be negative, got -1s`},
+		{"stall-timeout.bad.yaml", `worker.stall_timeout: must be a positive duration, got 0s`},
+		{"stall-interval.bad.yaml", `worker.stall_timeout: must be longer than worker.health_interval (1m0s), got 30s`},
 		{"yaml-syntax.bad.yaml", `yaml-syntax.bad.yaml`},
 		{"sasl-mechanism.bad.yaml", `kafka.sasl.mechanism: must be one of plain, scram-sha-256, scram-sha-512 (or empty: no SASL), got "gssapi"`},
 		{"sasl-username.bad.yaml", `kafka.sasl.username: is required with kafka.sasl.mechanism "scram-sha-512"`},

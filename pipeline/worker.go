@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +57,11 @@ type Worker struct {
 	// closing is set once the reader is being closed.
 	closing atomic.Bool
 
+	// health checks (health.go)
+	hs       healthState
+	gone     chan error // a reader stuck past the end of its partition
+	logLimit *telemetry.Limiter
+
 	// observability (Instrument); the zero values cost nothing
 	tracer  trace.Tracer
 	tracing bool
@@ -91,15 +95,14 @@ type Worker struct {
 }
 
 // Instrument turns on tracing (if t is enabled), metrics (if m is not nil)
-// and readiness reporting (if h is not nil). Call it before Run.
+// and health reporting (if h is not nil: Run reports the model loaded once
+// its snapshot is restored, and its health checks, health.go, keep h
+// current). Call it before Run.
 func (w *Worker) Instrument(t *telemetry.Tracing, m *telemetry.Metrics, h *telemetry.Health) {
 	if t != nil && t.Enabled {
 		w.tracer, w.tracing = t.Provider.Tracer("github.com/adaptrec/adaptrec/pipeline"), true
 	}
 	w.metrics, w.health = m, h
-	if h != nil {
-		h.SetModelLoaded(w.rec != nil)
-	}
 }
 
 // NewWorker returns a worker for cfg that serves rec. stats may be nil.
@@ -107,7 +110,7 @@ func NewWorker(cfg configs.Config, log *slog.Logger, rec model.Recommender, stat
 	if stats == nil {
 		stats = &Stats{}
 	}
-	w := &Worker{cfg: cfg, log: log, rec: rec, stats: stats}
+	w := &Worker{cfg: cfg, log: log, rec: rec, stats: stats, gone: make(chan error, 1), logLimit: telemetry.NewLimiter(logRepeatInterval)}
 	if w.conn, w.connErr = kafkaconn.FromConfig(cfg.Kafka); w.connErr != nil {
 		w.conn = kafkaconn.Plain(cfg.Kafka.Brokers) // never dialled: Run returns connErr
 	}
@@ -269,6 +272,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	w.assigned = newAssignment(cfg.Topics.Feedback)
+	w.startHealth(client, specs)
 	reader := kafka.NewReader(w.readerConfig())
 	w.log.Info("joining consumer group", "group", cfg.Kafka.Group, "topic", cfg.Topics.Feedback, "brokers", w.conn)
 
@@ -300,8 +304,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	// One group waits while another commits: a crash re-delivers at most
 	// the two groups between publish and commit.
 	commits := make(chan committing, 1)
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); defer close(in); w.fetch(fetchCtx, reader, in) }()
+	go func() { defer wg.Done(); fail(w.watch(fetchCtx)) }()
 	learnIn := in
 	if len(runs) > 0 {
 		// A replay from a snapshot: learn in the recorded order.
@@ -392,7 +397,7 @@ func (w *Worker) readerConfig() kafka.ReaderConfig {
 			if w.assigned != nil {
 				w.assigned.note(f, a)
 			}
-			w.membership(f)
+			w.groupLine(f, a)
 			w.log.Debug(fmt.Sprintf(f, a...), "component", "kafka-go")
 		}),
 		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
@@ -400,23 +405,11 @@ func (w *Worker) readerConfig() kafka.ReaderConfig {
 			if w.closing.Load() {
 				level = slog.LevelDebug // closing connections time out reads on purpose
 			}
-			w.membership(f)
-			w.log.Log(context.Background(), level, fmt.Sprintf(f, a...), "component", "kafka-go")
+			w.groupLine(f, a)
+			w.readerLine(f, a)
+			msg := fmt.Sprintf(f, a...)
+			w.logLimited(msg, level, msg, "component", "kafka-go")
 		}),
-	}
-}
-
-// membership follows kafka-go's (v0.4.51) group log lines for readiness:
-// the reader has no membership callback.
-func (w *Worker) membership(format string) {
-	if w.health == nil {
-		return
-	}
-	switch {
-	case strings.HasPrefix(format, "Joined group "):
-		w.health.SetJoined(true)
-	case strings.HasPrefix(format, "Leaving group "), strings.HasPrefix(format, "Failed to join group "):
-		w.health.SetJoined(false)
 	}
 }
 
@@ -442,7 +435,7 @@ func (w *Worker) fetch(ctx context.Context, r *kafka.Reader, in chan<- fetched) 
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				return
 			}
-			w.log.Warn("fetching", "topic", w.cfg.Topics.Feedback, "err", err)
+			w.logLimited("fetching "+err.Error(), slog.LevelWarn, "fetching", "topic", w.cfg.Topics.Feedback, "err", err)
 			select {
 			case <-ctx.Done():
 				return

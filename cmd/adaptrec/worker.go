@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
 	"github.com/adaptrec/adaptrec/configs"
@@ -35,8 +34,14 @@ With --embedded it starts an in-process broker and a synthetic event source
 instead of connecting to --brokers, and prints a progress line every second.
 
 It serves /metrics (Prometheus), /healthz and /readyz on metrics.addr
-(default 127.0.0.1:9464) and exports traces by OTLP when tracing.enabled is
-set or OTEL_EXPORTER_OTLP_ENDPOINT is (OTEL_EXPORTER_OTLP_PROTOCOL,
+(default 127.0.0.1:9464): /readyz fails while no broker answers, the group is
+not joined, a topic is missing, the model is not loaded or the worker is
+stalled; /healthz fails once it has held partitions with lag and committed
+nothing for worker.stall_timeout. A topic deleted under a running worker
+stops it with a non-zero exit, so that its supervisor restarts it.
+
+It exports traces by OTLP when tracing.enabled is set or
+OTEL_EXPORTER_OTLP_ENDPOINT is (OTEL_EXPORTER_OTLP_PROTOCOL,
 OTEL_SERVICE_NAME and OTEL_TRACES_SAMPLER_ARG are honoured).`,
 		Example: `  adaptrec worker --brokers 127.0.0.1:9092 --group adaptrec
   adaptrec worker --embedded
@@ -116,15 +121,7 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 	}
 	defer flush(tr, log)
 	var metrics *telemetry.Metrics
-	conn, err := kafkaconn.FromConfig(cfg.Kafka)
-	if err != nil {
-		return err
-	}
-	health := &telemetry.Health{Broker: func(ctx context.Context) error {
-		c := conn.Client()
-		_, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.Topics.Feedback}})
-		return err
-	}}
+	health := &telemetry.Health{} // the worker's health checks keep it current
 	if cfg.Metrics.Addr != "" {
 		if metrics, err = newMetrics(cfg); err != nil {
 			return err

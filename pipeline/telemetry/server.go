@@ -16,16 +16,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Health is the worker's readiness: it has joined its consumer group, the
-// broker answers, and the model is loaded.
+// Health is the worker's readiness and liveness. It answers probes from
+// what the worker last reported, never from a network call of its own: the
+// worker checks the broker and its topics in the background (every
+// worker.health_interval) and records the results here.
+//
+// Ready: the worker has joined its consumer group, a broker answered its
+// last metadata request, its topics exist, the model is loaded, and it is
+// not stalled. Live: it is not stalled (it made progress within
+// worker.stall_timeout while holding partitions with lag).
 type Health struct {
 	joined, model atomic.Bool
-	// Broker checks that a broker answers; nil counts as reachable.
-	Broker func(context.Context) error
 
 	mu      sync.Mutex
-	checked time.Time
-	last    error
+	checked bool  // a broker check has run
+	broker  error // the last broker check
+	topics  error // topics that are missing
+	stalled error
 }
 
 // SetJoined records joining (true) or leaving (false) the group.
@@ -34,35 +41,60 @@ func (h *Health) SetJoined(v bool) { h.joined.Store(v) }
 // SetModelLoaded records that the model is ready to serve.
 func (h *Health) SetModelLoaded(v bool) { h.model.Store(v) }
 
+// SetBroker records the result of a broker check: nil when a broker
+// answered a metadata request.
+func (h *Health) SetBroker(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.checked, h.broker = true, err
+}
+
+// SetTopics records whether the worker's topics exist (nil: they do).
+func (h *Health) SetTopics(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.topics = err
+}
+
+// SetStalled records that the worker has stopped making progress (nil:
+// it has not).
+func (h *Health) SetStalled(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stalled = err
+}
+
+// Live returns why the worker should be restarted, or nil.
+func (h *Health) Live() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stalled
+}
+
 // Check returns every failing readiness check by name.
-func (h *Health) Check(ctx context.Context) map[string]error {
+func (h *Health) Check(context.Context) map[string]error {
 	fails := map[string]error{}
 	if !h.joined.Load() {
-		fails["group"] = errors.New("not a member of the consumer group yet")
+		fails["group"] = errors.New("not a member of the consumer group")
 	}
 	if !h.model.Load() {
 		fails["model"] = errors.New("model not loaded")
 	}
-	if err := h.broker(ctx); err != nil {
-		fails["broker"] = err
-	}
-	return fails
-}
-
-// broker runs the broker check at most once a second.
-func (h *Health) broker(ctx context.Context) error {
-	if h.Broker == nil {
-		return nil
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if time.Since(h.checked) < time.Second {
-		return h.last
+	switch {
+	case !h.checked:
+		fails["broker"] = errors.New("no broker checked yet")
+	case h.broker != nil:
+		fails["broker"] = h.broker
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	h.last, h.checked = h.Broker(ctx), time.Now()
-	return h.last
+	if h.topics != nil {
+		fails["topics"] = h.topics
+	}
+	if h.stalled != nil {
+		fails["stalled"] = h.stalled
+	}
+	return fails
 }
 
 // Server serves /metrics, /healthz and /readyz.
@@ -82,6 +114,10 @@ func Serve(addr string, m *Metrics, h *Health, log *slog.Logger) (*Server, error
 		mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := h.Live(); err != nil {
+			http.Error(w, fmt.Sprintf("stalled: %v", err), http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
