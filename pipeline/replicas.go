@@ -396,7 +396,7 @@ func (w *Worker) rebuildSessions(ctx context.Context, items []fetched, asm *Asse
 		}
 		valid := 0
 		for _, m := range msgs {
-			ev, err := feedback.Decode(m.Value, lim)
+			ev, err := feedback.DecodeAt(m.Value, m.Time, lim)
 			if err != nil {
 				continue // it went to the DLQ when it was first read
 			}

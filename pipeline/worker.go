@@ -418,7 +418,7 @@ func (w *Worker) fetch(ctx context.Context, r *kafka.Reader, in chan<- fetched) 
 		backoff = 10 * time.Millisecond
 		w.stats.Fetched.Add(1)
 		at := time.Now()
-		ev, derr := feedback.Decode(m.Value, lim)
+		ev, derr := feedback.DecodeAt(m.Value, m.Time, lim)
 		var took time.Duration
 		if w.tracing {
 			took = time.Since(at)
@@ -432,9 +432,11 @@ func (w *Worker) fetch(ctx context.Context, r *kafka.Reader, in chan<- fetched) 
 }
 
 func (w *Worker) limits() feedback.Limits {
+	v := w.cfg.Validate
 	return feedback.Limits{
-		MaxBytes: w.cfg.Validate.MaxEventBytes, MaxIDLength: w.cfg.Validate.MaxIDLength,
-		RatingMin: w.cfg.Validate.RatingMin, RatingMax: w.cfg.Validate.RatingMax,
+		MaxBytes: v.MaxEventBytes, MaxIDBytes: v.MaxIDBytes,
+		RatingMin: v.RatingMin, RatingMax: v.RatingMax,
+		MaxFuture: v.MaxFuture, MinTime: v.MinTimeValue(),
 	}
 }
 
