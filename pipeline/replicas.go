@@ -400,6 +400,9 @@ func (w *Worker) rebuildSessions(ctx context.Context, items []fetched, asm *Asse
 			if err != nil {
 				continue // it went to the DLQ when it was first read
 			}
+			if w.dedupe.Seen(EventKey(ev, m.Value)) {
+				continue // learned once already: a re-send of it is a duplicate
+			}
 			asm.Add(ev, int32(m.Partition), m.Offset, m.Time)
 			valid++
 		}
