@@ -132,8 +132,8 @@ func Decode(b []byte, lim Limits) (Event, error) {
 
 // DecodeAt parses and validates one event carried by a message whose broker
 // timestamp is at: a ts more than lim.MaxFuture past at is rejected as
-// bad_time. A zero at (a message without a timestamp) is replaced by the
-// wall clock. Unknown fields are ignored so that producers can add fields
+// bad_time. An at not after 1970 (a message without a timestamp: the zero
+// time, or Kafka's -1) is replaced by the wall clock. Unknown fields are ignored so that producers can add fields
 // without breaking older workers.
 func DecodeAt(b []byte, at time.Time, lim Limits) (Event, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
@@ -146,7 +146,7 @@ func DecodeAt(b []byte, at time.Time, lim Limits) (Event, error) {
 	if err := scanEvent(b, &r); err != nil {
 		return Event{}, err
 	}
-	if at.IsZero() {
+	if at.Unix() <= 0 { // no timestamp: zero, or Kafka's -1 ms
 		at = time.Now()
 	}
 	return validate(&r, at, lim)

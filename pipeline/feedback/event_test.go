@@ -171,6 +171,15 @@ func TestDecodeTimeBounds(t *testing.T) {
 			t.Errorf("%s: got %v, want bad_time", tt.name, err)
 		}
 	}
+	// A message without a timestamp is checked against the wall clock.
+	for _, none := range []time.Time{{}, time.UnixMilli(-1)} {
+		if _, err := DecodeAt(msg(time.Now()), none, lim); err != nil {
+			t.Errorf("an event of now in a message without a timestamp (%v): %v", none, err)
+		}
+		if _, err := DecodeAt(msg(time.Now().Add(2*time.Hour)), none, lim); ClassOf(err) != ClassBadTime {
+			t.Errorf("an event two hours ahead of the wall clock in a message without a timestamp (%v): %v, want bad_time", none, err)
+		}
+	}
 	unbounded := lim
 	unbounded.MaxFuture, unbounded.MinTime = 0, time.Time{}
 	for _, ts := range []time.Time{broker.Add(1000 * time.Hour), time.Date(1971, 1, 1, 0, 0, 0, 0, time.UTC)} {
