@@ -39,6 +39,7 @@ type Config struct {
 	Topics      Topics      `mapstructure:"topics"`
 	Batch       Batch       `mapstructure:"batch"`
 	Validate    Validation  `mapstructure:"validate"`
+	Dedupe      Dedupe      `mapstructure:"dedupe"`
 	Session     Session     `mapstructure:"session"`
 	Recommender Recommender `mapstructure:"recommender"`
 	Sink        Sink        `mapstructure:"sink"`
@@ -123,9 +124,30 @@ type Batch struct {
 // Validation bounds what an accepted event may contain.
 type Validation struct {
 	MaxEventBytes int     `mapstructure:"max_event_bytes"`
-	MaxIDLength   int     `mapstructure:"max_id_length"`
+	MaxIDBytes    int     `mapstructure:"max_id_bytes"`
 	RatingMin     float64 `mapstructure:"rating_min"`
 	RatingMax     float64 `mapstructure:"rating_max"`
+	// MaxFuture is how far past its message's broker timestamp an event
+	// time may lie (0: no bound).
+	MaxFuture time.Duration `mapstructure:"max_future"`
+	// MinTime is the earliest event time accepted, RFC 3339 (empty: no
+	// bound but the fixed floor 1970-01-01T00:00:00Z).
+	MinTime string `mapstructure:"min_time"`
+}
+
+// MinTimeValue is MinTime parsed; the zero time if it is empty (Check
+// rejects a value that does not parse).
+func (v Validation) MinTimeValue() time.Time {
+	t, _ := time.Parse(time.RFC3339, v.MinTime)
+	return t
+}
+
+// Dedupe bounds the memory of event ids the worker has learned, so that a
+// re-sent event is not learned twice.
+type Dedupe struct {
+	// Window is how many of the most recent event keys are remembered
+	// (0: no de-duplication).
+	Window int `mapstructure:"window"`
 }
 
 // Session bounds the per-user session bookkeeping.
@@ -299,6 +321,10 @@ const (
 	MinSnapshotChunkBytes = 1 << 10
 	MaxSnapshotChunkBytes = 900 << 10
 )
+
+// MaxDedupeWindow bounds dedupe.window: the set costs about 50 bytes of
+// memory and 8 bytes of snapshot per key.
+const MaxDedupeWindow = 10_000_000
 
 // Sim is the simulated population (pipeline/sim) of eval --sim, simulate
 // and make run.
@@ -561,7 +587,7 @@ func (c Config) Check() error {
 	positiveInt := map[string]int{
 		"kafka.fetch_max_bytes": c.Kafka.FetchMaxBytes, "topics.partitions": c.Topics.Partitions,
 		"topics.replication_factor": c.Topics.ReplicationFactor, "batch.size": c.Batch.Size,
-		"validate.max_event_bytes": c.Validate.MaxEventBytes, "validate.max_id_length": c.Validate.MaxIDLength,
+		"validate.max_event_bytes": c.Validate.MaxEventBytes, "validate.max_id_bytes": c.Validate.MaxIDBytes,
 		"session.max_sessions": c.Session.MaxSessions, "recommender.top_n": c.Recommender.TopN,
 		"recommender.max_users": c.Recommender.MaxUsers,
 		"sink.batch_size":       c.Sink.BatchSize, "sink.max_attempts": c.Sink.MaxAttempts,
@@ -636,6 +662,17 @@ func (c Config) Check() error {
 	case "earliest", "latest":
 	default:
 		bad("kafka.start_offset", "must be earliest or latest, got %q", c.Kafka.StartOffset)
+	}
+	if c.Validate.MaxFuture < 0 {
+		bad("validate.max_future", "must not be negative, got %v", c.Validate.MaxFuture)
+	}
+	if m := c.Validate.MinTime; m != "" {
+		if _, err := time.Parse(time.RFC3339, m); err != nil {
+			bad("validate.min_time", "%q is not an RFC 3339 time (empty: no bound)", m)
+		}
+	}
+	if c.Dedupe.Window < 0 || c.Dedupe.Window > MaxDedupeWindow {
+		bad("dedupe.window", "must be within 0..%d, got %d", MaxDedupeWindow, c.Dedupe.Window)
 	}
 	if c.Validate.RatingMin >= c.Validate.RatingMax {
 		bad("validate.rating_min", "must be below validate.rating_max (%g), got %g", c.Validate.RatingMax, c.Validate.RatingMin)

@@ -98,7 +98,19 @@ func (p *Popularity) observe(b *feedback.Batch, i int, u *UserState) {
 	if int(item) >= len(p.score) {
 		p.score = append(p.score, 0)
 	}
+	// An event's weight is taken at its time, but at most one half-life
+	// past the users' event clock (before that clock has started, past its
+	// message's broker timestamp): no single event, however far in the
+	// future, outweighs two current ones or decays the other items by more
+	// than half.
 	t := b.TSMicros(i)
+	bound := p.users.Clock()
+	if bound == 0 {
+		bound = b.KafkaTime(i).UnixMicro()
+	}
+	if bound > 0 {
+		t = min(t, bound+p.cfg.HalfLife.Microseconds())
+	}
 	if !p.started {
 		p.refMicros, p.started = t, true
 	}

@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -70,16 +71,35 @@ func TestPopularityRecencyWeighting(t *testing.T) {
 	p := NewPopularity(PopularityConfig{HalfLife: time.Hour, TopN: 1, MaxUsers: 10})
 	// old: 3 interactions ten half-lives ago; new: 1 interaction now.
 	learn(t, p, ev("a", "old", 0, 0), ev("b", "old", 0, 1), ev("c", "old", 0, 2))
-	out := learn(t, p, ev("d", "new", 10*time.Hour, 3), ev("e", "z", 10*time.Hour, 4))
-	if got := ids(out[1]); got[0] != "new" {
+	// Ten half-lives later (two events: one alone would not move the clock).
+	out := learn(t, p, ev("e", "z", 10*time.Hour, 3), ev("d", "new", 10*time.Hour, 4), ev("e", "z2", 10*time.Hour, 5))
+	if got := ids(out[0]); got[0] != "new" {
 		t.Fatalf("recent item must outrank three decayed ones, got %v", got)
 	}
 	// Far-future events rebase the scale without overflow or changing order.
-	out = learn(t, p, ev("f", "new", 2000*time.Hour, 5), ev("g", "q", 2000*time.Hour, 6))
+	out = learn(t, p, ev("f", "new", 2000*time.Hour, 6), ev("g", "q", 2000*time.Hour, 7))
 	for _, it := range out[1].Items {
 		if it.Score != it.Score || it.Score > 1e300 {
 			t.Fatalf("score overflowed: %+v", it)
 		}
+	}
+}
+
+// One event dated in the year 3000 neither tops every list nor decays the
+// other items away: its weight is taken at most one half-life past the
+// event clock.
+func TestPopularityFarFutureEvent(t *testing.T) {
+	p := NewPopularity(PopularityConfig{HalfLife: time.Hour, TopN: 3, MaxUsers: 10})
+	learn(t, p, ev("a", "hit", 0, 0), ev("b", "hit", 0, 1), ev("c", "hit", 0, 2), ev("a", "ok", 0, 3))
+	before := p.score[0]
+	future := ev("x", "evil", 0, 4)
+	future.TS = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+	out := learn(t, p, future, ev("d", "other", time.Minute, 5))
+	if got := ids(out[1]); got[0] != "hit" {
+		t.Fatalf("d's list after a year-3000 event: %v, want hit first", got)
+	}
+	if hit, evil := p.score[0], p.score[2]; evil > 2*math.Exp(p.k*float64(p.users.Clock()-p.refMicros)) || hit < before/2 {
+		t.Fatalf("hit %g (was %g), evil %g: one event moved the decay by more than a half-life", hit, before, evil)
 	}
 }
 

@@ -59,6 +59,11 @@ type SnapshotMeta struct {
 	Final   bool   `json:"final,omitempty"`
 	// Replicas is how many replicas were live, the writer included.
 	Replicas int `json:"replicas,omitempty"`
+	// Dedupe is the worker's set of recently learned event keys, oldest
+	// first, which the model carries without reading it: it travels as the
+	// row pipeline.dedupe (absent when empty, and in snapshots written
+	// before it existed), so a restarted worker still knows them.
+	Dedupe []uint64 `json:"-"`
 	// Checksum is the SHA-256 of the metadata (without it) and the content
 	// (every row, in order).
 	Checksum string `json:"checksum"`
@@ -227,7 +232,10 @@ func (d *DQN) stateRows() []row {
 		{name: "users.last_ts", shape: n(len(lastTS)), i64: lastTS},
 		{name: "users.partition", shape: n(len(parts)), i32: parts},
 		{name: "users.offset", shape: n(len(offsets)), i64: offsets},
-		{name: "users.store", shape: n(2), i64: []int64{d.users.newest, d.users.evicted}},
+		{name: "users.store", shape: n(2), i64: []int64{d.users.clock.now, d.users.evicted}},
+		// A row of its own, not a third value of users.store, so that
+		// builds before it still read the snapshot.
+		{name: "users.clock", shape: n(1), i64: []int64{d.users.clock.last}},
 	}...)
 }
 
@@ -274,7 +282,10 @@ func (d *DQN) restoreState(s *Snapshot) error {
 			u.RecentTypes = append(u.RecentTypes, feedback.Type(t))
 		}
 	}
-	users.newest, users.evicted = store[0], store[1]
+	users.clock, users.evicted = EventClock{now: store[0], last: store[0]}, store[1]
+	if last := r("users.clock").i64; len(last) == 1 { // absent before the row existed
+		users.clock.last = last[0]
+	}
 	*d.pcg, *d.xpcg = pcg, xpcg
 	d.replay, d.replayNext, d.users, d.pending = replay, s.Meta.ReplayNext, users, pending
 	return nil
@@ -354,6 +365,13 @@ func readPCG(s *Snapshot, name string) (rand.PCG, error) {
 // caller's; the rest is filled in.
 func (d *DQN) WriteSnapshot(w io.Writer, meta SnapshotMeta) (SnapshotMeta, error) {
 	rows := d.rows()
+	if len(meta.Dedupe) > 0 {
+		keys := make([]int64, len(meta.Dedupe))
+		for i, k := range meta.Dedupe {
+			keys[i] = int64(k)
+		}
+		rows = append(rows, row{name: dedupeRow, shape: []int64{int64(len(keys))}, i64: keys})
+	}
 	meta.Format, meta.Model, meta.In, meta.Dim, meta.Widths = SnapshotFormat, d.Name(), d.in, d.cfg.Dim, d.net.widths()
 	meta.Items, meta.Steps, meta.Batches, meta.Seed = d.items.Len(), d.steps, d.batches, d.cfg.Seed
 	meta.ReplayNext = d.replayNext
@@ -482,8 +500,14 @@ func ReadSnapshot(r io.Reader) (s *Snapshot, err error) {
 	if sum := digest(s.Meta, ordered); sum != s.Meta.Checksum {
 		return nil, fmt.Errorf("%w: content checksum %s, metadata says %s", ErrCorruptSnapshot, sum[:12], short(s.Meta.Checksum))
 	}
+	for _, k := range s.rows[dedupeRow].i64 {
+		s.Meta.Dedupe = append(s.Meta.Dedupe, uint64(k))
+	}
 	return s, nil
 }
+
+// dedupeRow carries SnapshotMeta.Dedupe.
+const dedupeRow = "pipeline.dedupe"
 
 // boundedAllocator refuses (by panicking, which ReadSnapshot recovers)
 // any allocation larger than limit.

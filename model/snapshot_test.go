@@ -49,7 +49,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	meta, err := d.WriteSnapshot(&buf, SnapshotMeta{Version: "test", Offsets: map[int32]int64{0: 42, 3: 7}})
+	dedupe := []uint64{1 << 63, 7, 3}
+	meta, err := d.WriteSnapshot(&buf, SnapshotMeta{Version: "test", Offsets: map[int32]int64{0: 42, 3: 7}, Dedupe: dedupe})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +61,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if s.Meta.Checksum != meta.Checksum || s.Meta.Offsets[3] != 7 || !slices.Equal(s.Meta.Widths, []int{80, 80}) || s.Meta.Items != 97 {
 		t.Fatalf("metadata %+v", s.Meta)
 	}
+	if !slices.Equal(s.Meta.Dedupe, dedupe) {
+		t.Fatalf("dedupe set %v, want %v", s.Meta.Dedupe, dedupe)
+	}
 	r, err := NewDQN(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +71,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	defer r.Close()
 	if err := r.Restore(s); err != nil {
 		t.Fatal(err)
+	}
+	if r.users.clock != d.users.clock || r.users.clock.Now() == 0 {
+		t.Fatalf("restored event clock %+v, want %+v", r.users.clock, d.users.clock)
 	}
 	if r.Checksum() != d.Checksum() || !slices.Equal(r.Widths(), d.Widths()) || r.steps != d.steps {
 		t.Fatalf("restored widths %v checksum %x steps %d; original %v %x %d", r.Widths(), r.Checksum(), r.steps, d.Widths(), d.Checksum(), d.steps)

@@ -25,12 +25,13 @@ type UserState struct {
 
 // UserStore bounds the users a model remembers: at most max users (the
 // least recently seen are evicted first) and none idle for longer than ttl
-// of event time. Not safe for concurrent use.
+// of event time, as an EventClock measures it (so that no single event can
+// evict the others). Not safe for concurrent use.
 type UserStore struct {
 	lru       *LRU[string, *UserState]
 	ttl       int64
 	recentLen int
-	newest    int64
+	clock     EventClock
 	evicted   int64
 }
 
@@ -46,7 +47,7 @@ func NewUserStore(max int, ttlMicros int64, recentLen int) *UserStore {
 // event time ts, and evicts users idle past the TTL. id may alias a
 // transient buffer; it is copied before being kept.
 func (s *UserStore) Get(id string, ts int64) *UserState {
-	s.newest = max(s.newest, ts)
+	s.clock.Observe(ts)
 	u, ok := s.lru.Get(id)
 	if !ok {
 		u = &UserState{ID: strings.Clone(id), Consumed: map[int32]struct{}{}}
@@ -85,12 +86,15 @@ func (s *UserStore) expire() {
 	}
 	for {
 		k, u, ok := s.lru.Oldest()
-		if !ok || s.newest-u.LastTS <= s.ttl {
+		if !ok || s.clock.Now()-u.LastTS <= s.ttl {
 			return
 		}
 		s.lru.Remove(k)
 	}
 }
+
+// Clock is the event time eviction is measured by, Unix microseconds.
+func (s *UserStore) Clock() int64 { return s.clock.Now() }
 
 // Len is the number of users remembered.
 func (s *UserStore) Len() int { return s.lru.Len() }

@@ -17,7 +17,11 @@ func TestUserStoreBoundedByCapAndTTL(t *testing.T) {
 	if s.Len() != 3 || s.Evicted() != 7 {
 		t.Fatalf("len %d evicted %d, want 3 and 7", s.Len(), s.Evicted())
 	}
-	u := s.Get("late", 1000) // everyone else is now idle past the TTL
+	s.Get("late", 1000)
+	if s.Len() != 3 || s.Evicted() != 8 {
+		t.Fatalf("len %d evicted %d after one late event, want 3 and 8 (the cap only): a single event does not move the TTL clock", s.Len(), s.Evicted())
+	}
+	u := s.Get("late", 1000) // two in a row: everyone else is now idle past the TTL
 	if s.Len() != 1 {
 		t.Fatalf("len %d after TTL, want 1", s.Len())
 	}
@@ -26,6 +30,31 @@ func TestUserStoreBoundedByCapAndTTL(t *testing.T) {
 	}
 	if len(u.Recent) != 2 || u.Recent[0] != 2 || u.Recent[1] != 3 || len(u.Consumed) != 3 {
 		t.Fatalf("recent %v consumed %v", u.Recent, u.Consumed)
+	}
+}
+
+func TestEventClock(t *testing.T) {
+	var c EventClock
+	for _, step := range []struct{ t, want int64 }{
+		{10, 0}, {20, 10}, {30, 20}, {1 << 60, 30}, {40, 40}, {35, 40}, {1 << 60, 40}, {1 << 60, 1 << 60},
+	} {
+		if got := c.Observe(step.t); got != step.want {
+			t.Fatalf("Observe(%d) = %d, want %d", step.t, got, step.want)
+		}
+	}
+}
+
+// A user's far-future event (year 3000) evicts no other user.
+func TestUserStoreFarFutureEventEvictsNoOne(t *testing.T) {
+	const hour = int64(3600e6)
+	s := NewUserStore(100, 24*hour, 2)
+	for i := range 9 {
+		s.Get(fmt.Sprint("u", i), int64(i)*hour)
+	}
+	s.Get("attacker", 32503680000e6) // 3000-01-01
+	s.Get("u0", 9*hour)
+	if s.Len() != 10 || s.Evicted() != 0 {
+		t.Fatalf("len %d evicted %d after a year-3000 event, want 10 and 0", s.Len(), s.Evicted())
 	}
 }
 

@@ -397,9 +397,12 @@ func (w *Worker) rebuildSessions(ctx context.Context, items []fetched, asm *Asse
 		}
 		valid := 0
 		for _, m := range msgs {
-			ev, err := feedback.Decode(m.Value, lim)
+			ev, err := feedback.DecodeAt(m.Value, m.Time, lim)
 			if err != nil {
 				continue // it went to the DLQ when it was first read
+			}
+			if w.dedupe.Seen(EventKey(ev, m.Value)) {
+				continue // learned once already: a re-send of it is a duplicate
 			}
 			asm.Add(ev, int32(m.Partition), m.Offset, m.Time)
 			valid++

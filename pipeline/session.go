@@ -13,11 +13,12 @@ import (
 // a user's events with gaps under the idle gap (in event time) is one
 // session, named "USER@START" after its first event's Unix second, so a
 // replay derives the same names. It remembers at most max users and forgets
-// users idle for longer than ttl. Not safe for concurrent use.
+// users idle for longer than ttl, as a model.EventClock measures it (so
+// that no single event can evict the others). Not safe for concurrent use.
 type Sessions struct {
 	idleGap, ttl int64 // microseconds
 	users        *model.LRU[string, *sessionState]
-	newest       int64
+	clock        model.EventClock
 }
 
 type sessionState struct {
@@ -46,7 +47,7 @@ func (s *Sessions) Assign(e *feedback.Event) { s.AssignFrom(e, -1) }
 // producer with another partitioner.
 func (s *Sessions) AssignFrom(e *feedback.Event, partition int32) (first int32, split bool) {
 	t := e.TS.UnixMicro()
-	s.newest = max(s.newest, t)
+	s.clock.Observe(t)
 	st, ok := s.users.Get(e.UserID)
 	switch {
 	case e.SessionID != "":
@@ -79,7 +80,7 @@ func (s *Sessions) AssignFrom(e *feedback.Event, partition int32) (first int32, 
 func (s *Sessions) expire() {
 	for {
 		k, st, ok := s.users.Oldest()
-		if !ok || s.newest-st.last <= s.ttl {
+		if !ok || s.clock.Now()-st.last <= s.ttl {
 			return
 		}
 		s.users.Remove(k)

@@ -37,10 +37,34 @@ func TestSessionsAssign(t *testing.T) {
 	if s.Len() != 2 {
 		t.Fatalf("Len = %d", s.Len())
 	}
-	// An event two days later expires everyone idle for over the 24h TTL.
+	// Events two days later expire everyone idle for over the 24h TTL (the
+	// clock moves once two events in a row reach a time).
+	assign("w", "", 48*time.Hour)
 	assign("w", "", 48*time.Hour)
 	if s.Len() != 1 {
 		t.Fatalf("idle users not expired: Len = %d", s.Len())
+	}
+}
+
+// One event dated in the year 3000 once evicted every other user's session
+// (adaptrec_sessions fell from 9 to 1): the TTL clock must not follow it.
+func TestSessionsFarFutureEventEvictsNoOne(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	s := NewSessions(30*time.Minute, 24*time.Hour, 100)
+	for i := range 9 {
+		e := feedback.Event{UserID: itoa(int64(i)), TS: t0.Add(time.Duration(i) * time.Minute)}
+		s.Assign(&e)
+	}
+	future := feedback.Event{UserID: "attacker", TS: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s.Assign(&future)
+	if s.Len() != 10 {
+		t.Fatalf("a year-3000 event left %d sessions, want 10", s.Len())
+	}
+	// The users carry on in their sessions.
+	e := feedback.Event{UserID: "0", TS: t0.Add(10 * time.Minute)}
+	s.Assign(&e)
+	if s.Len() != 10 || e.SessionID != "0@"+itoa(t0.Unix()) {
+		t.Fatalf("after the year-3000 event: %d sessions, user 0 in %q", s.Len(), e.SessionID)
 	}
 }
 

@@ -12,6 +12,7 @@ type Stats struct {
 	Fetched        atomic.Int64 // messages fetched (valid or not)
 	Events         atomic.Int64 // messages of committed-or-attempted batches
 	DLQ            atomic.Int64 // dead letters published
+	Duplicates     atomic.Int64 // duplicate events committed without being learned
 	Batches        atomic.Int64 // batches published
 	Groups         atomic.Int64 // publish-and-commit rounds (one or more batches each)
 	Lists          atomic.Int64 // recommendation lists published
@@ -30,6 +31,7 @@ type Stats struct {
 type Snapshot struct {
 	At                                                                     time.Time
 	Fetched, Events, DLQ, Batches, Lists, CommitFailures, Users, Decisions int64
+	Duplicates                                                             int64
 }
 
 // Snapshot copies the counters.
@@ -37,7 +39,7 @@ func (s *Stats) Snapshot() Snapshot {
 	return Snapshot{
 		At: time.Now(), Fetched: s.Fetched.Load(), Events: s.Events.Load(), DLQ: s.DLQ.Load(),
 		Batches: s.Batches.Load(), Lists: s.Lists.Load(), CommitFailures: s.CommitFailures.Load(), Users: s.Users.Load(),
-		Decisions: s.Decisions.Load(),
+		Decisions: s.Decisions.Load(), Duplicates: s.Duplicates.Load(),
 	}
 }
 
@@ -52,6 +54,9 @@ func ProgressLine(prev, cur Snapshot) string {
 	if cur.Decisions > 0 {
 		line += fmt.Sprintf("  decisions %d", cur.Decisions)
 	}
+	if cur.Duplicates > 0 {
+		line += fmt.Sprintf("  duplicates %d", cur.Duplicates)
+	}
 	return line
 }
 
@@ -62,8 +67,8 @@ func Summary(start time.Time, cur Snapshot) string {
 	if d > 0 {
 		rate = float64(cur.Events) / d.Seconds()
 	}
-	return fmt.Sprintf("summary: %s, events %d (%.0f/s), batches %d, users %d, lists published %d, dlq %d, commits lost to rebalances %d",
-		d.Round(time.Millisecond), cur.Events, rate, cur.Batches, cur.Users, cur.Lists, cur.DLQ, cur.CommitFailures)
+	return fmt.Sprintf("summary: %s, events %d (%.0f/s), batches %d, users %d, lists published %d, dlq %d, duplicates %d, commits lost to rebalances %d",
+		d.Round(time.Millisecond), cur.Events, rate, cur.Batches, cur.Users, cur.Lists, cur.DLQ, cur.Duplicates, cur.CommitFailures)
 }
 
 // ReportProgress writes a progress line to w every interval until done is

@@ -23,4 +23,14 @@ func TestProgressLine(t *testing.T) {
 	if line := ProgressLine(prev, cur); !strings.Contains(line, "decisions 4") {
 		t.Fatalf("%q lacks the decisions", line)
 	}
+	if strings.Contains(line, "duplicates") {
+		t.Fatalf("duplicates shown without any: %q", line)
+	}
+	cur.Duplicates = 6
+	if line := ProgressLine(prev, cur); !strings.Contains(line, "duplicates 6") {
+		t.Fatalf("%q lacks the duplicates", line)
+	}
+	if s := Summary(t0, cur); !strings.Contains(s, "duplicates 6") {
+		t.Fatalf("%q lacks the duplicates", s)
+	}
 }

@@ -54,6 +54,9 @@ type Worker struct {
 	order   sink.Sink // the order log (nil: off)
 	// decisions the model took during the batch in hand (model goroutine)
 	taken []model.Decision
+	// dedupe holds the keys of the events learned last (model goroutine;
+	// nil: off); it travels in the snapshot
+	dedupe *Dedupe
 	// closing is set once the reader is being closed.
 	closing atomic.Bool
 
@@ -110,7 +113,8 @@ func NewWorker(cfg configs.Config, log *slog.Logger, rec model.Recommender, stat
 	if stats == nil {
 		stats = &Stats{}
 	}
-	w := &Worker{cfg: cfg, log: log, rec: rec, stats: stats, gone: make(chan error, 1), logLimit: telemetry.NewLimiter(logRepeatInterval)}
+	w := &Worker{cfg: cfg, log: log, rec: rec, stats: stats, gone: make(chan error, 1), logLimit: telemetry.NewLimiter(logRepeatInterval),
+		dedupe: NewDedupe(cfg.Dedupe.Window)}
 	if w.conn, w.connErr = kafkaconn.FromConfig(cfg.Kafka); w.connErr != nil {
 		w.conn = kafkaconn.Plain(cfg.Kafka.Brokers) // never dialled: Run returns connErr
 	}
@@ -160,6 +164,7 @@ type output struct {
 	order   []kafka.Message // the batch's order (order log)
 	commits []kafka.Message // the last message of every partition of the batch
 	events  int
+	dups    int // duplicates: committed, neither learned nor dead-lettered
 	batch   batchTrace
 	// snapshot taken after this batch, published once it is committed
 	snapshot []byte
@@ -447,7 +452,7 @@ func (w *Worker) fetch(ctx context.Context, r *kafka.Reader, in chan<- fetched) 
 		backoff = 10 * time.Millisecond
 		w.stats.Fetched.Add(1)
 		at := time.Now()
-		ev, derr := feedback.Decode(m.Value, lim)
+		ev, derr := feedback.DecodeAt(m.Value, m.Time, lim)
 		var took time.Duration
 		if w.tracing {
 			took = time.Since(at)
@@ -461,9 +466,11 @@ func (w *Worker) fetch(ctx context.Context, r *kafka.Reader, in chan<- fetched) 
 }
 
 func (w *Worker) limits() feedback.Limits {
+	v := w.cfg.Validate
 	return feedback.Limits{
-		MaxBytes: w.cfg.Validate.MaxEventBytes, MaxIDLength: w.cfg.Validate.MaxIDLength,
-		RatingMin: w.cfg.Validate.RatingMin, RatingMax: w.cfg.Validate.RatingMax,
+		MaxBytes: v.MaxEventBytes, MaxIDBytes: v.MaxIDBytes,
+		RatingMin: v.RatingMin, RatingMax: v.RatingMax,
+		MaxFuture: v.MaxFuture, MinTime: v.MinTimeValue(),
 	}
 }
 
@@ -536,6 +543,12 @@ func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *Assembl
 				span.AddEvent("dlq", trace.WithAttributes(append(telemetry.MessageAttrs(it.msg.Partition, it.msg.Offset),
 					attribute.String("error.type", class), attribute.String("adaptrec.dlq.reason", it.err.Error()))...))
 			}
+			continue
+		}
+		if w.dedupe.Seen(EventKey(it.ev, it.msg.Value)) {
+			o.dups++
+			w.log.Debug("duplicate not learned", "topic", it.msg.Topic, "partition", it.msg.Partition, "offset", it.msg.Offset, "event_id", it.ev.EventID)
+			w.metrics.Duplicate()
 			continue
 		}
 		asm.Add(it.ev, int32(it.msg.Partition), it.msg.Offset, it.msg.Time)
@@ -736,7 +749,7 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 		lists, dead = lists[:0], dead[:0]
 		var decs, orders []kafka.Message
 		clear(last)
-		events := 0
+		events, dups := 0, 0
 		start := time.Now()
 		spans := w.startSendSpans(group, start)
 		var snaps [][]byte
@@ -752,6 +765,7 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 				}
 			}
 			events += g.events
+			dups += g.dups
 			batches[i] = g.batch
 			if g.snapshot != nil {
 				snaps = append(snaps, g.snapshot)
@@ -812,6 +826,7 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 		w.stats.Groups.Add(1)
 		w.stats.Events.Add(int64(events))
 		w.stats.DLQ.Add(int64(len(dead)))
+		w.stats.Duplicates.Add(int64(dups))
 		w.stats.Lists.Add(int64(len(lists)))
 		w.stats.Decisions.Add(int64(len(decs)))
 	}
@@ -1012,7 +1027,8 @@ func (w *Worker) encodeSnapshot(m model.Snapshotter, final bool) ([]byte, error)
 	for p, o := range w.consumed {
 		offsets[p] = o
 	}
-	meta := model.SnapshotMeta{Version: Version, Offsets: offsets, Created: time.Now().UTC(), Replica: w.replica, Decider: w.decider, Final: final, Replicas: 1}
+	meta := model.SnapshotMeta{Version: Version, Offsets: offsets, Created: time.Now().UTC(), Replica: w.replica, Decider: w.decider, Final: final, Replicas: 1,
+		Dedupe: w.dedupe.Keys()}
 	if w.peers != nil {
 		meta.Replicas += len(w.peers.Live(meta.Created, w.cfg.Snapshot.PeerTimeout))
 	}
@@ -1079,6 +1095,7 @@ func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snaps
 		return nil, "", ends
 	}
 	w.restored = snap.Meta
+	w.dedupe.Load(snap.Meta.Dedupe) // the events the model learned up to the snapshot
 	for p, o := range snap.Meta.Offsets {
 		w.consumed[p] = o // the users' state ends there (rebuildSessions)
 	}

@@ -12,6 +12,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -67,14 +68,21 @@ type Event struct {
 
 // Limits bounds what Decode accepts.
 type Limits struct {
-	MaxBytes    int
-	MaxIDLength int
-	RatingMin   float64
-	RatingMax   float64
+	MaxBytes int
+	// MaxIDBytes bounds every id, in bytes of UTF-8 (0: no bound).
+	MaxIDBytes int
+	RatingMin  float64
+	RatingMax  float64
+	// MaxFuture is how far an event's ts may lie past the time it is
+	// checked against: its message's broker timestamp (0: no bound).
+	MaxFuture time.Duration
+	// MinTime is the earliest ts accepted; the zero time leaves only the
+	// fixed floor of 1970-01-01T00:00:00Z.
+	MinTime time.Time
 }
 
 // DefaultLimits are the limits of the default configuration.
-var DefaultLimits = Limits{MaxBytes: 64 << 10, MaxIDLength: 256, RatingMin: 0.5, RatingMax: 5}
+var DefaultLimits = Limits{MaxBytes: 64 << 10, MaxIDBytes: 256, RatingMin: 0.5, RatingMax: 5, MaxFuture: time.Hour}
 
 // ErrorClass names why an event was rejected; it travels in the DLQ headers
 // and is stable, so operators can count and alert on it.
@@ -116,9 +124,18 @@ func ClassOf(err error) ErrorClass {
 	return ""
 }
 
-// Decode parses and validates one event. Unknown fields are ignored so that
-// producers can add fields without breaking older workers.
+// Decode parses and validates one event, checking its time against the
+// wall clock; DecodeAt is what the worker uses.
 func Decode(b []byte, lim Limits) (Event, error) {
+	return DecodeAt(b, time.Time{}, lim)
+}
+
+// DecodeAt parses and validates one event carried by a message whose broker
+// timestamp is at: a ts more than lim.MaxFuture past at is rejected as
+// bad_time. An at not after 1970 (a message without a timestamp: the zero
+// time, or Kafka's -1) is replaced by the wall clock. Unknown fields are ignored so that producers can add fields
+// without breaking older workers.
+func DecodeAt(b []byte, at time.Time, lim Limits) (Event, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return Event{}, &DecodeError{Class: ClassEmpty, Msg: "empty message"}
 	}
@@ -129,32 +146,26 @@ func Decode(b []byte, lim Limits) (Event, error) {
 	if err := scanEvent(b, &r); err != nil {
 		return Event{}, err
 	}
-	return validate(&r, lim)
+	if at.Unix() <= 0 { // no timestamp: zero, or Kafka's -1 ms
+		at = time.Now()
+	}
+	return validate(&r, at, lim)
 }
 
-func validate(r *rawEvent, lim Limits) (Event, error) {
+func validate(r *rawEvent, at time.Time, lim Limits) (Event, error) {
 	var e Event
-	var err error
-	str := func(f int) *string {
-		if !r.present[f] {
-			return nil
+	for _, f := range []struct {
+		dst      *string
+		field    int
+		required bool
+	}{
+		{&e.UserID, fUserID, true}, {&e.ItemID, fItemID, true}, {&e.EventID, fEventID, false},
+		{&e.SessionID, fSessionID, false}, {&e.RecID, fRecID, false},
+	} {
+		if err := id(r, f.field, f.required, lim); err != nil {
+			return Event{}, err
 		}
-		return &r.fields[f]
-	}
-	if e.UserID, err = id("user_id", str(fUserID), true, lim); err != nil {
-		return Event{}, err
-	}
-	if e.ItemID, err = id("item_id", str(fItemID), true, lim); err != nil {
-		return Event{}, err
-	}
-	if e.EventID, err = id("event_id", str(fEventID), false, lim); err != nil {
-		return Event{}, err
-	}
-	if e.SessionID, err = id("session_id", str(fSessionID), false, lim); err != nil {
-		return Event{}, err
-	}
-	if e.RecID, err = id("rec_id", str(fRecID), false, lim); err != nil {
-		return Event{}, err
+		*f.dst = r.fields[f.field]
 	}
 	if !r.present[fType] {
 		return Event{}, &DecodeError{Class: ClassMissingField, Field: "type", Msg: "required"}
@@ -171,8 +182,8 @@ func validate(r *rawEvent, lim Limits) (Event, error) {
 	if perr != nil {
 		return Event{}, &DecodeError{Class: ClassBadTime, Field: "ts", Msg: fmt.Sprintf("%q is not an RFC 3339 time", truncate(r.fields[fTS]))}
 	}
-	if ts.Year() < 1970 || ts.Year() > 9999 {
-		return Event{}, &DecodeError{Class: ClassBadTime, Field: "ts", Msg: fmt.Sprintf("%q is outside years 1970-9999", truncate(r.fields[fTS]))}
+	if err := checkTime(ts, at, lim); err != nil {
+		return Event{}, err
 	}
 	e.TS = ts
 	e.Value, e.HasValue = r.numbers[nValue], r.hasNum[nValue]
@@ -198,20 +209,47 @@ func validate(r *rawEvent, lim Limits) (Event, error) {
 	return e, nil
 }
 
-func id(field string, s *string, required bool, lim Limits) (string, error) {
-	if s == nil || *s == "" {
+// checkTime bounds an event time: within years 1970-9999, not before
+// lim.MinTime, and at most lim.MaxFuture past the broker timestamp at.
+func checkTime(ts, at time.Time, lim Limits) error {
+	bad := func(format string, args ...any) error {
+		return &DecodeError{Class: ClassBadTime, Field: "ts", Msg: fmt.Sprintf(format, args...)}
+	}
+	text := ts.Format(time.RFC3339Nano)
+	if ts.Year() < 1970 || ts.Year() > 9999 {
+		return bad("%s is outside years 1970-9999", text)
+	}
+	if ts.Before(lim.MinTime) {
+		return bad("%s is before validate.min_time %s", text, lim.MinTime.Format(time.RFC3339))
+	}
+	if lim.MaxFuture > 0 && ts.Sub(at) > lim.MaxFuture {
+		return bad("%s is more than validate.max_future (%v) past the message timestamp %s", text, lim.MaxFuture, at.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// id checks the id field f of r: valid UTF-8 as sent (the scanner marks
+// strings whose invalid bytes or lone surrogates it replaced), without
+// control characters, at most lim.MaxIDBytes bytes.
+func id(r *rawEvent, f int, required bool, lim Limits) error {
+	field, s := stringFields[f], r.fields[f]
+	if !r.present[f] || s == "" {
 		if required {
-			return "", &DecodeError{Class: ClassMissingField, Field: field, Msg: "required"}
+			return &DecodeError{Class: ClassMissingField, Field: field, Msg: "required"}
 		}
-		return "", nil
+		return nil
 	}
-	if lim.MaxIDLength > 0 && len(*s) > lim.MaxIDLength {
-		return "", &DecodeError{Class: ClassBadID, Field: field, Msg: fmt.Sprintf("%d bytes, limit %d", len(*s), lim.MaxIDLength)}
+	if lim.MaxIDBytes > 0 && len(s) > lim.MaxIDBytes {
+		return &DecodeError{Class: ClassBadID, Field: field, Msg: fmt.Sprintf("%d bytes, limit %d (validate.max_id_bytes)", len(s), lim.MaxIDBytes)}
 	}
-	if !utf8.ValidString(*s) || strings.ContainsFunc(*s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return "", &DecodeError{Class: ClassBadID, Field: field, Msg: "contains control characters or invalid UTF-8"}
+	if r.replaced[f] || !utf8.ValidString(s) {
+		return &DecodeError{Class: ClassBadID, Field: field, Msg: "invalid UTF-8 (or an unpaired surrogate escape)"}
 	}
-	return *s, nil
+	if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
+		c, _ := utf8.DecodeRuneInString(s[i:])
+		return &DecodeError{Class: ClassBadID, Field: field, Msg: fmt.Sprintf("control character %U at byte %d", c, i)}
+	}
+	return nil
 }
 
 func truncate(s string) string {

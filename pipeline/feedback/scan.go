@@ -14,13 +14,18 @@ import (
 // checks it against encoding/json): string fields take strings or null,
 // number fields numbers or null, unknown fields any value, the last of
 // duplicate keys wins, and invalid UTF-8 inside strings becomes U+FFFD as in
-// encoding/json.
+// encoding/json; unlike encoding/json it remembers, per field, that it did
+// so (replaced), so that a mangled id is rejected instead of colliding with
+// another one mangled the same way.
 
 type rawEvent struct {
 	fields  [nFields]string
 	present [nFields]bool
-	numbers [2]float64
-	hasNum  [2]bool
+	// replaced: the field's string had invalid UTF-8 or an unpaired
+	// surrogate escape, now U+FFFD
+	replaced [nFields]bool
+	numbers  [2]float64
+	hasNum   [2]bool
 }
 
 const (
@@ -49,6 +54,9 @@ type scanner struct {
 	// typeErr is the first field of the wrong type; like encoding/json, the
 	// scan goes on so that a later syntax error takes precedence.
 	typeErr *DecodeError
+	// replaced is set by strSlow when it writes U+FFFD for bytes that were
+	// not valid UTF-8 or for an unpaired surrogate escape.
+	replaced bool
 }
 
 func syntaxErr(format string, args ...any) *DecodeError {
@@ -141,17 +149,18 @@ func (sc *scanner) field(key string, r *rawEvent) *DecodeError {
 		}
 		switch sc.peek() {
 		case '"':
+			sc.replaced = false
 			v, err := sc.str()
 			if err != nil {
 				return err
 			}
-			r.fields[f], r.present[f] = v, true
+			r.fields[f], r.present[f], r.replaced[f] = v, true, sc.replaced
 			return nil
 		case 'n':
 			if err := sc.literal("null"); err != nil {
 				return err
 			}
-			r.fields[f], r.present[f] = "", false
+			r.fields[f], r.present[f], r.replaced[f] = "", false, false
 			return nil
 		}
 		start := sc.i
@@ -319,7 +328,7 @@ func (sc *scanner) strSlow(start int) (string, *DecodeError) {
 							break
 						}
 					}
-					r1 = utf8.RuneError
+					r1, sc.replaced = utf8.RuneError, true
 				}
 				buf = utf8.AppendRune(buf, r1)
 			default:
@@ -333,6 +342,7 @@ func (sc *scanner) strSlow(start int) (string, *DecodeError) {
 			r, size := utf8.DecodeRune(sc.b[sc.i:])
 			if r == utf8.RuneError && size == 1 {
 				buf = utf8.AppendRune(buf, utf8.RuneError)
+				sc.replaced = true
 			} else {
 				buf = append(buf, sc.b[sc.i:sc.i+size]...)
 			}

@@ -23,6 +23,7 @@ type Metrics struct {
 
 	events, dlq, lists, decisions metric.Int64Counter
 	splitUsers                    metric.Int64Counter
+	duplicates                    metric.Int64Counter
 	batchSize                     metric.Int64Histogram
 	batchLatency, recLatency      metric.Float64Histogram
 	lag, params, sessions         metric.Int64Gauge
@@ -92,6 +93,7 @@ func NewMetrics(window int, opts ...MetricsOption) (*Metrics, error) {
 	}
 	m.events = counter("adaptrec.events.consumed", "Valid feedback events consumed, by type.")
 	m.dlq = counter("adaptrec.dlq.messages", "Messages routed to the dead-letter topic, by error class.")
+	m.duplicates = counter("adaptrec.duplicates", "Duplicate events (by event_id, or message bytes without one) committed without being learned.")
 	m.lists = counter("adaptrec.recommendation.lists", "Recommendation lists published (acknowledged).")
 	m.decisions = counter("adaptrec.architecture.decisions", "Architecture decisions taken, by action.")
 	m.splitUsers = counter("adaptrec.users.split_partitions", "Users whose events arrived on more than one partition, counted once per user held: a producer that does not key by murmur2 of the user id.")
@@ -150,6 +152,13 @@ func (m *Metrics) UserSplit() {
 func (m *Metrics) DeadLetter(class string) {
 	if m != nil {
 		m.dlq.Add(bg, 1, metric.WithAttributes(attribute.String("class", class)))
+	}
+}
+
+// Duplicate counts one duplicate event, committed but not learned.
+func (m *Metrics) Duplicate() {
+	if m != nil {
+		m.duplicates.Add(bg, 1)
 	}
 }
 
