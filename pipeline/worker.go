@@ -121,7 +121,7 @@ func (w *Worker) writerConfig(topic string) sink.WriterConfig {
 		Brokers: c.Kafka.Brokers, Topic: topic, ClientID: c.Kafka.ClientID,
 		BatchTimeout: c.Sink.BatchTimeout, BatchSize: c.Sink.BatchSize,
 		WriteTimeout: c.Sink.WriteTimeout, MaxAttempts: c.Sink.MaxAttempts,
-		Transport: w.conn.Transport(),
+		Transport: w.conn.Transport(), Logger: w.log,
 	}
 }
 
@@ -214,13 +214,21 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	var restored *model.Snapshot
 	var restoredID string
-	var listedTo map[int]int64 // where restore stopped reading the snapshot topic
+	var listed []StoredSnapshot // the group's snapshots restore read
+	var listedTo map[int]int64  // where restore stopped reading the snapshot topic
 	if snapshots && cfg.Snapshot.Restore {
-		restored, restoredID, listedTo = w.restore(ctx, snapper)
+		var err error
+		if restored, restoredID, listed, listedTo, err = w.restore(ctx, snapper); err != nil {
+			w.closeSinks()
+			if ctx.Err() != nil {
+				return nil // stopped while starting: nothing was consumed
+			}
+			return err
+		}
 	}
 	if _, ok := w.rec.(model.Replica); ok && snapshots && cfg.Snapshot.Merge {
 		w.peers = NewPeers(w.conn, cfg.Snapshot.Topic, cfg.Kafka.Group, w.replica, w.log)
-		w.peers.Seed(w.kept, restoredID, restored) // what restore read is not read again
+		w.peers.Seed(listed, restoredID, restored) // what restore read is not read again
 		if restored != nil {
 			w.mergeRestored(w.rec.(model.Replica))
 		}
@@ -1036,16 +1044,47 @@ func (w *Worker) publishSnapshot(ctx context.Context, wr *kafka.Writer, blob []b
 }
 
 // restore loads the newest valid snapshot of this replica (or else of the
-// group) into the model, if any, and returns it, its id, and where it
-// stopped reading the snapshot topic (the group's snapshots it read are in
-// w.kept).
-func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snapshot, string, map[int]int64) {
-	all, ends, err := listSnapshots(ctx, w.conn, w.cfg.Snapshot.Topic, w.cfg.Kafka.Group)
+// group) into the model, if any, and returns it, its id, the group's
+// snapshots it read and where it stopped reading the snapshot topic.
+//
+// A worker must not serve, or later snapshot, a model that starts from
+// nothing because the topic could not be read: until it is read, /readyz
+// reports the model not loaded, and after snapshot.restore_timeout of
+// failed reads restore returns an error wrapping ErrUnreadable. A topic
+// that holds no snapshot of the group is not an error: the model starts
+// fresh. The snapshots listed become the ones this worker retires as it
+// publishes newer ones (snapshot.keep), unless none of them loaded: a
+// worker that starts fresh then retires only its own.
+func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snapshot, string, []StoredSnapshot, map[int]int64, error) {
+	topic := w.cfg.Snapshot.Topic
+	if w.health != nil {
+		w.health.SetModelLoaded(false)
+	}
+	var all []StoredSnapshot
+	var ends map[int]int64
+	err := retryRead(ctx, w.conn, w.cfg.Snapshot.RestoreTimeout, w.log, "reading snapshot topic "+topic, func(ctx context.Context) error {
+		var err error
+		all, ends, err = listSnapshots(ctx, w.conn, topic, w.cfg.Kafka.Group)
+		return err
+	})
 	if err != nil {
-		w.log.Warn("no snapshot restored: reading the snapshot topic failed", "topic", w.cfg.Snapshot.Topic, "err", err)
-		return nil, "", nil
+		return nil, "", nil, nil, fmt.Errorf("restoring the model from %s: %w", topic, err)
+	}
+	if w.health != nil {
+		defer w.health.SetModelLoaded(true)
+	}
+	snap, id, ends := w.load(m, all, ends)
+	if snap == nil && len(all) > 0 {
+		w.log.Warn("starting from a fresh model though the group has snapshots: none of them is retired by this worker", "topic", topic, "snapshots", len(all))
+		return nil, "", all, ends, nil
 	}
 	w.kept = all
+	return snap, id, all, ends, nil
+}
+
+// load loads the newest valid of the listed snapshots into the model and
+// returns it and its id (nil, "" if none loads) and ends.
+func (w *Worker) load(m model.Snapshotter, all []StoredSnapshot, ends map[int]int64) (*model.Snapshot, string, map[int]int64) {
 	// Its own newest snapshot, if it has one: a snapshot carries what its
 	// replica learned itself (the others' learning is merged back from
 	// theirs: mergeRestored). Otherwise the group's newest.
