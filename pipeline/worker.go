@@ -877,7 +877,7 @@ func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan com
 		start := time.Now()
 		var err error
 		if len(msgs) > 0 {
-			err = r.CommitMessages(ctx, msgs...)
+			err = w.commitMessages(ctx, r, msgs)
 		}
 		done := time.Now()
 		w.stats.CommitNanos.Add(int64(done.Sub(start)))
@@ -916,6 +916,46 @@ func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan com
 		}
 	}
 	return nil
+}
+
+// commitMessages commits msgs' offsets. A commit that fails while the
+// group's coordinator moves to another broker is tried again, after a
+// backoff, until sink.write_timeout has passed (the reader finds the new
+// coordinator meanwhile); one the group refuses because it rebalanced is
+// not: the partitions' new owner re-reads from the last commit.
+func (w *Worker) commitMessages(ctx context.Context, r *kafka.Reader, msgs []kafka.Message) error {
+	deadline := time.Now().Add(w.cfg.Sink.WriteTimeout)
+	backoff := readBackoffMin
+	var loggedAt time.Time
+	for {
+		err := r.CommitMessages(ctx, msgs...)
+		if err == nil || ctx.Err() != nil || !commitRetriable(err) || !time.Now().Before(deadline) {
+			return err
+		}
+		w.stats.CommitRetries.Add(1)
+		if now := time.Now(); now.Sub(loggedAt) >= readLogEvery {
+			loggedAt = now
+			w.log.Warn("commit failed; retrying", "topic", w.cfg.Topics.Feedback, "partitions", len(msgs), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, readBackoffMax)
+	}
+}
+
+// commitRetriable reports whether a failed commit may succeed if tried
+// again: not when the group has moved on (a rebalance), whose new
+// partition owners re-read from the last commit.
+func commitRetriable(err error) bool {
+	for _, e := range []kafka.Error{kafka.RebalanceInProgress, kafka.IllegalGeneration, kafka.UnknownMemberId, kafka.FencedInstanceID} {
+		if errors.Is(err, e) {
+			return false
+		}
+	}
+	return sink.Retriable(err)
 }
 
 // maxEchoes bounds the snapshots an idle replica publishes after merging
