@@ -236,14 +236,6 @@ func TestFailoverRestoreWhileBrokersDown(t *testing.T) {
 	for _, n := range down {
 		cl.Kill(t, n)
 	}
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted {
-			for _, n := range down {
-				cl.Start(t, n)
-			}
-		}
-	})
 
 	short := cfg
 	short.Snapshot.RestoreTimeout = 3 * time.Second
@@ -270,7 +262,6 @@ func TestFailoverRestoreWhileBrokersDown(t *testing.T) {
 	for _, n := range down {
 		cl.Start(t, n)
 	}
-	restarted = true
 	produce(t, cfg, func() [][]byte { l, _ := kafkatest.Events(200, 0, 200, 3); return l }())
 	waitCommittedWhileUp(t, cfg, second, 3*time.Minute)
 	if got := second.w.Restored(); got.Checksum == "" || got.Items == 0 {

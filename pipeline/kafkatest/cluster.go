@@ -50,10 +50,16 @@ func RealCluster(t testing.TB) *Cluster {
 	return c
 }
 
-// Kill kills node i with SIGKILL, as a crash would.
-func (c *Cluster) Kill(t testing.TB, node int) { c.run(t, "kill", node) }
+// Kill kills node i with SIGKILL, as a crash would. The node is started
+// again when the test ends, if the test has not done so.
+func (c *Cluster) Kill(t testing.TB, node int) {
+	t.Helper()
+	c.run(t, "kill", node)
+	t.Cleanup(func() { c.run(t, "start", node) })
+}
 
-// Start starts node i again and waits until it answers.
+// Start starts node i again (if it is not running) and waits until it
+// answers.
 func (c *Cluster) Start(t testing.TB, node int) { c.run(t, "start", node) }
 
 func (c *Cluster) run(t testing.TB, what string, node int) {
