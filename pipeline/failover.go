@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 )
@@ -25,12 +29,13 @@ const (
 )
 
 // retryRead calls read until it succeeds, ctx ends or timeout has passed
-// since the first call. Between tries it backs off and drops conn's cached
+// since the first call, or (if retry is not nil) until retry says the
+// error is not worth another try. Between tries it backs off and drops conn's cached
 // cluster metadata, so the next try goes to the partitions' current
 // leaders. Failures are logged, at most one line per readLogEvery. After
 // the timeout it returns an error wrapping ErrUnreadable and the last
 // failure; when ctx ends, ctx's cause.
-func retryRead(ctx context.Context, conn *kafkaconn.Conn, timeout time.Duration, log *slog.Logger, what string, read func(context.Context) error) error {
+func retryRead(ctx context.Context, conn *kafkaconn.Conn, timeout time.Duration, log *slog.Logger, what string, retry func(error) bool, read func(context.Context) error) error {
 	deadline := time.Now().Add(timeout)
 	backoff := readBackoffMin
 	var loggedAt time.Time
@@ -44,6 +49,9 @@ func retryRead(ctx context.Context, conn *kafkaconn.Conn, timeout time.Duration,
 		}
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
+		}
+		if retry != nil && !retry(err) {
+			return err
 		}
 		if !time.Now().Before(deadline) {
 			return fmt.Errorf("%s: %w (%d tries in %v; last error: %w)", what, ErrUnreadable, tries, timeout, err)
@@ -60,4 +68,20 @@ func retryRead(ctx context.Context, conn *kafkaconn.Conn, timeout time.Duration,
 		}
 		backoff = min(2*backoff, readBackoffMax)
 	}
+}
+
+// unreachable reports whether err says a broker could not be reached or
+// hung up, or answered with an error that passes (no leader yet, not the
+// coordinator): what a broker failure looks like, as opposed to a wrong
+// setting.
+func unreachable(err error) bool {
+	var ne net.Error
+	var ke kafka.Error
+	switch {
+	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	case errors.As(err, &ke):
+		return ke.Temporary()
+	}
+	return false
 }

@@ -409,7 +409,7 @@ func (w *Worker) rebuildSessions(ctx context.Context, items []fetched, asm *Asse
 		start := time.Now()
 		var msgs []kafka.Message
 		what := fmt.Sprintf("rebuilding session state from %s/%d@%d..%d", w.cfg.Topics.Feedback, p, from, first)
-		err := retryRead(ctx, w.conn, w.cfg.Snapshot.RestoreTimeout, w.log, what, func(ctx context.Context) error {
+		err := retryRead(ctx, w.conn, w.cfg.Snapshot.RestoreTimeout, w.log, what, nil, func(ctx context.Context) error {
 			var err error
 			msgs, err = ReadRange(ctx, w.conn, w.cfg.Topics.Feedback, p, from, first)
 			return err

@@ -356,7 +356,12 @@ func (w *Worker) connect(ctx context.Context, client *kafka.Client, specs []Topi
 	if err := w.conn.Check(ctx); err != nil {
 		return err
 	}
-	return EnsureTopics(ctx, client, specs, w.cfg.Topics.Create, w.log)
+	// A broker that fails as the worker starts costs a retry, not the
+	// start; a wrong setting (topics.create false, a refused creation)
+	// stops it at once.
+	return retryRead(ctx, w.conn, w.cfg.Snapshot.RestoreTimeout, w.log, "ensuring topics", unreachable, func(ctx context.Context) error {
+		return EnsureTopics(ctx, client, specs, w.cfg.Topics.Create, w.log)
+	})
 }
 
 func (w *Worker) readerConfig() kafka.ReaderConfig {
@@ -1102,7 +1107,7 @@ func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snaps
 	}
 	var all []StoredSnapshot
 	var ends map[int]int64
-	err := retryRead(ctx, w.conn, w.cfg.Snapshot.RestoreTimeout, w.log, "reading snapshot topic "+topic, func(ctx context.Context) error {
+	err := retryRead(ctx, w.conn, w.cfg.Snapshot.RestoreTimeout, w.log, "reading snapshot topic "+topic, nil, func(ctx context.Context) error {
 		var err error
 		all, ends, err = listSnapshots(ctx, w.conn, topic, w.cfg.Kafka.Group)
 		return err
