@@ -223,7 +223,7 @@ func TestFailoverRestoreWhileBrokersDown(t *testing.T) {
 	cl := kafkatest.RealCluster(t)
 	cfg := replicatedConfig(t, cl)
 	cfg.Recommender.Model = "dqn"
-	produce(t, cfg, func() [][]byte { l, _ := kafkatest.Events(2_000, 0, 200, 2); return l }())
+	produce(t, cfg, func() [][]byte { l, _ := kafkatest.Events(600, 0, 200, 2); return l }())
 	first := runInBackground(t, cfg, nil)
 	waitCommittedWhileUp(t, cfg, first, 3*time.Minute)
 	if err := first.stop(); err != nil {
