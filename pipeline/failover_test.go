@@ -15,6 +15,7 @@ import (
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
 	"github.com/adaptrec/adaptrec/sink"
 )
@@ -270,4 +271,39 @@ func TestFailoverRestoreWhileBrokersDown(t *testing.T) {
 	if err := second.stop(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A worker that starts from a fresh model because none of the group's
+// snapshots on the topic loads must not retire them as it publishes its
+// own (snapshot.keep): they may hold what the group learned.
+func TestWorkerKeepsSnapshotsItCouldNotLoad(t *testing.T) {
+	targets := kafkatest.Targets(t)
+	cfg := smallDQN(t, targets[len(targets)-1])
+	cfg.Snapshot.EveryBatches, cfg.Snapshot.Keep = 1, 1
+	kafkatest.CreateTopics(t, cfg)
+	kafkatest.CreateTopic(t, cfg.Kafka.Brokers, cfg.Snapshot.Topic, 1)
+	// Complete (every chunk, the digest matches) but not a model snapshot:
+	// say, one written by a newer version.
+	unreadable := pipeline.SnapshotMessages(cfg.Kafka.Group, "0000000000000000001", "other", []byte("not a snapshot this version reads"), 0)
+	out := newSink(cfg.Kafka.Brokers, cfg.Snapshot.Topic)
+	if err := out.Publish(context.Background(), unreadable...); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	lines, _ := kafkatest.Events(600, 0, 100, 4)
+	produce(t, cfg, lines)
+	_, ws := runReplicas(t, cfg, "worker")
+	if n := ws[0].Stats().Snapshots.Load(); n < 2 {
+		t.Fatalf("the worker published %d snapshots; the test needs more than snapshot.keep", n)
+	}
+	all, err := pipeline.ListSnapshots(context.Background(), kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Snapshot.Topic, cfg.Kafka.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range all {
+		if s.ID == "0000000000000000001" {
+			return
+		}
+	}
+	t.Fatalf("the snapshot the worker could not load was retired: %+v", all)
 }
