@@ -3,14 +3,18 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
@@ -38,6 +42,9 @@ func replicatedConfig(t *testing.T, cl *kafkatest.Cluster) configs.Config {
 	for _, n := range []string{cfg.Topics.Feedback, cfg.Topics.Recommendations, cfg.Topics.DLQ, cfg.Topics.Decisions} {
 		specs = append(specs, pipeline.TopicSpec{Name: n, Partitions: cfg.Topics.Partitions, ReplicationFactor: 3})
 	}
+	// A list's timestamp is when the broker stored it, so that the pause a
+	// failover causes can be read off the topics.
+	specs[1].Configs = map[string]string{"message.timestamp.type": "LogAppendTime"}
 	if err := pipeline.EnsureTopics(ctx, kafkatest.Client(cl.Brokers), specs, true, kafkatest.Logger(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +168,7 @@ func TestFailoverLeaderKill(t *testing.T) {
 		produced <- err
 	}()
 	waitSent(t, &sent, 3_000, produced)
+	killed := time.Now()
 	cl.Kill(t, victim)
 	waitSent(t, &sent, 6_000, produced)
 	cl.Start(t, victim)
@@ -193,12 +201,49 @@ func TestFailoverLeaderKill(t *testing.T) {
 			reflected[rec.UserID] = true
 		}
 	}
+	logPause(t, cl, victim, killed, input, kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Recommendations))
 	for u, l := range last {
 		if !reflected[u] {
 			t.Errorf("user %s: no list reflects their last event %d@%d", u, l.p, l.o)
 		}
 	}
 	t.Logf("%d users, each with a list of their last event; produce retried %d messages, %d stored twice", len(last), res.Retried, len(input)-len(lines))
+}
+
+// logPause logs the pause in lists the failover caused: the longest time
+// from an event's first send to the list that reflects it (lists carry the
+// broker's append time), beside the typical one, and when the controller
+// fenced the killed node, which is when its partitions got new leaders.
+// README: Delivery and shutdown quotes these lines.
+func logPause(t *testing.T, cl *kafkatest.Cluster, victim int, killed time.Time, input, recs []kafka.Message) {
+	t.Helper()
+	sentAt := map[loc]time.Time{}
+	for _, m := range input {
+		if _, ok := sentAt[loc{m.Partition, m.Offset}]; !ok {
+			sentAt[loc{m.Partition, m.Offset}] = m.Time
+		}
+	}
+	var waits []time.Duration
+	for _, m := range recs {
+		var r model.Recommendation
+		if err := json.Unmarshal(m.Value, &r); err != nil {
+			t.Fatal(err)
+		}
+		if at, ok := sentAt[loc{int(r.Partition), r.Offset}]; ok {
+			waits = append(waits, m.Time.Sub(at))
+		}
+	}
+	if len(waits) == 0 {
+		t.Fatal("no list reflects an event")
+	}
+	slices.Sort(waits)
+	fenced, ok := cl.Fenced(t, victim, killed)
+	election := "not in the log"
+	if ok {
+		election = fenced.Sub(killed).Round(10 * time.Millisecond).String()
+	}
+	t.Logf("FAILOVER pause=%v typical=%v node_fenced_after=%s lists=%d",
+		waits[len(waits)-1].Round(10*time.Millisecond), waits[len(waits)/2].Round(time.Millisecond), election, len(waits))
 }
 
 // waitSent waits until the producer has had n events acknowledged.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,6 +28,7 @@ const (
 type Cluster struct {
 	Brokers []string
 	env     []string
+	data    string
 }
 
 // RealCluster returns the multi-node test cluster, or skips the test when
@@ -40,7 +42,7 @@ func RealCluster(t testing.TB) *Cluster {
 	if cport == "" || data == "" {
 		t.Fatalf("%s is set: %s and %s must be too", EnvClusterBrokers, EnvClusterControllerPort, EnvClusterData)
 	}
-	c := &Cluster{Brokers: strings.Split(brokers, ",")}
+	c := &Cluster{Brokers: strings.Split(brokers, ","), data: data}
 	_, port, ok := strings.Cut(c.Brokers[0], ":")
 	if !ok {
 		t.Fatalf("%s: %q is not HOST:PORT", EnvClusterBrokers, c.Brokers[0])
@@ -108,6 +110,36 @@ func (c *Cluster) MostLeading(t testing.TB, topic string) int {
 		t.Fatalf("topic %s: no leader among nodes 1..%d (%v)", topic, len(c.Brokers), count)
 	}
 	return best
+}
+
+// Fenced returns when the cluster's controller fenced node (took its
+// leaderships away, so that new leaders were elected) for the first time
+// after after, as the controller's log says; false if it has not.
+func (c *Cluster) Fenced(t testing.TB, node int, after time.Time) (time.Time, bool) {
+	t.Helper()
+	logs, err := filepath.Glob(filepath.Join(c.data, "node*", "logs", "server.log"))
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("no node logs in %s: %v", c.data, err)
+	}
+	marker := fmt.Sprintf("Fencing broker %d at epoch", node)
+	var first time.Time
+	for _, f := range logs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			// [2026-12-01 00:01:57,627] INFO [QuorumController id=3] Fencing broker 2 at epoch ...
+			if !strings.Contains(line, marker) || len(line) < 25 || line[0] != '[' {
+				continue
+			}
+			at, err := time.ParseInLocation("2006-01-02 15:04:05,000", line[1:24], time.Local)
+			if err == nil && at.After(after) && (first.IsZero() || at.Before(first)) {
+				first = at
+			}
+		}
+	}
+	return first, !first.IsZero()
 }
 
 // String names the cluster's brokers.
