@@ -431,25 +431,32 @@ func (w *Worker) closeSinks() {
 
 // fetch reads messages and decodes them until ctx ends. Decoding here keeps
 // it off the model goroutine.
+//
+// An error from FetchMessage is not waited on: kafka-go's partition
+// readers already back off (up to ReadBackoffMax) and look
+// the leader up again before each try, and queue their errors in front of
+// the messages. Sleeping per error would leave the errors of a failed
+// leader queued there, and the messages behind them waiting, long after
+// the partition had a new leader. The errors are logged at most once per
+// readLogEvery.
 func (w *Worker) fetch(ctx context.Context, r *kafka.Reader, in chan<- fetched) {
 	lim := w.limits()
-	backoff := 10 * time.Millisecond
+	var loggedAt time.Time
+	suppressed := 0
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				return
 			}
-			w.log.Warn("fetching", "topic", w.cfg.Topics.Feedback, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
+			if now := time.Now(); now.Sub(loggedAt) >= readLogEvery {
+				w.log.Warn("fetching", "topic", w.cfg.Topics.Feedback, "err", err, "errors_not_logged", suppressed)
+				loggedAt, suppressed = now, 0
+			} else {
+				suppressed++
 			}
-			backoff = min(2*backoff, 2*time.Second)
 			continue
 		}
-		backoff = 10 * time.Millisecond
 		w.stats.Fetched.Add(1)
 		at := time.Now()
 		ev, derr := feedback.Decode(m.Value, lim)
