@@ -23,6 +23,15 @@ TEST_CERTS := $(GO) run ./deploy/kafka/certs -dir $(KAFKA_TEST_TLS_DIR)
 TEST_KAFKA_ENV := KAFKA_PORT=$(KAFKA_TEST_PORT) KAFKA_CONTROLLER_PORT=$(KAFKA_TEST_CONTROLLER_PORT) KAFKA_DATA_DIR=$(KAFKA_TEST_DATA) \
 	KAFKA_SASL_SSL_PORT=$(KAFKA_TEST_SASL_SSL_PORT) KAFKA_SSL_KEYSTORE_PEM=$(KAFKA_TEST_TLS_DIR)/broker.pem \
 	KAFKA_SCRAM_USERS='SCRAM-SHA-512=[name=$(KAFKA_TEST_SASL_USERNAME),password=$(KAFKA_TEST_SASL_PASSWORD)]'
+# The failover tests' 3-node cluster (kafka.sh with KAFKA_NODES=3): node i
+# listens on KAFKA_FAILOVER_PORT+i-1, its controller on
+# KAFKA_FAILOVER_CONTROLLER_PORT+i-1; replication 3, min ISR 2.
+KAFKA_FAILOVER_PORT ?= 19201
+KAFKA_FAILOVER_CONTROLLER_PORT ?= 19204
+KAFKA_FAILOVER_DATA ?= $(if $(wildcard /dev/shm),/dev/shm/adaptrec-kafka-failover,$${TMPDIR:-/tmp}/adaptrec-kafka-failover)
+FAILOVER_KAFKA_ENV := KAFKA_NODES=3 KAFKA_PORT=$(KAFKA_FAILOVER_PORT) KAFKA_CONTROLLER_PORT=$(KAFKA_FAILOVER_CONTROLLER_PORT) KAFKA_DATA_DIR=$(KAFKA_FAILOVER_DATA)
+FAILOVER_TEST_ENV := KAFKA_TEST_CLUSTER_BROKERS=127.0.0.1:$(KAFKA_FAILOVER_PORT),127.0.0.1:$(shell expr $(KAFKA_FAILOVER_PORT) + 1),127.0.0.1:$(shell expr $(KAFKA_FAILOVER_PORT) + 2) \
+	KAFKA_TEST_CLUSTER_CONTROLLER_PORT=$(KAFKA_FAILOVER_CONTROLLER_PORT) KAFKA_TEST_CLUSTER_DATA=$(KAFKA_FAILOVER_DATA)
 # The test Jaeger (built from deploy/jaeger, in-memory storage) on its own ports.
 JAEGER := bash deploy/jaeger/jaeger.sh
 JAEGER_TEST_OTLP_GRPC_PORT ?= 14317
@@ -35,7 +44,7 @@ TEST_SERVICES_ENV := KAFKA_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) \
 	JAEGER_TEST_OTLP_ENDPOINT=http://127.0.0.1:$(JAEGER_TEST_OTLP_GRPC_PORT) JAEGER_TEST_OTLP_HTTP_ENDPOINT=http://127.0.0.1:$(JAEGER_TEST_OTLP_HTTP_PORT) \
 	JAEGER_TEST_QUERY_URL=http://127.0.0.1:$(JAEGER_TEST_QUERY_PORT)
 
-.PHONY: all build run test test-short bench lint kafka-up kafka-down jaeger-up jaeger-down clean
+.PHONY: all build run test test-failover test-short bench lint kafka-up kafka-down jaeger-up jaeger-down clean
 
 all: build
 
@@ -56,6 +65,14 @@ test:
 	if [ $$status -eq 0 ]; then $(TEST_SERVICES_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '$(NORACE_TESTS)' ./pipeline/ || status=$$?; fi; \
 	$(TEST_KAFKA_ENV) $(KAFKA) down; rm -rf $(KAFKA_TEST_TLS_DIR); \
 	$(TEST_JAEGER_ENV) $(JAEGER) down; \
+	exit $$status
+
+## test-failover: a broker failure on a 3-node cluster (leader killed mid-stream; restart while the snapshot topic is unreadable), with the race detector
+test-failover:
+	@status=0; \
+	$(FAILOVER_KAFKA_ENV) $(KAFKA) up || status=$$?; \
+	if [ $$status -eq 0 ]; then $(FAILOVER_TEST_ENV) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -run 'TestFailover' ./pipeline/ || status=$$?; fi; \
+	$(FAILOVER_KAFKA_ENV) $(KAFKA) down; \
 	exit $$status
 
 ## test-short: no external services (the in-process broker only)

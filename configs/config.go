@@ -298,6 +298,11 @@ type Snapshot struct {
 	OnShutdown   bool          `mapstructure:"on_shutdown"`
 	Keep         int           `mapstructure:"keep"`
 	Restore      bool          `mapstructure:"restore"`
+	// RestoreTimeout bounds how long a worker that cannot read the
+	// snapshot topic (or, later, the feedback it rebuilds sessions from)
+	// retries before it exits with an error, instead of serving a model
+	// that starts from nothing.
+	RestoreTimeout time.Duration `mapstructure:"restore_timeout"`
 	// Replica names this worker among the group's replicas ("": host-pid).
 	Replica string `mapstructure:"replica"`
 	// Merge merges the other replicas' newest snapshots into the model
@@ -618,6 +623,9 @@ func (c Config) Check() error {
 	}
 	if c.Snapshot.Idle < 0 {
 		bad("snapshot.idle", "must not be negative, got %v", c.Snapshot.Idle)
+	}
+	if c.Snapshot.RestoreTimeout <= 0 {
+		bad("snapshot.restore_timeout", "must be a positive duration, got %v", c.Snapshot.RestoreTimeout)
 	}
 	if c.Snapshot.PeerTimeout <= 0 {
 		bad("snapshot.peer_timeout", "must be a positive duration, got %v", c.Snapshot.PeerTimeout)

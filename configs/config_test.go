@@ -59,6 +59,7 @@ func TestBadFixtures(t *testing.T) {
 		{"metrics-addr.bad.yaml", `metrics.addr: "localhost" is not HOST:PORT`},
 		{"snapshot-chunk-bytes.bad.yaml", `snapshot.chunk_bytes: must be within 1024..921600, got 1048576`},
 		{"snapshot-peer-timeout.bad.yaml", `snapshot.peer_timeout: must be a positive duration, got 0s`},
+		{"snapshot-restore-timeout.bad.yaml", `snapshot.restore_timeout: must be a positive duration, got 0s`},
 		{"snapshot-replica.bad.yaml", `snapshot.replica: must not contain '/' or spaces, got "pod/7"`},
 		{"snapshot-order-topic.bad.yaml", `snapshot.order_topic: "the order" is not a valid Kafka topic name of its own`},
 		{"session-rebuild.bad.yaml", `session.rebuild_events: must not be negative, got -1`},

@@ -39,8 +39,11 @@ type ProduceOptions struct {
 
 // ProduceResult counts what Produce sent.
 type ProduceResult struct {
-	Sent     int // messages acknowledged
-	Unkeyed  int // lines without a string user_id, sent without a key
+	Sent    int // messages acknowledged
+	Unkeyed int // lines without a string user_id, sent without a key
+	// Retried counts the messages written again after a failed write (a
+	// broker down, leadership moving), if out counts them (sink.Kafka).
+	Retried  int64
 	Duration time.Duration
 }
 
@@ -48,7 +51,9 @@ type ProduceResult struct {
 // that a user's events stay on one partition and in order. Lines are sent
 // verbatim, malformed ones included (the worker's DLQ is there for them),
 // except blank lines, which are skipped. It returns after every message is
-// acknowledged.
+// acknowledged. Chunks are written one after the other and out retries
+// a failed write itself (sink.Kafka: until sink.write_timeout), so a
+// user's events stay in order across a leader change.
 func Produce(ctx context.Context, out sink.Sink, r io.Reader, opts ProduceOptions) (ProduceResult, error) {
 	if opts.Chunk <= 0 {
 		opts.Chunk = 500
@@ -145,7 +150,16 @@ func Produce(ctx context.Context, out sink.Sink, r io.Reader, opts ProduceOption
 		return res, fmt.Errorf("line %d: %w", line, err)
 	}
 	res.Duration = time.Since(start)
+	res.Retried = retried(out)
 	return res, nil
+}
+
+// retried is how many messages out wrote again, if it counts them.
+func retried(out sink.Sink) int64 {
+	if r, ok := out.(interface{ Retried() int64 }); ok {
+		return r.Retried()
+	}
+	return 0
 }
 
 // userKey extracts user_id as the message key, or nil if the line has none.

@@ -42,9 +42,9 @@ func readPartition(ctx context.Context, kc *kafkaconn.Conn, topic string, partit
 	if from >= to {
 		return nil
 	}
-	conn, err := kc.Dialer().DialLeader(ctx, "tcp", kc.Brokers()[0], topic, partition)
+	conn, err := dialLeader(ctx, kc, topic, partition)
 	if err != nil {
-		return fmt.Errorf("reading %s/%d: %w", topic, partition, err)
+		return err
 	}
 	defer conn.Close()
 	if _, err := conn.Seek(from, kafka.SeekAbsolute); err != nil {
@@ -71,6 +71,23 @@ func readPartition(ctx context.Context, kc *kafkaconn.Conn, topic string, partit
 		}
 	}
 	return nil
+}
+
+// dialLeader connects to the leader of topic/partition, asking each seed
+// broker in turn for it, so that one broker down does not stop the read.
+func dialLeader(ctx context.Context, kc *kafkaconn.Conn, topic string, partition int) (*kafka.Conn, error) {
+	var errs []error
+	for _, b := range kc.Brokers() {
+		conn, err := kc.Dialer().DialLeader(ctx, "tcp", b, topic, partition)
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, fmt.Errorf("via %s: %w", b, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("reading %s/%d: %w", topic, partition, errors.Join(errs...))
 }
 
 // ReadRange returns the messages of topic/partition from offset from (or
@@ -360,7 +377,10 @@ func (w *Worker) mergePeers(r model.Replica) {
 // another worker's), or one it resumes after a gap another worker
 // processed. It re-reads at most session.rebuild_events events before the
 // batch's first offset of the partition and feeds them to the assembler
-// and to the model's users without learning or publishing.
+// and to the model's users without learning or publishing. A read that
+// fails is retried for snapshot.restore_timeout; after that the error
+// (wrapping ErrUnreadable) stops the worker, and the batch is not
+// committed.
 func (w *Worker) rebuildSessions(ctx context.Context, items []fetched, asm *Assembler, obs model.Observer) error {
 	limit := int64(w.cfg.Session.RebuildEvents)
 	firsts := map[int]int64{}
@@ -387,13 +407,17 @@ func (w *Worker) rebuildSessions(ctx context.Context, items []fetched, asm *Asse
 			continue
 		}
 		start := time.Now()
-		msgs, err := ReadRange(ctx, w.conn, w.cfg.Topics.Feedback, p, from, first)
+		var msgs []kafka.Message
+		what := fmt.Sprintf("rebuilding session state from %s/%d@%d..%d", w.cfg.Topics.Feedback, p, from, first)
+		err := retryRead(ctx, w.conn, w.cfg.Snapshot.RestoreTimeout, w.log, what, nil, func(ctx context.Context) error {
+			var err error
+			msgs, err = ReadRange(ctx, w.conn, w.cfg.Topics.Feedback, p, from, first)
+			return err
+		})
 		if err != nil {
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
-			w.log.Warn("session state not rebuilt", "topic", w.cfg.Topics.Feedback, "partition", p, "from", from, "to", first, "err", err)
-			continue
+			// Serving the partition's users without their sessions would
+			// publish lists that ignore what they just did.
+			return err
 		}
 		valid := 0
 		for _, m := range msgs {

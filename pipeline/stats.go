@@ -18,6 +18,7 @@ type Stats struct {
 	Lists          atomic.Int64 // recommendation lists published
 	Commits        atomic.Int64 // offset commits acknowledged
 	CommitFailures atomic.Int64 // commits lost to rebalances
+	CommitRetries  atomic.Int64 // commits tried again while the coordinator moved
 	Users          atomic.Int64 // users with a live session
 	Decisions      atomic.Int64 // architecture decision records published
 	Snapshots      atomic.Int64 // model snapshots published

@@ -136,7 +136,7 @@ func (w *Worker) writerConfig(topic string) sink.WriterConfig {
 		Brokers: c.Kafka.Brokers, Topic: topic, ClientID: c.Kafka.ClientID,
 		BatchTimeout: c.Sink.BatchTimeout, BatchSize: c.Sink.BatchSize,
 		WriteTimeout: c.Sink.WriteTimeout, MaxAttempts: c.Sink.MaxAttempts,
-		Transport: w.conn.Transport(),
+		Transport: w.conn.Transport(), Logger: w.log,
 	}
 }
 
@@ -230,13 +230,21 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	var restored *model.Snapshot
 	var restoredID string
-	var listedTo map[int]int64 // where restore stopped reading the snapshot topic
+	var listed []StoredSnapshot // the group's snapshots restore read
+	var listedTo map[int]int64  // where restore stopped reading the snapshot topic
 	if snapshots && cfg.Snapshot.Restore {
-		restored, restoredID, listedTo = w.restore(ctx, snapper)
+		var err error
+		if restored, restoredID, listed, listedTo, err = w.restore(ctx, snapper); err != nil {
+			w.closeSinks()
+			if ctx.Err() != nil {
+				return nil // stopped while starting: nothing was consumed
+			}
+			return err
+		}
 	}
 	if _, ok := w.rec.(model.Replica); ok && snapshots && cfg.Snapshot.Merge {
 		w.peers = NewPeers(w.conn, cfg.Snapshot.Topic, cfg.Kafka.Group, w.replica, w.log)
-		w.peers.Seed(w.kept, restoredID, restored) // what restore read is not read again
+		w.peers.Seed(listed, restoredID, restored) // what restore read is not read again
 		if restored != nil {
 			w.mergeRestored(w.rec.(model.Replica))
 		}
@@ -370,7 +378,12 @@ func (w *Worker) connect(ctx context.Context, client *kafka.Client, specs []Topi
 	if err := w.conn.Check(ctx); err != nil {
 		return err
 	}
-	return EnsureTopics(ctx, client, specs, w.cfg.Topics.Create, w.log)
+	// A broker that fails as the worker starts costs a retry, not the
+	// start; a wrong setting (topics.create false, a refused creation)
+	// stops it at once.
+	return retryRead(ctx, w.conn, w.cfg.Snapshot.RestoreTimeout, w.log, "ensuring topics", unreachable, func(ctx context.Context) error {
+		return EnsureTopics(ctx, client, specs, w.cfg.Topics.Create, w.log)
+	})
 }
 
 func (w *Worker) readerConfig() kafka.ReaderConfig {
@@ -431,9 +444,16 @@ func (w *Worker) closeSinks() {
 
 // fetch reads messages and decodes them until ctx ends. Decoding here keeps
 // it off the model goroutine.
+//
+// An error from FetchMessage is not waited on: kafka-go's partition
+// readers already back off (up to ReadBackoffMax) and look
+// the leader up again before each try, and queue their errors in front of
+// the messages. Sleeping per error would leave the errors of a failed
+// leader queued there, and the messages behind them waiting, long after
+// the partition had a new leader. Repeated errors are rate-limited
+// (logLimited).
 func (w *Worker) fetch(ctx context.Context, r *kafka.Reader, in chan<- fetched) {
 	lim := w.limits()
-	backoff := 10 * time.Millisecond
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -441,15 +461,8 @@ func (w *Worker) fetch(ctx context.Context, r *kafka.Reader, in chan<- fetched) 
 				return
 			}
 			w.logLimited("fetching "+err.Error(), slog.LevelWarn, "fetching", "topic", w.cfg.Topics.Feedback, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 2*time.Second)
 			continue
 		}
-		backoff = 10 * time.Millisecond
 		w.stats.Fetched.Add(1)
 		at := time.Now()
 		ev, derr := feedback.DecodeAt(m.Value, m.Time, lim)
@@ -893,7 +906,7 @@ func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan com
 		start := time.Now()
 		var err error
 		if len(msgs) > 0 {
-			err = r.CommitMessages(ctx, msgs...)
+			err = w.commitMessages(ctx, r, msgs)
 		}
 		done := time.Now()
 		w.stats.CommitNanos.Add(int64(done.Sub(start)))
@@ -932,6 +945,46 @@ func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan com
 		}
 	}
 	return nil
+}
+
+// commitMessages commits msgs' offsets. A commit that fails while the
+// group's coordinator moves to another broker is tried again, after a
+// backoff, until sink.write_timeout has passed (the reader finds the new
+// coordinator meanwhile); one the group refuses because it rebalanced is
+// not: the partitions' new owner re-reads from the last commit.
+func (w *Worker) commitMessages(ctx context.Context, r *kafka.Reader, msgs []kafka.Message) error {
+	deadline := time.Now().Add(w.cfg.Sink.WriteTimeout)
+	backoff := readBackoffMin
+	var loggedAt time.Time
+	for {
+		err := r.CommitMessages(ctx, msgs...)
+		if err == nil || ctx.Err() != nil || !commitRetriable(err) || !time.Now().Before(deadline) {
+			return err
+		}
+		w.stats.CommitRetries.Add(1)
+		if now := time.Now(); now.Sub(loggedAt) >= readLogEvery {
+			loggedAt = now
+			w.log.Warn("commit failed; retrying", "topic", w.cfg.Topics.Feedback, "partitions", len(msgs), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, readBackoffMax)
+	}
+}
+
+// commitRetriable reports whether a failed commit may succeed if tried
+// again: not when the group has moved on (a rebalance), whose new
+// partition owners re-read from the last commit.
+func commitRetriable(err error) bool {
+	for _, e := range []kafka.Error{kafka.RebalanceInProgress, kafka.IllegalGeneration, kafka.UnknownMemberId, kafka.FencedInstanceID} {
+		if errors.Is(err, e) {
+			return false
+		}
+	}
+	return sink.Retriable(err)
 }
 
 // maxEchoes bounds the snapshots an idle replica publishes after merging
@@ -1061,16 +1114,47 @@ func (w *Worker) publishSnapshot(ctx context.Context, wr *kafka.Writer, blob []b
 }
 
 // restore loads the newest valid snapshot of this replica (or else of the
-// group) into the model, if any, and returns it, its id, and where it
-// stopped reading the snapshot topic (the group's snapshots it read are in
-// w.kept).
-func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snapshot, string, map[int]int64) {
-	all, ends, err := listSnapshots(ctx, w.conn, w.cfg.Snapshot.Topic, w.cfg.Kafka.Group)
+// group) into the model, if any, and returns it, its id, the group's
+// snapshots it read and where it stopped reading the snapshot topic.
+//
+// A worker must not serve, or later snapshot, a model that starts from
+// nothing because the topic could not be read: until it is read, /readyz
+// reports the model not loaded, and after snapshot.restore_timeout of
+// failed reads restore returns an error wrapping ErrUnreadable. A topic
+// that holds no snapshot of the group is not an error: the model starts
+// fresh. The snapshots listed become the ones this worker retires as it
+// publishes newer ones (snapshot.keep), unless none of them loaded: a
+// worker that starts fresh then retires only its own.
+func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snapshot, string, []StoredSnapshot, map[int]int64, error) {
+	topic := w.cfg.Snapshot.Topic
+	if w.health != nil {
+		w.health.SetModelLoaded(false)
+	}
+	var all []StoredSnapshot
+	var ends map[int]int64
+	err := retryRead(ctx, w.conn, w.cfg.Snapshot.RestoreTimeout, w.log, "reading snapshot topic "+topic, nil, func(ctx context.Context) error {
+		var err error
+		all, ends, err = listSnapshots(ctx, w.conn, topic, w.cfg.Kafka.Group)
+		return err
+	})
 	if err != nil {
-		w.log.Warn("no snapshot restored: reading the snapshot topic failed", "topic", w.cfg.Snapshot.Topic, "err", err)
-		return nil, "", nil
+		return nil, "", nil, nil, fmt.Errorf("restoring the model from %s: %w", topic, err)
+	}
+	if w.health != nil {
+		defer w.health.SetModelLoaded(true)
+	}
+	snap, id, ends := w.load(m, all, ends)
+	if snap == nil && len(all) > 0 {
+		w.log.Warn("starting from a fresh model though the group has snapshots: none of them is retired by this worker", "topic", topic, "snapshots", len(all))
+		return nil, "", all, ends, nil
 	}
 	w.kept = all
+	return snap, id, all, ends, nil
+}
+
+// load loads the newest valid of the listed snapshots into the model and
+// returns it and its id (nil, "" if none loads) and ends.
+func (w *Worker) load(m model.Snapshotter, all []StoredSnapshot, ends map[int]int64) (*model.Snapshot, string, map[int]int64) {
 	// Its own newest snapshot, if it has one: a snapshot carries what its
 	// replica learned itself (the others' learning is merged back from
 	// theirs: mergeRestored). Otherwise the group's newest.

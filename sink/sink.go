@@ -12,7 +12,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -37,18 +39,33 @@ type WriterConfig struct {
 	ClientID     string
 	BatchTimeout time.Duration
 	BatchSize    int
+	// WriteTimeout bounds a Publish: messages that fail are retried, on
+	// fresh cluster metadata, until it has passed (0: until ctx ends).
 	WriteTimeout time.Duration
-	MaxAttempts  int
+	// MaxAttempts bounds the attempts of one produce request inside a
+	// round of Publish (kafka-go's Writer.MaxAttempts).
+	MaxAttempts int
 	// Transport carries the connection's TLS and SASL (kafkaconn); nil
 	// means plaintext with ClientID.
 	Transport *kafka.Transport
+	// Logger receives the retries (at most one line per RetryLogEvery);
+	// nil discards them.
+	Logger *slog.Logger
 }
+
+// RetryLogEvery is the least time between two log lines about retries of
+// one publisher.
+const RetryLogEvery = 5 * time.Second
 
 // Kafka is a Sink writing to one topic, keyed by message key (murmur2, as
 // the Java client partitions, so keys land where other clients put them).
 type Kafka struct {
-	w       *kafka.Writer
-	timeout time.Duration
+	w         *kafka.Writer
+	transport *kafka.Transport
+	timeout   time.Duration
+	log       *slog.Logger
+	retried   atomic.Int64
+	loggedAt  time.Time // last retry log line (Publish's goroutine)
 }
 
 // NewKafka returns a publisher that waits for acks from all in-sync replicas.
@@ -57,8 +74,12 @@ func NewKafka(cfg WriterConfig) *Kafka {
 	if transport == nil {
 		transport = &kafka.Transport{ClientID: cfg.ClientID, DialTimeout: 5 * time.Second}
 	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Kafka{
-		timeout: cfg.WriteTimeout,
+		timeout: cfg.WriteTimeout, transport: transport, log: log,
 		w: &kafka.Writer{
 			Addr:                   kafka.TCP(cfg.Brokers...),
 			Topic:                  cfg.Topic,
@@ -76,7 +97,12 @@ func NewKafka(cfg WriterConfig) *Kafka {
 	}
 }
 
-// Publish implements Sink.
+// Publish implements Sink. A message whose write fails for a reason that
+// can pass (a broker down, leadership moving, not enough replicas in sync)
+// is written again, with the others that failed, after a backoff and on
+// freshly read cluster metadata, so that it goes to the partition's new
+// leader, until WriteTimeout has passed. Messages of one partition fail or
+// succeed together, so a retry keeps each key's order.
 func (k *Kafka) Publish(ctx context.Context, msgs ...kafka.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -86,15 +112,91 @@ func (k *Kafka) Publish(ctx context.Context, msgs ...kafka.Message) error {
 		ctx, cancel = context.WithTimeout(ctx, k.timeout)
 		defer cancel()
 	}
-	if err := k.w.WriteMessages(ctx, msgs...); err != nil {
-		var werr kafka.WriteErrors
-		if errors.As(err, &werr) {
-			return fmt.Errorf("publishing to %s: %d of %d messages failed: %w", k.w.Topic, werr.Count(), len(msgs), err)
+	pending, backoff := msgs, retryBackoffMin
+	for {
+		err := k.w.WriteMessages(ctx, pending...)
+		if err == nil {
+			return nil
 		}
-		return fmt.Errorf("publishing to %s: %w", k.w.Topic, err)
+		failed := failedOf(pending, err)
+		if ctx.Err() != nil || !Retriable(err) {
+			var werr kafka.WriteErrors
+			if errors.As(err, &werr) {
+				return fmt.Errorf("publishing to %s: %d of %d messages failed: %w", k.w.Topic, len(failed), len(msgs), err)
+			}
+			return fmt.Errorf("publishing to %s: %w", k.w.Topic, err)
+		}
+		k.retried.Add(int64(len(failed)))
+		if now := time.Now(); now.Sub(k.loggedAt) >= RetryLogEvery {
+			k.loggedAt = now
+			k.log.Warn("publishing: retrying on fresh metadata", "topic", k.w.Topic, "messages", len(failed), "of", len(msgs), "err", err)
+		}
+		// A new connection pool reads the cluster's metadata again, so the
+		// retry goes to the partitions' current leaders.
+		k.transport.CloseIdleConnections()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("publishing to %s: %d of %d messages failed: %w (last error: %w)", k.w.Topic, len(failed), len(msgs), context.Cause(ctx), err)
+		case <-time.After(backoff):
+		}
+		pending, backoff = failed, min(2*backoff, retryBackoffMax)
 	}
-	return nil
 }
+
+// Backoff between two rounds of a Publish.
+const (
+	retryBackoffMin = 100 * time.Millisecond
+	retryBackoffMax = time.Second
+)
+
+// failedOf returns the messages of pending that err says failed (all of
+// them unless it is a kafka.WriteErrors).
+func failedOf(pending []kafka.Message, err error) []kafka.Message {
+	var werr kafka.WriteErrors
+	if !errors.As(err, &werr) || len(werr) != len(pending) {
+		return pending
+	}
+	failed := make([]kafka.Message, 0, werr.Count())
+	for i, e := range werr {
+		if e != nil {
+			failed = append(failed, pending[i])
+		}
+	}
+	return failed
+}
+
+// permanent are the broker errors a retry cannot cure.
+var permanent = map[kafka.Error]bool{
+	kafka.MessageSizeTooLarge: true, kafka.RecordListTooLarge: true, kafka.InvalidTopic: true,
+	kafka.InvalidRequiredAcks: true, kafka.TopicAuthorizationFailed: true, kafka.ClusterAuthorizationFailed: true,
+	kafka.InvalidTimestamp: true, kafka.UnsupportedVersion: true, kafka.PolicyViolation: true,
+	kafka.SASLAuthenticationFailed: true, kafka.UnsupportedCompressionType: true, kafka.InvalidRecord: true,
+}
+
+// Retriable reports whether a failed write may succeed if tried again:
+// every message's error is a network error, a broker that is down or a
+// broker error that can pass, not one a retry cannot cure (a message too
+// large, an authorization failure, a bad request).
+func Retriable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var werr kafka.WriteErrors
+	if errors.As(err, &werr) {
+		for _, e := range werr {
+			if e != nil && !Retriable(e) {
+				return false
+			}
+		}
+		return true
+	}
+	var kerr kafka.Error
+	return !errors.As(err, &kerr) || !permanent[kerr]
+}
+
+// Retried is the number of messages this publisher wrote again after a
+// failed write.
+func (k *Kafka) Retried() int64 { return k.retried.Load() }
 
 // Close implements Sink.
 func (k *Kafka) Close() error { return k.w.Close() }

@@ -25,7 +25,10 @@ the feedback topic, keyed by its user_id and partitioned by murmur2 of it
 the same way, e.g. kcat -X partitioner=murmur2_random, or users' sessions
 split between workers), and waits for every ack. Lines are
 sent verbatim, malformed ones included, so the worker's DLQ handling can be
-exercised; blank lines are skipped. The message timestamp is the time of
+exercised; blank lines are skipped. A write that fails because a broker is
+down or leadership is moving is retried against the new leaders until
+sink.write_timeout, keeping each user's events in order; the summary says
+how many messages were retried. The message timestamp is the time of
 sending, which replay --to-datetime seeks by. With tracing on (tracing.enabled
 or OTEL_EXPORTER_OTLP_ENDPOINT), each message gets a send span whose W3C
 traceparent goes into its headers, so the worker's spans join its trace.`,
@@ -62,7 +65,7 @@ traceparent goes into its headers, so the worker's spans join its trace.`,
 				Brokers: cfg.Kafka.Brokers, Topic: topic, ClientID: cfg.Kafka.ClientID + "-produce",
 				BatchTimeout: cfg.Sink.BatchTimeout, BatchSize: cfg.Sink.BatchSize,
 				WriteTimeout: cfg.Sink.WriteTimeout, MaxAttempts: cfg.Sink.MaxAttempts,
-				Transport: conn.Transport(),
+				Transport: conn.Transport(), Logger: a.logger(cfg),
 			})
 			defer out.Close()
 			tr, err := a.tracing(cmd.Context(), cfg, a.logger(cfg))
@@ -87,8 +90,8 @@ traceparent goes into its headers, so the worker's spans join its trace.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w (%d sent before the error)", file, err, res.Sent)
 			}
-			fmt.Fprintf(a.stdout, "produced %d events to %s in %s (%.0f/s); %d without a user_id key\n",
-				res.Sent, topic, res.Duration.Round(time.Millisecond), float64(res.Sent)/max(res.Duration.Seconds(), 1e-9), res.Unkeyed)
+			fmt.Fprintf(a.stdout, "produced %d events to %s in %s (%.0f/s); %d without a user_id key; %d retried\n",
+				res.Sent, topic, res.Duration.Round(time.Millisecond), float64(res.Sent)/max(res.Duration.Seconds(), 1e-9), res.Unkeyed, res.Retried)
 			return nil
 		},
 	}

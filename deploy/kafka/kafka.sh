@@ -2,8 +2,14 @@
 # Local single-node Apache Kafka (KRaft, broker+controller) on 127.0.0.1, no Docker.
 # Jars come from Maven Central via deploy/kafka/pom.xml; see README.md beside this file.
 #
-#   kafka.sh up     fetch jars (once), format storage, start the broker, wait until it answers
-#   kafka.sh down   stop the broker started by `up` and remove its data dir
+#   kafka.sh up       fetch jars (once), format storage, start the broker, wait until it answers
+#   kafka.sh down     stop the broker started by `up` and remove its data dir
+#
+# KAFKA_NODES=N (N > 1) runs an N-node cluster instead: node i (1..N) is broker
+# and controller on ports KAFKA_PORT+i-1 and KAFKA_CONTROLLER_PORT+i-1, static
+# voters, one cluster id, replication factor min(3, N), min ISR 2. Then also:
+#   kafka.sh kill I   SIGKILL node I (a broker failure), keeping its data
+#   kafka.sh start I  start node I again on its data, wait until it answers
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -12,6 +18,8 @@ POM="$SCRIPT_DIR/pom.xml"
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_NODES="${KAFKA_NODES:-1}"
+[[ "$KAFKA_NODES" =~ ^[1-9]$ ]] || { echo "kafka: ERROR: KAFKA_NODES must be 1..9, got '$KAFKA_NODES'" >&2; exit 1; }
 # Optional SASL_SSL listener (SCRAM-SHA-256/512) beside the PLAINTEXT one:
 # its port, the PEM keystore (unencrypted PKCS#8 key + certificate chain, as
 # deploy/kafka/certs writes it) and the SCRAM users created at format time,
@@ -28,12 +36,31 @@ JAVA="${JAVA:-${JAVA_HOME:+$JAVA_HOME/bin/}java}"
 
 LIBS="$CACHE/libs"
 MARKER="$CACHE/.fetched-$KAFKA_VERSION"
-PIDFILE="$DATA/kafka.pid"
-OUTFILE="$DATA/kafka.out"
-SERVER_LOG="$DATA/logs/server.log"
-PROPS="$DATA/server.properties"
-LOG4J="$DATA/log4j2.properties"
 DATA_TAG="$DATA/.adaptrec-kafka"   # proves the data dir is ours before rm -rf
+
+# node I: points the per-node globals at node I (1 in a single-node setup,
+# whose files sit in $DATA itself; a cluster's node I lives in $DATA/nodeI).
+node() {
+  NODE=$1
+  NODE_DIR="$DATA"
+  ((KAFKA_NODES == 1)) || NODE_DIR="$DATA/node$NODE"
+  PORT=$((KAFKA_PORT + NODE - 1))
+  CPORT=$((KAFKA_CONTROLLER_PORT + NODE - 1))
+  PIDFILE="$NODE_DIR/kafka.pid"
+  OUTFILE="$NODE_DIR/kafka.out"
+  SERVER_LOG="$NODE_DIR/logs/server.log"
+  PROPS="$NODE_DIR/server.properties"
+  LOG4J="$NODE_DIR/log4j2.properties"
+}
+node 1
+
+# voters: the static quorum, 1@127.0.0.1:C1,2@127.0.0.1:C2,...
+voters() {
+  local i v=()
+  for ((i = 1; i <= KAFKA_NODES; i++)); do v+=("$i@$KAFKA_HOST:$((KAFKA_CONTROLLER_PORT + i - 1))"); done
+  local IFS=,
+  echo "${v[*]}"
+}
 
 say() { echo "kafka: $*"; }
 die() { echo "kafka: ERROR: $*" >&2; exit 1; }
@@ -60,10 +87,6 @@ our_pid() {
   alive "$pid" || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
   echo "$pid"
-}
-
-started_in_log() {
-  [[ -f "$SERVER_LOG" ]] && grep -q 'Kafka Server started' "$SERVER_LOG"
 }
 
 show_logs() {
@@ -112,19 +135,19 @@ fetch_jars() {
 }
 
 write_config() {
-  mkdir -p "$DATA/logs" "$DATA/kraft"
+  mkdir -p "$NODE_DIR/logs" "$NODE_DIR/kraft"
   : >"$DATA_TAG"
   cat >"$PROPS" <<EOF
-# Written by deploy/kafka/kafka.sh: single-node KRaft broker+controller for tests.
+# Written by deploy/kafka/kafka.sh: KRaft broker+controller for tests.
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
+node.id=$NODE
+controller.quorum.bootstrap.servers=$KAFKA_HOST:$CPORT
+listeners=PLAINTEXT://$KAFKA_HOST:$PORT,CONTROLLER://$KAFKA_HOST:$CPORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$DATA/kraft
+log.dirs=$NODE_DIR/kraft
 num.partitions=6
 default.replication.factor=1
 min.insync.replicas=1
@@ -141,6 +164,21 @@ group.min.session.timeout.ms=1000
 num.network.threads=2
 num.io.threads=4
 EOF
+  if ((KAFKA_NODES > 1)); then
+    local rf=$((KAFKA_NODES < 3 ? KAFKA_NODES : 3))
+    sed -i '/^controller.quorum.bootstrap.servers=/d' "$PROPS"
+    cat >>"$PROPS" <<EOF
+# A $KAFKA_NODES-node cluster (KAFKA_NODES): static voters, replication $rf, min ISR 2.
+controller.quorum.voters=$(voters)
+default.replication.factor=$rf
+min.insync.replicas=2
+offsets.topic.replication.factor=$rf
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=2
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=2
+EOF
+  fi
   if [[ -n "$KAFKA_SASL_SSL_PORT" ]]; then
     cat >>"$PROPS" <<EOF
 # SASL_SSL listener (KAFKA_SASL_SSL_PORT); brokers talk to each other in PLAINTEXT.
@@ -190,107 +228,188 @@ java_opts() {
   local heap=($KAFKA_HEAP_OPTS)
   printf '%s\n' "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -Djava.awt.headless=true \
-    "-Dlog4j2.configurationFile=$LOG4J" "-Dkafka.logs.dir=$DATA/logs"
+    "-Dlog4j2.configurationFile=$LOG4J" "-Dkafka.logs.dir=$NODE_DIR/logs"
 }
 
-cmd_up() {
-  local t0=$SECONDS pid
-  if pid="$(our_pid)"; then
-    if port_open "$KAFKA_PORT"; then
-      say "already up on $KAFKA_HOST:$KAFKA_PORT (pid $pid)"
-      return 0
-    fi
-    say "pid $pid is running but not answering yet; waiting..."
-  else
-    command -v "$JAVA" >/dev/null || die "java not found (Kafka $KAFKA_VERSION needs Java 17+)"
-    if port_open "$KAFKA_PORT"; then
-      die "$KAFKA_HOST:$KAFKA_PORT is already in use by another process (not ours: no live pid in $PIDFILE)"
-    fi
-    if port_open "$KAFKA_CONTROLLER_PORT"; then
-      die "controller port $KAFKA_HOST:$KAFKA_CONTROLLER_PORT is already in use"
-    fi
-    if [[ -n "$KAFKA_SASL_SSL_PORT" ]]; then
-      [[ -r "$KAFKA_SSL_KEYSTORE_PEM" ]] || die "KAFKA_SASL_SSL_PORT needs KAFKA_SSL_KEYSTORE_PEM, a readable PEM keystore (go run ./deploy/kafka/certs writes one)"
-      if port_open "$KAFKA_SASL_SSL_PORT"; then
-        die "SASL_SSL port $KAFKA_HOST:$KAFKA_SASL_SSL_PORT is already in use"
-      fi
-    fi
-    fetch_jars
-    # Stale data from a run that was not brought down: start from scratch.
-    remove_data
-    write_config
+# launch: starts the current node's broker on its formatted data; prints its pid.
+launch() {
+  local opts=() launcher=()
+  mapfile -t opts < <(java_opts)
+  # setsid: own session, so the broker outlives this script and a ^C aimed at the caller.
+  command -v setsid >/dev/null && launcher=(setsid)
+  nohup "${launcher[@]}" "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.Kafka "$PROPS" \
+    >>"$OUTFILE" 2>&1 </dev/null &
+  echo "$!" >"$PIDFILE"
+  echo "$!"
+}
 
-    local cid
-    cid="${KAFKA_CLUSTER_ID:-$(random_cluster_id)}"
-    local opts=() users=() scram=() u
-    mapfile -t opts < <(java_opts)
-    read -r -a users <<<"$KAFKA_SCRAM_USERS" # split on spaces, no globbing of the [...]
-    for u in "${users[@]}"; do scram+=(--add-scram "$u"); done
-    say "formatting storage in $DATA (cluster id $cid)..."
-    if ! "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format \
-        -t "$cid" -c "$PROPS" --standalone "${scram[@]}" >"$DATA/format.out" 2>&1; then
-      cat "$DATA/format.out" >&2
-      die "storage format failed"
-    fi
+# starts: how many times the current node's log says it started.
+starts() {
+  [[ -f "$SERVER_LOG" ]] || { echo 0; return; }
+  grep -c 'Kafka Server started' "$SERVER_LOG" || true
+}
 
-    say "starting broker $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT..."
-    # setsid: own session, so the broker outlives this script and a ^C aimed at the caller.
-    local launcher=()
-    command -v setsid >/dev/null && launcher=(setsid)
-    nohup "${launcher[@]}" "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.Kafka "$PROPS" \
-      >"$OUTFILE" 2>&1 </dev/null &
-    pid=$!
-    echo "$pid" >"$PIDFILE"
-  fi
-
-  local deadline=$((SECONDS + KAFKA_START_TIMEOUT))
+# wait_ready PID BEFORE: waits until the current node answers and its log
+# has more than BEFORE starts.
+wait_ready() {
+  local pid=$1 before=$2 deadline=$((SECONDS + KAFKA_START_TIMEOUT))
   while :; do
     if ! alive "$pid"; then
       show_logs
-      die "broker process $pid exited during startup"
+      die "broker process $pid (node $NODE) exited during startup"
     fi
-    if port_open "$KAFKA_PORT" && started_in_log && { [[ -z "$KAFKA_SASL_SSL_PORT" ]] || port_open "$KAFKA_SASL_SSL_PORT"; }; then
-      break
+    if port_open "$PORT" && (($(starts) > before)) && { [[ -z "$KAFKA_SASL_SSL_PORT" ]] || port_open "$KAFKA_SASL_SSL_PORT"; }; then
+      return 0
     fi
     if ((SECONDS >= deadline)); then
       show_logs
-      die "broker did not come up on $KAFKA_HOST:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s (pid $pid still running; run '$0 down')"
+      die "broker did not come up on $KAFKA_HOST:$PORT within ${KAFKA_START_TIMEOUT}s (pid $pid still running; run '$0 down')"
     fi
     sleep 0.2
   done
-  say "up on $KAFKA_HOST:$KAFKA_PORT (pid $pid, $((SECONDS - t0))s, logs in $DATA/logs)"
+}
+
+# format CID: formats the current node's storage (a single node is its own
+# quorum: --standalone; a cluster's voters are static, in the config).
+format() {
+  local opts=() users=() scram=() u standalone=()
+  mapfile -t opts < <(java_opts)
+  read -r -a users <<<"$KAFKA_SCRAM_USERS" # split on spaces, no globbing of the [...]
+  for u in "${users[@]}"; do scram+=(--add-scram "$u"); done
+  ((KAFKA_NODES > 1)) || standalone=(--standalone)
+  if ! "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format \
+      -t "$1" -c "$PROPS" "${standalone[@]}" "${scram[@]}" >"$NODE_DIR/format.out" 2>&1; then
+    cat "$NODE_DIR/format.out" >&2
+    die "storage format failed (node $NODE)"
+  fi
+}
+
+cmd_up() {
+  local t0=$SECONDS i pid running=0 pids=()
+  for ((i = 1; i <= KAFKA_NODES; i++)); do
+    node "$i"
+    if our_pid >/dev/null; then running=$((running + 1)); fi
+  done
+  if ((running == KAFKA_NODES)); then
+    node 1
+    if port_open "$PORT"; then
+      say "already up on $KAFKA_HOST:$KAFKA_PORT ($KAFKA_NODES node(s))"
+      return 0
+    fi
+  fi
+  ((running == 0)) || die "only $running of $KAFKA_NODES nodes are running; run '$0 down' first"
+  command -v "$JAVA" >/dev/null || die "java not found (Kafka $KAFKA_VERSION needs Java 17+)"
+  for ((i = 1; i <= KAFKA_NODES; i++)); do
+    node "$i"
+    if port_open "$PORT"; then
+      die "$KAFKA_HOST:$PORT is already in use by another process (not ours: no live pid in $PIDFILE)"
+    fi
+    if port_open "$CPORT"; then
+      die "controller port $KAFKA_HOST:$CPORT is already in use"
+    fi
+  done
+  if [[ -n "$KAFKA_SASL_SSL_PORT" ]]; then
+    ((KAFKA_NODES == 1)) || die "KAFKA_SASL_SSL_PORT needs KAFKA_NODES=1"
+    [[ -r "$KAFKA_SSL_KEYSTORE_PEM" ]] || die "KAFKA_SASL_SSL_PORT needs KAFKA_SSL_KEYSTORE_PEM, a readable PEM keystore (go run ./deploy/kafka/certs writes one)"
+    if port_open "$KAFKA_SASL_SSL_PORT"; then
+      die "SASL_SSL port $KAFKA_HOST:$KAFKA_SASL_SSL_PORT is already in use"
+    fi
+  fi
+  fetch_jars
+  # Stale data from a run that was not brought down: start from scratch.
+  remove_data
+  local cid
+  cid="${KAFKA_CLUSTER_ID:-$(random_cluster_id)}"
+  say "formatting storage in $DATA (cluster id $cid, $KAFKA_NODES node(s))..."
+  for ((i = 1; i <= KAFKA_NODES; i++)); do
+    node "$i"
+    write_config
+    format "$cid"
+  done
+  # A cluster's nodes start together: none is ready before a quorum is.
+  for ((i = 1; i <= KAFKA_NODES; i++)); do
+    node "$i"
+    say "starting broker $KAFKA_VERSION (node $i) on $KAFKA_HOST:$PORT..."
+    pids+=("$(launch)")
+  done
+  for ((i = 1; i <= KAFKA_NODES; i++)); do
+    node "$i"
+    wait_ready "${pids[i - 1]}" 0
+  done
+  say "up on $KAFKA_HOST:$KAFKA_PORT ($KAFKA_NODES node(s), pids ${pids[*]}, $((SECONDS - t0))s, logs in $DATA)"
+}
+
+# stop_node: TERM the current node's broker, KILL after 20 s.
+stop_node() {
+  local pid i
+  pid="$(our_pid)" || return 0
+  say "stopping pid $pid (node $NODE)..."
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    alive "$pid" || break
+    sleep 0.2
+  done
+  if alive "$pid"; then
+    say "pid $pid did not stop within 20s; killing"
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+      alive "$pid" || break
+      sleep 0.1
+    done
+  fi
 }
 
 cmd_down() {
-  local pid
-  if pid="$(our_pid)"; then
-    say "stopping pid $pid..."
-    kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 100; i++)); do
-      alive "$pid" || break
-      sleep 0.2
-    done
-    if alive "$pid"; then
-      say "pid $pid did not stop within 20s; killing"
-      kill -KILL "$pid" 2>/dev/null || true
-      for ((i = 0; i < 50; i++)); do
-        alive "$pid" || break
-        sleep 0.1
-      done
-    fi
-  else
-    say "no running broker for $DATA"
-  fi
+  local i
+  for ((i = 1; i <= KAFKA_NODES; i++)); do
+    node "$i"
+    if our_pid >/dev/null; then stop_node; else say "no running broker for $NODE_DIR"; fi
+  done
   remove_data
   say "down ($DATA removed)"
+}
+
+# node_arg I: checks that I names a node of the cluster and selects it.
+node_arg() {
+  ((KAFKA_NODES > 1)) || die "kill and start need a cluster (KAFKA_NODES > 1)"
+  [[ "${1:-}" =~ ^[1-9]$ ]] && (($1 <= KAFKA_NODES)) || die "node must be 1..$KAFKA_NODES, got '${1:-}'"
+  node "$1"
+}
+
+# cmd_kill I: SIGKILL node I, as a crash would, and wait until it is gone.
+cmd_kill() {
+  node_arg "$1"
+  local pid i
+  pid="$(our_pid)" || die "node $1 is not running"
+  kill -KILL "$pid"
+  for ((i = 0; i < 100; i++)); do
+    alive "$pid" || break
+    sleep 0.05
+  done
+  say "killed node $1 (pid $pid, port $PORT)"
+}
+
+# cmd_start I: start node I again on its data and wait until it answers.
+cmd_start() {
+  node_arg "$1"
+  local pid before
+  if pid="$(our_pid)"; then
+    say "node $1 already running (pid $pid)"
+    return 0
+  fi
+  before="$(starts)"
+  pid="$(launch)"
+  wait_ready "$pid" "$before"
+  say "node $1 up again on $KAFKA_HOST:$PORT (pid $pid)"
 }
 
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
+  kill) cmd_kill "${2:-}" ;;
+  start) cmd_start "${2:-}" ;;
   *)
-    echo "usage: $0 up|down" >&2
+    echo "usage: $0 up|down|kill NODE|start NODE" >&2
     exit 2
     ;;
 esac

@@ -156,6 +156,12 @@ func (c *Conn) Client() *kafka.Client {
 	return &kafka.Client{Addr: kafka.TCP(c.brokers...), Timeout: c.timeout, Transport: c.admin}
 }
 
+// Refresh drops the admin clients' connections and cached cluster
+// metadata, so that their next request reads the metadata again: after a
+// broker failure, it names the partitions' new leaders at once instead of
+// after the transport's metadata TTL.
+func (c *Conn) Refresh() { c.admin.CloseIdleConnections() }
+
 // Dialer returns a dialer for readers and partition connections.
 func (c *Conn) Dialer() *kafka.Dialer {
 	return &kafka.Dialer{ClientID: c.clientID, Timeout: c.timeout, DualStack: true, TLS: c.tls, SASLMechanism: c.mech}

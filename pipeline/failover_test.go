@@ -1,0 +1,354 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/pipeline"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
+	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
+	"github.com/adaptrec/adaptrec/sink"
+)
+
+// The failover tests run on a 3-node KRaft cluster (make test-failover):
+// replication 3, min ISR 2, a node killed with SIGKILL while the worker
+// runs. They assert what the design guarantees, not how fast: nothing
+// lost, no exit, lists resume, a restarted worker serves the restored
+// model.
+
+// replicatedConfig is a worker configuration on the cluster with every
+// topic replicated 3 times, its topics created.
+func replicatedConfig(t *testing.T, cl *kafkatest.Cluster) configs.Config {
+	t.Helper()
+	cfg := kafkatest.Config(t, kafkatest.Target{Name: "cluster", Brokers: cl.Brokers})
+	cfg.Topics.ReplicationFactor = 3
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var specs []pipeline.TopicSpec
+	for _, n := range []string{cfg.Topics.Feedback, cfg.Topics.Recommendations, cfg.Topics.DLQ, cfg.Topics.Decisions} {
+		specs = append(specs, pipeline.TopicSpec{Name: n, Partitions: cfg.Topics.Partitions, ReplicationFactor: 3})
+	}
+	// A list's timestamp is when the broker stored it, so that the pause a
+	// failover causes can be read off the topics.
+	specs[1].Configs = map[string]string{"message.timestamp.type": "LogAppendTime"}
+	if err := pipeline.EnsureTopics(ctx, kafkatest.Client(cl.Brokers), specs, true, kafkatest.Logger(t)); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// running is a worker started in the background: done receives Run's
+// error when it returns.
+type running struct {
+	w    *pipeline.Worker
+	done chan error
+	stop func() error
+}
+
+// runInBackground starts a worker; log, if not nil, receives its log.
+func runInBackground(t *testing.T, cfg configs.Config, log io.Writer) *running {
+	t.Helper()
+	rec, err := model.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg := kafkatest.Logger(t)
+	if log != nil {
+		lg = kafkatest.LoggerTo(log)
+	}
+	r := &running{w: pipeline.NewWorker(cfg, lg, rec, nil), done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { r.done <- r.w.Run(ctx) }()
+	var once sync.Once
+	var stopErr error
+	r.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-r.done:
+			case <-time.After(90 * time.Second):
+				stopErr = errors.New("worker did not stop within 90s of cancellation")
+			}
+		})
+		return stopErr
+	}
+	t.Cleanup(func() { _ = r.stop() })
+	return r
+}
+
+// syncWriter lets the test read a log the worker writes concurrently.
+type syncWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncWriter) contains(sub string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Contains(s.buf.String(), sub)
+}
+
+// waitCommittedWhileUp waits until the group has committed the end of the
+// feedback topic, failing at once if the worker exits meanwhile.
+func waitCommittedWhileUp(t *testing.T, cfg configs.Config, r *running, timeout time.Duration) {
+	t.Helper()
+	client := kafkatest.Client(cfg.Kafka.Brokers)
+	var last string
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
+		select {
+		case err := <-r.done:
+			t.Fatalf("the worker exited while the cluster recovered: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ends, err1 := pipeline.EndOffsets(ctx, client, cfg.Topics.Feedback)
+		committed, err2 := pipeline.CommittedOffsets(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback)
+		cancel()
+		if err := errors.Join(err1, err2); err != nil {
+			last = err.Error()
+			continue
+		}
+		done := true
+		for p, end := range ends {
+			done = done && (committed[p] == end || end == 0)
+		}
+		if done {
+			return
+		}
+		last = fmt.Sprintf("ends %v committed %v", ends, committed)
+	}
+	t.Fatalf("group did not commit the end of %s within %v (%s)", cfg.Topics.Feedback, timeout, last)
+}
+
+// TestFailoverLeaderKill kills, with SIGKILL, the node that leads most
+// partitions of the feedback topic while events stream in at 1,000/s,
+// and starts it again later. The producer and the worker ride it out:
+// every event is acknowledged, the worker does not exit, and every user
+// gets a list reflecting their last event (nothing lost; lists resume).
+func TestFailoverLeaderKill(t *testing.T) {
+	cl := kafkatest.RealCluster(t)
+	cfg := replicatedConfig(t, cl)
+	lines, _ := kafkatest.Events(9_000, 0, 600, 1)
+	r := runInBackground(t, cfg, nil)
+	victim := cl.MostLeading(t, cfg.Topics.Feedback)
+	t.Logf("node %d leads most partitions of %s: %v", victim, cfg.Topics.Feedback, cl.Leaders(t, cfg.Topics.Feedback))
+
+	// One produce request per attempt inside a round (MaxAttempts 1), so
+	// the writes that reach the dead leader are the publisher's retries.
+	out := sink.NewKafka(sink.WriterConfig{Brokers: cl.Brokers, Topic: cfg.Topics.Feedback, BatchTimeout: 2 * time.Millisecond,
+		BatchSize: 1000, WriteTimeout: cfg.Sink.WriteTimeout, MaxAttempts: 1, Logger: kafkatest.Logger(t)})
+	defer out.Close()
+	var sent atomic.Int64
+	produced := make(chan error, 1)
+	var res pipeline.ProduceResult
+	go func() {
+		var err error
+		res, err = pipeline.Produce(context.Background(), out, bytesReader(lines), pipeline.ProduceOptions{
+			Rate: 1000, Progress: func(n int) { sent.Store(int64(n)) }})
+		produced <- err
+	}()
+	waitSent(t, &sent, 3_000, produced)
+	killed := time.Now()
+	cl.Kill(t, victim)
+	waitSent(t, &sent, 6_000, produced)
+	cl.Start(t, victim)
+	if err := <-produced; err != nil {
+		t.Fatalf("produce did not survive the leader's failure: %v", err)
+	}
+	if res.Sent != len(lines) || res.Retried == 0 {
+		t.Fatalf("produce sent %d of %d, retried %d: want all, some retried (writes to the dead leader fail)", res.Sent, len(lines), res.Retried)
+	}
+	waitCommittedWhileUp(t, cfg, r, 3*time.Minute)
+	if err := r.stop(); err != nil {
+		t.Fatalf("graceful stop after the failover: %v", err)
+	}
+	// A write whose ack timed out may have landed: retried, it lands
+	// twice (at-least-once). None may be missing.
+	input := kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Feedback)
+	stored := map[string]bool{}
+	for _, m := range input {
+		stored[string(m.Value)] = true
+	}
+	for i, l := range lines {
+		if !stored[string(l)] {
+			t.Fatalf("event %d was acknowledged but is not on the feedback topic: %s", i, l)
+		}
+	}
+	last, _ := lastValid(t, input)
+	reflected := map[string]bool{}
+	for _, rec := range readRecs(t, cfg) {
+		if l := last[rec.UserID]; int(rec.Partition) == l.p && rec.Offset == l.o {
+			reflected[rec.UserID] = true
+		}
+	}
+	logPause(t, cl, victim, killed, input, kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Recommendations))
+	for u, l := range last {
+		if !reflected[u] {
+			t.Errorf("user %s: no list reflects their last event %d@%d", u, l.p, l.o)
+		}
+	}
+	t.Logf("%d users, each with a list of their last event; produce retried %d messages, %d stored twice", len(last), res.Retried, len(input)-len(lines))
+}
+
+// logPause logs the pause in lists the failover caused: the longest time
+// from an event's first send to the list that reflects it (lists carry the
+// broker's append time), beside the typical one, and when the controller
+// fenced the killed node, which is when its partitions got new leaders.
+// README: Delivery and shutdown quotes these lines.
+func logPause(t *testing.T, cl *kafkatest.Cluster, victim int, killed time.Time, input, recs []kafka.Message) {
+	t.Helper()
+	sentAt := map[loc]time.Time{}
+	for _, m := range input {
+		if _, ok := sentAt[loc{m.Partition, m.Offset}]; !ok {
+			sentAt[loc{m.Partition, m.Offset}] = m.Time
+		}
+	}
+	var waits []time.Duration
+	for _, m := range recs {
+		var r model.Recommendation
+		if err := json.Unmarshal(m.Value, &r); err != nil {
+			t.Fatal(err)
+		}
+		if at, ok := sentAt[loc{int(r.Partition), r.Offset}]; ok {
+			waits = append(waits, m.Time.Sub(at))
+		}
+	}
+	if len(waits) == 0 {
+		t.Fatal("no list reflects an event")
+	}
+	slices.Sort(waits)
+	fenced, ok := cl.Fenced(t, victim, killed)
+	election := "not in the log"
+	if ok {
+		election = fenced.Sub(killed).Round(10 * time.Millisecond).String()
+	}
+	t.Logf("FAILOVER pause=%v typical=%v node_fenced_after=%s lists=%d",
+		waits[len(waits)-1].Round(10*time.Millisecond), waits[len(waits)/2].Round(time.Millisecond), election, len(waits))
+}
+
+// waitSent waits until the producer has had n events acknowledged.
+func waitSent(t *testing.T, sent *atomic.Int64, n int64, produced chan error) {
+	t.Helper()
+	for sent.Load() < n {
+		select {
+		case err := <-produced:
+			t.Fatalf("produce ended after %d events: %v", sent.Load(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TestFailoverRestoreWhileBrokersDown restarts a DQN worker while two of
+// the three nodes, the snapshot partition's leader among them, are down
+// (the cluster has no quorum, so the partition has no leader: the
+// snapshot topic cannot be read). The worker must not start from an
+// empty model: it retries until the nodes are back and then restores the
+// snapshot its predecessor left. A worker whose snapshot.restore_timeout
+// passes first exits with ErrUnreadable instead of serving.
+func TestFailoverRestoreWhileBrokersDown(t *testing.T) {
+	cl := kafkatest.RealCluster(t)
+	cfg := replicatedConfig(t, cl)
+	cfg.Recommender.Model = "dqn"
+	produce(t, cfg, func() [][]byte { l, _ := kafkatest.Events(600, 0, 200, 2); return l }())
+	first := runInBackground(t, cfg, nil)
+	waitCommittedWhileUp(t, cfg, first, 3*time.Minute)
+	if err := first.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The snapshot topic exists now (the worker created it); its only
+	// partition's leader and one more node go down.
+	down := []int{cl.Leaders(t, cfg.Snapshot.Topic)[0]}
+	down = append(down, down[0]%len(cl.Brokers)+1)
+	for _, n := range down {
+		cl.Kill(t, n)
+	}
+
+	short := cfg
+	short.Snapshot.RestoreTimeout = 3 * time.Second
+	gaveUp := runInBackground(t, short, nil)
+	select {
+	case err := <-gaveUp.done:
+		if !errors.Is(err, pipeline.ErrUnreadable) {
+			t.Fatalf("a worker that cannot read the snapshot topic for snapshot.restore_timeout returned %v, want ErrUnreadable", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("a worker that cannot read the snapshot topic did not exit after snapshot.restore_timeout")
+	}
+
+	// The restart proper: it waits, retrying, until the nodes are back.
+	log := &syncWriter{}
+	second := runInBackground(t, cfg, log)
+	for !log.contains("retrying on fresh metadata") {
+		select {
+		case err := <-second.done:
+			t.Fatalf("the restarted worker exited while the snapshot topic was unreadable: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	for _, n := range down {
+		cl.Start(t, n)
+	}
+	produce(t, cfg, func() [][]byte { l, _ := kafkatest.Events(200, 0, 200, 3); return l }())
+	waitCommittedWhileUp(t, cfg, second, 3*time.Minute)
+	if got := second.w.Restored(); got.Checksum == "" || got.Items == 0 {
+		t.Fatalf("the restarted worker served without restoring its predecessor's snapshot (restored %+v)", got)
+	}
+	if err := second.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A worker that starts from a fresh model because none of the group's
+// snapshots on the topic loads must not retire them as it publishes its
+// own (snapshot.keep): they may hold what the group learned.
+func TestWorkerKeepsSnapshotsItCouldNotLoad(t *testing.T) {
+	targets := kafkatest.Targets(t)
+	cfg := smallDQN(t, targets[len(targets)-1])
+	cfg.Snapshot.EveryBatches, cfg.Snapshot.Keep = 1, 1
+	kafkatest.CreateTopics(t, cfg)
+	kafkatest.CreateTopic(t, cfg.Kafka.Brokers, cfg.Snapshot.Topic, 1)
+	// Complete (every chunk, the digest matches) but not a model snapshot:
+	// say, one written by a newer version.
+	unreadable := pipeline.SnapshotMessages(cfg.Kafka.Group, "0000000000000000001", "other", []byte("not a snapshot this version reads"), 0)
+	out := newSink(cfg.Kafka.Brokers, cfg.Snapshot.Topic)
+	if err := out.Publish(context.Background(), unreadable...); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	lines, _ := kafkatest.Events(600, 0, 100, 4)
+	produce(t, cfg, lines)
+	_, ws := runReplicas(t, cfg, "worker")
+	if n := ws[0].Stats().Snapshots.Load(); n < 2 {
+		t.Fatalf("the worker published %d snapshots; the test needs more than snapshot.keep", n)
+	}
+	all, err := pipeline.ListSnapshots(context.Background(), kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Snapshot.Topic, cfg.Kafka.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range all {
+		if s.ID == "0000000000000000001" {
+			return
+		}
+	}
+	t.Fatalf("the snapshot the worker could not load was retired: %+v", all)
+}
