@@ -21,7 +21,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/ipc"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // SnapshotFormat is the version of the snapshot layout this build writes

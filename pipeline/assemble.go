@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/adaptrec/adaptrec/configs"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // Assembler turns validated events into the Arrow batches a model learns

@@ -12,8 +12,8 @@ import (
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/pipeline/embedded"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
 )
 
 // TestRebuildSessionsReadsWhatTheModelMissed checks which events a worker

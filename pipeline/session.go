@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/adaptrec/adaptrec/model"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // Sessions assigns a session to every event that comes without one: a run of
