@@ -19,6 +19,7 @@ import (
 
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
+	"github.com/adaptrec/adaptrec/model/session"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 )
 
@@ -361,7 +362,7 @@ func (w *Worker) mergePeers(r model.Replica) {
 // processed. It re-reads at most session.rebuild_events events before the
 // batch's first offset of the partition and feeds them to the assembler
 // and to the model's users without learning or publishing.
-func (w *Worker) rebuildSessions(ctx context.Context, items []fetched, asm *Assembler, obs model.Observer) error {
+func (w *Worker) rebuildSessions(ctx context.Context, items []fetched, asm *session.Assembler, obs model.Observer) error {
 	limit := int64(w.cfg.Session.RebuildEvents)
 	firsts := map[int]int64{}
 	var order []int

@@ -20,6 +20,7 @@ import (
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
+	"github.com/adaptrec/adaptrec/model/session"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 	"github.com/adaptrec/adaptrec/sink"
@@ -477,7 +478,7 @@ func (w *Worker) limits() feedback.Limits {
 // model owns the recommender: it batches, assigns sessions, builds the Arrow
 // record, learns and encodes the outputs.
 func (w *Worker) model(ctx context.Context, in <-chan fetched, out chan<- output) error {
-	asm := NewAssembler(w.cfg.Session)
+	asm := session.NewAssembler(w.cfg.Session)
 	asm.OnSplit = w.userSplit
 	defer asm.Release()
 	b := Batcher[fetched]{Size: w.cfg.Batch.Size, MaxWait: w.cfg.Batch.MaxWait,
@@ -507,7 +508,7 @@ func (w *Worker) model(ctx context.Context, in <-chan fetched, out chan<- output
 	})
 }
 
-func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *Assembler) (o output, err error) {
+func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *session.Assembler) (o output, err error) {
 	o.batch.first = items[0].at
 	var bctx context.Context
 	var span trace.Span

@@ -1,4 +1,9 @@
-package pipeline
+// Package session owns what happens to an event between its decoding and
+// the model: the session it belongs to (given, or derived from the user's
+// idle gap) and the Arrow batch it joins. The worker and the evaluation
+// harness both batch through its Assembler, so offline results come from
+// the worker's own code path; it imports no Kafka client.
+package session
 
 import (
 	"strconv"
