@@ -241,7 +241,3 @@ func NewestValid(all []StoredSnapshot, topic string, log *slog.Logger) (*model.S
 	}
 	return nil, nil
 }
-
-// Version is the adaptrec version written into snapshots (the main
-// module's version, set by cmd/adaptrec).
-var Version = "devel"

@@ -91,6 +91,8 @@ type Worker struct {
 
 	splits splitWarnings // users seen on more than one partition (model goroutine)
 
+	version string // the adaptrec version written into snapshots (SetVersion)
+
 	// the partitions the group assigned to this worker (kafka-go's log),
 	// and how it followed the recorded order of a replay (followOrder)
 	assigned    *assignment
@@ -109,13 +111,18 @@ func (w *Worker) Instrument(t *telemetry.Tracing, m *telemetry.Metrics, h *telem
 	w.metrics, w.health = m, h
 }
 
+// SetVersion sets the adaptrec version the worker writes into its
+// snapshots (the binary's module version; "devel" if not set). Call it
+// before Run.
+func (w *Worker) SetVersion(v string) { w.version = v }
+
 // NewWorker returns a worker for cfg that serves rec. stats may be nil.
 func NewWorker(cfg configs.Config, log *slog.Logger, rec model.Recommender, stats *Stats) *Worker {
 	if stats == nil {
 		stats = &Stats{}
 	}
 	w := &Worker{cfg: cfg, log: log, rec: rec, stats: stats, gone: make(chan error, 1), logLimit: telemetry.NewLimiter(logRepeatInterval),
-		dedupe: NewDedupe(cfg.Dedupe.Window)}
+		dedupe: NewDedupe(cfg.Dedupe.Window), version: "devel"}
 	if w.conn, w.connErr = kafkaconn.FromConfig(cfg.Kafka); w.connErr != nil {
 		w.conn = kafkaconn.Plain(cfg.Kafka.Brokers) // never dialled: Run returns connErr
 	}
@@ -1028,7 +1035,7 @@ func (w *Worker) encodeSnapshot(m model.Snapshotter, final bool) ([]byte, error)
 	for p, o := range w.consumed {
 		offsets[p] = o
 	}
-	meta := model.SnapshotMeta{Version: Version, Offsets: offsets, Created: time.Now().UTC(), Replica: w.replica, Decider: w.decider, Final: final, Replicas: 1,
+	meta := model.SnapshotMeta{Version: w.version, Offsets: offsets, Created: time.Now().UTC(), Replica: w.replica, Decider: w.decider, Final: final, Replicas: 1,
 		Dedupe: w.dedupe.Keys()}
 	if w.peers != nil {
 		meta.Replicas += len(w.peers.Live(meta.Created, w.cfg.Snapshot.PeerTimeout))
