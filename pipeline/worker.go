@@ -1111,7 +1111,3 @@ func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snaps
 		"created", snap.Meta.Created, "items", snap.Meta.Items, "widths", snap.Meta.Widths, "offsets", snap.Meta.Offsets)
 	return snap, from.ID, ends
 }
-
-// Restored is the metadata of the snapshot the worker started from (zero
-// if none).
-func (w *Worker) Restored() model.SnapshotMeta { return w.restored }
