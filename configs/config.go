@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -863,26 +862,6 @@ func envName(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// Keys returns every configuration key in dotted form, sorted.
-func Keys() []string {
-	var keys []string
-	var walk func(t reflect.Type, prefix string)
-	walk = func(t reflect.Type, prefix string) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			k := prefix + f.Tag.Get("mapstructure")
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
-				walk(f.Type, k+".")
-				continue
-			}
-			keys = append(keys, k)
-		}
-	}
-	walk(reflect.TypeFor[Config](), "")
-	slices.Sort(keys)
-	return keys
 }
 
 func validTopic(s string) bool {

@@ -5,7 +5,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // AdaptiveConfig configures the adaptive DQN.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // sessions makes a stream of users with several sessions each.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/eval"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 var start = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // ItemKNNConfig configures ItemKNN.

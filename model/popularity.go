@@ -6,7 +6,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // PopularityConfig configures Popularity.

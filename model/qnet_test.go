@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // The gorgonia training graph and the plain-Go serving path compute the

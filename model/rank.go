@@ -5,7 +5,7 @@ import (
 	"context"
 	"math"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // Probe observes a model as the evaluation harness sees it: for event i of

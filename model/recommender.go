@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/adaptrec/adaptrec/configs"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // Item is one entry of a recommendation list.

@@ -21,7 +21,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/ipc"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // SnapshotFormat is the version of the snapshot layout this build writes
@@ -754,9 +754,6 @@ func (d *DQN) merge(s *Snapshot, w float64, average bool) error {
 	n, dim := len(ids), d.cfg.Dim
 	ein, eout, bias := s.rows["items.ein"].f32, s.rows["items.eout"].f32, s.rows["items.bias"].f32
 	fresh := s.rows["items.fresh"].f32
-	if len(fresh) == 0 {
-		fresh = make([]float32, n) // written before replicas counted
-	}
 	if len(ein) != n*dim || len(eout) != n*dim || len(bias) != n || len(fresh) != n {
 		return fmt.Errorf("snapshot's item tables do not match its vocabulary")
 	}

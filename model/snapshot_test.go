@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 func trainedDQN(t testing.TB, cfg DQNConfig, events int) *DQN {

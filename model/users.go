@@ -3,7 +3,7 @@ package model
 import (
 	"strings"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // UserState is what a model remembers of one user: the items consumed (so

@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 func TestUserStoreBoundedByCapAndTTL(t *testing.T) {

@@ -3,7 +3,7 @@ package pipeline
 import (
 	"hash/fnv"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // Dedupe remembers the keys of the last window events the worker learned,

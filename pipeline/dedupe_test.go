@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 func TestDedupeWindow(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/model/session"
 	"github.com/adaptrec/adaptrec/pipeline/embedded"
 )
 
@@ -38,7 +39,7 @@ func TestRebuildSessionsGivesUpAfterRestoreTimeout(t *testing.T) {
 	defer w.closeSinks()
 	w.consumed = map[int32]int64{}
 	broker.Close() // the partition cannot be read
-	asm := NewAssembler(cfg.Session)
+	asm := session.NewAssembler(cfg.Session)
 	defer asm.Release()
 	items := []fetched{{msg: kafka.Message{Topic: topic, Partition: 0, Offset: 10}}}
 	err = w.rebuildSessions(context.Background(), items, asm, rec.(model.Observer))

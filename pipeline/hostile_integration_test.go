@@ -11,8 +11,8 @@ import (
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/pipeline"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 	"github.com/adaptrec/adaptrec/sink"
@@ -137,8 +137,8 @@ func TestWorkerKeepsHostileInputOut(t *testing.T) {
 				t.Fatalf("DLQ holds %d messages, want %d", len(dead), len(bad))
 			}
 			for _, m := range dead {
-				if got, want := sink.Header(m, sink.HeaderErrorClass), bad[string(m.Value)]; got != string(want) {
-					t.Errorf("DLQ class %q (%s), want %q for %q", got, sink.Header(m, sink.HeaderErrorMessage), want, m.Value)
+				if got, want := kafkatest.Header(m, sink.HeaderErrorClass), bad[string(m.Value)]; got != string(want) {
+					t.Errorf("DLQ class %q (%s), want %q for %q", got, kafkatest.Header(m, sink.HeaderErrorMessage), want, m.Value)
 				}
 			}
 			learnedOnce(t, d.learned, 9+3+3+9)

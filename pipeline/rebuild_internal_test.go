@@ -12,8 +12,9 @@ import (
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/model/feedback"
+	"github.com/adaptrec/adaptrec/model/session"
 	"github.com/adaptrec/adaptrec/pipeline/embedded"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
 )
 
 // TestRebuildSessionsReadsWhatTheModelMissed checks which events a worker
@@ -69,7 +70,7 @@ func TestRebuildSessionsReadsWhatTheModelMissed(t *testing.T) {
 			}
 			w := NewWorker(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), rec, nil)
 			w.consumed = c.consumed
-			asm := NewAssembler(cfg.Session)
+			asm := session.NewAssembler(cfg.Session)
 			defer asm.Release()
 			if err := w.rebuildSessions(context.Background(), batch(c.first, c.first+3), asm, rec.(model.Observer)); err != nil {
 				t.Fatal(err)

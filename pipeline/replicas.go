@@ -18,7 +18,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/adaptrec/adaptrec/model"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
+	"github.com/adaptrec/adaptrec/model/session"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 )
 
@@ -381,7 +382,7 @@ func (w *Worker) mergePeers(r model.Replica) {
 // fails is retried for snapshot.restore_timeout; after that the error
 // (wrapping ErrUnreadable) stops the worker, and the batch is not
 // committed.
-func (w *Worker) rebuildSessions(ctx context.Context, items []fetched, asm *Assembler, obs model.Observer) error {
+func (w *Worker) rebuildSessions(ctx context.Context, items []fetched, asm *session.Assembler, obs model.Observer) error {
 	limit := int64(w.cfg.Session.RebuildEvents)
 	firsts := map[int]int64{}
 	var order []int

@@ -13,8 +13,9 @@ import (
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/eval"
+	"github.com/adaptrec/adaptrec/model/feedback"
+	"github.com/adaptrec/adaptrec/model/session"
 	"github.com/adaptrec/adaptrec/pipeline"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 )
@@ -195,7 +196,7 @@ func TestReplicasConverge(t *testing.T) {
 	// reflects). The single worker saw every user.
 	log := kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Feedback)
 	for _, m := range replicas {
-		asm := pipeline.NewAssembler(cfg.Session)
+		asm := session.NewAssembler(cfg.Session)
 		for _, msg := range log {
 			ev, err := feedback.Decode(msg.Value, feedback.DefaultLimits)
 			if err != nil {

@@ -210,18 +210,6 @@ func RetireMessages(s StoredSnapshot) []kafka.Message {
 	return msgs
 }
 
-// LoadNewestSnapshot returns the newest of group's snapshots on the topic
-// that is complete and decodes and verifies (see NewestValid). It returns
-// nil, nil if there is none.
-func LoadNewestSnapshot(ctx context.Context, conn *kafkaconn.Conn, topic, group string, log *slog.Logger) (*model.Snapshot, *StoredSnapshot, error) {
-	all, err := ListSnapshots(ctx, conn, topic, group)
-	if err != nil {
-		return nil, nil, err
-	}
-	snap, from := NewestValid(all, topic, log)
-	return snap, from, nil
-}
-
 // NewestValid returns the newest of the listed snapshots that is complete
 // and decodes and verifies; each newer one that does not is logged with
 // the reason and skipped. nil, nil if none is valid.
@@ -241,7 +229,3 @@ func NewestValid(all []StoredSnapshot, topic string, log *slog.Logger) (*model.S
 	}
 	return nil, nil
 }
-
-// Version is the adaptrec version written into snapshots (the main
-// module's version, set by cmd/adaptrec).
-var Version = "devel"

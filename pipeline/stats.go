@@ -28,16 +28,17 @@ type Stats struct {
 	LearnNanos, PublishNanos, CommitNanos atomic.Int64
 }
 
-// Snapshot is a point-in-time copy of Stats.
-type Snapshot struct {
+// StatsSnapshot is a point-in-time copy of Stats (not to be confused with
+// model.Snapshot, a model's saved state).
+type StatsSnapshot struct {
 	At                                                                     time.Time
 	Fetched, Events, DLQ, Batches, Lists, CommitFailures, Users, Decisions int64
 	Duplicates                                                             int64
 }
 
 // Snapshot copies the counters.
-func (s *Stats) Snapshot() Snapshot {
-	return Snapshot{
+func (s *Stats) Snapshot() StatsSnapshot {
+	return StatsSnapshot{
 		At: time.Now(), Fetched: s.Fetched.Load(), Events: s.Events.Load(), DLQ: s.DLQ.Load(),
 		Batches: s.Batches.Load(), Lists: s.Lists.Load(), CommitFailures: s.CommitFailures.Load(), Users: s.Users.Load(),
 		Decisions: s.Decisions.Load(), Duplicates: s.Duplicates.Load(),
@@ -45,7 +46,7 @@ func (s *Stats) Snapshot() Snapshot {
 }
 
 // ProgressLine formats the progress between two snapshots.
-func ProgressLine(prev, cur Snapshot) string {
+func ProgressLine(prev, cur StatsSnapshot) string {
 	rate := 0.0
 	if dt := cur.At.Sub(prev.At).Seconds(); dt > 0 {
 		rate = float64(cur.Events-prev.Events) / dt
@@ -62,7 +63,7 @@ func ProgressLine(prev, cur Snapshot) string {
 }
 
 // Summary formats the totals of a run that started at start.
-func Summary(start time.Time, cur Snapshot) string {
+func Summary(start time.Time, cur StatsSnapshot) string {
 	d := cur.At.Sub(start)
 	rate := 0.0
 	if d > 0 {

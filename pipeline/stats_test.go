@@ -8,8 +8,8 @@ import (
 
 func TestProgressLine(t *testing.T) {
 	t0 := time.Unix(0, 0)
-	prev := Snapshot{At: t0, Events: 1000}
-	cur := Snapshot{At: t0.Add(2 * time.Second), Events: 5000, Batches: 20, Users: 70, Lists: 900, DLQ: 3}
+	prev := StatsSnapshot{At: t0, Events: 1000}
+	cur := StatsSnapshot{At: t0.Add(2 * time.Second), Events: 5000, Batches: 20, Users: 70, Lists: 900, DLQ: 3}
 	line := ProgressLine(prev, cur)
 	for _, want := range []string{"events/s    2000", "events 5000", "batches 20", "users 70", "lists published 900", "dlq 3"} {
 		if !strings.Contains(line, want) {

@@ -19,7 +19,8 @@ import (
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
+	"github.com/adaptrec/adaptrec/model/session"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 	"github.com/adaptrec/adaptrec/sink"
@@ -90,6 +91,8 @@ type Worker struct {
 
 	splits splitWarnings // users seen on more than one partition (model goroutine)
 
+	version string // the adaptrec version written into snapshots (SetVersion)
+
 	// the partitions the group assigned to this worker (kafka-go's log),
 	// and how it followed the recorded order of a replay (followOrder)
 	assigned    *assignment
@@ -108,13 +111,18 @@ func (w *Worker) Instrument(t *telemetry.Tracing, m *telemetry.Metrics, h *telem
 	w.metrics, w.health = m, h
 }
 
+// SetVersion sets the adaptrec version the worker writes into its
+// snapshots (the binary's module version; "devel" if not set). Call it
+// before Run.
+func (w *Worker) SetVersion(v string) { w.version = v }
+
 // NewWorker returns a worker for cfg that serves rec. stats may be nil.
 func NewWorker(cfg configs.Config, log *slog.Logger, rec model.Recommender, stats *Stats) *Worker {
 	if stats == nil {
 		stats = &Stats{}
 	}
 	w := &Worker{cfg: cfg, log: log, rec: rec, stats: stats, gone: make(chan error, 1), logLimit: telemetry.NewLimiter(logRepeatInterval),
-		dedupe: NewDedupe(cfg.Dedupe.Window)}
+		dedupe: NewDedupe(cfg.Dedupe.Window), version: "devel"}
 	if w.conn, w.connErr = kafkaconn.FromConfig(cfg.Kafka); w.connErr != nil {
 		w.conn = kafkaconn.Plain(cfg.Kafka.Brokers) // never dialled: Run returns connErr
 	}
@@ -490,7 +498,7 @@ func (w *Worker) limits() feedback.Limits {
 // model owns the recommender: it batches, assigns sessions, builds the Arrow
 // record, learns and encodes the outputs.
 func (w *Worker) model(ctx context.Context, in <-chan fetched, out chan<- output) error {
-	asm := NewAssembler(w.cfg.Session)
+	asm := session.NewAssembler(w.cfg.Session)
 	asm.OnSplit = w.userSplit
 	defer asm.Release()
 	b := Batcher[fetched]{Size: w.cfg.Batch.Size, MaxWait: w.cfg.Batch.MaxWait,
@@ -520,7 +528,7 @@ func (w *Worker) model(ctx context.Context, in <-chan fetched, out chan<- output
 	})
 }
 
-func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *Assembler) (o output, err error) {
+func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *session.Assembler) (o output, err error) {
 	o.batch.first = items[0].at
 	var bctx context.Context
 	var span trace.Span
@@ -1080,7 +1088,7 @@ func (w *Worker) encodeSnapshot(m model.Snapshotter, final bool) ([]byte, error)
 	for p, o := range w.consumed {
 		offsets[p] = o
 	}
-	meta := model.SnapshotMeta{Version: Version, Offsets: offsets, Created: time.Now().UTC(), Replica: w.replica, Decider: w.decider, Final: final, Replicas: 1,
+	meta := model.SnapshotMeta{Version: w.version, Offsets: offsets, Created: time.Now().UTC(), Replica: w.replica, Decider: w.decider, Final: final, Replicas: 1,
 		Dedupe: w.dedupe.Keys()}
 	if w.peers != nil {
 		meta.Replicas += len(w.peers.Live(meta.Created, w.cfg.Snapshot.PeerTimeout))
@@ -1187,7 +1195,3 @@ func (w *Worker) load(m model.Snapshotter, all []StoredSnapshot, ends map[int]in
 		"created", snap.Meta.Created, "items", snap.Meta.Items, "widths", snap.Meta.Widths, "offsets", snap.Meta.Offsets)
 	return snap, from.ID, ends
 }
-
-// Restored is the metadata of the snapshot the worker started from (zero
-// if none).
-func (w *Worker) Restored() model.SnapshotMeta { return w.restored }

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/pipeline"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
 )
 

@@ -14,8 +14,8 @@ import (
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/pipeline"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
 	"github.com/adaptrec/adaptrec/sink"
 )
@@ -114,20 +114,20 @@ func TestWorkerOneWorkerDLQAndCommits(t *testing.T) {
 			for _, m := range dead {
 				want, ok := bad[string(m.Value)]
 				if !ok {
-					t.Fatalf("valid event in the DLQ: %s (%s)", m.Value, sink.Header(m, sink.HeaderErrorMessage))
+					t.Fatalf("valid event in the DLQ: %s (%s)", m.Value, kafkatest.Header(m, sink.HeaderErrorMessage))
 				}
-				if got := sink.Header(m, sink.HeaderErrorClass); got != string(want) {
+				if got := kafkatest.Header(m, sink.HeaderErrorClass); got != string(want) {
 					t.Errorf("DLQ class %q, want %q for %s", got, want, m.Value)
 				}
-				if sink.Header(m, sink.HeaderErrorMessage) == "" {
+				if kafkatest.Header(m, sink.HeaderErrorMessage) == "" {
 					t.Errorf("DLQ message without a reason: %s", m.Value)
 				}
 				src := where[string(m.Value)]
-				if sink.Header(m, sink.HeaderSourceTopic) != cfg.Topics.Feedback ||
-					sink.Header(m, sink.HeaderSourcePartition) != strconv.Itoa(src.p) ||
-					sink.Header(m, sink.HeaderSourceOffset) != strconv.FormatInt(src.o, 10) {
-					t.Errorf("DLQ origin headers %q/%q@%q, want %s/%d@%d", sink.Header(m, sink.HeaderSourceTopic),
-						sink.Header(m, sink.HeaderSourcePartition), sink.Header(m, sink.HeaderSourceOffset), cfg.Topics.Feedback, src.p, src.o)
+				if kafkatest.Header(m, sink.HeaderSourceTopic) != cfg.Topics.Feedback ||
+					kafkatest.Header(m, sink.HeaderSourcePartition) != strconv.Itoa(src.p) ||
+					kafkatest.Header(m, sink.HeaderSourceOffset) != strconv.FormatInt(src.o, 10) {
+					t.Errorf("DLQ origin headers %q/%q@%q, want %s/%d@%d", kafkatest.Header(m, sink.HeaderSourceTopic),
+						kafkatest.Header(m, sink.HeaderSourcePartition), kafkatest.Header(m, sink.HeaderSourceOffset), cfg.Topics.Feedback, src.p, src.o)
 				}
 				delete(bad, string(m.Value))
 			}

@@ -248,13 +248,3 @@ func DeadLetter(src kafka.Message, class, reason string) kafka.Message {
 	)
 	return kafka.Message{Key: src.Key, Value: src.Value, Headers: h}
 }
-
-// Header returns the value of the last header named key, or "".
-func Header(m kafka.Message, key string) string {
-	for i := len(m.Headers) - 1; i >= 0; i-- {
-		if m.Headers[i].Key == key {
-			return string(m.Headers[i].Value)
-		}
-	}
-	return ""
-}

@@ -113,8 +113,8 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 		return err
 	}
 	stats := &pipeline.Stats{}
-	pipeline.Version = version()
 	w := pipeline.NewWorker(cfg, log, rec, stats)
+	w.SetVersion(version())
 	tr, err := a.tracing(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -1,6 +1,6 @@
 // Package eval is adaptrec's prequential evaluation: it replays a feedback
-// log in timestamp order through the worker's own batching (pipeline's
-// Assembler) and a model, test-then-train, and measures HR@K and NDCG@K,
+// log in timestamp order through the worker's own batching (the session
+// package's Assembler) and a model, test-then-train, and measures HR@K and NDCG@K,
 // throughput, training time and parameters, for several models in one run.
 //
 // An event is scored when the model already knows its item and the user has
@@ -17,8 +17,8 @@ import (
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
-	"github.com/adaptrec/adaptrec/pipeline"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
+	"github.com/adaptrec/adaptrec/model/session"
 )
 
 // Options configures a run.
@@ -105,7 +105,7 @@ func Run(ctx context.Context, events []feedback.Event, m model.Probed, opts Opti
 	if opts.Session.MaxSessions == 0 {
 		opts.Session = configs.Default().Session
 	}
-	asm := pipeline.NewAssembler(opts.Session)
+	asm := session.NewAssembler(opts.Session)
 	defer asm.Release()
 
 	res := Result{Model: m.Name(), Events: len(events)}

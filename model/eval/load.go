@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // Formats lists the log formats Load reads.

@@ -210,3 +210,13 @@ func Jaeger(t testing.TB) (otlp, query string) {
 	}
 	return otlp, query
 }
+
+// Header returns the value of the last header named key, or "".
+func Header(m kafka.Message, key string) string {
+	for i := len(m.Headers) - 1; i >= 0; i-- {
+		if m.Headers[i].Key == key {
+			return string(m.Headers[i].Value)
+		}
+	}
+	return ""
+}

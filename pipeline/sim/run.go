@@ -8,8 +8,8 @@ import (
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
-	"github.com/adaptrec/adaptrec/pipeline"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
+	modelsession "github.com/adaptrec/adaptrec/model/session"
 )
 
 // Policy shows lists: given a tick's events it returns the list each of
@@ -23,13 +23,13 @@ type Policy interface {
 // batching (sessions, Arrow record).
 type ModelPolicy struct {
 	Rec model.Recommender
-	asm *pipeline.Assembler
+	asm *modelsession.Assembler
 	off int64
 }
 
 // NewModelPolicy wraps rec with the session policy of cfg.
 func NewModelPolicy(rec model.Recommender, cfg configs.Session) *ModelPolicy {
-	return &ModelPolicy{Rec: rec, asm: pipeline.NewAssembler(cfg)}
+	return &ModelPolicy{Rec: rec, asm: modelsession.NewAssembler(cfg)}
 }
 
 // Name implements Policy.

@@ -24,7 +24,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // Config is the population and its behaviour.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 func small() Config {

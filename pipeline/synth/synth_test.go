@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 func TestGeneratorSeededAndRealistic(t *testing.T) {

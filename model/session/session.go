@@ -1,4 +1,9 @@
-package pipeline
+// Package session owns what happens to an event between its decoding and
+// the model: the session it belongs to (given, or derived from the user's
+// idle gap) and the Arrow batch it joins. The worker and the evaluation
+// harness both batch through its Assembler, so offline results come from
+// the worker's own code path; it imports no Kafka client.
+package session
 
 import (
 	"strconv"
@@ -6,7 +11,7 @@ import (
 	"time"
 
 	"github.com/adaptrec/adaptrec/model"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // Sessions assigns a session to every event that comes without one: a run of

@@ -1,10 +1,10 @@
-package pipeline
+package session
 
 import (
 	"time"
 
 	"github.com/adaptrec/adaptrec/configs"
-	"github.com/adaptrec/adaptrec/pipeline/feedback"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // Assembler turns validated events into the Arrow batches a model learns
