@@ -141,17 +141,64 @@ func waitCommittedWhileUp(t *testing.T, cfg configs.Config, r *running, timeout 
 }
 
 // TestFailoverLeaderKill kills, with SIGKILL, the node that leads most
-// partitions of the feedback topic while events stream in at 1,000/s,
-// and starts it again later. The producer and the worker ride it out:
-// every event is acknowledged, the worker does not exit, and every user
-// gets a list reflecting their last event (nothing lost; lists resume).
+// partitions of the feedback topic while events stream in at 1,000/s.
+// The producer and the worker ride it out on the new leaders: every event
+// is acknowledged, the worker does not exit, and every user gets a list
+// reflecting their last event while the node is still down (nothing lost;
+// lists resume without it). Started again, the node is used again.
 func TestFailoverLeaderKill(t *testing.T) {
+	res := failover(t, "the leader of most partitions", func(cl *kafkatest.Cluster, cfg configs.Config) int {
+		return cl.MostLeading(t, cfg.Topics.Feedback)
+	})
+	if res.Retried == 0 {
+		t.Errorf("produce retried no message, yet it wrote to the partitions of a dead leader")
+	}
+}
+
+// TestFailoverCoordinatorKill kills the group's coordinator (the node
+// that takes the worker's commits and heartbeats) mid-stream. Commits
+// that fail while the coordinator moves are retried on the new one,
+// within sink.write_timeout, instead of stopping the worker.
+func TestFailoverCoordinatorKill(t *testing.T) {
+	_ = failover(t, "the group coordinator", func(cl *kafkatest.Cluster, cfg configs.Config) int {
+		return coordinator(t, cl, cfg.Kafka.Group)
+	})
+}
+
+// coordinator is the node that coordinates group.
+func coordinator(t *testing.T, cl *kafkatest.Cluster, group string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := kafkatest.Client(cl.Brokers).FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: group, KeyType: kafka.CoordinatorKeyTypeConsumer})
+	if err == nil && resp.Error != nil {
+		err = resp.Error
+	}
+	if err != nil {
+		t.Fatalf("finding the coordinator of group %s: %v", group, err)
+	}
+	return resp.Coordinator.NodeID
+}
+
+// failover streams 9,000 events at 1,000/s into a worker, kills the node
+// victim picks with SIGKILL after 3,000, and checks that the producer and
+// the worker ride it out: every event acknowledged and stored, the group
+// commits the end of the topic while the node is down, the worker does
+// not exit, every user has a list reflecting their last event. Then it
+// starts the node again and checks the worker goes on learning.
+func failover(t *testing.T, what string, victim func(*kafkatest.Cluster, configs.Config) int) pipeline.ProduceResult {
 	cl := kafkatest.RealCluster(t)
 	cfg := replicatedConfig(t, cl)
-	lines, _ := kafkatest.Events(9_000, 0, 600, 1)
+	// One stream in time order: the first events before the failure
+	// (the group has joined and has a coordinator), the bulk across it,
+	// the rest after the node is back.
+	all, _ := kafkatest.Events(9_300, 0, 600, 1)
+	first, lines, more := all[:20], all[20:9_000], all[9_000:]
 	r := runInBackground(t, cfg, nil)
-	victim := cl.MostLeading(t, cfg.Topics.Feedback)
-	t.Logf("node %d leads most partitions of %s: %v", victim, cfg.Topics.Feedback, cl.Leaders(t, cfg.Topics.Feedback))
+	produce(t, cfg, first)
+	waitCommittedWhileUp(t, cfg, r, 3*time.Minute)
+	node := victim(cl, cfg)
+	t.Logf("killing node %d, %s (leaders of %s: %v)", node, what, cfg.Topics.Feedback, cl.Leaders(t, cfg.Topics.Feedback))
 
 	// One produce request per attempt inside a round (MaxAttempts 1), so
 	// the writes that reach the dead leader are the publisher's retries.
@@ -169,15 +216,16 @@ func TestFailoverLeaderKill(t *testing.T) {
 	}()
 	waitSent(t, &sent, 3_000, produced)
 	killed := time.Now()
-	cl.Kill(t, victim)
-	waitSent(t, &sent, 6_000, produced)
-	cl.Start(t, victim)
+	cl.Kill(t, node)
 	if err := <-produced; err != nil {
-		t.Fatalf("produce did not survive the leader's failure: %v", err)
+		t.Fatalf("produce did not survive the failure of %s: %v", what, err)
 	}
-	if res.Sent != len(lines) || res.Retried == 0 {
-		t.Fatalf("produce sent %d of %d, retried %d: want all, some retried (writes to the dead leader fail)", res.Sent, len(lines), res.Retried)
+	if res.Sent != len(lines) {
+		t.Fatalf("produce sent %d of %d", res.Sent, len(lines))
 	}
+	waitCommittedWhileUp(t, cfg, r, 3*time.Minute)
+	cl.Start(t, node)
+	produce(t, cfg, more)
 	waitCommittedWhileUp(t, cfg, r, 3*time.Minute)
 	if err := r.stop(); err != nil {
 		t.Fatalf("graceful stop after the failover: %v", err)
@@ -189,7 +237,7 @@ func TestFailoverLeaderKill(t *testing.T) {
 	for _, m := range input {
 		stored[string(m.Value)] = true
 	}
-	for i, l := range lines {
+	for i, l := range all {
 		if !stored[string(l)] {
 			t.Fatalf("event %d was acknowledged but is not on the feedback topic: %s", i, l)
 		}
@@ -201,13 +249,16 @@ func TestFailoverLeaderKill(t *testing.T) {
 			reflected[rec.UserID] = true
 		}
 	}
-	logPause(t, cl, victim, killed, input, kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Recommendations))
+	logPause(t, cl, node, killed, input, kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Recommendations))
 	for u, l := range last {
 		if !reflected[u] {
 			t.Errorf("user %s: no list reflects their last event %d@%d", u, l.p, l.o)
 		}
 	}
-	t.Logf("%d users, each with a list of their last event; produce retried %d messages, %d stored twice", len(last), res.Retried, len(input)-len(lines))
+	st := r.w.Stats()
+	t.Logf("%d users, each with a list of their last event; produce retried %d messages, %d stored twice; the worker retried %d commits",
+		len(last), res.Retried, len(input)-len(all), st.CommitRetries.Load())
+	return res
 }
 
 // logPause logs the pause in lists the failover caused: the longest time

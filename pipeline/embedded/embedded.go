@@ -39,3 +39,7 @@ func (b *Broker) Addrs() []string { return b.c.ListenAddrs() }
 
 // Close stops the broker and discards its data.
 func (b *Broker) Close() { b.c.Close() }
+
+// Fake is the in-process cluster itself, for tests that make the broker
+// answer a request with an error (kfake's ControlKey).
+func (b *Broker) Fake() *kfake.Cluster { return b.c }
