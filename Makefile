@@ -67,7 +67,7 @@ test:
 	$(TEST_JAEGER_ENV) $(JAEGER) down; \
 	exit $$status
 
-## test-failover: a broker failure on a 3-node cluster (leader killed mid-stream; restart while the snapshot topic is unreadable), with the race detector
+## test-failover: a broker failure on a 3-node cluster (partition leader, then group coordinator, killed mid-stream; restart while the snapshot topic is unreadable), with the race detector
 test-failover:
 	@status=0; \
 	$(FAILOVER_KAFKA_ENV) $(KAFKA) up || status=$$?; \
