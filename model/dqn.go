@@ -107,8 +107,9 @@ func DefaultDQN() DQNConfig {
 		Dim: 32, Hidden: []int{64}, Window: 10, Decay: 0.9,
 		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.1, EmbNegatives: 32, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
 		Temperature: 0.5, ExploreTop: 50,
-		Reward: Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
-		TopN:   10, MaxUsers: 1 << 20, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true, ZeroHead: true,
+		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
+		EWCEvery: 50,
+		TopN:     10, MaxUsers: 1_000_000, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true, ZeroHead: true,
 	}
 }
 
@@ -187,25 +188,11 @@ const maxHard = 64
 
 // NewDQN returns an untrained DQN.
 func NewDQN(cfg DQNConfig) (*DQN, error) {
-	if cfg.Window <= 0 || cfg.Window > maxWindow {
-		return nil, fmt.Errorf("dqn: window must be within 1..%d, got %d", maxWindow, cfg.Window)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("dqn: %w", err)
 	}
-	if cfg.Hard < 0 || cfg.RowUniform < 0 || cfg.Hard+cfg.RowUniform > maxHard {
-		return nil, fmt.Errorf("dqn: per-row negatives (hard + row_uniform) must be within 0..%d, got %d", maxHard, cfg.Hard+cfg.RowUniform)
-	}
-	if cfg.Negatives < 0 || cfg.Negatives+cfg.Hard+cfg.RowUniform == 0 {
-		return nil, fmt.Errorf("dqn: needs negatives: shared, hard or row_uniform")
-	}
-	if cfg.Dim <= 0 || cfg.Rows <= 0 || cfg.TargetSync <= 0 || cfg.Replay <= 0 || cfg.TopN <= 0 {
-		return nil, fmt.Errorf("dqn: dim, negatives, rows, target_sync, replay and top_n must be positive")
-	}
-	for _, w := range cfg.Hidden {
-		if w <= 0 {
-			return nil, fmt.Errorf("dqn: hidden widths must be positive, got %v", cfg.Hidden)
-		}
-	}
-	if cfg.MaxUsers <= 0 {
-		cfg.MaxUsers = 1 << 20
+	if cfg.TopN <= 0 || cfg.MaxUsers <= 0 {
+		return nil, fmt.Errorf("dqn: top_n and max_users must be positive, got %d and %d", cfg.TopN, cfg.MaxUsers)
 	}
 	d := &DQN{
 		cfg:   cfg,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/eval"
 )
@@ -59,7 +60,7 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 				names := strings.Split(models, ",")
 				for i, n := range names {
 					names[i] = strings.TrimSpace(n)
-					if _, err := model.Build(names[i], cfg); err != nil && names[i] != "random" {
+					if _, err := wire.Build(names[i], cfg); err != nil && names[i] != "random" {
 						return fmt.Errorf("--models: %w", err)
 					}
 				}
@@ -77,7 +78,7 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 			}
 			names := strings.Split(models, ",")
 			for _, n := range names {
-				if _, err := model.Build(strings.TrimSpace(n), cfg); err != nil {
+				if _, err := wire.Build(strings.TrimSpace(n), cfg); err != nil {
 					return fmt.Errorf("--models: %w", err)
 				}
 			}
@@ -89,9 +90,9 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 			fmt.Fprintf(a.stderr, "eval: %d events from %s in %v\n", len(events), data, time.Since(t0).Round(time.Millisecond))
 			var results []eval.Result
 			for _, n := range names {
-				m, _ := model.Build(strings.TrimSpace(n), cfg)
+				m, _ := wire.Build(strings.TrimSpace(n), cfg)
 				bar := newProgress(a.stderr, m.Name())
-				r, err := eval.Run(cmd.Context(), events, m, eval.Options{Batch: batch, K: k, Session: cfg.Session, Progress: bar.update})
+				r, err := eval.Run(cmd.Context(), events, m, eval.Options{Batch: batch, K: k, Session: wire.Session(cfg.Session), Progress: bar.update})
 				bar.done()
 				if err != nil {
 					return err

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 )
@@ -60,7 +61,7 @@ flag; a command that cannot connect with them exits 1 saying what failed
 func (a *app) bind(key string, f *pflag.Flag) { a.flags[key] = f }
 
 func (a *app) load() (configs.Config, error) {
-	return configs.Load(configs.LoadOptions{File: a.configFile, Environ: os.Environ(), Flags: a.flags})
+	return wire.Load(configs.LoadOptions{File: a.configFile, Environ: os.Environ(), Flags: a.flags})
 }
 
 func (a *app) logger(cfg configs.Config) *slog.Logger {

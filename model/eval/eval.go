@@ -15,7 +15,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/model/session"
@@ -23,9 +22,10 @@ import (
 
 // Options configures a run.
 type Options struct {
-	Batch   int // events per batch, as the worker's batch.size (default 256)
-	K       int // cut-off of HR and NDCG (default 10)
-	Session configs.Session
+	Batch int // events per batch, as the worker's batch.size (default 256)
+	K     int // cut-off of HR and NDCG (default 10)
+	// Session is the session policy (default session.DefaultOptions()).
+	Session session.Options
 	// Window is the number of scored events the rolling HR of the curve
 	// averages over (default 2000); Points is how many curve points to keep
 	// (default 200).
@@ -103,7 +103,7 @@ func Run(ctx context.Context, events []feedback.Event, m model.Probed, opts Opti
 		opts.Points = 200
 	}
 	if opts.Session.MaxSessions == 0 {
-		opts.Session = configs.Default().Session
+		opts.Session = session.DefaultOptions()
 	}
 	asm := session.NewAssembler(opts.Session)
 	defer asm.Release()
