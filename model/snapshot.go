@@ -513,20 +513,26 @@ const dedupeRow = "pipeline.dedupe"
 // any allocation larger than limit.
 type boundedAllocator struct{ limit int }
 
+// Allocate implements memory.Allocator, refusing more than the limit.
 func (a *boundedAllocator) Allocate(size int) []byte {
-	if size > a.limit {
-		panic(fmt.Sprintf("allocation of %d bytes from a %d-byte stream", size, a.limit))
-	}
+	a.check(size)
 	return memory.DefaultAllocator.Allocate(size)
 }
 
+// Reallocate implements memory.Allocator, refusing more than the limit.
 func (a *boundedAllocator) Reallocate(size int, b []byte) []byte {
-	if size > a.limit {
-		panic(fmt.Sprintf("allocation of %d bytes from a %d-byte stream", size, a.limit))
-	}
+	a.check(size)
 	return memory.DefaultAllocator.Reallocate(size, b)
 }
 
+// check panics if size is over the limit.
+func (a *boundedAllocator) check(size int) {
+	if size > a.limit {
+		panic(fmt.Sprintf("allocation of %d bytes from a %d-byte stream", size, a.limit))
+	}
+}
+
+// Free implements memory.Allocator.
 func (a *boundedAllocator) Free(b []byte) { memory.DefaultAllocator.Free(b) }
 
 func short(s string) string {
