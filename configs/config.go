@@ -2,7 +2,10 @@
 // (adaptrec.yaml, embedded in the binary and the only source of defaults), the
 // Config struct it decodes into, and Load, which layers a user file, ADAPTREC_*
 // environment variables and command-line flags on top and rejects unknown
-// keys and invalid values with an error naming the key.
+// keys and invalid values with an error naming the key. Each section checks
+// its own values, in the file of its struct; the recommender.* values are
+// checked by the model options they map onto (configs/wire), so configs
+// names no model.
 package configs
 
 import (
@@ -70,7 +73,8 @@ type LoadOptions struct {
 }
 
 // Load builds the configuration from the defaults, the file, the environment
-// and the flags, in that order of precedence, then validates it.
+// and the flags, in that order of precedence, then validates it (Check:
+// every section but recommender.*, which wire.Load checks as well).
 func Load(opts LoadOptions) (Config, error) {
 	v := viper.New()
 	defaults := viper.New()

@@ -2,7 +2,9 @@ package configs
 
 import "time"
 
-// Recommender selects and configures the model the worker serves.
+// Recommender selects and configures the model the worker serves. Its
+// values are decoded here and checked by model.Options.Validate, onto which
+// configs/wire maps them.
 type Recommender struct {
 	Model      string        `mapstructure:"model"`
 	TopN       int           `mapstructure:"top_n"`
