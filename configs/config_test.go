@@ -50,7 +50,6 @@ func TestBadFixtures(t *testing.T) {
 		{"max-future.bad.yaml", `validate.max_future: must not be negative, got -1h0m0s`},
 		{"min-time.bad.yaml", `validate.min_time: "2020-01-01" is not an RFC 3339 time`},
 		{"dedupe-window.bad.yaml", `dedupe.window: must be within 0..10000000, got -1`},
-		{"model.bad.yaml", `recommender.model: must be one of dqn, adaptive, popularity, itemknn, got "magic"`},
 		{"log-format.bad.yaml", `log.format: must be text or json, got "xml"`},
 		{"malformed-fraction.bad.yaml", `embedded.malformed_fraction: must be within [0, 1], got 2`},
 		{"tracing-protocol.bad.yaml", `tracing.protocol: must be grpc or http/protobuf, got "thrift"`},

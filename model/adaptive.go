@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"time"
 
@@ -85,14 +86,8 @@ func NewAdaptive(cfg AdaptiveConfig, ctrl Controller) (*Adaptive, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.EpochSessions <= 0 {
-		cfg.EpochSessions = 200
-	}
-	if cfg.Step <= 0 {
-		cfg.Step = 16
-	}
-	if cfg.SampleEvery <= 0 {
-		cfg.SampleEvery = 4
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("adaptive: %w", err)
 	}
 	a := &Adaptive{DQN: d, acfg: cfg, ctrl: ctrl, pending: -1}
 	d.onSessionEnd = func() { a.closed++ }

@@ -34,6 +34,7 @@ type Action struct {
 	K     int        `json:"k,omitempty"`
 }
 
+// String describes the action for logs: widen(layer 0, 16), add_layer(1).
 func (a Action) String() string {
 	switch a.Kind {
 	case Widen, Narrow:

@@ -6,4 +6,10 @@
 // order) through Recommender.Learn and leaves as one Recommendation per user
 // of the batch. A Recommender is owned by one goroutine: the pipeline's model
 // stage calls it, and nothing else touches it.
+//
+// Each model is configured by an options struct of its own (DQNConfig,
+// AdaptiveConfig, ItemKNNConfig, PopularityConfig), gathered in Options,
+// which New builds from; each validates itself and has a DefaultX agreeing
+// with configs/adaptrec.yaml. model reads no config: configs/wire maps the
+// config keys onto Options.
 package model

@@ -107,8 +107,9 @@ func DefaultDQN() DQNConfig {
 		Dim: 32, Hidden: []int{64}, Window: 10, Decay: 0.9,
 		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.1, EmbNegatives: 32, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
 		Temperature: 0.5, ExploreTop: 50,
-		Reward: Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
-		TopN:   10, MaxUsers: 1 << 20, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true, ZeroHead: true,
+		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
+		EWCEvery: 50,
+		TopN:     10, MaxUsers: 1_000_000, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true, ZeroHead: true,
 	}
 }
 
@@ -187,25 +188,11 @@ const maxHard = 64
 
 // NewDQN returns an untrained DQN.
 func NewDQN(cfg DQNConfig) (*DQN, error) {
-	if cfg.Window <= 0 || cfg.Window > maxWindow {
-		return nil, fmt.Errorf("dqn: window must be within 1..%d, got %d", maxWindow, cfg.Window)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("dqn: %w", err)
 	}
-	if cfg.Hard < 0 || cfg.RowUniform < 0 || cfg.Hard+cfg.RowUniform > maxHard {
-		return nil, fmt.Errorf("dqn: per-row negatives (hard + row_uniform) must be within 0..%d, got %d", maxHard, cfg.Hard+cfg.RowUniform)
-	}
-	if cfg.Negatives < 0 || cfg.Negatives+cfg.Hard+cfg.RowUniform == 0 {
-		return nil, fmt.Errorf("dqn: needs negatives: shared, hard or row_uniform")
-	}
-	if cfg.Dim <= 0 || cfg.Rows <= 0 || cfg.TargetSync <= 0 || cfg.Replay <= 0 || cfg.TopN <= 0 {
-		return nil, fmt.Errorf("dqn: dim, negatives, rows, target_sync, replay and top_n must be positive")
-	}
-	for _, w := range cfg.Hidden {
-		if w <= 0 {
-			return nil, fmt.Errorf("dqn: hidden widths must be positive, got %v", cfg.Hidden)
-		}
-	}
-	if cfg.MaxUsers <= 0 {
-		cfg.MaxUsers = 1 << 20
+	if cfg.TopN <= 0 || cfg.MaxUsers <= 0 {
+		return nil, fmt.Errorf("dqn: top_n and max_users must be positive, got %d and %d", cfg.TopN, cfg.MaxUsers)
 	}
 	d := &DQN{
 		cfg:   cfg,
@@ -672,10 +659,30 @@ func (d *DQN) trainTable(tr *transition) {
 // step is one gradient step on exactly cfg.Rows transitions.
 func (d *DQN) step(rows []transition) error {
 	g := d.graph
-	dim, in, nn := d.cfg.Dim, d.in, d.cfg.Negatives
 	nItems := int32(len(d.bias))
+	d.sampleNegatives(nItems)
+	for r := range rows {
+		d.fillRow(r, &rows[r], nItems)
+	}
+	bpr, td, err := g.run()
+	if err != nil {
+		return err
+	}
+	if math.IsNaN(float64(bpr)) || math.IsNaN(float64(td)) || math.IsInf(float64(bpr+td), 0) {
+		return fmt.Errorf("dqn diverged at step %d (ranking loss %v, TD loss %v): lower the learning rates", d.steps, bpr, td)
+	}
+	d.lastBPR, d.lastTD = bpr, td
+	d.steps++
+	d.applyGradients()
+	return nil
+}
+
+// sampleNegatives draws the step's shared negatives into the graph's
+// inputs and maps each to its columns (negCol).
+func (d *DQN) sampleNegatives(nItems int32) {
+	g, dim := d.graph, d.cfg.Dim
 	d.negs = d.negs[:0]
-	for range nn {
+	for range d.cfg.Negatives {
 		d.negs = append(d.negs, d.rng.Int32N(nItems))
 	}
 	for j, a := range d.negs {
@@ -694,72 +701,75 @@ func (d *DQN) step(rows []transition) error {
 	for j, a := range d.negs {
 		d.negCol[a] = append(d.negCol[a], int32(j))
 	}
+}
+
+// fillRow writes transition tr into row r of the graph's inputs: its
+// state, its item, its per-row negatives (drawn now) and its TD target.
+func (d *DQN) fillRow(r int, tr *transition, nItems int32) {
+	g, dim, in, nn := d.graph, d.cfg.Dim, d.in, d.cfg.Negatives
+	recent := tr.recent[:tr.n]
+	d.features(recent, tr.types[:tr.n], g.X[r*in:(r+1)*in])
+	copy(g.Epos[r*dim:(r+1)*dim], d.eout[int(tr.pos)*dim:int(tr.pos+1)*dim])
+	g.Bpos[r] = d.bias[tr.pos]
+	g.KnnPos[r] = d.knnOf(recent, tr.pos)
+	d.knnToNegatives(recent, g.KnnNeg[r*nn:(r+1)*nn])
+	nh := d.cfg.Hard + d.cfg.RowUniform
+	for j := range nh {
+		a := d.rng.Int32N(nItems)
+		if j < d.cfg.Hard {
+			a = d.hardNegative(recent, tr.pos, nItems)
+		}
+		tr.hard[j] = a
+		copy(g.Ehard[(r*nh+j)*dim:(r*nh+j+1)*dim], d.eout[int(a)*dim:int(a+1)*dim])
+		g.Bhard[r*nh+j] = d.bias[a]
+		g.KnnHard[r*nh+j] = d.knnOf(recent, a)
+	}
+	g.Y[r] = d.tdTarget(tr, nh)
+}
+
+// tdTarget is the double DQN target of tr: the online network picks the
+// best next action among the negatives, the target network values it.
+func (d *DQN) tdTarget(tr *transition, nh int) float32 {
 	var next [maxWindow]int32
 	var nextTypes [maxWindow]feedback.Type
-	for r := range rows {
-		tr := &rows[r]
-		recent := tr.recent[:tr.n]
-		d.features(recent, tr.types[:tr.n], g.X[r*in:(r+1)*in])
-		copy(g.Epos[r*dim:(r+1)*dim], d.eout[int(tr.pos)*dim:int(tr.pos+1)*dim])
-		g.Bpos[r] = d.bias[tr.pos]
-		g.KnnPos[r] = d.knnOf(recent, tr.pos)
-		d.knnToNegatives(recent, g.KnnNeg[r*nn:(r+1)*nn])
-		nh := d.cfg.Hard + d.cfg.RowUniform
-		for j := range nh {
-			a := d.rng.Int32N(nItems)
-			if j < d.cfg.Hard {
-				a = d.hardNegative(recent, tr.pos, nItems)
-			}
-			tr.hard[j] = a
-			copy(g.Ehard[(r*nh+j)*dim:(r*nh+j+1)*dim], d.eout[int(a)*dim:int(a+1)*dim])
-			g.Bhard[r*nh+j] = d.bias[a]
-			g.KnnHard[r*nh+j] = d.knnOf(recent, a)
-		}
-		// Double DQN target: the online network picks the best next
-		// action among the negatives, the target network values it.
-		nn0 := copy(next[:], recent)
-		if nn0 == d.cfg.Window {
-			copy(next[:], next[1:nn0])
-			copy(nextTypes[:], tr.types[1:tr.n])
-			nn0--
-		} else {
-			copy(nextTypes[:], tr.types[:tr.n])
-		}
-		next[nn0], nextTypes[nn0] = tr.pos, feedback.Click
-		nw := next[:nn0+1]
-		d.features(nw, nextTypes[:nn0+1], d.x)
-		aOn := d.net.forward(d.x, d.q, &d.scr)
-		_, vTg := d.target.forwardV(d.x, d.qt, &d.scr)
-		best, bestQ := int32(-1), float32(math.Inf(-1))
-		cands := d.negs
-		if len(cands) == 0 {
-			cands = tr.hard[:nh]
-		}
-		for _, a := range cands {
-			if a == tr.pos {
-				continue
-			}
-			if q := d.qOf(d.q, aOn, nw, a); q > bestQ {
-				best, bestQ = a, q
-			}
-		}
-		y := tr.reward
-		if best >= 0 {
-			y += float32(d.cfg.Gamma) * (vTg + d.qTD(d.qt, best))
-		}
-		g.Y[r] = y
+	recent := tr.recent[:tr.n]
+	nn0 := copy(next[:], recent)
+	if nn0 == d.cfg.Window {
+		copy(next[:], next[1:nn0])
+		copy(nextTypes[:], tr.types[1:tr.n])
+		nn0--
+	} else {
+		copy(nextTypes[:], tr.types[:tr.n])
 	}
-	bpr, td, err := g.run()
-	if err != nil {
-		return err
+	next[nn0], nextTypes[nn0] = tr.pos, feedback.Click
+	nw := next[:nn0+1]
+	d.features(nw, nextTypes[:nn0+1], d.x)
+	aOn := d.net.forward(d.x, d.q, &d.scr)
+	_, vTg := d.target.forwardV(d.x, d.qt, &d.scr)
+	best, bestQ := int32(-1), float32(math.Inf(-1))
+	cands := d.negs
+	if len(cands) == 0 {
+		cands = tr.hard[:nh]
 	}
-	if math.IsNaN(float64(bpr)) || math.IsNaN(float64(td)) || math.IsInf(float64(bpr+td), 0) {
-		return fmt.Errorf("dqn diverged at step %d (ranking loss %v, TD loss %v): lower the learning rates", d.steps, bpr, td)
+	for _, a := range cands {
+		if a == tr.pos {
+			continue
+		}
+		if q := d.qOf(d.q, aOn, nw, a); q > bestQ {
+			best, bestQ = a, q
+		}
 	}
-	d.lastBPR, d.lastTD = bpr, td
-	d.steps++
+	y := tr.reward
+	if best >= 0 {
+		y += float32(d.cfg.Gamma) * (vTg + d.qTD(d.qt, best))
+	}
+	return y
+}
 
-	// Network weights: Adam on the gradients of the shared slices.
+// applyGradients moves the network's weights by Adam on the gradients of
+// the step just run (with the EWC penalty when it is on).
+func (d *DQN) applyGradients() {
+	g := d.graph
 	for i, l := range d.net.layers() {
 		for k, w := range [][]float32{l.W, l.B} {
 			gr := grad(g.weights[weightIndex(i, k == 1)])
@@ -773,7 +783,6 @@ func (d *DQN) step(rows []transition) error {
 			clear(gr)
 		}
 	}
-	return nil
 }
 
 // hardNegative draws an item that co-occurred with one of the session's

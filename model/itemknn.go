@@ -235,18 +235,6 @@ func (c *cooc) apply(t *coocTable, sign float64) {
 
 // NewItemKNN returns an empty ItemKNN.
 func NewItemKNN(cfg ItemKNNConfig) *ItemKNN {
-	if cfg.Window <= 0 {
-		cfg.Window = 10
-	}
-	if cfg.Decay <= 0 {
-		cfg.Decay = 0.9
-	}
-	if cfg.TopN <= 0 {
-		cfg.TopN = 10
-	}
-	if cfg.MaxUsers <= 0 {
-		cfg.MaxUsers = 1 << 20
-	}
 	return &ItemKNN{cfg: cfg, items: NewVocab(), users: NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), cfg.Window)}
 }
 

@@ -14,8 +14,10 @@ import (
 
 // above are what no package under model may depend on: layers point down,
 // so the model and its evaluation build without the Kafka client and
-// without the layers that use it.
+// without the layers that use it; nor on configs: the model owns its
+// options, and the config keys are mapped onto them in configs/wire.
 var above = []string{
+	"github.com/adaptrec/adaptrec/configs",
 	"github.com/segmentio/kafka-go",
 	"github.com/adaptrec/adaptrec/pipeline",
 	"github.com/adaptrec/adaptrec/sink",

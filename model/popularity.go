@@ -42,15 +42,6 @@ type Popularity struct {
 
 // NewPopularity returns an empty popularity recommender.
 func NewPopularity(cfg PopularityConfig) *Popularity {
-	if cfg.TopN <= 0 {
-		cfg.TopN = 10
-	}
-	if cfg.HalfLife <= 0 {
-		cfg.HalfLife = 7 * 24 * time.Hour
-	}
-	if cfg.MaxUsers <= 0 {
-		cfg.MaxUsers = 1 << 20
-	}
 	return &Popularity{
 		cfg:   cfg,
 		items: NewVocab(),

@@ -194,115 +194,34 @@ type trainGraph struct {
 
 func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph, error) {
 	t := &trainGraph{g: G.NewGraph(), rows: rows, negs: negs, hard: hard}
-	g := t.g
-	input := func(name string, backing *[]float32, shape ...int) *G.Node {
-		size := 1
-		for _, s := range shape {
-			size *= s
-		}
-		*backing = make([]float32, size)
-		return G.NewTensor(g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
-			G.WithValue(tensor.New(tensor.WithShape(shape...), tensor.WithBacking(*backing))))
+	t.inputs(n)
+	var f firstErr
+	h, q, alpha, v := t.network(n, &f)
+	if f.err != nil {
+		return nil, f.err
 	}
-	weight := func(name string, data []float32, shape ...int) *G.Node {
-		w := G.NewTensor(g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
-			G.WithValue(tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))))
-		t.weights = append(t.weights, w)
-		return w
-	}
-	t.x = input("x", &t.X, rows, n.in)
-	t.epos = input("epos", &t.Epos, rows, n.dim)
-	t.bpos = input("bpos", &t.Bpos, rows, 1)
-	t.knnpos = input("knnpos", &t.KnnPos, rows, 1)
-	if negs > 0 {
-		t.eneg = input("eneg", &t.Eneg, negs, n.dim)
-		t.bneg = input("bneg", &t.Bneg, 1, negs)
-		t.knnneg = input("knnneg", &t.KnnNeg, rows, negs)
-	}
-	t.y = input("y", &t.Y, rows, 1)
-	if hard > 0 {
-		t.ehard = input("ehard", &t.Ehard, rows, hard, n.dim)
-		t.bhard = input("bhard", &t.Bhard, rows, hard)
-		t.knnhard = input("knnhard", &t.KnnHard, rows, hard)
-	}
-
-	var err error
-	must := func(nd *G.Node, e error) *G.Node {
-		if e != nil && err == nil {
-			err = e
-		}
-		return nd
-	}
-	h := t.x
-	for i, l := range n.hidden {
-		w := weight(fmt.Sprintf("w%d", i), l.W, l.in, l.out)
-		b := weight(fmt.Sprintf("b%d", i), l.B, 1, l.out)
-		h = must(G.Rectify(must(G.BroadcastAdd(must(G.Mul(h, w)), b, nil, []byte{0}))))
-	}
-	wq := weight("wq", n.head.W, n.head.in, n.head.out)
-	bq := weight("bq", n.head.B, 1, n.head.out)
-	wa := weight("wa", n.alpha.W, n.alpha.in, 1)
-	ba := weight("ba", n.alpha.B, 1, 1)
-	wv := weight("wv", n.value.W, n.value.in, 1)
-	bv := weight("bv", n.value.B, 1, 1)
-	if err != nil {
-		return nil, err
-	}
-	q := must(G.BroadcastAdd(must(G.Mul(h, wq)), bq, nil, []byte{0})) // rows×dim
-	if n.skip {
-		// q = MLP(x) + e_recent: the shallow model (state · e_a) is the
-		// network's starting point, the MLP learns the correction.
-		q = must(G.Add(q, must(G.Slice(t.x, nil, G.S(0, n.dim)))))
-	}
-	alpha := must(G.Softplus(must(G.BroadcastAdd(must(G.Mul(h, wa)), ba, nil, []byte{0})))) // rows×1
-	qdot := must(G.Reshape(must(G.Sum(must(G.HadamardProd(q, t.epos)), 1)), tensor.Shape{rows, 1}))
-	qpos := must(G.Add(must(G.Add(qdot, t.bpos)), must(G.HadamardProd(alpha, t.knnpos))))
+	qdot := f.must(G.Reshape(f.must(G.Sum(f.must(G.HadamardProd(q, t.epos)), 1)), tensor.Shape{rows, 1}))
+	qpos := f.must(G.Add(f.must(G.Add(qdot, t.bpos)), f.must(G.HadamardProd(alpha, t.knnpos))))
 	t.qpos = qpos
-	value := must(G.BroadcastAdd(must(G.Mul(h, wv)), bv, nil, []byte{0})) // rows×1
+	value := f.must(G.BroadcastAdd(f.must(G.Mul(h, v[0])), v[1], nil, []byte{0})) // rows×1
 	// The TD loss fits Q_td(s, a) = v(s) + f(s)·e_a + b_a: v(s) is the same
 	// for every item of a state, so it gives TD the state's level to fit
 	// without moving the ranking, and the co-occurrence term, whose weight
 	// the ranking losses set, stays out of the bootstrapped target.
-	qposTD := must(G.Add(must(G.Add(qdot, t.bpos)), value))
-	var losses G.Nodes
-	if negs > 0 {
-		qneg := must(G.Mul(q, must(G.Transpose(t.eneg)))) // rows×negs
-		qneg = must(G.BroadcastAdd(qneg, t.bneg, nil, []byte{0}))
-		qneg = must(G.Add(qneg, must(G.BroadcastHadamardProd(alpha, t.knnneg, []byte{1}, nil))))
-		diff := must(G.BroadcastSub(qpos, qneg, []byte{1}, nil))
-		losses = append(losses, must(G.Mean(must(G.Softplus(must(G.Neg(diff)))))))
-	}
-	if hard > 0 {
-		// Per-row hard negatives: items that co-occur with the row's
-		// session but were not chosen.
-		q3 := must(G.Reshape(q, tensor.Shape{rows, 1, n.dim}))
-		qhard := must(G.Sum(must(G.BroadcastHadamardProd(q3, t.ehard, []byte{1}, nil)), 2)) // rows×hard
-		qhard = must(G.Add(must(G.Add(qhard, t.bhard)), must(G.BroadcastHadamardProd(alpha, t.knnhard, []byte{1}, nil))))
-		dhard := must(G.BroadcastSub(qpos, qhard, []byte{1}, nil))
-		losses = append(losses, must(G.Mean(must(G.Softplus(must(G.Neg(dhard)))))))
-	}
+	qposTD := f.must(G.Add(f.must(G.Add(qdot, t.bpos)), value))
+	losses := t.rankingLosses(n, &f, q, qpos, alpha)
 	if len(losses) == 0 {
 		return nil, fmt.Errorf("the training graph needs shared or per-row negatives")
 	}
 	t.bprLoss = losses[0]
 	for _, l := range losses[1:] {
-		t.bprLoss = must(G.Add(t.bprLoss, l))
+		t.bprLoss = f.must(G.Add(t.bprLoss, l))
 	}
-	// Huber loss (δ = 1), as DQN uses, so that large TD errors cannot
-	// swamp the ranking gradients.
-	ones := input("ones", &t.Ones, rows, 1)
-	for i := range t.Ones {
-		t.Ones[i] = 1
-	}
-	absErr := must(G.Abs(must(G.Sub(qposTD, t.y))))
-	small := must(G.MinBetween(absErr, ones))
-	huber := must(G.Add(must(G.Mul(must(G.Square(small)), G.NewScalar(g, tensor.Float32, G.WithName("half"), G.WithValue(float32(0.5))))), must(G.Sub(absErr, small))))
-	td := must(G.Mean(huber))
-	t.tdOut = td
-	tdw := G.NewScalar(g, tensor.Float32, G.WithName("tdw"), G.WithValue(tdWeight))
-	t.loss = must(G.Add(t.bprLoss, must(G.Mul(td, tdw))))
-	if err != nil {
-		return nil, fmt.Errorf("building the training graph: %w", err)
+	t.tdOut = t.tdLoss(&f, qposTD)
+	tdw := G.NewScalar(t.g, tensor.Float32, G.WithName("tdw"), G.WithValue(tdWeight))
+	t.loss = f.must(G.Add(t.bprLoss, f.must(G.Mul(t.tdOut, tdw))))
+	if f.err != nil {
+		return nil, fmt.Errorf("building the training graph: %w", f.err)
 	}
 	// Only the network learns here; the item tables learn by sequential
 	// SGD (DQNConfig.EmbLR), so no gradients flow to the inputs.
@@ -310,8 +229,126 @@ func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph
 	if _, err := G.Grad(t.loss, wrt...); err != nil {
 		return nil, fmt.Errorf("differentiating the training graph: %w", err)
 	}
-	t.vm = G.NewTapeMachine(g, G.BindDualValues(wrt...))
+	t.vm = G.NewTapeMachine(t.g, G.BindDualValues(wrt...))
 	return t, nil
+}
+
+// firstErr keeps the first error of a chain of graph operations.
+type firstErr struct{ err error }
+
+// must returns nd, keeping e if it is the first error.
+func (f *firstErr) must(nd *G.Node, e error) *G.Node {
+	if e != nil && f.err == nil {
+		f.err = e
+	}
+	return nd
+}
+
+// input adds an input node of shape to the graph, backed by a new slice
+// stored in *backing.
+func (t *trainGraph) input(name string, backing *[]float32, shape ...int) *G.Node {
+	size := 1
+	for _, s := range shape {
+		size *= s
+	}
+	*backing = make([]float32, size)
+	return G.NewTensor(t.g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
+		G.WithValue(tensor.New(tensor.WithShape(shape...), tensor.WithBacking(*backing))))
+}
+
+// weight adds a node backed by the weights data to the graph and to
+// t.weights, the nodes the graph differentiates.
+func (t *trainGraph) weight(name string, data []float32, shape ...int) *G.Node {
+	w := G.NewTensor(t.g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
+		G.WithValue(tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))))
+	t.weights = append(t.weights, w)
+	return w
+}
+
+// inputs adds the input nodes of a step on n.
+func (t *trainGraph) inputs(n *qnet) {
+	rows, negs, hard := t.rows, t.negs, t.hard
+	t.x = t.input("x", &t.X, rows, n.in)
+	t.epos = t.input("epos", &t.Epos, rows, n.dim)
+	t.bpos = t.input("bpos", &t.Bpos, rows, 1)
+	t.knnpos = t.input("knnpos", &t.KnnPos, rows, 1)
+	if negs > 0 {
+		t.eneg = t.input("eneg", &t.Eneg, negs, n.dim)
+		t.bneg = t.input("bneg", &t.Bneg, 1, negs)
+		t.knnneg = t.input("knnneg", &t.KnnNeg, rows, negs)
+	}
+	t.y = t.input("y", &t.Y, rows, 1)
+	if hard > 0 {
+		t.ehard = t.input("ehard", &t.Ehard, rows, hard, n.dim)
+		t.bhard = t.input("bhard", &t.Bhard, rows, hard)
+		t.knnhard = t.input("knnhard", &t.KnnHard, rows, hard)
+	}
+}
+
+// network adds n's layers over the input x: h is the last hidden layer,
+// q is f(s) (rows×dim), alpha the trust in co-occurrence (rows×1) and v
+// the weights of the value head v(s), which the caller adds (the order in
+// which nodes are added is the order of the tape, kept as it was).
+func (t *trainGraph) network(n *qnet, f *firstErr) (h, q, alpha *G.Node, v [2]*G.Node) {
+	h = t.x
+	for i, l := range n.hidden {
+		w := t.weight(fmt.Sprintf("w%d", i), l.W, l.in, l.out)
+		b := t.weight(fmt.Sprintf("b%d", i), l.B, 1, l.out)
+		h = f.must(G.Rectify(f.must(G.BroadcastAdd(f.must(G.Mul(h, w)), b, nil, []byte{0}))))
+	}
+	wq := t.weight("wq", n.head.W, n.head.in, n.head.out)
+	bq := t.weight("bq", n.head.B, 1, n.head.out)
+	wa := t.weight("wa", n.alpha.W, n.alpha.in, 1)
+	ba := t.weight("ba", n.alpha.B, 1, 1)
+	wv := t.weight("wv", n.value.W, n.value.in, 1)
+	bv := t.weight("bv", n.value.B, 1, 1)
+	if f.err != nil {
+		return nil, nil, nil, v
+	}
+	q = f.must(G.BroadcastAdd(f.must(G.Mul(h, wq)), bq, nil, []byte{0})) // rows×dim
+	if n.skip {
+		// q = MLP(x) + e_recent: the shallow model (state · e_a) is the
+		// network's starting point, the MLP learns the correction.
+		q = f.must(G.Add(q, f.must(G.Slice(t.x, nil, G.S(0, n.dim)))))
+	}
+	alpha = f.must(G.Softplus(f.must(G.BroadcastAdd(f.must(G.Mul(h, wa)), ba, nil, []byte{0})))) // rows×1
+	return h, q, alpha, [2]*G.Node{wv, bv}
+}
+
+// rankingLosses are the BPR losses of qpos against the shared negatives
+// and against the per-row ones, where the step has them.
+func (t *trainGraph) rankingLosses(n *qnet, f *firstErr, q, qpos, alpha *G.Node) G.Nodes {
+	var losses G.Nodes
+	if t.negs > 0 {
+		qneg := f.must(G.Mul(q, f.must(G.Transpose(t.eneg)))) // rows×negs
+		qneg = f.must(G.BroadcastAdd(qneg, t.bneg, nil, []byte{0}))
+		qneg = f.must(G.Add(qneg, f.must(G.BroadcastHadamardProd(alpha, t.knnneg, []byte{1}, nil))))
+		diff := f.must(G.BroadcastSub(qpos, qneg, []byte{1}, nil))
+		losses = append(losses, f.must(G.Mean(f.must(G.Softplus(f.must(G.Neg(diff)))))))
+	}
+	if t.hard > 0 {
+		// Per-row hard negatives: items that co-occur with the row's
+		// session but were not chosen.
+		q3 := f.must(G.Reshape(q, tensor.Shape{t.rows, 1, n.dim}))
+		qhard := f.must(G.Sum(f.must(G.BroadcastHadamardProd(q3, t.ehard, []byte{1}, nil)), 2)) // rows×hard
+		qhard = f.must(G.Add(f.must(G.Add(qhard, t.bhard)), f.must(G.BroadcastHadamardProd(alpha, t.knnhard, []byte{1}, nil))))
+		dhard := f.must(G.BroadcastSub(qpos, qhard, []byte{1}, nil))
+		losses = append(losses, f.must(G.Mean(f.must(G.Softplus(f.must(G.Neg(dhard)))))))
+	}
+	return losses
+}
+
+// tdLoss is the Huber loss (δ = 1) of qposTD against the targets y, as
+// DQN uses, so that large TD errors cannot swamp the ranking gradients.
+func (t *trainGraph) tdLoss(f *firstErr, qposTD *G.Node) *G.Node {
+	ones := t.input("ones", &t.Ones, t.rows, 1)
+	for i := range t.Ones {
+		t.Ones[i] = 1
+	}
+	absErr := f.must(G.Abs(f.must(G.Sub(qposTD, t.y))))
+	small := f.must(G.MinBetween(absErr, ones))
+	huber := f.must(G.Add(f.must(G.Mul(f.must(G.Square(small)), G.NewScalar(t.g, tensor.Float32, G.WithName("half"), G.WithValue(float32(0.5))))), f.must(G.Sub(absErr, small))))
+	return f.must(G.Mean(huber))
 }
 
 // run executes one forward and backward pass.

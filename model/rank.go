@@ -109,10 +109,19 @@ type minHeap struct {
 	o     order
 }
 
-func (h *minHeap) Len() int           { return len(h.items) }
+// Len implements heap.Interface.
+func (h *minHeap) Len() int { return len(h.items) }
+
+// Less implements heap.Interface: the worse item first.
 func (h *minHeap) Less(i, j int) bool { return h.o.better(h.items[j], h.items[i]) }
-func (h *minHeap) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
-func (h *minHeap) Push(x any)         { h.items = append(h.items, x.(int32)) }
+
+// Swap implements heap.Interface.
+func (h *minHeap) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
+
+// Push implements heap.Interface.
+func (h *minHeap) Push(x any) { h.items = append(h.items, x.(int32)) }
+
+// Pop implements heap.Interface.
 func (h *minHeap) Pop() any {
 	x := h.items[len(h.items)-1]
 	h.items = h.items[:len(h.items)-1]

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
@@ -75,13 +74,12 @@ type Replica interface {
 	Widths() []int
 }
 
-// New builds the recommender that cfg.Recommender.Model names.
-func New(cfg configs.Config) (Recommender, error) {
-	m, err := Build(cfg.Recommender.Model, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("recommender.model: %w", err)
+// New builds the recommender that opts.Model names, after validating opts.
+func New(opts Options) (Recommender, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
-	return m, nil
+	return Build(opts.Model, opts)
 }
 
 // Names lists the models Build knows; "pop" is short for popularity.
@@ -91,66 +89,31 @@ var Names = []string{"dqn", "dqn-small", "dqn-medium", "dqn-large", "adaptive", 
 // models are compared with.
 var FixedSizes = map[string][]int{"dqn-small": {16}, "dqn-medium": {64}, "dqn-large": {256, 256}}
 
-// Build returns a new model by name, configured from cfg.
-func Build(name string, cfg configs.Config) (Probed, error) {
+// Build returns a new model by name (one of Names), configured from opts
+// but for opts.Model.
+func Build(name string, opts Options) (Probed, error) {
 	switch name {
 	case "popularity", "pop":
-		return NewPopularity(PopularityConfig{
-			HalfLife: cfg.Recommender.Popularity.HalfLife,
-			TopN:     cfg.Recommender.TopN,
-			MaxUsers: cfg.Recommender.MaxUsers,
-			UserTTL:  cfg.Recommender.UserTTL,
-		}), nil
+		return NewPopularity(opts.popularity()), nil
 	case "adaptive", "adaptive-rl", "adaptive-heuristic":
-		ad := cfg.Recommender.Adaptive
-		kind := ad.Controller
+		ctrl := opts.Controller
 		if name != "adaptive" {
-			kind = strings.TrimPrefix(name, "adaptive-")
+			ctrl.Kind = strings.TrimPrefix(name, "adaptive-")
 		}
-		var ctrl Controller = NewPolicyGradient(ad.LR, ad.Seed)
-		if kind == "heuristic" {
-			ctrl = &Heuristic{Plateau: ad.Plateau, IdleFrac: ad.IdleFraction}
-		}
-		return NewAdaptive(AdaptiveConfig{
-			DQN: dqnConfig(cfg, cfg.Recommender.DQN.Hidden), EpochSessions: ad.EpochSessions, Step: ad.Step, Lambda: ad.Lambda, SampleEvery: ad.SampleEvery,
-			Bounds: ArchBounds{MinWidth: ad.MinWidth, MaxWidth: ad.MaxWidth, MinDepth: ad.MinDepth, MaxDepth: ad.MaxDepth, MaxParams: ad.MaxParams},
-		}, ctrl)
+		return NewAdaptive(opts.adaptive(), ctrl.New())
 	case "dqn", "dqn-small", "dqn-medium", "dqn-large":
-		hidden := cfg.Recommender.DQN.Hidden
+		hidden := opts.DQN.Hidden
 		if w, ok := FixedSizes[name]; ok {
 			hidden = w
 		}
-		m, err := NewDQN(dqnConfig(cfg, hidden))
+		m, err := NewDQN(opts.dqn(hidden))
 		if err != nil {
 			return nil, err
 		}
 		m.name = name
 		return m, nil
 	case "itemknn":
-		return NewItemKNN(ItemKNNConfig{
-			Window:   cfg.Recommender.ItemKNN.Window,
-			Decay:    cfg.Recommender.ItemKNN.Decay,
-			TopN:     cfg.Recommender.TopN,
-			MaxUsers: cfg.Recommender.MaxUsers,
-			UserTTL:  cfg.Recommender.UserTTL,
-		}), nil
+		return NewItemKNN(opts.itemKNN()), nil
 	}
 	return nil, fmt.Errorf("unknown model %q (known: %s)", name, strings.Join(Names, ", "))
-}
-
-// dqnConfig maps the recommender.dqn keys to a DQNConfig with the given
-// hidden widths.
-func dqnConfig(cfg configs.Config, hidden []int) DQNConfig {
-	q := cfg.Recommender.DQN
-	return DQNConfig{
-		Dim: q.Dim, Hidden: hidden, Window: q.Window, Decay: q.Decay, LR: q.LR, HeadLR: q.HeadLR,
-		EmbLR: q.EmbLR, EmbNegatives: q.EmbNegatives, ZeroHead: true, Skip: true,
-		Negatives: q.Negatives, Hard: q.HardNegatives, RowUniform: q.RowNegatives, Rows: q.Rows,
-		StepsPerBatch: q.StepsPerBatch, Gamma: q.Gamma, TDWeight: q.TDWeight, TargetSync: q.TargetSync,
-		Replay: q.Replay, AlphaInit: q.AlphaInit, EWCLambda: q.EWCLambda, EWCEvery: q.EWCEvery,
-		Temperature: q.Temperature, ExploreTop: q.ExploreTop,
-		Reward: Reward{Click: q.Reward.Click, View: q.Reward.View, ViewPerMinute: q.Reward.ViewPerMinute,
-			RatingCenter: q.Reward.RatingCenter, RatingScale: q.Reward.RatingScale},
-		TopN: cfg.Recommender.TopN, MaxUsers: cfg.Recommender.MaxUsers, UserTTL: cfg.Recommender.UserTTL, Seed: q.Seed,
-	}
 }

@@ -13,7 +13,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -513,20 +512,26 @@ const dedupeRow = "pipeline.dedupe"
 // any allocation larger than limit.
 type boundedAllocator struct{ limit int }
 
+// Allocate implements memory.Allocator, refusing more than the limit.
 func (a *boundedAllocator) Allocate(size int) []byte {
-	if size > a.limit {
-		panic(fmt.Sprintf("allocation of %d bytes from a %d-byte stream", size, a.limit))
-	}
+	a.check(size)
 	return memory.DefaultAllocator.Allocate(size)
 }
 
+// Reallocate implements memory.Allocator, refusing more than the limit.
 func (a *boundedAllocator) Reallocate(size int, b []byte) []byte {
-	if size > a.limit {
-		panic(fmt.Sprintf("allocation of %d bytes from a %d-byte stream", size, a.limit))
-	}
+	a.check(size)
 	return memory.DefaultAllocator.Reallocate(size, b)
 }
 
+// check panics if size is over the limit.
+func (a *boundedAllocator) check(size int) {
+	if size > a.limit {
+		panic(fmt.Sprintf("allocation of %d bytes from a %d-byte stream", size, a.limit))
+	}
+}
+
+// Free implements memory.Allocator.
 func (a *boundedAllocator) Free(b []byte) { memory.DefaultAllocator.Free(b) }
 
 func short(s string) string {
@@ -534,290 +539,4 @@ func short(s string) string {
 		return s[:12]
 	}
 	return s
-}
-
-// Restore replaces the DQN's state with the snapshot's: the architecture,
-// both networks, the optimiser state, the item tables, the vocabulary, the
-// co-occurrence table, the random generator, the replay buffer and the
-// users' session state, so that the restored model continues exactly as
-// the original would have. A snapshot of another input or embedding width
-// is refused.
-func (d *DQN) Restore(s *Snapshot) error {
-	m := s.Meta
-	nets, err := d.loadNets(s, "loaded into")
-	if err != nil {
-		return err
-	}
-	ids, ok := s.rows["items.ids"]
-	if !ok || len(ids.str) != m.Items {
-		return fmt.Errorf("snapshot's vocabulary does not hold its %d items", m.Items)
-	}
-	n, dim := len(ids.str), d.cfg.Dim
-	get := s.floats
-	ein, err := get("items.ein", n*dim)
-	if err != nil {
-		return err
-	}
-	eout, err := get("items.eout", n*dim)
-	if err != nil {
-		return err
-	}
-	bias, err := get("items.bias", n)
-	if err != nil {
-		return err
-	}
-	own, err := readTable(s, "cooc", n)
-	if err != nil {
-		return err
-	}
-	legacy, err := readTable(s, "legacy.cooc", n)
-	if err != nil {
-		return err
-	}
-	own.local, legacy.local = identity(n), identity(n)
-	if err := d.restoreState(s); err != nil {
-		return err
-	}
-	// All checked: replace the state.
-	if err := d.setNets(nets, m.AdamT); err != nil {
-		return err
-	}
-	d.items = NewVocab()
-	for _, id := range ids.str {
-		d.items.Add(id)
-	}
-	d.ein, d.eout, d.bias = ein, eout, bias
-	d.fresh, d.merged = make([]float32, n), nil
-	d.co, d.sums.legacyCo = cooc{}, cooc{}
-	d.co.grow(int32(n) - 1)
-	d.co.apply(own, 1)
-	d.co.apply(legacy, 1)
-	d.sums.legacyCo.apply(legacy, 1)
-	d.inheritSums(s, nets.sums)
-	d.restoreSums(s, nets.sums, own)
-	d.steps, d.batches = m.Steps, m.Batches
-	return nil
-}
-
-// floats returns a copy of the snapshot's tensor name, which must have n
-// values (the model owns its state: one snapshot can restore several).
-func (s *Snapshot) floats(name string, n int) ([]float32, error) {
-	r, ok := s.rows[name]
-	if !ok {
-		return nil, fmt.Errorf("snapshot lacks %s", name)
-	}
-	if len(r.f32) != n {
-		return nil, fmt.Errorf("snapshot's %s has %d values, the architecture needs %d", name, len(r.f32), n)
-	}
-	return slices.Clone(r.f32), nil
-}
-
-// snapNets are the networks of a snapshot: online, target, and the Adam
-// moments of each layer's weights and biases.
-type snapNets struct {
-	net, target *qnet
-	mom         []struct{ mW, vW, mB, vB []float32 }
-	sums        snapSums
-}
-
-// loadNets reads the snapshot's networks at its architecture; a snapshot
-// of another input or embedding width cannot be used (how: "loaded into",
-// "adopted by").
-func (d *DQN) loadNets(s *Snapshot, how string) (snapNets, error) {
-	if m := s.Meta; m.Dim != d.cfg.Dim || m.In != d.in {
-		return snapNets{}, fmt.Errorf("snapshot of a DQN with dim %d (input %d) cannot be %s one with dim %d (input %d)", m.Dim, m.In, how, d.cfg.Dim, d.in)
-	}
-	net := newQNet(d.in, d.cfg.Dim, s.Meta.Widths, rand.New(rand.NewPCG(0, 0))) // every weight is overwritten
-	net.skip = d.net.skip
-	out := snapNets{net: net, target: net.clone()}
-	names := layerNames(net)
-	out.mom = make([]struct{ mW, vW, mB, vB []float32 }, len(names))
-	for i, l := range net.layers() {
-		tl, mom := out.target.layers()[i], &out.mom[i]
-		var err error
-		load := func(dst *[]float32, name string, n int) {
-			if err == nil {
-				var v []float32
-				if v, err = s.floats(name, n); err == nil {
-					*dst = v
-				}
-			}
-		}
-		load(&l.W, "net."+names[i]+".W", len(l.W))
-		load(&l.B, "net."+names[i]+".B", len(l.B))
-		load(&tl.W, "target."+names[i]+".W", len(tl.W))
-		load(&tl.B, "target."+names[i]+".B", len(tl.B))
-		load(&mom.mW, "adam.m."+names[i]+".W", len(l.W))
-		load(&mom.vW, "adam.v."+names[i]+".W", len(l.W))
-		load(&mom.mB, "adam.m."+names[i]+".B", len(l.B))
-		load(&mom.vB, "adam.v."+names[i]+".B", len(l.B))
-		if err != nil {
-			return snapNets{}, err
-		}
-	}
-	var err error
-	if out.sums, err = snapshotSums(s, net); err != nil {
-		return snapNets{}, err
-	}
-	return out, nil
-}
-
-// setNets makes n the model's networks and optimiser state (at Adam step
-// t) and rebuilds the training graph.
-func (d *DQN) setNets(n snapNets, t int) error {
-	d.net, d.target = n.net, n.target
-	if err := d.rebuild(); err != nil {
-		return err
-	}
-	for i, m := range n.mom {
-		d.opts[2*i].m, d.opts[2*i].v, d.opts[2*i].t = m.mW, m.vW, t
-		d.opts[2*i+1].m, d.opts[2*i+1].v, d.opts[2*i+1].t = m.mB, m.vB, t
-	}
-	return nil
-}
-
-// Adopt takes the snapshot's networks (online, target, Adam moments) in
-// place of the model's own, at the snapshot's architecture: how a replica
-// applies an architecture change of the group's decider before it merges
-// with it. The item tables, the vocabulary, the co-occurrence table, the
-// replay buffer and the users stay the model's own.
-func (d *DQN) Adopt(s *Snapshot) error {
-	m := s.Meta
-	nets, err := d.loadNets(s, "adopted by")
-	if err != nil {
-		return err
-	}
-	if err := d.setNets(nets, m.AdamT); err != nil {
-		return err
-	}
-	d.inheritSums(s, nets.sums)
-	return nil
-}
-
-// Merge merges another replica's snapshot into the model. The online
-// network and the co-occurrence counts add up (see replicaSums): what the
-// other replica learned itself since its snapshot merged before is added.
-// The target network and Adam moments are averaged, the snapshot's with
-// weight w in [0, 1]. The item tables are sparse (an item is learned by
-// the replicas whose users meet it), so each item both know is weighed by
-// the interactions each learned since its last snapshot: an item only the
-// other learned takes its values, one both learned is averaged in
-// proportion, one neither learned gets weight w. Items only the other
-// knows are added with its values. Merging the same snapshot twice
-// changes nothing. The two must have the same architecture (an
-// architecture change is applied to every replica before they merge:
-// Adopt). The replay buffer and the users stay the model's own: they
-// describe the partitions this replica serves.
-func (d *DQN) Merge(s *Snapshot, w float64) error { return d.merge(s, w, true) }
-
-// MergeSums merges what adds up of the snapshot of a replica that left
-// the group long ago: its own network steps (at the model's architecture)
-// and co-occurrence counts, and the items only it knows. Nothing is
-// averaged: its other tensors are stale. A worker that restarts from its
-// own snapshot uses it to add back departed replicas' counts, which its
-// snapshot does not carry.
-func (d *DQN) MergeSums(s *Snapshot) error { return d.merge(s, 0, false) }
-
-// merge is Merge, or MergeSums when average is false.
-func (d *DQN) merge(s *Snapshot, w float64, average bool) error {
-	m := s.Meta
-	if w < 0 || w > 1 {
-		return fmt.Errorf("merge weight %g is not within [0, 1]", w)
-	}
-	if m.Dim != d.cfg.Dim || m.In != d.in {
-		return fmt.Errorf("cannot merge a snapshot of dim %d (input %d) into a model of dim %d (input %d)", m.Dim, m.In, d.cfg.Dim, d.in)
-	}
-	sameNet := slices.Equal(m.Widths, d.net.widths())
-	if average && !sameNet {
-		return fmt.Errorf("cannot merge a snapshot of widths %v into a model of widths %v: apply the architecture change first", m.Widths, d.net.widths())
-	}
-	if d.folded(s) {
-		return nil // its learning is in the legacy already
-	}
-	tensors := d.netTensors8()
-	var sums snapSums
-	var err error
-	if sameNet {
-		for _, t := range tensors {
-			if r, ok := s.rows[t.name]; !ok || len(r.f32) != len(t.data) {
-				return fmt.Errorf("snapshot's %s does not match the model's", t.name)
-			}
-		}
-		sums, err = snapshotSums(s, d.net)
-	} else {
-		sums.legacy, err = legacyKeys(s)
-	}
-	if err != nil {
-		return err
-	}
-	ids := s.rows["items.ids"].str
-	n, dim := len(ids), d.cfg.Dim
-	ein, eout, bias := s.rows["items.ein"].f32, s.rows["items.eout"].f32, s.rows["items.bias"].f32
-	fresh := s.rows["items.fresh"].f32
-	if len(ein) != n*dim || len(eout) != n*dim || len(bias) != n || len(fresh) != n {
-		return fmt.Errorf("snapshot's item tables do not match its vocabulary")
-	}
-	own, err := readTable(s, "cooc", n)
-	if err != nil {
-		return err
-	}
-	legacy, err := readTable(s, "legacy.cooc", n)
-	if err != nil {
-		return err
-	}
-	a, b := float32(1-w), float32(w)
-	for _, t := range tensors {
-		if !average || strings.HasPrefix(t.name, "net.") {
-			continue // nothing averaged, or summed: mergeNet
-		}
-		for j, v := range s.rows[t.name].f32 {
-			t.data[j] = a*t.data[j] + b*v
-		}
-	}
-	if sameNet {
-		d.mergeNet(s, sums.own)
-	}
-	if d.merged == nil {
-		d.merged = slices.Clone(d.fresh)
-	}
-	local := make([]int32, n) // the snapshot's item index -> ours
-	for k, id := range ids {
-		x, known := d.items.Lookup(id)
-		local[k] = x
-		if !known {
-			x = d.items.Add(id)
-			local[k] = x
-			d.ein = append(d.ein, ein[k*dim:(k+1)*dim]...)
-			d.eout = append(d.eout, eout[k*dim:(k+1)*dim]...)
-			d.bias = append(d.bias, bias[k])
-			d.fresh = append(d.fresh, 0)
-			d.merged = append(d.merged, fresh[k])
-			d.co.grow(x)
-			continue
-		}
-		if !average {
-			continue
-		}
-		ia, ib := a, b
-		if own, other := d.merged[x], fresh[k]; own+other > 0 {
-			ib = other / (own + other)
-			ia = 1 - ib
-		}
-		d.merged[x] += fresh[k]
-		for j := range dim {
-			d.ein[int(x)*dim+j] = ia*d.ein[int(x)*dim+j] + ib*ein[k*dim+j]
-			d.eout[int(x)*dim+j] = ia*d.eout[int(x)*dim+j] + ib*eout[k*dim+j]
-		}
-		d.bias[x] = ia*d.bias[x] + ib*bias[k]
-	}
-	// Co-occurrence counts add up over replicas (a grow-only counter per
-	// replica): each snapshot carries its replica's own counts, which
-	// replace what the previous one of that replica added.
-	own.local, legacy.local = local, local
-	d.mergeCooc(s, own)
-	d.mergeLegacy(legacy, sums)
-	if m.Final {
-		d.fold(m.Replica, m.Created.UnixNano())
-	}
-	return nil
 }

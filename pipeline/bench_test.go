@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/eval"
 	"github.com/adaptrec/adaptrec/model/feedback"
@@ -145,7 +146,7 @@ func workerRate(b *testing.B, cfg configs.Config, n int) (float64, *pipeline.Sta
 // instrumentedRate is workerRate with instrument (if not nil) applied to
 // the worker before it runs.
 func instrumentedRate(b *testing.B, cfg configs.Config, n int, instrument func(*pipeline.Worker)) (float64, *pipeline.Stats) {
-	rec, err := model.New(cfg)
+	rec, err := wire.Model(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func BenchmarkLatency(b *testing.B) {
 	kafkatest.CreateTopics(b, cfg)
 
 	for b.Loop() {
-		rec, _ := model.New(cfg)
+		rec, _ := wire.Model(cfg)
 		w := pipeline.NewWorker(cfg, kafkatest.Logger(b), rec, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -313,7 +314,7 @@ func BenchmarkWorkerModels(b *testing.B) {
 				// The fixed DQN of the adaptive model's final size.
 				c.Recommender.Model, c.Recommender.DQN.Hidden = "dqn", final
 			}
-			rec, err := model.New(c)
+			rec, err := wire.Model(c)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/session"
 	"github.com/adaptrec/adaptrec/pipeline/embedded"
@@ -31,7 +32,7 @@ func TestRebuildSessionsGivesUpAfterRestoreTimeout(t *testing.T) {
 	cfg.Session.RebuildEvents = 5
 	cfg.Snapshot.RestoreTimeout = time.Second
 	cfg.Recommender.DQN.Hidden = []int{8}
-	rec, err := model.New(cfg)
+	rec, err := wire.Model(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func TestRebuildSessionsGivesUpAfterRestoreTimeout(t *testing.T) {
 	defer w.closeSinks()
 	w.consumed = map[int32]int64{}
 	broker.Close() // the partition cannot be read
-	asm := session.NewAssembler(cfg.Session)
+	asm := session.NewAssembler(wire.Session(cfg.Session))
 	defer asm.Release()
 	items := []fetched{{msg: kafka.Message{Topic: topic, Partition: 0, Offset: 10}}}
 	err = w.rebuildSessions(context.Background(), items, asm, rec.(model.Observer))

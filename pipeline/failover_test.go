@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
@@ -62,7 +63,7 @@ type running struct {
 // runInBackground starts a worker; log, if not nil, receives its log.
 func runInBackground(t *testing.T, cfg configs.Config, log io.Writer) *running {
 	t.Helper()
-	rec, err := model.New(cfg)
+	rec, err := wire.Model(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/pipeline"
@@ -179,7 +180,7 @@ func TestStallFailsLiveness(t *testing.T) {
 			kafkatest.CreateTopics(t, cfg)
 			lines, _ := kafkatest.Events(300, 0, 30, 5)
 			produce(t, cfg, lines)
-			rec, err := model.New(cfg)
+			rec, err := wire.Model(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -343,7 +344,7 @@ func produceRetrying(t *testing.T, cfg configs.Config, lines [][]byte) {
 // error, whether the worker stopped on its own or at the test's end.
 func runUntilStopped(t *testing.T, cfg configs.Config, h *telemetry.Health) (*pipeline.Worker, <-chan error) {
 	t.Helper()
-	rec, err := model.New(cfg)
+	rec, err := wire.Model(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

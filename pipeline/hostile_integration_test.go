@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/pipeline"
@@ -48,7 +49,7 @@ func runRecording(t *testing.T, cfg configs.Config) (*recordingDQN, *pipeline.Wo
 	}
 	var d *recordingDQN
 	_, ws := runWorkersInstrumented(t, cfg, func(c configs.Config) (model.Recommender, error) {
-		rec, err := model.New(c)
+		rec, err := wire.Model(c)
 		if err != nil {
 			return nil, err
 		}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
@@ -55,7 +55,7 @@ func TestUsersSplitAcrossPartitions(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer srv.Close(context.Background())
-			rec, err := model.New(cfg)
+			rec, err := wire.Model(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

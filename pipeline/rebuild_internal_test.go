@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/model/session"
@@ -64,13 +65,13 @@ func TestRebuildSessionsReadsWhatTheModelMissed(t *testing.T) {
 		{"re-delivered", map[int32]int64{0: 35}, 30, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rec, err := model.New(cfg)
+			rec, err := wire.Model(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			w := NewWorker(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), rec, nil)
 			w.consumed = c.consumed
-			asm := session.NewAssembler(cfg.Session)
+			asm := session.NewAssembler(wire.Session(cfg.Session))
 			defer asm.Release()
 			if err := w.rebuildSessions(context.Background(), batch(c.first, c.first+3), asm, rec.(model.Observer)); err != nil {
 				t.Fatal(err)

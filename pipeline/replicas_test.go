@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/eval"
 	"github.com/adaptrec/adaptrec/model/feedback"
@@ -25,7 +26,7 @@ import (
 // returns their models and workers.
 func runReplicas(t *testing.T, cfg configs.Config, names ...string) ([]model.Probed, []*pipeline.Worker) {
 	t.Helper()
-	return runWorkers(t, cfg, func(c configs.Config) (model.Recommender, error) { return model.New(c) }, nil, names...)
+	return runWorkers(t, cfg, func(c configs.Config) (model.Recommender, error) { return wire.Model(c) }, nil, names...)
 }
 
 // runWorkers is runReplicas with the models build makes; joined, if not
@@ -196,7 +197,7 @@ func TestReplicasConverge(t *testing.T) {
 	// reflects). The single worker saw every user.
 	log := kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Feedback)
 	for _, m := range replicas {
-		asm := session.NewAssembler(cfg.Session)
+		asm := session.NewAssembler(wire.Session(cfg.Session))
 		for _, msg := range log {
 			ev, err := feedback.Decode(msg.Value, feedback.DefaultLimits)
 			if err != nil {
@@ -250,7 +251,7 @@ func TestReplicasFollowTheDecider(t *testing.T) {
 	kafkatest.CreateTopics(t, cfg)
 	produceB(t, cfg.Kafka.Brokers, cfg.Topics.Feedback, lines)
 	build := func(c configs.Config) (model.Recommender, error) {
-		rec, err := model.New(c)
+		rec, err := wire.Model(c)
 		if err != nil {
 			return nil, err
 		}
@@ -331,7 +332,7 @@ func TestRestartedReplicasKeepTheGroupsCounts(t *testing.T) {
 				}
 				produce(t, cfg, lines)
 			}
-			build := func(c configs.Config) (model.Recommender, error) { return model.New(c) }
+			build := func(c configs.Config) (model.Recommender, error) { return wire.Model(c) }
 			_, ws := runWorkers(t, cfg, build, split, "replica-a", "replica-b")
 			a, b := ws[0].Stats().Events.Load(), ws[1].Stats().Events.Load()
 			if a == 0 || b == 0 {
@@ -371,7 +372,7 @@ func TestGenerationsOfReplicasKeepTheirCounts(t *testing.T) {
 	cfg.Snapshot.Keep = 1
 	kafkatest.CreateTopics(t, cfg)
 	lines, _ := kafkatest.Events(1000, 0, 200, 9)
-	build := func(c configs.Config) (model.Recommender, error) { return model.New(c) }
+	build := func(c configs.Config) (model.Recommender, error) { return wire.Model(c) }
 	learned := int64(0)
 	for g, part := range [][][]byte{lines[:500], lines[500:]} {
 		split := func() {

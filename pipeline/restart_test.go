@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/pipeline"
@@ -54,7 +55,7 @@ func (d *scoredDQN) hr(from map[int]int64) (float64, int) {
 func runScored(t *testing.T, cfg configs.Config) (*scoredDQN, *pipeline.Worker) {
 	var d *scoredDQN
 	_, ws := runWorkers(t, cfg, func(c configs.Config) (model.Recommender, error) {
-		rec, err := model.New(c)
+		rec, err := wire.Model(c)
 		if err != nil {
 			return nil, err
 		}

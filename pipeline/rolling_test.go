@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/pipeline"
@@ -40,7 +41,7 @@ type replica struct {
 func startReplica(tb testing.TB, cfg configs.Config, name string) *replica {
 	tb.Helper()
 	cfg.Snapshot.Replica = name
-	rec, err := model.New(cfg)
+	rec, err := wire.Model(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
@@ -68,7 +69,7 @@ func TestWorkerWrongPasswordStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Kafka.SASL.PasswordEnv, cfg.Kafka.SASL.PasswordFile = "", wrong
-	rec, err := model.New(cfg)
+	rec, err := wire.Model(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func TestRestartOverSASLSSL(t *testing.T) {
 	lines, _ := kafkatest.Events(600, 0, 60, 4)
 	produce(t, plain, lines)
 	run := func() (*model.DQN, *pipeline.Worker) {
-		rec, err := model.New(cfg)
+		rec, err := wire.Model(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

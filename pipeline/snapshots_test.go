@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/pipeline"
@@ -165,7 +166,7 @@ func TestWorkerRestartRestoresTheModel(t *testing.T) {
 			lines, _ := kafkatest.Events(1500, 0, 200, 9)
 			produce(t, cfg, lines)
 			run := func() (*model.DQN, *pipeline.Worker) {
-				rec, err := model.New(cfg)
+				rec, err := wire.Model(cfg)
 				if err != nil {
 					t.Fatal(err)
 				}

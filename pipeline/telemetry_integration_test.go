@@ -18,7 +18,7 @@ import (
 	pmodel "github.com/prometheus/common/model"
 
 	"github.com/adaptrec/adaptrec/configs"
-	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
@@ -28,7 +28,7 @@ import (
 // startInstrumented runs a worker with instrument applied before Run.
 func startInstrumented(t *testing.T, cfg configs.Config, instrument func(*pipeline.Worker)) (*pipeline.Worker, func() error) {
 	t.Helper()
-	rec, err := model.New(cfg)
+	rec, err := wire.Model(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestDeadLetterLogLinesNameTheMessage(t *testing.T) {
 	kafkatest.CreateTopics(t, cfg)
 	produce(t, cfg, lines)
 	var buf syncBuffer
-	rec, err := model.New(cfg)
+	rec, err := wire.Model(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

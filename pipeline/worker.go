@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/model/session"
@@ -482,7 +483,7 @@ func (w *Worker) limits() feedback.Limits {
 // model owns the recommender: it batches, assigns sessions, builds the Arrow
 // record, learns and encodes the outputs.
 func (w *Worker) model(ctx context.Context, in <-chan fetched, out chan<- output) error {
-	asm := session.NewAssembler(w.cfg.Session)
+	asm := session.NewAssembler(wire.Session(w.cfg.Session))
 	asm.OnSplit = w.userSplit
 	defer asm.Release()
 	b := Batcher[fetched]{Size: w.cfg.Batch.Size, MaxWait: w.cfg.Batch.MaxWait,

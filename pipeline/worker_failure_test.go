@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/pipeline"
@@ -34,7 +35,7 @@ func TestWorkerModelPanicIsNotCommitted(t *testing.T) {
 			kafkatest.CreateTopics(t, cfg)
 			lines, _ := kafkatest.Events(300, 0, 30, 9)
 			produce(t, cfg, lines)
-			rec, _ := model.New(cfg)
+			rec, _ := wire.Model(cfg)
 			w := pipeline.NewWorker(cfg, kafkatest.Logger(t), panicky{rec}, nil)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -88,7 +89,7 @@ func TestWorkerCreatesTopics(t *testing.T) {
 			// With creation off, a missing topic is an error naming it.
 			cfg2 := kafkatest.Config(t, target)
 			cfg2.Topics.Create = false
-			rec, _ := model.New(cfg2)
+			rec, _ := wire.Model(cfg2)
 			err := pipeline.NewWorker(cfg2, kafkatest.Logger(t), rec, nil).Run(context.Background())
 			if err == nil || !strings.Contains(err.Error(), cfg2.Topics.Feedback) || !strings.Contains(err.Error(), "topics.create") {
 				t.Fatalf("missing topic with topics.create=false: %v", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -10,14 +11,21 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/eval"
 )
 
+// evalFlags are the flags of adaptrec eval.
+type evalFlags struct {
+	data, format, models, out string
+	batch, k                  int
+	simulate                  bool
+}
+
 func (a *app) evalCmd() *cobra.Command {
-	var data, format, models, out string
-	var batch, k int
-	var simulate bool
+	var ef evalFlags
 	cmd := &cobra.Command{
 		Use:   "eval (--data PATH --format FORMAT | --sim) [--models pop,itemknn] [--batch 256] [--k 10] [--out DIR]",
 		Short: "Evaluate models on a feedback log (prequential) or in the simulated closed loop (--sim), all in one run",
@@ -45,98 +53,125 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
   adaptrec eval --sim --out out/sim`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if simulate {
-				if data != "" {
-					return fmt.Errorf("--sim runs the simulated population: drop --data")
-				}
-				cfg, err := a.load()
-				if err != nil {
-					return err
-				}
+			if ef.simulate {
 				if !cmd.Flags().Changed("models") {
-					models = "random,pop,itemknn,dqn,adaptive-rl"
+					ef.models = "random,pop,itemknn,dqn,adaptive-rl"
 				}
-				names := strings.Split(models, ",")
-				for i, n := range names {
-					names[i] = strings.TrimSpace(n)
-					if _, err := model.Build(names[i], cfg); err != nil && names[i] != "random" {
-						return fmt.Errorf("--models: %w", err)
-					}
-				}
-				return a.evalSim(cmd.Context(), cfg, names, out)
+				return a.evalSimulated(cmd.Context(), ef)
 			}
-			if data == "" || format == "" {
-				return fmt.Errorf("--data and --format are required (or --sim)")
-			}
-			if batch <= 0 || k <= 0 {
-				return fmt.Errorf("--batch and --k must be positive")
-			}
-			cfg, err := a.load()
-			if err != nil {
-				return err
-			}
-			names := strings.Split(models, ",")
-			for _, n := range names {
-				if _, err := model.Build(strings.TrimSpace(n), cfg); err != nil {
-					return fmt.Errorf("--models: %w", err)
-				}
-			}
-			t0 := time.Now()
-			events, err := eval.Load(data, format)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stderr, "eval: %d events from %s in %v\n", len(events), data, time.Since(t0).Round(time.Millisecond))
-			var results []eval.Result
-			for _, n := range names {
-				m, _ := model.Build(strings.TrimSpace(n), cfg)
-				bar := newProgress(a.stderr, m.Name())
-				r, err := eval.Run(cmd.Context(), events, m, eval.Options{Batch: batch, K: k, Session: cfg.Session, Progress: bar.update})
-				bar.done()
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(a.stderr, "eval: %s HR@%d %.4f in %v\n", r.Model, k, r.HR, r.Wall.Round(time.Millisecond))
-				results = append(results, r)
-			}
-			if err := eval.Markdown(a.stdout, k, results); err != nil {
-				return err
-			}
-			if out == "" {
-				return nil
-			}
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return err
-			}
-			if err := eval.WriteCSV(filepath.Join(out, "results.csv"), k, results); err != nil {
-				return err
-			}
-			title := fmt.Sprintf("%s, batch %d", filepath.Base(data), batch)
-			if err := eval.PlotCurves(filepath.Join(out, "curve.png"), title, k, 2000, results); err != nil {
-				return err
-			}
-			if err := eval.PlotPareto(filepath.Join(out, "pareto.png"), title, k, results); err != nil {
-				return err
-			}
-			if err := eval.PlotArchitecture(filepath.Join(out, "architecture.png"), title, results); err != nil {
-				return err
-			}
-			if err := eval.WriteDecisions(filepath.Join(out, "decisions.jsonl"), results); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stderr, "eval: wrote results.csv, decisions.jsonl, curve.png, pareto.png and architecture.png in %s\n", out)
-			return nil
+			return a.evalLog(cmd.Context(), ef)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&data, "data", "", "feedback log to replay")
-	f.StringVar(&format, "format", "", "log format: "+strings.Join(eval.Formats, ", "))
-	f.StringVar(&models, "models", "pop,itemknn", "comma-separated models to evaluate in this run")
-	f.IntVar(&batch, "batch", 256, "events per batch, as the worker's batch.size")
-	f.IntVar(&k, "k", 10, "cut-off of HR@K and NDCG@K")
-	f.StringVar(&out, "out", "", "directory for results.csv and curve.png")
-	f.BoolVar(&simulate, "sim", false, "run the simulated population (sim.* keys) against each model instead of a log (default models: random,pop,itemknn,dqn,adaptive-rl)")
+	f.StringVar(&ef.data, "data", "", "feedback log to replay")
+	f.StringVar(&ef.format, "format", "", "log format: "+strings.Join(eval.Formats, ", "))
+	f.StringVar(&ef.models, "models", "pop,itemknn", "comma-separated models to evaluate in this run")
+	f.IntVar(&ef.batch, "batch", 256, "events per batch, as the worker's batch.size")
+	f.IntVar(&ef.k, "k", 10, "cut-off of HR@K and NDCG@K")
+	f.StringVar(&ef.out, "out", "", "directory for results.csv and curve.png")
+	f.BoolVar(&ef.simulate, "sim", false, "run the simulated population (sim.* keys) against each model instead of a log (default models: random,pop,itemknn,dqn,adaptive-rl)")
 	return cmd
+}
+
+// modelNames splits --models and checks that cfg builds each model
+// ("random", the control policy, only where random is true).
+func modelNames(models string, cfg configs.Config, random bool) ([]string, error) {
+	names := strings.Split(models, ",")
+	for i, n := range names {
+		names[i] = strings.TrimSpace(n)
+		if random && names[i] == "random" {
+			continue
+		}
+		if _, err := wire.Build(names[i], cfg); err != nil {
+			return nil, fmt.Errorf("--models: %w", err)
+		}
+	}
+	return names, nil
+}
+
+// evalSimulated runs eval --sim.
+func (a *app) evalSimulated(ctx context.Context, ef evalFlags) error {
+	if ef.data != "" {
+		return fmt.Errorf("--sim runs the simulated population: drop --data")
+	}
+	cfg, err := a.load()
+	if err != nil {
+		return err
+	}
+	names, err := modelNames(ef.models, cfg, true)
+	if err != nil {
+		return err
+	}
+	return a.evalSim(ctx, cfg, names, ef.out)
+}
+
+// evalLog runs eval on the log --data, prints the table and writes --out.
+func (a *app) evalLog(ctx context.Context, ef evalFlags) error {
+	if ef.data == "" || ef.format == "" {
+		return fmt.Errorf("--data and --format are required (or --sim)")
+	}
+	if ef.batch <= 0 || ef.k <= 0 {
+		return fmt.Errorf("--batch and --k must be positive")
+	}
+	cfg, err := a.load()
+	if err != nil {
+		return err
+	}
+	names, err := modelNames(ef.models, cfg, false)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	events, err := eval.Load(ef.data, ef.format)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "eval: %d events from %s in %v\n", len(events), ef.data, time.Since(t0).Round(time.Millisecond))
+	var results []eval.Result
+	for _, n := range names {
+		m, _ := wire.Build(n, cfg)
+		bar := newProgress(a.stderr, m.Name())
+		r, err := eval.Run(ctx, events, m, eval.Options{Batch: ef.batch, K: ef.k, Session: wire.Session(cfg.Session), Progress: bar.update})
+		bar.done()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stderr, "eval: %s HR@%d %.4f in %v\n", r.Model, ef.k, r.HR, r.Wall.Round(time.Millisecond))
+		results = append(results, r)
+	}
+	if err := eval.Markdown(a.stdout, ef.k, results); err != nil {
+		return err
+	}
+	if ef.out == "" {
+		return nil
+	}
+	if err := writeEval(ef, results); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "eval: wrote results.csv, decisions.jsonl, curve.png, pareto.png and architecture.png in %s\n", ef.out)
+	return nil
+}
+
+// writeEval writes the files of eval --out.
+func writeEval(ef evalFlags, results []eval.Result) error {
+	out, k := ef.out, ef.k
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	if err := eval.WriteCSV(filepath.Join(out, "results.csv"), k, results); err != nil {
+		return err
+	}
+	title := fmt.Sprintf("%s, batch %d", filepath.Base(ef.data), ef.batch)
+	if err := eval.PlotCurves(filepath.Join(out, "curve.png"), title, k, 2000, results); err != nil {
+		return err
+	}
+	if err := eval.PlotPareto(filepath.Join(out, "pareto.png"), title, k, results); err != nil {
+		return err
+	}
+	if err := eval.PlotArchitecture(filepath.Join(out, "architecture.png"), title, results); err != nil {
+		return err
+	}
+	return eval.WriteDecisions(filepath.Join(out, "decisions.jsonl"), results)
 }
 
 // progress draws a bar on a terminal and nothing elsewhere.

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/adaptrec/adaptrec/configs"
-	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/pipeline/sim"
 )
 
@@ -33,7 +33,7 @@ func (a *app) evalSim(ctx context.Context, cfg configs.Config, models []string, 
 		if name == "random" {
 			p = sim.NewRandom(cfg.Recommender.TopN, scfg.Seed)
 		} else {
-			m, err := model.Build(name, cfg)
+			m, err := wire.Build(name, cfg)
 			if err != nil {
 				return fmt.Errorf("--models: %w", err)
 			}

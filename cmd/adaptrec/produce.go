@@ -1,16 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adaptrec/adaptrec/pipeline"
-	"github.com/adaptrec/adaptrec/sink"
 )
 
 func (a *app) produceCmd() *cobra.Command {
@@ -41,62 +40,59 @@ traceparent goes into its headers, so the worker's spans join its trace.`,
 			if rate < 0 {
 				return fmt.Errorf("--rate must not be negative, got %g", rate)
 			}
-			cfg, err := a.load()
-			if err != nil {
-				return err
-			}
-			if topic == "" {
-				topic = cfg.Topics.Feedback
-			}
-			var in io.Reader = os.Stdin
-			if file != "-" {
-				f, err := os.Open(file)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				in = f
-			}
-			conn, err := connect(cmd.Context(), cfg, "-produce")
-			if err != nil {
-				return err
-			}
-			out := sink.NewKafka(sink.WriterConfig{
-				Brokers: cfg.Kafka.Brokers, Topic: topic, ClientID: cfg.Kafka.ClientID + "-produce",
-				BatchTimeout: cfg.Sink.BatchTimeout, BatchSize: cfg.Sink.BatchSize,
-				WriteTimeout: cfg.Sink.WriteTimeout, MaxAttempts: cfg.Sink.MaxAttempts,
-				Transport: conn.Transport(), Logger: a.logger(cfg),
-			})
-			defer out.Close()
-			tr, err := a.tracing(cmd.Context(), cfg, a.logger(cfg))
-			if err != nil {
-				return err
-			}
-			defer flush(tr, a.logger(cfg))
-			var tracer trace.Tracer
-			if tr.Enabled {
-				tracer = tr.Provider.Tracer("github.com/adaptrec/adaptrec/cmd/adaptrec")
-			}
-			last := time.Now()
-			res, err := pipeline.Produce(cmd.Context(), out, in, pipeline.ProduceOptions{
-				Rate: rate, Tracer: tracer, Topic: topic,
-				Progress: func(sent int) {
-					if time.Since(last) >= time.Second {
-						last = time.Now()
-						fmt.Fprintf(a.stderr, "produce: %d sent\n", sent)
-					}
-				},
-			})
-			if err != nil {
-				return fmt.Errorf("%s: %w (%d sent before the error)", file, err, res.Sent)
-			}
-			fmt.Fprintf(a.stdout, "produced %d events to %s in %s (%.0f/s); %d without a user_id key; %d retried\n",
-				res.Sent, topic, res.Duration.Round(time.Millisecond), float64(res.Sent)/max(res.Duration.Seconds(), 1e-9), res.Unkeyed, res.Retried)
-			return nil
+			return a.produce(cmd.Context(), file, topic, rate)
 		},
 	}
 	cmd.Flags().StringVar(&file, "file", "", "JSONL file of events, - for stdin")
 	cmd.Flags().Float64Var(&rate, "rate", 0, "events per second (0: as fast as acks allow)")
 	cmd.Flags().StringVar(&topic, "topic", "", "topic to publish to (default topics.feedback)")
 	return cmd
+}
+
+// produce publishes the events of file (- for stdin) on topic ("":
+// topics.feedback) at rate (0: as fast as acks allow).
+func (a *app) produce(ctx context.Context, file, topic string, rate float64) error {
+	cfg, err := a.load()
+	if err != nil {
+		return err
+	}
+	if topic == "" {
+		topic = cfg.Topics.Feedback
+	}
+	var in io.Reader = os.Stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	conn, err := connect(ctx, cfg, "-produce")
+	if err != nil {
+		return err
+	}
+	out := kafkaWriter(cfg, conn, topic, "-produce", a.logger(cfg))
+	defer out.Close()
+	tr, err := a.tracing(ctx, cfg, a.logger(cfg))
+	if err != nil {
+		return err
+	}
+	defer flush(tr, a.logger(cfg))
+	last := time.Now()
+	res, err := pipeline.Produce(ctx, out, in, pipeline.ProduceOptions{
+		Rate: rate, Tracer: tracer(tr), Topic: topic,
+		Progress: func(sent int) {
+			if time.Since(last) >= time.Second {
+				last = time.Now()
+				fmt.Fprintf(a.stderr, "produce: %d sent\n", sent)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w (%d sent before the error)", file, err, res.Sent)
+	}
+	fmt.Fprintf(a.stdout, "produced %d events to %s in %s (%.0f/s); %d without a user_id key; %d retried\n",
+		res.Sent, topic, res.Duration.Round(time.Millisecond), float64(res.Sent)/max(res.Duration.Seconds(), 1e-9), res.Unkeyed, res.Retried)
+	return nil
 }

@@ -12,10 +12,13 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
+	"github.com/adaptrec/adaptrec/sink"
 )
 
 // app holds what every subcommand shares: its output streams and flags.
@@ -60,7 +63,7 @@ flag; a command that cannot connect with them exits 1 saying what failed
 func (a *app) bind(key string, f *pflag.Flag) { a.flags[key] = f }
 
 func (a *app) load() (configs.Config, error) {
-	return configs.Load(configs.LoadOptions{File: a.configFile, Environ: os.Environ(), Flags: a.flags})
+	return wire.Load(configs.LoadOptions{File: a.configFile, Environ: os.Environ(), Flags: a.flags})
 }
 
 func (a *app) logger(cfg configs.Config) *slog.Logger {
@@ -108,6 +111,25 @@ func connect(ctx context.Context, cfg configs.Config, suffix string) (*kafkaconn
 		return nil, err
 	}
 	return conn, nil
+}
+
+// tracer is the tracer of the binary's own spans, nil when tracing is off.
+func tracer(tr *telemetry.Tracing) trace.Tracer {
+	if !tr.Enabled {
+		return nil
+	}
+	return tr.Provider.Tracer("github.com/adaptrec/adaptrec/cmd/adaptrec")
+}
+
+// kafkaWriter is a writer to topic with the sink.* settings of cfg, over
+// conn, with client id kafka.client_id plus suffix.
+func kafkaWriter(cfg configs.Config, conn *kafkaconn.Conn, topic, suffix string, log *slog.Logger) *sink.Kafka {
+	return sink.NewKafka(sink.WriterConfig{
+		Brokers: cfg.Kafka.Brokers, Topic: topic, ClientID: cfg.Kafka.ClientID + suffix,
+		BatchTimeout: cfg.Sink.BatchTimeout, BatchSize: cfg.Sink.BatchSize,
+		WriteTimeout: cfg.Sink.WriteTimeout, MaxAttempts: cfg.Sink.MaxAttempts,
+		Transport: conn.Transport(), Logger: log,
+	})
 }
 
 // version is the module version the binary was built from.

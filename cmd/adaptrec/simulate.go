@@ -6,11 +6,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/sim"
-	"github.com/adaptrec/adaptrec/sink"
 )
 
 func (a *app) simulateCmd() *cobra.Command {
@@ -30,73 +28,7 @@ run, or on SIGINT.`,
   adaptrec simulate --brokers 127.0.0.1:9092 --users 2000 --duration 5m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.load()
-			if err != nil {
-				return err
-			}
-			if duration < 0 || every <= 0 {
-				return fmt.Errorf("--duration must not be negative and --every must be positive")
-			}
-			log := a.logger(cfg)
-			scfg := sim.FromConfig(cfg.Sim)
-			if duration > 0 {
-				scfg.Sessions = 1 << 30 // the duration ends the run
-			}
-			live, err := sim.New(scfg)
-			if err != nil {
-				return err
-			}
-			control, _ := sim.New(scfg)
-			ctx := cmd.Context()
-			if duration > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, duration)
-				defer cancel()
-			}
-			conn, err := connect(ctx, cfg, "-simulate")
-			if err != nil {
-				return err
-			}
-			client := conn.Client()
-			specs := []pipeline.TopicSpec{
-				{Name: cfg.Topics.Feedback, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
-				{Name: cfg.Topics.Recommendations, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
-			}
-			if err := pipeline.EnsureTopics(ctx, client, specs, cfg.Topics.Create, log); err != nil {
-				return err
-			}
-			tr, err := a.tracing(ctx, cfg, log)
-			if err != nil {
-				return err
-			}
-			defer flush(tr, log)
-			var tracer trace.Tracer
-			if tr.Enabled {
-				tracer = tr.Provider.Tracer("github.com/adaptrec/adaptrec/cmd/adaptrec")
-			}
-			out := sink.NewKafka(sink.WriterConfig{
-				Brokers: cfg.Kafka.Brokers, Topic: cfg.Topics.Feedback, ClientID: cfg.Kafka.ClientID + "-simulate",
-				BatchTimeout: cfg.Sink.BatchTimeout, BatchSize: cfg.Sink.BatchSize,
-				WriteTimeout: cfg.Sink.WriteTimeout, MaxAttempts: cfg.Sink.MaxAttempts,
-				Transport: conn.Transport(),
-			})
-			defer out.Close()
-			policy, err := sim.NewKafkaPolicy(ctx, conn, cfg.Topics.Recommendations,
-				&sim.KafkaPolicy{Out: out, Topic: cfg.Topics.Feedback, Tracer: tracer, Log: log})
-			if err != nil {
-				return err
-			}
-			defer policy.Close()
-			start := time.Now()
-			var total, ctotal sim.Window
-			err = sim.Live(ctx, live, policy, control, sim.NewRandom(cfg.Recommender.TopN, scfg.Seed), every, func(w, cw sim.Window) {
-				total.Merge(w)
-				ctotal.Merge(cw)
-				at := time.Since(start).Round(time.Second)
-				fmt.Fprintf(a.stdout, "%-8s worker: %s\n%-8s random: %s\n", at, w, "", cw)
-			})
-			fmt.Fprintf(a.stdout, "total    worker: %s\n         random: %s\n", total, ctotal)
-			return err
+			return a.simulate(cmd.Context(), duration, every)
 		},
 	}
 	f := cmd.Flags()
@@ -109,4 +41,63 @@ run, or on SIGINT.`,
 	f.DurationVar(&duration, "duration", 0, "stop after this long (0: after sim.sessions sessions)")
 	f.DurationVar(&every, "every", time.Minute, "reporting period")
 	return cmd
+}
+
+// simulate runs the simulated population against the live worker for
+// duration (0: sim.sessions sessions), reporting every every.
+func (a *app) simulate(ctx context.Context, duration, every time.Duration) error {
+	cfg, err := a.load()
+	if err != nil {
+		return err
+	}
+	if duration < 0 || every <= 0 {
+		return fmt.Errorf("--duration must not be negative and --every must be positive")
+	}
+	log := a.logger(cfg)
+	scfg := sim.FromConfig(cfg.Sim)
+	if duration > 0 {
+		scfg.Sessions = 1 << 30 // the duration ends the run
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, duration)
+		defer cancel()
+	}
+	live, err := sim.New(scfg)
+	if err != nil {
+		return err
+	}
+	control, _ := sim.New(scfg)
+	conn, err := connect(ctx, cfg, "-simulate")
+	if err != nil {
+		return err
+	}
+	specs := []pipeline.TopicSpec{
+		{Name: cfg.Topics.Feedback, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
+		{Name: cfg.Topics.Recommendations, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
+	}
+	if err := pipeline.EnsureTopics(ctx, conn.Client(), specs, cfg.Topics.Create, log); err != nil {
+		return err
+	}
+	tr, err := a.tracing(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer flush(tr, log)
+	out := kafkaWriter(cfg, conn, cfg.Topics.Feedback, "-simulate", nil)
+	defer out.Close()
+	policy, err := sim.NewKafkaPolicy(ctx, conn, cfg.Topics.Recommendations,
+		&sim.KafkaPolicy{Out: out, Topic: cfg.Topics.Feedback, Tracer: tracer(tr), Log: log})
+	if err != nil {
+		return err
+	}
+	defer policy.Close()
+	start := time.Now()
+	var total, ctotal sim.Window
+	err = sim.Live(ctx, live, policy, control, sim.NewRandom(cfg.Recommender.TopN, scfg.Seed), every, func(w, cw sim.Window) {
+		total.Merge(w)
+		ctotal.Merge(cw)
+		at := time.Since(start).Round(time.Second)
+		fmt.Fprintf(a.stdout, "%-8s worker: %s\n%-8s random: %s\n", at, w, "", cw)
+	})
+	fmt.Fprintf(a.stdout, "total    worker: %s\n         random: %s\n", total, ctotal)
+	return err
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/adaptrec/adaptrec/configs"
-	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/embedded"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
@@ -108,7 +108,7 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 		}
 	}
 
-	rec, err := model.New(cfg)
+	rec, err := wire.Model(cfg)
 	if err != nil {
 		return err
 	}

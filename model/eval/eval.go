@@ -15,7 +15,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/model/session"
@@ -23,9 +22,10 @@ import (
 
 // Options configures a run.
 type Options struct {
-	Batch   int // events per batch, as the worker's batch.size (default 256)
-	K       int // cut-off of HR and NDCG (default 10)
-	Session configs.Session
+	Batch int // events per batch, as the worker's batch.size (default 256)
+	K     int // cut-off of HR and NDCG (default 10)
+	// Session is the session policy (default session.DefaultOptions()).
+	Session session.Options
 	// Window is the number of scored events the rolling HR of the curve
 	// averages over (default 2000); Points is how many curve points to keep
 	// (default 200).
@@ -90,126 +90,170 @@ type Networked interface {
 
 // Run evaluates m on events (in the order given) and returns its figures.
 func Run(ctx context.Context, events []feedback.Event, m model.Probed, opts Options) (Result, error) {
-	if opts.Batch <= 0 {
-		opts.Batch = 256
-	}
-	if opts.K <= 0 {
-		opts.K = 10
-	}
-	if opts.Window <= 0 {
-		opts.Window = 2000
-	}
-	if opts.Points <= 0 {
-		opts.Points = 200
-	}
-	if opts.Session.MaxSessions == 0 {
-		opts.Session = configs.Default().Session
-	}
-	asm := session.NewAssembler(opts.Session)
-	defer asm.Release()
-
-	res := Result{Model: m.Name(), Events: len(events)}
-	window := make([]bool, opts.Window)
-	hitsInWindow, filled := 0, 0
-	var hits int
-	var ndcg float64
-	var rankTime, total time.Duration
-	var paramsSum, netSum float64
-	netted, hasNet := m.(Networked)
-	step := max(1, len(events)/opts.Points)
-	nextPoint := step
-	var trainBefore time.Duration
+	opts.defaults()
+	r := &run{opts: opts, m: m, asm: session.NewAssembler(opts.Session), res: Result{Model: m.Name(), Events: len(events)}}
+	defer r.asm.Release()
+	r.sc = scoring{k: opts.K, window: make([]bool, opts.Window)}
+	r.netted, _ = m.(Networked)
+	r.step = max(1, len(events)/opts.Points)
+	r.nextPoint = r.step
 	tr, timesTraining := m.(Trainer)
+	var trainBefore time.Duration
 	if timesTraining {
 		trainBefore = tr.TrainTime()
 	}
-
-	probe := func(_ int, ok bool, rank func() int) {
-		if !ok {
-			return
-		}
-		t0 := time.Now()
-		r := rank()
-		rankTime += time.Since(t0)
-		hit := r < opts.K
-		if hit {
-			hits++
-			ndcg += 1 / math.Log2(float64(r)+2)
-		}
-		slot := res.Scored % opts.Window
-		if window[slot] {
-			hitsInWindow--
-		}
-		window[slot] = hit
-		if hit {
-			hitsInWindow++
-		}
-		filled = min(filled+1, opts.Window)
-		res.Scored++
-	}
-
 	start := time.Now()
 	for lo := 0; lo < len(events); lo += opts.Batch {
 		if err := ctx.Err(); err != nil {
-			return res, err
+			return r.res, err
 		}
-		hi := min(lo+opts.Batch, len(events))
-		t0 := time.Now()
-		for i := lo; i < hi; i++ {
-			asm.Add(events[i], 0, int64(i), events[i].TS)
-		}
-		b := asm.Flush()
-		_, err := m.LearnProbed(ctx, b, probe)
-		b.Release()
-		total += time.Since(t0)
-		if err != nil {
-			return res, fmt.Errorf("%s: batch at event %d: %w", m.Name(), lo, err)
-		}
-		res.Batches++
-		paramsSum += float64(m.Params())
-		if hasNet {
-			netSum += float64(netted.NetParams())
-		}
-		for hi >= nextPoint {
-			v := 0.0
-			if filled > 0 {
-				v = float64(hitsInWindow) / float64(filled)
-			}
-			res.Curve = append(res.Curve, Point{Events: nextPoint, Value: v})
-			if hasNet {
-				res.NetCurve = append(res.NetCurve, Point{Events: nextPoint, Value: float64(netted.NetParams())})
-			}
-			nextPoint += step
-		}
-		if opts.Progress != nil {
-			opts.Progress(hi, len(events))
+		if err := r.batch(ctx, events, lo, min(lo+opts.Batch, len(events))); err != nil {
+			return r.res, err
 		}
 	}
-	res.Wall = time.Since(start)
+	r.res.Wall = time.Since(start)
+	r.finish()
+	if timesTraining && r.res.Batches > 0 {
+		r.res.TrainMicrosPerBatch = float64((tr.TrainTime() - trainBefore).Microseconds()) / float64(r.res.Batches)
+	}
+	return r.res, nil
+}
+
+// defaults fills the options left zero.
+func (o *Options) defaults() {
+	if o.Batch <= 0 {
+		o.Batch = 256
+	}
+	if o.K <= 0 {
+		o.K = 10
+	}
+	if o.Window <= 0 {
+		o.Window = 2000
+	}
+	if o.Points <= 0 {
+		o.Points = 200
+	}
+	if o.Session.MaxSessions == 0 {
+		o.Session = session.DefaultOptions()
+	}
+}
+
+// run is the state of one Run.
+type run struct {
+	opts   Options
+	m      model.Probed
+	asm    *session.Assembler
+	sc     scoring
+	res    Result
+	netted Networked // nil: m has no network of its own
+	// total is the time spent learning and ranking; paramsSum and netSum
+	// add the model's and its network's sizes after each batch.
+	total             time.Duration
+	paramsSum, netSum float64
+	step, nextPoint   int // events between curve points, and the next one
+}
+
+// batch learns events[lo:hi] as one batch, scoring each event first, and
+// records the figures after it.
+func (r *run) batch(ctx context.Context, events []feedback.Event, lo, hi int) error {
+	t0 := time.Now()
+	for i := lo; i < hi; i++ {
+		r.asm.Add(events[i], 0, int64(i), events[i].TS)
+	}
+	b := r.asm.Flush()
+	_, err := r.m.LearnProbed(ctx, b, r.sc.probe)
+	b.Release()
+	r.total += time.Since(t0)
+	if err != nil {
+		return fmt.Errorf("%s: batch at event %d: %w", r.m.Name(), lo, err)
+	}
+	r.res.Batches, r.res.Scored = r.res.Batches+1, r.sc.scored
+	r.paramsSum += float64(r.m.Params())
+	if r.netted != nil {
+		r.netSum += float64(r.netted.NetParams())
+	}
+	for hi >= r.nextPoint {
+		r.res.Curve = append(r.res.Curve, Point{Events: r.nextPoint, Value: r.sc.rolling()})
+		if r.netted != nil {
+			r.res.NetCurve = append(r.res.NetCurve, Point{Events: r.nextPoint, Value: float64(r.netted.NetParams())})
+		}
+		r.nextPoint += r.step
+	}
+	if r.opts.Progress != nil {
+		r.opts.Progress(hi, len(events))
+	}
+	return nil
+}
+
+// finish computes the figures of the whole run (but the training time of
+// a Trainer, which Run measures).
+func (r *run) finish() {
+	res := &r.res
 	if res.Scored > 0 {
-		res.HR = float64(hits) / float64(res.Scored)
-		res.NDCG = ndcg / float64(res.Scored)
+		res.HR = float64(r.sc.hits) / float64(res.Scored)
+		res.NDCG = r.sc.ndcg / float64(res.Scored)
 	}
-	learn := total - rankTime
+	learn := r.total - r.sc.rankTime
 	if learn > 0 {
-		res.EventsPerSec = float64(len(events)) / learn.Seconds()
+		res.EventsPerSec = float64(res.Events) / learn.Seconds()
 	}
 	if res.Batches > 0 {
-		res.ParamsMean = paramsSum / float64(res.Batches)
-		res.NetParamsMean = netSum / float64(res.Batches)
-		if timesTraining {
-			res.TrainMicrosPerBatch = float64((tr.TrainTime() - trainBefore).Microseconds()) / float64(res.Batches)
-		} else {
-			res.TrainMicrosPerBatch = float64(learn.Microseconds()) / float64(res.Batches)
-		}
+		res.ParamsMean = r.paramsSum / float64(res.Batches)
+		res.NetParamsMean = r.netSum / float64(res.Batches)
+		res.TrainMicrosPerBatch = float64(learn.Microseconds()) / float64(res.Batches)
 	}
-	res.ParamsFinal = m.Params()
-	if ad, ok := m.(Adapting); ok {
+	res.ParamsFinal = r.m.Params()
+	if ad, ok := r.m.(Adapting); ok {
 		res.Decisions = map[string]int{}
 		res.DecisionLog = ad.Decisions()
 		for _, d := range res.DecisionLog {
 			res.Decisions[string(d.Action.Kind)]++
 		}
 	}
-	return res, nil
+}
+
+// scoring adds up the ranks the model reports for the events it scores:
+// hits and NDCG at k, and the hits of the last len(window) scored events
+// for the rolling curve.
+type scoring struct {
+	k                        int
+	window                   []bool
+	inWindow, filled, scored int
+	hits                     int
+	ndcg                     float64
+	rankTime                 time.Duration // ranking for the metric, not learning
+}
+
+// probe is the model.Probe of Run: ok says whether the event is scored,
+// rank ranks its item.
+func (s *scoring) probe(_ int, ok bool, rank func() int) {
+	if !ok {
+		return
+	}
+	t0 := time.Now()
+	r := rank()
+	s.rankTime += time.Since(t0)
+	hit := r < s.k
+	if hit {
+		s.hits++
+		s.ndcg += 1 / math.Log2(float64(r)+2)
+	}
+	slot := s.scored % len(s.window)
+	if s.window[slot] {
+		s.inWindow--
+	}
+	s.window[slot] = hit
+	if hit {
+		s.inWindow++
+	}
+	s.filled = min(s.filled+1, len(s.window))
+	s.scored++
+}
+
+// rolling is the hit rate over the window (0 before any event is scored).
+func (s *scoring) rolling() float64 {
+	if s.filled == 0 {
+		return 0
+	}
+	return float64(s.inWindow) / float64(s.filled)
 }

@@ -26,6 +26,7 @@ const (
 	Rating
 )
 
+// String is the type as the event's JSON spells it.
 func (t Type) String() string {
 	switch t {
 	case Click:
@@ -108,6 +109,7 @@ type DecodeError struct {
 	Msg   string
 }
 
+// Error implements error.
 func (e *DecodeError) Error() string {
 	if e.Field == "" {
 		return fmt.Sprintf("%s: %s", e.Class, e.Msg)

@@ -3,7 +3,6 @@ package session
 import (
 	"time"
 
-	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
@@ -21,10 +20,25 @@ type Assembler struct {
 	n        int
 }
 
-// NewAssembler returns an empty assembler with the session policy of cfg.
-func NewAssembler(cfg configs.Session) *Assembler {
+// Options is the session policy of an Assembler.
+type Options struct {
+	// IdleGap ends a user's session without session_id after this gap in
+	// event time; TTL evicts sessions not seen for this long.
+	IdleGap, TTL time.Duration
+	// MaxSessions bounds the sessions kept (least recently seen go first).
+	MaxSessions int
+}
+
+// DefaultOptions is the session policy of the defaults file
+// (configs/adaptrec.yaml, session.*).
+func DefaultOptions() Options {
+	return Options{IdleGap: 30 * time.Minute, TTL: 24 * time.Hour, MaxSessions: 1_000_000}
+}
+
+// NewAssembler returns an empty assembler with the session policy opts.
+func NewAssembler(opts Options) *Assembler {
 	return &Assembler{
-		sessions: NewSessions(cfg.IdleGap, cfg.TTL, cfg.MaxSessions),
+		sessions: NewSessions(opts.IdleGap, opts.TTL, opts.MaxSessions),
 		builder:  feedback.NewBuilder(nil),
 	}
 }

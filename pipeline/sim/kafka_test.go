@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
@@ -22,7 +22,7 @@ func TestSimulateThroughKafka(t *testing.T) {
 			cfg := kafkatest.Config(t, target)
 			cfg.Recommender.Model = "itemknn"
 			kafkatest.CreateTopics(t, cfg)
-			rec, err := model.New(cfg)
+			rec, err := wire.Model(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	modelsession "github.com/adaptrec/adaptrec/model/session"
@@ -29,7 +30,7 @@ type ModelPolicy struct {
 
 // NewModelPolicy wraps rec with the session policy of cfg.
 func NewModelPolicy(rec model.Recommender, cfg configs.Session) *ModelPolicy {
-	return &ModelPolicy{Rec: rec, asm: modelsession.NewAssembler(cfg)}
+	return &ModelPolicy{Rec: rec, asm: modelsession.NewAssembler(wire.Session(cfg))}
 }
 
 // Name implements Policy.

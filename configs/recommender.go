@@ -1,0 +1,83 @@
+package configs
+
+import "time"
+
+// Recommender selects and configures the model the worker serves. Its
+// values are decoded here and checked by model.Options.Validate, onto which
+// configs/wire maps them.
+type Recommender struct {
+	Model      string        `mapstructure:"model"`
+	TopN       int           `mapstructure:"top_n"`
+	MaxUsers   int           `mapstructure:"max_users"`
+	UserTTL    time.Duration `mapstructure:"user_ttl"`
+	Popularity Popularity    `mapstructure:"popularity"`
+	ItemKNN    ItemKNN       `mapstructure:"itemknn"`
+	DQN        DQN           `mapstructure:"dqn"`
+	Adaptive   Adaptive      `mapstructure:"adaptive"`
+}
+
+// Adaptive configures the architecture controller of the adaptive DQN.
+type Adaptive struct {
+	Controller    string  `mapstructure:"controller"`
+	EpochSessions int     `mapstructure:"epoch_sessions"`
+	Step          int     `mapstructure:"step"`
+	Lambda        float64 `mapstructure:"lambda"`
+	SampleEvery   int     `mapstructure:"sample_every"`
+	MinWidth      int     `mapstructure:"min_width"`
+	MaxWidth      int     `mapstructure:"max_width"`
+	MinDepth      int     `mapstructure:"min_depth"`
+	MaxDepth      int     `mapstructure:"max_depth"`
+	MaxParams     int     `mapstructure:"max_params"`
+	LR            float64 `mapstructure:"lr"`
+	Plateau       float64 `mapstructure:"plateau"`
+	IdleFraction  float64 `mapstructure:"idle_fraction"`
+	Seed          uint64  `mapstructure:"seed"`
+}
+
+// DQN configures the deep RL recommender (see model.DQNConfig).
+type DQN struct {
+	Dim           int       `mapstructure:"dim"`
+	Hidden        []int     `mapstructure:"hidden"`
+	Window        int       `mapstructure:"window"`
+	Decay         float64   `mapstructure:"decay"`
+	LR            float64   `mapstructure:"lr"`
+	HeadLR        float64   `mapstructure:"head_lr"`
+	EmbLR         float64   `mapstructure:"emb_lr"`
+	EmbNegatives  int       `mapstructure:"emb_negatives"`
+	Negatives     int       `mapstructure:"negatives"`
+	HardNegatives int       `mapstructure:"hard_negatives"`
+	RowNegatives  int       `mapstructure:"row_negatives"`
+	Rows          int       `mapstructure:"rows"`
+	StepsPerBatch int       `mapstructure:"steps_per_batch"`
+	Gamma         float64   `mapstructure:"gamma"`
+	TDWeight      float64   `mapstructure:"td_weight"`
+	TargetSync    int       `mapstructure:"target_sync"`
+	Replay        int       `mapstructure:"replay"`
+	AlphaInit     float64   `mapstructure:"alpha_init"`
+	EWCLambda     float64   `mapstructure:"ewc_lambda"`
+	EWCEvery      int       `mapstructure:"ewc_every"`
+	Temperature   float64   `mapstructure:"temperature"`
+	ExploreTop    int       `mapstructure:"explore_top"`
+	Seed          uint64    `mapstructure:"seed"`
+	Reward        DQNReward `mapstructure:"reward"`
+}
+
+// DQNReward maps feedback to reward.
+type DQNReward struct {
+	Click         float64 `mapstructure:"click"`
+	View          float64 `mapstructure:"view"`
+	ViewPerMinute float64 `mapstructure:"view_per_minute"`
+	RatingCenter  float64 `mapstructure:"rating_center"`
+	RatingScale   float64 `mapstructure:"rating_scale"`
+}
+
+// ItemKNN configures the incremental item-to-item recommender.
+type ItemKNN struct {
+	Window int     `mapstructure:"window"`
+	Decay  float64 `mapstructure:"decay"`
+}
+
+// Popularity configures the recency-weighted popularity recommender.
+type Popularity struct {
+	HalfLife time.Duration `mapstructure:"half_life"`
+}

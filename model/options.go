@@ -1,0 +1,285 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Options selects and configures the model New builds. It mirrors the
+// recommender section of the config file: the binary maps those keys onto
+// it in one place (configs/wire), and Validate names each bad option by its
+// key within that section (dqn.hidden).
+type Options struct {
+	// Model is one of Models.
+	Model string
+	// TopN is the length of each list; MaxUsers bounds the users a model
+	// remembers (least recently seen go first); UserTTL forgets users idle
+	// for this long in event time (0: never). They override the fields of
+	// the same name in every model's config below.
+	TopN     int
+	MaxUsers int
+	UserTTL  time.Duration
+
+	Popularity PopularityConfig
+	ItemKNN    ItemKNNConfig
+	DQN        DQNConfig
+	// Adaptive configures the adaptive model, whose network is DQN's
+	// (Adaptive.DQN is ignored), and Controller its architecture controller.
+	Adaptive   AdaptiveConfig
+	Controller ControllerConfig
+}
+
+// Models lists the values Options.Model accepts: the models a worker serves.
+// Build knows variants of them too (Names).
+var Models = []string{"dqn", "adaptive", "popularity", "itemknn"}
+
+// DefaultOptions is the configuration of the defaults file
+// (configs/adaptrec.yaml, recommender.*); a test checks that they agree.
+func DefaultOptions() Options {
+	return Options{
+		Model: "dqn", TopN: 10, MaxUsers: 1_000_000,
+		Popularity: DefaultPopularity(), ItemKNN: DefaultItemKNN(), DQN: DefaultDQN(),
+		Adaptive: DefaultAdaptive(), Controller: DefaultController(),
+	}
+}
+
+// popularity, itemknn, dqn and adaptive return the model configs of o,
+// with the options shared by every model set.
+func (o Options) popularity() PopularityConfig {
+	c := o.Popularity
+	c.TopN, c.MaxUsers, c.UserTTL = o.TopN, o.MaxUsers, o.UserTTL
+	return c
+}
+
+func (o Options) itemKNN() ItemKNNConfig {
+	c := o.ItemKNN
+	c.TopN, c.MaxUsers, c.UserTTL = o.TopN, o.MaxUsers, o.UserTTL
+	return c
+}
+
+func (o Options) dqn(hidden []int) DQNConfig {
+	c := o.DQN
+	c.TopN, c.MaxUsers, c.UserTTL, c.Hidden = o.TopN, o.MaxUsers, o.UserTTL, hidden
+	return c
+}
+
+func (o Options) adaptive() AdaptiveConfig {
+	c := o.Adaptive
+	c.DQN = o.dqn(o.DQN.Hidden)
+	return c
+}
+
+// Validate reports every invalid option of o, as OptionErrors joined.
+func (o Options) Validate() error {
+	var errs []error
+	if !slices.Contains(Models, o.Model) {
+		errs = append(errs, optionErr("model", "must be one of %s, got %q", strings.Join(Models, ", "), o.Model))
+	}
+	errs = checkPositive(errs, []string{"max_users", "top_n"}, o.MaxUsers, o.TopN)
+	if o.TopN > 1000 {
+		errs = append(errs, optionErr("top_n", "must be at most 1000, got %d", o.TopN))
+	}
+	if o.UserTTL < 0 {
+		errs = append(errs, optionErr("user_ttl", "must not be negative"))
+	}
+	errs = append(errs, within("popularity.", o.Popularity.Validate())...)
+	errs = append(errs, within("itemknn.", o.ItemKNN.Validate())...)
+	errs = append(errs, within("dqn.", o.DQN.Validate())...)
+	errs = append(errs, within("adaptive.", o.Adaptive.Validate())...)
+	errs = append(errs, within("adaptive.", o.Controller.Validate())...)
+	return errors.Join(errs...)
+}
+
+// OptionError is an invalid option: Option is its key (dqn.hidden), Err
+// what is wrong with it.
+type OptionError struct {
+	Option string
+	Err    error
+}
+
+// Error implements error.
+func (e *OptionError) Error() string { return e.Option + ": " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *OptionError) Unwrap() error { return e.Err }
+
+// OptionErrors lists the OptionErrors err holds (err is one, or errors
+// joined); an error that is none is returned with an empty Option.
+func OptionErrors(err error) []*OptionError {
+	if err == nil {
+		return nil
+	}
+	var oe *OptionError
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []*OptionError
+		for _, e := range j.Unwrap() {
+			out = append(out, OptionErrors(e)...)
+		}
+		return out
+	}
+	if errors.As(err, &oe) {
+		return []*OptionError{oe}
+	}
+	return []*OptionError{{Err: err}}
+}
+
+// within returns the option errors of err with prefix added to their keys.
+func within(prefix string, err error) []error {
+	var errs []error
+	for _, oe := range OptionErrors(err) {
+		errs = append(errs, &OptionError{Option: prefix + oe.Option, Err: oe.Err})
+	}
+	return errs
+}
+
+func optionErr(option, format string, args ...any) error {
+	return &OptionError{Option: option, Err: fmt.Errorf(format, args...)}
+}
+
+// checkPositive appends an error for each option of names (in order) whose
+// value is not positive.
+func checkPositive[T int | float64](errs []error, names []string, values ...T) []error {
+	for i, v := range values {
+		if v <= 0 {
+			errs = append(errs, optionErr(names[i], "must be positive, got %v", v))
+		}
+	}
+	return errs
+}
+
+// DefaultPopularity is the popularity section of the defaults file.
+func DefaultPopularity() PopularityConfig {
+	return PopularityConfig{HalfLife: 720 * time.Hour, TopN: 10, MaxUsers: 1_000_000}
+}
+
+// Validate reports the invalid options of c, but TopN, MaxUsers and
+// UserTTL, which Options validates.
+func (c PopularityConfig) Validate() error {
+	if c.HalfLife <= 0 {
+		return optionErr("half_life", "must be a positive duration, got %v", c.HalfLife)
+	}
+	return nil
+}
+
+// DefaultItemKNN is the itemknn section of the defaults file.
+func DefaultItemKNN() ItemKNNConfig {
+	return ItemKNNConfig{Window: 10, Decay: 0.9, TopN: 10, MaxUsers: 1_000_000}
+}
+
+// Validate reports the invalid options of c, but TopN, MaxUsers and
+// UserTTL, which Options validates.
+func (c ItemKNNConfig) Validate() error {
+	var errs []error
+	if c.Window <= 0 || c.Window > 1000 {
+		errs = append(errs, optionErr("window", "must be within 1..1000, got %d", c.Window))
+	}
+	if c.Decay <= 0 || c.Decay > 1 {
+		errs = append(errs, optionErr("decay", "must be within (0, 1], got %g", c.Decay))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports the invalid options of c, but TopN, MaxUsers and
+// UserTTL, which Options validates.
+func (c DQNConfig) Validate() error {
+	errs := checkPositive(nil, []string{"dim", "explore_top", "replay", "rows", "steps_per_batch", "target_sync", "window"},
+		c.Dim, c.ExploreTop, c.Replay, c.Rows, c.StepsPerBatch, c.TargetSync, c.Window)
+	if c.Window > maxWindow {
+		errs = append(errs, optionErr("window", "must be at most %d, got %d", maxWindow, c.Window))
+	}
+	for _, w := range c.Hidden {
+		if w <= 0 || w > 4096 {
+			errs = append(errs, optionErr("hidden", "widths must be within 1..4096, got %v", c.Hidden))
+			break
+		}
+	}
+	if c.Negatives < 0 || c.Hard < 0 || c.RowUniform < 0 || c.Negatives+c.Hard+c.RowUniform == 0 {
+		errs = append(errs, optionErr("negatives", "negatives, hard_negatives and row_negatives must not be negative and not all 0"))
+	}
+	if c.Hard+c.RowUniform > maxHard {
+		errs = append(errs, optionErr("row_negatives", "hard_negatives + row_negatives must be at most %d, got %d", maxHard, c.Hard+c.RowUniform))
+	}
+	errs = checkPositive(errs, []string{"alpha_init", "emb_lr", "head_lr", "lr"}, c.AlphaInit, c.EmbLR, c.HeadLR, c.LR)
+	if c.EmbNegatives < 0 || c.EmbNegatives+c.Hard == 0 {
+		errs = append(errs, optionErr("emb_negatives", "emb_negatives + hard_negatives must be positive, got %d", c.EmbNegatives+c.Hard))
+	}
+	if c.Decay <= 0 || c.Decay > 1 {
+		errs = append(errs, optionErr("decay", "must be within (0, 1], got %g", c.Decay))
+	}
+	if c.Gamma < 0 || c.Gamma >= 1 {
+		errs = append(errs, optionErr("gamma", "must be within [0, 1), got %g", c.Gamma))
+	}
+	if c.EWCLambda < 0 || c.EWCEvery <= 0 {
+		errs = append(errs, optionErr("ewc_lambda", "ewc_lambda must not be negative and ewc_every must be positive"))
+	}
+	if c.TDWeight < 0 || c.Temperature < 0 {
+		errs = append(errs, optionErr("td_weight", "td_weight and temperature must not be negative"))
+	}
+	if c.Reward.RatingScale <= 0 {
+		errs = append(errs, optionErr("reward.rating_scale", "must be positive, got %g", c.Reward.RatingScale))
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultAdaptive is the adaptive section of the defaults file, but the
+// controller's own options (DefaultController); its DQN is DefaultDQN.
+func DefaultAdaptive() AdaptiveConfig {
+	return AdaptiveConfig{
+		DQN: DefaultDQN(), EpochSessions: 100, Step: 16, Lambda: 0.005, SampleEvery: 16,
+		Bounds: ArchBounds{MinWidth: 8, MaxWidth: 256, MinDepth: 1, MaxDepth: 3},
+	}
+}
+
+// Validate reports the invalid options of c, but those of c.DQN.
+func (c AdaptiveConfig) Validate() error {
+	b := c.Bounds
+	errs := checkPositive(nil, []string{"epoch_sessions", "max_depth", "min_width", "sample_every", "step"},
+		c.EpochSessions, b.MaxDepth, b.MinWidth, c.SampleEvery, c.Step)
+	if b.MaxWidth < b.MinWidth {
+		errs = append(errs, optionErr("max_width", "must be at least min_width (%d), got %d", b.MinWidth, b.MaxWidth))
+	}
+	if b.MinDepth < 0 || b.MinDepth > b.MaxDepth {
+		errs = append(errs, optionErr("min_depth", "must be within 0..max_depth (%d), got %d", b.MaxDepth, b.MinDepth))
+	}
+	if c.Lambda < 0 || b.MaxParams < 0 {
+		errs = append(errs, optionErr("lambda", "lambda and max_params must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// ControllerConfig configures the adaptive model's architecture controller.
+type ControllerConfig struct {
+	// Kind is rl (policy gradient, learning rate LR, seeded by Seed) or
+	// heuristic (grow on a loss Plateau, prune above IdleFraction idle units).
+	Kind         string
+	LR           float64
+	Seed         uint64
+	Plateau      float64
+	IdleFraction float64
+}
+
+// DefaultController is the controller of the defaults file.
+func DefaultController() ControllerConfig {
+	return ControllerConfig{Kind: "rl", LR: 0.1, Seed: 1, Plateau: 0.02, IdleFraction: 0.25}
+}
+
+// Validate reports the invalid options of c, keyed as in the adaptive
+// section (controller, lr).
+func (c ControllerConfig) Validate() error {
+	var errs []error
+	if c.Kind != "rl" && c.Kind != "heuristic" {
+		errs = append(errs, optionErr("controller", "must be rl or heuristic, got %q", c.Kind))
+	}
+	return errors.Join(checkPositive(errs, []string{"lr"}, c.LR)...)
+}
+
+// New returns the controller c configures, of kind c.Kind.
+func (c ControllerConfig) New() Controller {
+	if c.Kind == "heuristic" {
+		return &Heuristic{Plateau: c.Plateau, IdleFrac: c.IdleFraction}
+	}
+	return NewPolicyGradient(c.LR, c.Seed)
+}

@@ -1,0 +1,176 @@
+package model
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+)
+
+// Restore replaces the DQN's state with the snapshot's: the architecture,
+// both networks, the optimiser state, the item tables, the vocabulary, the
+// co-occurrence table, the random generator, the replay buffer and the
+// users' session state, so that the restored model continues exactly as
+// the original would have. A snapshot of another input or embedding width
+// is refused.
+func (d *DQN) Restore(s *Snapshot) error {
+	m := s.Meta
+	nets, err := d.loadNets(s, "loaded into")
+	if err != nil {
+		return err
+	}
+	if ids, ok := s.rows["items.ids"]; !ok || len(ids.str) != m.Items {
+		return fmt.Errorf("snapshot's vocabulary does not hold its %d items", m.Items)
+	}
+	it, err := s.items(d.cfg.Dim)
+	if err != nil {
+		return err
+	}
+	n, own, legacy := len(it.ids), it.own, it.legacy
+	own.local, legacy.local = identity(n), identity(n)
+	if err := d.restoreState(s); err != nil {
+		return err
+	}
+	// All checked: replace the state.
+	if err := d.setNets(nets, m.AdamT); err != nil {
+		return err
+	}
+	d.items = NewVocab()
+	for _, id := range it.ids {
+		d.items.Add(id)
+	}
+	// The model owns its state: one snapshot can restore several.
+	d.ein, d.eout, d.bias = slices.Clone(it.ein), slices.Clone(it.eout), slices.Clone(it.bias)
+	d.fresh, d.merged = make([]float32, n), nil
+	d.co, d.sums.legacyCo = cooc{}, cooc{}
+	d.co.grow(int32(n) - 1)
+	d.co.apply(own, 1)
+	d.co.apply(legacy, 1)
+	d.sums.legacyCo.apply(legacy, 1)
+	d.inheritSums(s, nets.sums)
+	d.restoreSums(s, nets.sums, own)
+	d.steps, d.batches = m.Steps, m.Batches
+	return nil
+}
+
+// floats returns a copy of the snapshot's tensor name, which must have n
+// values (the model owns its state: one snapshot can restore several).
+func (s *Snapshot) floats(name string, n int) ([]float32, error) {
+	r, ok := s.rows[name]
+	if !ok {
+		return nil, fmt.Errorf("snapshot lacks %s", name)
+	}
+	if len(r.f32) != n {
+		return nil, fmt.Errorf("snapshot's %s has %d values, the architecture needs %d", name, len(r.f32), n)
+	}
+	return slices.Clone(r.f32), nil
+}
+
+// snapNets are the networks of a snapshot: online, target, and the Adam
+// moments of each layer's weights and biases.
+type snapNets struct {
+	net, target *qnet
+	mom         []struct{ mW, vW, mB, vB []float32 }
+	sums        snapSums
+}
+
+// loadNets reads the snapshot's networks at its architecture; a snapshot
+// of another input or embedding width cannot be used (how: "loaded into",
+// "adopted by").
+func (d *DQN) loadNets(s *Snapshot, how string) (snapNets, error) {
+	if m := s.Meta; m.Dim != d.cfg.Dim || m.In != d.in {
+		return snapNets{}, fmt.Errorf("snapshot of a DQN with dim %d (input %d) cannot be %s one with dim %d (input %d)", m.Dim, m.In, how, d.cfg.Dim, d.in)
+	}
+	net := newQNet(d.in, d.cfg.Dim, s.Meta.Widths, rand.New(rand.NewPCG(0, 0))) // every weight is overwritten
+	net.skip = d.net.skip
+	out := snapNets{net: net, target: net.clone()}
+	names := layerNames(net)
+	out.mom = make([]struct{ mW, vW, mB, vB []float32 }, len(names))
+	for i, l := range net.layers() {
+		tl, mom := out.target.layers()[i], &out.mom[i]
+		var err error
+		load := func(dst *[]float32, name string, n int) {
+			if err == nil {
+				var v []float32
+				if v, err = s.floats(name, n); err == nil {
+					*dst = v
+				}
+			}
+		}
+		load(&l.W, "net."+names[i]+".W", len(l.W))
+		load(&l.B, "net."+names[i]+".B", len(l.B))
+		load(&tl.W, "target."+names[i]+".W", len(tl.W))
+		load(&tl.B, "target."+names[i]+".B", len(tl.B))
+		load(&mom.mW, "adam.m."+names[i]+".W", len(l.W))
+		load(&mom.vW, "adam.v."+names[i]+".W", len(l.W))
+		load(&mom.mB, "adam.m."+names[i]+".B", len(l.B))
+		load(&mom.vB, "adam.v."+names[i]+".B", len(l.B))
+		if err != nil {
+			return snapNets{}, err
+		}
+	}
+	var err error
+	if out.sums, err = snapshotSums(s, net); err != nil {
+		return snapNets{}, err
+	}
+	return out, nil
+}
+
+// setNets makes n the model's networks and optimiser state (at Adam step
+// t) and rebuilds the training graph.
+func (d *DQN) setNets(n snapNets, t int) error {
+	d.net, d.target = n.net, n.target
+	if err := d.rebuild(); err != nil {
+		return err
+	}
+	for i, m := range n.mom {
+		d.opts[2*i].m, d.opts[2*i].v, d.opts[2*i].t = m.mW, m.vW, t
+		d.opts[2*i+1].m, d.opts[2*i+1].v, d.opts[2*i+1].t = m.mB, m.vB, t
+	}
+	return nil
+}
+
+// Adopt takes the snapshot's networks (online, target, Adam moments) in
+// place of the model's own, at the snapshot's architecture: how a replica
+// applies an architecture change of the group's decider before it merges
+// with it. The item tables, the vocabulary, the co-occurrence table, the
+// replay buffer and the users stay the model's own.
+func (d *DQN) Adopt(s *Snapshot) error {
+	m := s.Meta
+	nets, err := d.loadNets(s, "adopted by")
+	if err != nil {
+		return err
+	}
+	if err := d.setNets(nets, m.AdamT); err != nil {
+		return err
+	}
+	d.inheritSums(s, nets.sums)
+	return nil
+}
+
+// snapItems are a snapshot's item tables and co-occurrence counts, checked
+// against its vocabulary; not copies (a snapshot may be read again).
+type snapItems struct {
+	ids                    []string
+	ein, eout, bias, fresh []float32
+	own, legacy            *coocTable
+}
+
+// items reads the item tables of s, whose embeddings have dim values.
+func (s *Snapshot) items(dim int) (snapItems, error) {
+	it := snapItems{
+		ids: s.rows["items.ids"].str, ein: s.rows["items.ein"].f32, eout: s.rows["items.eout"].f32,
+		bias: s.rows["items.bias"].f32, fresh: s.rows["items.fresh"].f32,
+	}
+	n := len(it.ids)
+	if len(it.ein) != n*dim || len(it.eout) != n*dim || len(it.bias) != n || len(it.fresh) != n {
+		return snapItems{}, fmt.Errorf("snapshot's item tables do not match its vocabulary")
+	}
+	var err error
+	if it.own, err = readTable(s, "cooc", n); err != nil {
+		return snapItems{}, err
+	}
+	if it.legacy, err = readTable(s, "legacy.cooc", n); err != nil {
+		return snapItems{}, err
+	}
+	return it, nil
+}
