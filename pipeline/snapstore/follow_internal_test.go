@@ -51,12 +51,21 @@ func TestFollowerDeliversTheOtherReplicasSnapshots(t *testing.T) {
 	}
 
 	if len(got) != 1 || got[0].ID != "0000000000000000007" || got[0].Replica != "b" || !bytes.Equal(got[0].Blob, blob(5000)) {
-		t.Fatalf("delivered %+v, want b's 0000000000000000007 only", got)
+		t.Fatalf("delivered %v, want b's 0000000000000000007 only", ids(got))
 	}
 	if len(skipped) != 1 || skipped[0].ID != "0000000000000000005" {
-		t.Fatalf("skipped %+v, want the damaged one", skipped)
+		t.Fatalf("skipped %v, want the damaged one", ids(skipped))
 	}
 	if len(fo.assembling) != 1 || fo.assembling["0000000000000000006"] == nil {
 		t.Fatalf("%d snapshots still being assembled, want the cut one forgotten and only the retired one's rest", len(fo.assembling))
 	}
+}
+
+// ids lists snapshots as ID of replica.
+func ids(all []Stored) []string {
+	out := make([]string, len(all))
+	for i, s := range all {
+		out[i] = s.ID + " of " + s.Replica
+	}
+	return out
 }
