@@ -32,6 +32,7 @@ type ReplayTarget struct {
 	At map[int32]int64
 }
 
+// String describes the target for messages.
 func (t ReplayTarget) String() string {
 	switch {
 	case t.Offsets != nil:

@@ -13,6 +13,7 @@ type NotFoundError struct {
 	ID, Group, Topic string
 }
 
+// Error says which snapshot of which group is not on the topic.
 func (e *NotFoundError) Error() string {
 	if e.ID == "" {
 		return fmt.Sprintf("group %q has no complete snapshot on %s", e.Group, e.Topic)
