@@ -129,7 +129,7 @@ func (w *Worker) publishSnapshot(ctx context.Context, blob []byte) {
 	}
 	w.stats.Snapshots.Add(1)
 	w.log.Info("published snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", s.ID, "bytes", len(blob), "took", time.Since(start).Round(time.Millisecond))
-	w.kept = append(w.kept, s)
+	w.kept = append(w.kept, snapstore.Stored{ID: s.ID, Group: s.Group, Chunks: s.Chunks}) // what Retire needs, not the blob
 	for len(w.kept) > w.cfg.Snapshot.Keep {
 		old := w.kept[0]
 		if err := store.Retire(ctx, old); err != nil {
