@@ -20,8 +20,8 @@ import (
 	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
-	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
+	"github.com/adaptrec/adaptrec/pipeline/snapstore"
 	"github.com/adaptrec/adaptrec/sink"
 )
 
@@ -381,7 +381,7 @@ func TestWorkerKeepsSnapshotsItCouldNotLoad(t *testing.T) {
 	kafkatest.CreateTopic(t, cfg.Kafka.Brokers, cfg.Snapshot.Topic, 1)
 	// Complete (every chunk, the digest matches) but not a model snapshot:
 	// say, one written by a newer version.
-	unreadable := pipeline.SnapshotMessages(cfg.Kafka.Group, "0000000000000000001", "other", []byte("not a snapshot this version reads"), 0)
+	unreadable := snapstore.Messages(cfg.Kafka.Group, "0000000000000000001", "other", []byte("not a snapshot this version reads"), 0)
 	out := newSink(cfg.Kafka.Brokers, cfg.Snapshot.Topic)
 	if err := out.Publish(context.Background(), unreadable...); err != nil {
 		t.Fatal(err)
@@ -393,10 +393,7 @@ func TestWorkerKeepsSnapshotsItCouldNotLoad(t *testing.T) {
 	if n := ws[0].Stats().Snapshots.Load(); n < 2 {
 		t.Fatalf("the worker published %d snapshots; the test needs more than snapshot.keep", n)
 	}
-	all, err := pipeline.ListSnapshots(context.Background(), kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Snapshot.Topic, cfg.Kafka.Group)
-	if err != nil {
-		t.Fatal(err)
-	}
+	all := listSnapshots(t, cfg)
 	for _, s := range all {
 		if s.ID == "0000000000000000001" {
 			return

@@ -67,7 +67,7 @@ func orderFrom(ctx context.Context, conn *kafkaconn.Conn, topic, feedbackTopic, 
 	for p := range ends {
 		orderParts = append(orderParts, p)
 	}
-	starts, err := listOffsets(ctx, client, topic, orderParts, taken.Add(-time.Minute).UnixMilli())
+	starts, err := kafkaconn.ListOffsets(ctx, client, topic, orderParts, taken.Add(-time.Minute).UnixMilli())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,7 +75,7 @@ func orderFrom(ctx context.Context, conn *kafkaconn.Conn, topic, feedbackTopic, 
 	if err != nil {
 		return nil, nil, err
 	}
-	firsts, err := listOffsets(ctx, client, feedbackTopic, parts, kafka.FirstOffset)
+	firsts, err := kafkaconn.ListOffsets(ctx, client, feedbackTopic, parts, kafka.FirstOffset)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -92,7 +92,7 @@ func orderFrom(ctx context.Context, conn *kafkaconn.Conn, topic, feedbackTopic, 
 		if starts[p] < 0 {
 			continue // nothing recorded since
 		}
-		err := readPartition(ctx, conn, topic, p, starts[p], end, func(m kafka.Message) {
+		err := conn.ReadPartition(ctx, topic, p, starts[p], end, func(m kafka.Message) {
 			var rec orderRecord
 			if gap || json.Unmarshal(m.Value, &rec) != nil || rec.Group != group {
 				return

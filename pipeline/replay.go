@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,8 +11,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
+	"github.com/adaptrec/adaptrec/pipeline/snapstore"
 )
 
 // ReplayTarget is where replay rewinds a group to: a time, the earliest
@@ -33,6 +32,7 @@ type ReplayTarget struct {
 	At map[int32]int64
 }
 
+// String describes the target for messages.
 func (t ReplayTarget) String() string {
 	switch {
 	case t.Offsets != nil:
@@ -162,7 +162,7 @@ func targetOffsets(ctx context.Context, client *kafka.Client, group, topic strin
 	}
 	switch {
 	case target.Offsets != nil:
-		offsets, err := listOffsets(ctx, client, topic, parts, kafka.FirstOffset)
+		offsets, err := kafkaconn.ListOffsets(ctx, client, topic, parts, kafka.FirstOffset)
 		for p := range offsets {
 			if off, ok := target.Offsets[int32(p)]; ok {
 				offsets[p] = off
@@ -170,13 +170,13 @@ func targetOffsets(ctx context.Context, client *kafka.Client, group, topic strin
 		}
 		return offsets, err
 	case target.Earliest:
-		return listOffsets(ctx, client, topic, parts, kafka.FirstOffset)
+		return kafkaconn.ListOffsets(ctx, client, topic, parts, kafka.FirstOffset)
 	case target.Latest:
-		return listOffsets(ctx, client, topic, parts, kafka.LastOffset)
+		return kafkaconn.ListOffsets(ctx, client, topic, parts, kafka.LastOffset)
 	case target.HasOffset || target.At != nil:
 		return givenOffsets(ctx, client, group, topic, parts, target)
 	}
-	offsets, err := listOffsets(ctx, client, topic, parts, target.Time.UnixMilli())
+	offsets, err := kafkaconn.ListOffsets(ctx, client, topic, parts, target.Time.UnixMilli())
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +187,7 @@ func targetOffsets(ctx context.Context, client *kafka.Client, group, topic strin
 		}
 		// No message at or after the time: start at the end.
 		if ends == nil {
-			if ends, err = listOffsets(ctx, client, topic, parts, kafka.LastOffset); err != nil {
+			if ends, err = kafkaconn.ListOffsets(ctx, client, topic, parts, kafka.LastOffset); err != nil {
 				return nil, err
 			}
 		}
@@ -200,11 +200,11 @@ func targetOffsets(ctx context.Context, client *kafka.Client, group, topic strin
 // topic: every partition named must exist, every offset must lie from the
 // partition's first offset to its end (latest); offsets are not clamped.
 func givenOffsets(ctx context.Context, client *kafka.Client, group, topic string, parts []int, target ReplayTarget) (map[int]int64, error) {
-	firsts, err := listOffsets(ctx, client, topic, parts, kafka.FirstOffset)
+	firsts, err := kafkaconn.ListOffsets(ctx, client, topic, parts, kafka.FirstOffset)
 	if err != nil {
 		return nil, err
 	}
-	ends, err := listOffsets(ctx, client, topic, parts, kafka.LastOffset)
+	ends, err := kafkaconn.ListOffsets(ctx, client, topic, parts, kafka.LastOffset)
 	if err != nil {
 		return nil, err
 	}
@@ -273,45 +273,6 @@ func commitOffsets(ctx context.Context, client *kafka.Client, group, topic strin
 	return nil
 }
 
-// listOffsets asks for one offset per partition: kafka.FirstOffset,
-// kafka.LastOffset, or the first offset at or after a time in Unix ms (-1
-// where there is none).
-func listOffsets(ctx context.Context, client *kafka.Client, topic string, parts []int, ts int64) (map[int]int64, error) {
-	reqs := make([]kafka.OffsetRequest, len(parts))
-	for i, p := range parts {
-		reqs[i] = kafka.OffsetRequest{Partition: p, Timestamp: ts}
-	}
-	lo, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("listing offsets of %q: %w", topic, err)
-	}
-	out := map[int]int64{}
-	for _, po := range lo.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
-		}
-		switch ts {
-		case kafka.FirstOffset, kafka.LastOffset:
-			// kafka-go files the answer under FirstOffset or LastOffset by the
-			// timestamp the broker echoes (-1 for both kinds of query), and
-			// presets the other field to 0 or -1: the larger is the answer.
-			out[po.Partition] = max(po.FirstOffset, po.LastOffset)
-		default:
-			best := int64(-1)
-			for off := range po.Offsets {
-				if best < 0 || off < best {
-					best = off
-				}
-			}
-			out[po.Partition] = best
-		}
-	}
-	if len(out) != len(parts) {
-		return nil, fmt.Errorf("listing offsets of %q: got %d of %d partitions", topic, len(out), len(parts))
-	}
-	return out, nil
-}
-
 // CommittedOffsets returns group's committed offset of every partition of
 // topic (-1 where none is committed).
 func CommittedOffsets(ctx context.Context, client *kafka.Client, group, topic string) (map[int]int64, error) {
@@ -342,55 +303,40 @@ func EndOffsets(ctx context.Context, client *kafka.Client, topic string) (map[in
 	if err != nil {
 		return nil, err
 	}
-	return listOffsets(ctx, client, topic, parts, kafka.LastOffset)
+	return kafkaconn.ListOffsets(ctx, client, topic, parts, kafka.LastOffset)
 }
 
-// ReplaySnapshot rewinds group on the feedback topic to the offsets that
-// snapshot id of the group learned up to, publishes the snapshot again
-// as the group's newest, so that the next worker restores that model and
-// learns from exactly where it stopped (with the same events in the same
-// order, it reaches the same weights, bit for bit), and retires the
-// group's snapshots that learned past it, whose learning a worker would
-// otherwise merge back in. The snapshot must be complete and verify; the
-// group must be empty.
-func ReplaySnapshot(ctx context.Context, conn *kafkaconn.Conn, group, topic, snapshotTopic, id string, chunk int) (Rewound, error) {
+// ReplaySnapshot rewinds the group of store on the feedback topic to the
+// offsets that snapshot id of the group learned up to, publishes the
+// snapshot again as the group's newest, so that the next worker restores
+// that model and learns from exactly where it stopped (with the same
+// events in the same order, it reaches the same weights, bit for bit),
+// and retires the group's snapshots that learned past it, whose learning
+// a worker would otherwise merge back in. The snapshot must be complete
+// and verify; the group must be empty.
+func ReplaySnapshot(ctx context.Context, client *kafka.Client, topic, id string, store *snapstore.Store) (Rewound, error) {
 	var r Rewound
-	all, err := ListSnapshots(ctx, conn, snapshotTopic, group)
+	group := store.Group()
+	all, _, err := store.List(ctx)
 	if err != nil {
 		return r, err
 	}
-	var found *StoredSnapshot
-	for i := range all {
-		if all[i].ID == id {
-			found = &all[i]
-		}
+	found, err := store.Select(all, id)
+	var missing *snapstore.NotFoundError
+	switch {
+	case errors.As(err, &missing):
+		return r, fmt.Errorf("replay: group %q has no snapshot %s on %s (adaptrec snapshot ls lists them)", group, id, store.Topic())
+	case err != nil:
+		return r, fmt.Errorf("replay: %w", err)
 	}
-	if found == nil {
-		return r, fmt.Errorf("replay: group %q has no snapshot %s on %s (adaptrec snapshot ls lists them)", group, id, snapshotTopic)
-	}
-	if !found.Complete {
-		return r, fmt.Errorf("replay: snapshot %s cannot be used: %s", id, found.Problem)
-	}
-	snap, err := model.ReadSnapshot(bytes.NewReader(found.blob))
+	snap, err := found.Snapshot()
 	if err != nil {
 		return r, fmt.Errorf("replay: snapshot %s cannot be used: %w", id, err)
 	}
-	if r.Offsets, err = Replay(ctx, conn.Client(), group, topic, ReplayTarget{Offsets: snap.Meta.Offsets}); err != nil {
+	if r.Offsets, err = Replay(ctx, client, group, topic, ReplayTarget{Offsets: snap.Meta.Offsets}); err != nil {
 		return r, err
 	}
-	r.Requested, r.Restore = r.Offsets, id
-	r.Republished = fmt.Sprintf("%019d", time.Now().UnixNano())
-	msgs := SnapshotMessages(group, r.Republished, found.Replica, found.blob, chunk)
-	w := SnapshotWriter(conn.WithClientID("adaptrec-replay"), snapshotTopic, chunk)
-	defer w.Close()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		r.Republished = ""
-		return r, fmt.Errorf("replay: the offsets were rewound, but publishing snapshot %s again failed (a worker would restore a newer one): %w; run the replay again", id, err)
-	}
+	r.Requested, r.Restore = r.Offsets, found.ID
 	_, ahead := chooseSnapshot(all, r.Offsets)
-	retiring := make([]StoredSnapshot, 0, len(ahead))
-	for _, a := range ahead {
-		retiring = append(retiring, *a.s)
-	}
-	return r, retire(ctx, ReplayOptions{Conn: conn, SnapshotTopic: snapshotTopic, ChunkBytes: chunk}, retiring, &r)
+	return r, republish(ctx, store, found, ahead, &r)
 }

@@ -1,17 +1,11 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -21,11 +15,8 @@ import (
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/model/session"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
+	"github.com/adaptrec/adaptrec/pipeline/snapstore"
 )
-
-// hdrReplica names the replica that wrote a snapshot, so that a replica
-// can skip its own snapshots without decoding them.
-const hdrReplica = "adaptrec-snapshot-replica"
 
 // DefaultReplica is a replica name for this process: host name and
 // process id.
@@ -37,84 +28,29 @@ func DefaultReplica() string {
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
-// readPartition calls f with every message of topic/partition in
-// [from, to), in order.
-func readPartition(ctx context.Context, kc *kafkaconn.Conn, topic string, partition int, from, to int64, f func(kafka.Message)) error {
-	if from >= to {
-		return nil
-	}
-	conn, err := dialLeader(ctx, kc, topic, partition)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if _, err := conn.Seek(from, kafka.SeekAbsolute); err != nil {
-		return fmt.Errorf("reading %s/%d from %d: %w", topic, partition, from, err)
-	}
-	for next := from; next < to; {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		batch := conn.ReadBatch(1, 16<<20)
-		for next < to {
-			m, err := batch.ReadMessage()
-			if err != nil {
-				break
-			}
-			next = m.Offset + 1
-			if m.Offset < to {
-				f(m)
-			}
-		}
-		if err := batch.Close(); err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("reading %s/%d at %d: %w", topic, partition, next, err)
-		}
-	}
-	return nil
-}
-
-// dialLeader connects to the leader of topic/partition, asking each seed
-// broker in turn for it, so that one broker down does not stop the read.
-func dialLeader(ctx context.Context, kc *kafkaconn.Conn, topic string, partition int) (*kafka.Conn, error) {
-	var errs []error
-	for _, b := range kc.Brokers() {
-		conn, err := kc.Dialer().DialLeader(ctx, "tcp", b, topic, partition)
-		if err == nil {
-			return conn, nil
-		}
-		errs = append(errs, fmt.Errorf("via %s: %w", b, err))
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, fmt.Errorf("reading %s/%d: %w", topic, partition, errors.Join(errs...))
-}
-
 // ReadRange returns the messages of topic/partition from offset from (or
 // the partition's first, if later) up to offset to, excluded.
 func ReadRange(ctx context.Context, conn *kafkaconn.Conn, topic string, partition int, from, to int64) ([]kafka.Message, error) {
 	client := conn.Client()
-	first, err := listOffsets(ctx, client, topic, []int{partition}, kafka.FirstOffset)
+	first, err := kafkaconn.ListOffsets(ctx, client, topic, []int{partition}, kafka.FirstOffset)
 	if err != nil {
 		return nil, err
 	}
 	var out []kafka.Message
-	err = readPartition(ctx, conn, topic, partition, max(from, first[partition]), to, func(m kafka.Message) { out = append(out, m) })
+	err = conn.ReadPartition(ctx, topic, partition, max(from, first[partition]), to, func(m kafka.Message) { out = append(out, m) })
 	return out, err
 }
 
-// Peers follows the snapshot topic and keeps the newest complete, verified
-// snapshot of every other replica of the group, decoded, for the worker to
-// merge. It is safe for concurrent use: Run fills it, the worker's model
-// goroutine takes from it.
+// Peers keeps the newest complete, verified snapshot of every other
+// replica of the group, decoded, for the worker to merge: Run follows the
+// snapshot topic through the store. It is safe for concurrent use: Run
+// fills it, the worker's model goroutine takes from it.
 type Peers struct {
-	conn                *kafkaconn.Conn
-	topic, group, self  string
+	store               *snapstore.Store
+	self                string
 	log                 *slog.Logger
 	mu                  sync.Mutex
 	newest              map[string]*peer // by replica
-	assembling          map[string]*assembly
 	received, decodeErr int
 }
 
@@ -124,123 +60,35 @@ type peer struct {
 	merged bool
 }
 
-type assembly struct {
-	replica string
-	chunks  map[int][]byte
-	n, size int
-	sha     string
+// NewPeers returns the peers of replica self in the group of store.
+func NewPeers(store *snapstore.Store, self string, log *slog.Logger) *Peers {
+	return &Peers{store: store, self: self, log: log, newest: map[string]*peer{}}
 }
 
-// NewPeers returns the peers of replica self in group.
-func NewPeers(conn *kafkaconn.Conn, topic, group, self string, log *slog.Logger) *Peers {
-	return &Peers{conn: conn, topic: topic, group: group, self: self, log: log,
-		newest: map[string]*peer{}, assembling: map[string]*assembly{}}
-}
-
-// Run reads the snapshot topic until ctx ends, from the offsets from (per
-// partition; from the start where it has none).
+// Run follows the snapshot topic until ctx ends, from the offsets from
+// (per partition; from the start where it has none).
 func (p *Peers) Run(ctx context.Context, from map[int]int64) {
-	client := p.conn.Client()
-	parts, err := Partitions(ctx, client, p.topic)
-	if err != nil {
-		if ctx.Err() == nil {
-			p.log.Warn("not following the other replicas' snapshots", "topic", p.topic, "err", err)
-		}
-		return
+	if err := p.store.Follow(ctx, from, p.self, p.add); err != nil && ctx.Err() == nil {
+		p.log.Warn("not following the other replicas' snapshots", "topic", p.store.Topic(), "err", err)
 	}
-	var wg sync.WaitGroup
-	for _, part := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := kafka.NewReader(kafka.ReaderConfig{
-				Brokers: p.conn.Brokers(), Dialer: p.conn.Dialer(), Topic: p.topic, Partition: part, StartOffset: kafka.FirstOffset,
-				MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 500 * time.Millisecond,
-				ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
-			})
-			defer r.Close()
-			if off, ok := from[part]; ok {
-				if err := r.SetOffset(off); err != nil {
-					p.log.Warn("reading the other replicas' snapshots", "topic", p.topic, "partition", part, "err", err)
-					return
-				}
-			}
-			for {
-				m, err := r.ReadMessage(ctx)
-				if err != nil {
-					if ctx.Err() == nil {
-						p.log.Warn("reading the other replicas' snapshots", "topic", p.topic, "partition", part, "err", err)
-					}
-					return
-				}
-				p.add(m)
-			}
-		}()
-	}
-	wg.Wait()
 }
 
-// add takes one chunk (or tombstone) of the topic.
-func (p *Peers) add(m kafka.Message) {
-	g, id, ok := snapshotKey(m.Key)
-	if !ok || g != p.group {
-		return
-	}
+// add takes a complete snapshot of another replica: kept, decoded, if it
+// is that replica's newest.
+func (p *Peers) add(s snapstore.Stored) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if m.Value == nil {
-		delete(p.assembling, id)
+	if old := p.newest[s.Replica]; old != nil && old.id >= s.ID {
 		return
 	}
-	hdr := headers(m.Headers)
-	replica := hdr[hdrReplica]
-	if replica == "" || replica == p.self {
-		return // ours, or of a worker that does not name itself
-	}
-	a := p.assembling[id]
-	if a == nil {
-		n, _ := strconv.Atoi(hdr[hdrChunks])
-		size, _ := strconv.Atoi(hdr[hdrSize])
-		if n <= 0 || size < 0 {
-			return
-		}
-		a = &assembly{replica: replica, chunks: map[int][]byte{}, n: n, size: size, sha: hdr[hdrSHA]}
-		p.assembling[id] = a
-	}
-	i, err := strconv.Atoi(hdr[hdrChunk])
-	if err != nil || i < 0 || i >= a.n {
-		return
-	}
-	a.chunks[i] = m.Value
-	if len(a.chunks) < a.n {
-		return
-	}
-	delete(p.assembling, id)
-	for other, o := range p.assembling {
-		if o.replica == replica && other < id {
-			delete(p.assembling, other) // cut short: this replica has moved on
-		}
-	}
-	var b bytes.Buffer
-	for i := range a.n {
-		b.Write(a.chunks[i])
-	}
-	sum := sha256.Sum256(b.Bytes())
-	if b.Len() != a.size || hex.EncodeToString(sum[:]) != a.sha {
-		p.log.Warn("skipping a replica's snapshot", "topic", p.topic, "snapshot", id, "replica", replica, "reason", "reassembled bytes do not match their size or SHA-256")
-		return
-	}
-	if old := p.newest[replica]; old != nil && old.id >= id {
-		return
-	}
-	s, err := model.ReadSnapshot(&b)
+	snap, err := s.Snapshot()
 	if err != nil {
 		p.decodeErr++
-		p.log.Warn("skipping a replica's snapshot", "topic", p.topic, "snapshot", id, "replica", replica, "reason", err)
+		p.log.Warn("skipping a replica's snapshot", "topic", p.store.Topic(), "snapshot", s.ID, "replica", s.Replica, "reason", err)
 		return
 	}
 	p.received++
-	p.newest[replica] = &peer{id: id, snap: s}
+	p.newest[s.Replica] = &peer{id: s.ID, snap: snap}
 }
 
 // Live returns the replicas (other than self) whose newest snapshot was
@@ -448,8 +296,8 @@ func (w *Worker) rebuildSessions(ctx context.Context, items []fetched, asm *sess
 // all, the group's snapshots as restore read them; restored, the one the
 // worker started from (id restoredID), is not merged again: the model is
 // it.
-func (p *Peers) Seed(all []StoredSnapshot, restoredID string, restored *model.Snapshot) {
-	newest := map[string]*StoredSnapshot{}
+func (p *Peers) Seed(all []snapstore.Stored, restoredID string, restored *model.Snapshot) {
+	newest := map[string]*snapstore.Stored{}
 	for i := range all {
 		s := &all[i]
 		if s.Complete && s.Replica != "" && s.Replica != p.self && (newest[s.Replica] == nil || s.ID > newest[s.Replica].ID) {
@@ -463,9 +311,9 @@ func (p *Peers) Seed(all []StoredSnapshot, restoredID string, restored *model.Sn
 			p.newest[replica] = &peer{id: s.ID, snap: restored, merged: true}
 			continue
 		}
-		snap, err := model.ReadSnapshot(bytes.NewReader(s.blob))
+		snap, err := s.Snapshot()
 		if err != nil {
-			p.log.Warn("skipping a replica's snapshot", "topic", p.topic, "snapshot", s.ID, "replica", replica, "reason", err)
+			p.log.Warn("skipping a replica's snapshot", "topic", p.store.Topic(), "snapshot", s.ID, "replica", replica, "reason", err)
 			continue
 		}
 		p.newest[replica] = &peer{id: s.ID, snap: snap}

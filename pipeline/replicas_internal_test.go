@@ -7,54 +7,41 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/pipeline/snapstore"
 )
 
-// TestPeersKeepTheNewestOfEachReplica feeds Peers the chunks of snapshots
-// as they come off the topic: it keeps the newest complete snapshot of
-// every other replica of its group, skips its own, other groups', and
-// damaged ones, and forgets a snapshot cut short once a newer one of the
-// same replica completes.
+// TestPeersKeepTheNewestOfEachReplica feeds Peers the other replicas'
+// snapshots as the store's Follow hands them over (it reassembles and
+// verifies them, and leaves out the group's other replicas', damaged and
+// cut ones: snapstore's TestFollowerDeliversTheOtherReplicasSnapshots):
+// it keeps the newest of every replica, older ones and ones that do not
+// decode left out.
 func TestPeersKeepTheNewestOfEachReplica(t *testing.T) {
 	d, err := model.NewDQN(model.DefaultDQN())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	blob := func(replica string, created time.Time) []byte {
+	stored := func(id, replica string, created time.Time) snapstore.Stored {
 		var buf bytes.Buffer
 		if _, err := d.WriteSnapshot(&buf, model.SnapshotMeta{Replica: replica, Created: created}); err != nil {
 			t.Fatal(err)
 		}
-		return buf.Bytes()
-	}
-	chunks := func(group, id, replica string, b []byte) []kafka.Message {
-		return SnapshotMessages(group, id, replica, b, 1024)
+		return snapstore.Stored{ID: id, Group: "g", Replica: replica, Complete: true, Blob: buf.Bytes()}
 	}
 	now := time.Now().UTC()
-	p := NewPeers(nil, "snaps", "g", "self", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	feed := func(msgs []kafka.Message) {
-		for _, m := range msgs {
-			p.add(m)
-		}
-	}
-	cut := chunks("g", "0000000000000000001", "b", blob("b", now))
-	feed(cut[:len(cut)/2])                                              // b crashed while publishing
-	feed(chunks("g", "0000000000000000002", "self", blob("self", now))) // our own
-	feed(chunks("other", "0000000000000000003", "c", blob("c", now)))   // another group's
-	damaged := chunks("g", "0000000000000000004", "d", blob("d", now))
-	damaged[0].Value[100] ^= 0xff
-	feed(damaged)
-	feed(chunks("g", "0000000000000000005", "b", blob("b", now)))
-	feed(chunks("g", "0000000000000000006", "e", blob("e", now.Add(-time.Hour)))) // gone for an hour
+	p := NewPeers(testStore(), "self", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p.add(stored("0000000000000000005", "b", now))
+	p.add(stored("0000000000000000001", "b", now.Add(-time.Hour))) // older: left out
+	p.add(snapstore.Stored{ID: "0000000000000000004", Group: "g", Replica: "d", Complete: true, Blob: []byte("not a snapshot")})
+	p.add(stored("0000000000000000006", "e", now.Add(-time.Hour))) // gone for an hour
 
 	if got := p.Live(now, time.Minute); len(got) != 1 || got[0] != "b" {
 		t.Fatalf("live replicas %v, want [b]", got)
 	}
-	if n := len(p.assembling); n != 0 {
-		t.Fatalf("%d snapshots still being assembled, want the cut one forgotten", n)
+	if p.received != 2 || p.decodeErr != 1 {
+		t.Fatalf("received %d, %d did not decode; want 2, 1", p.received, p.decodeErr)
 	}
 	taken := p.Take(now, time.Minute)
 	if len(taken) != 1 || taken[0].Meta.Replica != "b" {
@@ -74,6 +61,11 @@ func TestPeersKeepTheNewestOfEachReplica(t *testing.T) {
 	}
 }
 
+// testStore is a store that is never dialled: Peers' tests feed it.
+func testStore() *snapstore.Store {
+	return snapstore.New(nil, "snaps", "g", 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
 // TestPeersSeededFromTheListing checks that Peers starts from what restore
 // read: the newest complete snapshot of each other replica, the restored
 // one already merged, its own left out.
@@ -84,23 +76,23 @@ func TestPeersSeededFromTheListing(t *testing.T) {
 	}
 	defer d.Close()
 	now := time.Now().UTC()
-	stored := func(id, replica string, complete bool) StoredSnapshot {
+	stored := func(id, replica string, complete bool) snapstore.Stored {
 		var buf bytes.Buffer
 		if _, err := d.WriteSnapshot(&buf, model.SnapshotMeta{Replica: replica, Created: now}); err != nil {
 			t.Fatal(err)
 		}
-		return StoredSnapshot{ID: id, Replica: replica, Complete: complete, blob: buf.Bytes()}
+		return snapstore.Stored{ID: id, Replica: replica, Complete: complete, Blob: buf.Bytes()}
 	}
-	all := []StoredSnapshot{
+	all := []snapstore.Stored{
 		stored("01", "b", true), stored("02", "b", true), stored("03", "b", false), // b's newest complete: 02
 		stored("04", "c", true), // the one restored
 		stored("05", "self", true),
 	}
-	restored, err := model.ReadSnapshot(bytes.NewReader(all[3].blob))
+	restored, err := model.ReadSnapshot(bytes.NewReader(all[3].Blob))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := NewPeers(nil, "snaps", "g", "self", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p := NewPeers(testStore(), "self", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	p.Seed(all, "04", restored)
 	if got := p.Live(now, time.Minute); len(got) != 2 || got[0] != "b" || got[1] != "c" {
 		t.Fatalf("live replicas %v, want [b c]", got)

@@ -1,18 +1,17 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
+	"github.com/adaptrec/adaptrec/pipeline/snapstore"
 )
 
 // ErrSnapshotAhead is returned when a rewind goes back before what every
@@ -22,11 +21,8 @@ var ErrSnapshotAhead = errors.New("the group's snapshots have learned past the r
 
 // ReplayOptions are the snapshot side of ReplayTo.
 type ReplayOptions struct {
-	// Conn reaches the snapshot topic.
-	Conn          *kafkaconn.Conn
-	SnapshotTopic string
-	// ChunkBytes is snapshot.chunk_bytes, for republishing a snapshot.
-	ChunkBytes int
+	// Store is the snapshot store of the group ReplayTo rewinds.
+	Store *snapstore.Store
 	// FreshModel retires every snapshot of the group, so the next worker
 	// starts from an empty model.
 	FreshModel bool
@@ -71,7 +67,7 @@ func ReplayTo(ctx context.Context, client *kafka.Client, group, topic string, ta
 		return r, err
 	}
 	r.Requested = requested
-	all, err := ListSnapshots(ctx, opts.Conn, opts.SnapshotTopic, group)
+	all, _, err := opts.Store.List(ctx)
 	if err != nil && !errors.Is(err, kafka.UnknownTopicOrPartition) {
 		return r, err
 	}
@@ -80,13 +76,13 @@ func ReplayTo(ctx context.Context, client *kafka.Client, group, topic string, ta
 		if err := commitOffsets(ctx, client, group, topic, requested); err != nil {
 			return r, err
 		}
-		return r, retire(ctx, opts, all, &r)
+		return r, retire(ctx, opts.Store, all, &r)
 	}
 	parts, err := Partitions(ctx, client, topic)
 	if err != nil {
 		return r, err
 	}
-	firsts, err := listOffsets(ctx, client, topic, parts, kafka.FirstOffset)
+	firsts, err := kafkaconn.ListOffsets(ctx, client, topic, parts, kafka.FirstOffset)
 	if err != nil {
 		return r, err
 	}
@@ -111,25 +107,14 @@ func ReplayTo(ctx context.Context, client *kafka.Client, group, topic string, ta
 	if err := commitOffsets(ctx, client, group, topic, r.Offsets); err != nil {
 		return r, err
 	}
-	r.Republished = fmt.Sprintf("%019d", time.Now().UnixNano())
-	w := SnapshotWriter(opts.Conn.WithClientID("adaptrec-replay"), opts.SnapshotTopic, opts.ChunkBytes)
-	defer w.Close()
-	if err := w.WriteMessages(ctx, SnapshotMessages(group, r.Republished, restore.s.Replica, restore.s.blob, opts.ChunkBytes)...); err != nil {
-		r.Republished = ""
-		return r, fmt.Errorf("replay: the offsets were rewound, but publishing snapshot %s again failed (a worker would restore a newer one): %w; run the replay again", restore.id, err)
-	}
-	var retiring []StoredSnapshot
-	for _, a := range ahead {
-		retiring = append(retiring, *a.s)
-	}
-	return r, retire(ctx, opts, retiring, &r)
+	return r, republish(ctx, opts.Store, *restore.s, ahead, &r)
 }
 
 // listed is a valid snapshot of the group, with its metadata, and for one
 // learned past the rewind point, a partition where it did.
 type listed struct {
 	id   string
-	s    *StoredSnapshot
+	s    *snapstore.Stored
 	meta model.SnapshotMeta
 	past struct {
 		p   int
@@ -141,13 +126,10 @@ type listed struct {
 // whose offsets are at or before limit on every partition, and the valid
 // snapshots that learned past limit on some partition. Snapshots that are
 // incomplete or do not decode are passed over, as a worker passes them.
-func chooseSnapshot(all []StoredSnapshot, limit map[int]int64) (restore *listed, ahead []*listed) {
+func chooseSnapshot(all []snapstore.Stored, limit map[int]int64) (restore *listed, ahead []*listed) {
 	for i := range all {
 		s := &all[i]
-		if !s.Complete {
-			continue
-		}
-		snap, err := model.ReadSnapshot(bytes.NewReader(s.blob))
+		snap, err := s.Snapshot()
 		if err != nil {
 			continue
 		}
@@ -196,20 +178,31 @@ func listedOrFirst(parts []int, offsets map[int32]int64, firsts map[int]int64) m
 	return out
 }
 
+// republish publishes s again as the group's newest snapshot, then
+// retires the snapshots ahead of it, recording both in r.
+func republish(ctx context.Context, store *snapstore.Store, s snapstore.Stored, ahead []*listed, r *Rewound) error {
+	again, err := store.Publish(ctx, s.Replica, s.Blob)
+	if err != nil {
+		return fmt.Errorf("replay: the offsets were rewound, but publishing snapshot %s again failed (a worker would restore a newer one): %w; run the replay again", s.ID, err)
+	}
+	r.Republished = again.ID
+	retiring := make([]snapstore.Stored, 0, len(ahead))
+	for _, a := range ahead {
+		retiring = append(retiring, *a.s)
+	}
+	return retire(ctx, store, retiring, r)
+}
+
 // retire publishes the tombstones of snapshots, recording them in r.
-func retire(ctx context.Context, opts ReplayOptions, snapshots []StoredSnapshot, r *Rewound) error {
+func retire(ctx context.Context, store *snapstore.Store, snapshots []snapstore.Stored, r *Rewound) error {
 	if len(snapshots) == 0 {
 		return nil
 	}
-	w := SnapshotWriter(opts.Conn.WithClientID("adaptrec-replay"), opts.SnapshotTopic, opts.ChunkBytes)
-	defer w.Close()
-	var msgs []kafka.Message
 	ids := make([]string, 0, len(snapshots))
 	for _, s := range snapshots {
-		msgs = append(msgs, RetireMessages(s)...)
 		ids = append(ids, s.ID)
 	}
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
+	if err := store.Retire(ctx, snapshots...); err != nil {
 		return fmt.Errorf("replay: the offsets were rewound, but retiring snapshots %s failed (a worker could restore one of them): %w; run the replay again",
 			strings.Join(ids, ", "), err)
 	}

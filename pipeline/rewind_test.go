@@ -12,7 +12,6 @@ import (
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
-	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
 )
 
@@ -72,7 +71,7 @@ func TestReplayToNumericOffsets(t *testing.T) {
 			if least < 10 {
 				t.Fatalf("a partition holds %d events: too few for the test (%v)", least, ends)
 			}
-			opts := pipeline.ReplayOptions{Conn: kafkaconn.Plain(cfg.Kafka.Brokers), SnapshotTopic: cfg.Snapshot.Topic}
+			opts := pipeline.ReplayOptions{Store: snapStore(t, cfg)}
 			replay := func(to string) (pipeline.Rewound, error) {
 				tt, err := pipeline.ParseOffsetTarget(to)
 				if err != nil {
@@ -169,7 +168,7 @@ func TestReplayBeforeTheNewestSnapshot(t *testing.T) {
 			for p, end := range ends {
 				at[int32(p)] = min(snaps[mid].meta.Offsets[int32(p)]+1, end)
 			}
-			opts := pipeline.ReplayOptions{Conn: kafkaconn.Plain(cfg.Kafka.Brokers), SnapshotTopic: cfg.Snapshot.Topic, ChunkBytes: cfg.Snapshot.ChunkBytes}
+			opts := pipeline.ReplayOptions{Store: snapStore(t, cfg)}
 			r, err := pipeline.ReplayTo(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{At: at}, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -284,11 +283,11 @@ func replayRetiresOtherReplicas(t *testing.T, target kafkatest.Target, bySnapsho
 	for p, end := range ends {
 		at[int32(p)] = min(mid.meta.Offsets[int32(p)]+1, end)
 	}
-	opts := pipeline.ReplayOptions{Conn: kafkaconn.Plain(cfg.Kafka.Brokers), SnapshotTopic: cfg.Snapshot.Topic, ChunkBytes: cfg.Snapshot.ChunkBytes}
+	opts := pipeline.ReplayOptions{Store: snapStore(t, cfg)}
 	var r pipeline.Rewound
 	var err error
 	if bySnapshot {
-		r, err = pipeline.ReplaySnapshot(ctx, kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Kafka.Group, cfg.Topics.Feedback, cfg.Snapshot.Topic, mid.id, cfg.Snapshot.ChunkBytes)
+		r, err = pipeline.ReplaySnapshot(ctx, client, cfg.Topics.Feedback, mid.id, opts.Store)
 	} else {
 		r, err = pipeline.ReplayTo(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{At: at}, opts)
 	}
@@ -316,16 +315,12 @@ type validSnapshot struct {
 // oldest first.
 func validSnapshots(t *testing.T, cfg configs.Config) []validSnapshot {
 	t.Helper()
-	all, err := pipeline.ListSnapshots(context.Background(), kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Snapshot.Topic, cfg.Kafka.Group)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []validSnapshot
-	for _, s := range all {
+	for _, s := range listSnapshots(t, cfg) {
 		if !s.Complete {
 			continue
 		}
-		snap, err := model.ReadSnapshot(bytes.NewReader(s.Blob()))
+		snap, err := model.ReadSnapshot(bytes.NewReader(s.Blob))
 		if err != nil {
 			continue
 		}

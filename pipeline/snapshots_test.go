@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,129 +17,27 @@ import (
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
+	"github.com/adaptrec/adaptrec/pipeline/snapstore"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 )
 
-func snapshotBlob(t *testing.T, events int) []byte {
+// snapStore returns the snapshot store of cfg's group, closed when the
+// test ends.
+func snapStore(t *testing.T, cfg configs.Config) *snapstore.Store {
 	t.Helper()
-	cfg := model.DefaultDQN()
-	cfg.Rows = 32
-	d, err := model.NewDQN(cfg)
+	s := snapstore.New(kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Snapshot.Topic, cfg.Kafka.Group, cfg.Snapshot.ChunkBytes, kafkatest.Logger(t))
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// listSnapshots lists cfg's group's snapshots, oldest first.
+func listSnapshots(t *testing.T, cfg configs.Config) []snapstore.Stored {
+	t.Helper()
+	all, _, err := snapStore(t, cfg).List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
-	var evs []feedback.Located
-	for i := range events {
-		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%17), ItemID: fmt.Sprint("i", (i*13)%4000),
-			Type: feedback.Click, TS: time.Unix(int64(i), 0)}})
-	}
-	b := feedback.BatchOf(evs...)
-	defer b.Release()
-	if _, err := d.Learn(context.Background(), b); err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if _, err := d.WriteSnapshot(&buf, model.SnapshotMeta{Version: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// snapshot.chunk_bytes sets the chunk size: every chunk but the last has
-// exactly that many bytes, each names the chunk count, and they join back
-// into the blob; 0 means SnapshotChunk.
-func TestSnapshotMessagesChunkBytes(t *testing.T) {
-	blob := make([]byte, 2500)
-	for i := range blob {
-		blob[i] = byte(i * 7)
-	}
-	msgs := pipeline.SnapshotMessages("g", "0001", "", blob, 1024)
-	if len(msgs) != 3 || len(msgs[0].Value) != 1024 || len(msgs[1].Value) != 1024 || len(msgs[2].Value) != 452 {
-		t.Fatalf("%d chunks", len(msgs))
-	}
-	var joined []byte
-	for i, m := range msgs {
-		if want := fmt.Sprintf("g/0001/%06d", i); string(m.Key) != want {
-			t.Fatalf("chunk %d has key %q, want %q", i, m.Key, want)
-		}
-		for _, h := range m.Headers {
-			if h.Key == "adaptrec-snapshot-chunks" && string(h.Value) != "3" {
-				t.Fatalf("chunk %d says %s chunks", i, h.Value)
-			}
-		}
-		joined = append(joined, m.Value...)
-	}
-	if !bytes.Equal(joined, blob) {
-		t.Fatal("the chunks do not join back into the blob")
-	}
-	if n := len(pipeline.SnapshotMessages("g", "0002", "", make([]byte, pipeline.SnapshotChunk+1), 0)); n != 2 {
-		t.Fatalf("chunk 0: %d chunks of SnapshotChunk+1 bytes, want 2", n)
-	}
-}
-
-// Snapshots larger than a Kafka message travel in chunks on a compacted
-// topic. The newest complete, verified snapshot is loaded; one whose
-// publication was cut short (a crash) or whose bytes were damaged is
-// reported and skipped for the one before it.
-func TestSnapshotTopic(t *testing.T) {
-	for _, target := range kafkatest.Targets(t) {
-		t.Run(target.Name, func(t *testing.T) {
-			cfg := kafkatest.Config(t, target)
-			topic := kafkatest.Name(t, "snapshots")
-			ctx := context.Background()
-			err := pipeline.EnsureTopics(ctx, kafkatest.Client(cfg.Kafka.Brokers),
-				[]pipeline.TopicSpec{{Name: topic, Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "compact"}}},
-				true, kafkatest.Logger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := pipeline.SnapshotWriter(kafkaconn.Plain(cfg.Kafka.Brokers).WithClientID("test"), topic, pipeline.SnapshotChunk)
-			defer w.Close()
-			good := snapshotBlob(t, 3000)
-			if len(good) <= pipeline.SnapshotChunk {
-				t.Fatalf("the snapshot (%d bytes) fits in one chunk: the test would not exercise chunking", len(good))
-			}
-			publish := func(msgs []kafka.Message) {
-				if err := w.WriteMessages(ctx, msgs...); err != nil {
-					t.Fatal(err)
-				}
-			}
-			publish(pipeline.SnapshotMessages("g", "0001", "", good, pipeline.SnapshotChunk))
-			publish(pipeline.SnapshotMessages("other", "0002", "", snapshotBlob(t, 100), 0))
-			cut := pipeline.SnapshotMessages("g", "0003", "", good, pipeline.SnapshotChunk)
-			publish(cut[:len(cut)-1]) // killed during publication
-			damaged := pipeline.SnapshotMessages("g", "0004", "", good, pipeline.SnapshotChunk)
-			v := bytes.Clone(damaged[1].Value)
-			v[rand.IntN(len(v))] ^= 0x40
-			damaged[1].Value = v
-			publish(damaged)
-
-			all, err := pipeline.ListSnapshots(ctx, kafkaconn.Plain(cfg.Kafka.Brokers), topic, "g")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(all) != 3 || !all[0].Complete || all[1].Complete || all[2].Complete || all[0].Chunks < 2 {
-				t.Fatalf("listed %+v", all)
-			}
-			var logged strings.Builder
-			snap, from, err := pipeline.LoadNewestSnapshot(ctx, kafkaconn.Plain(cfg.Kafka.Brokers), topic, "g", kafkatest.LoggerTo(&logged))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if snap == nil || from.ID != "0001" {
-				t.Fatalf("loaded %+v", from)
-			}
-			for _, id := range []string{"0003", "0004"} {
-				if !strings.Contains(logged.String(), "snapshot="+id) {
-					t.Errorf("skipping snapshot %s was not logged:\n%s", id, logged.String())
-				}
-			}
-			if !bytes.Equal(all[0].Blob(), good) {
-				t.Fatal("reassembled snapshot differs from the one published")
-			}
-		})
-	}
+	return all
 }
 
 // smallDQN is a test worker's configuration with a small DQN, snapshots
@@ -241,10 +137,7 @@ func TestWorkerRetiresOldSnapshots(t *testing.T) {
 	produce(t, cfg, lines)
 	_, ws := runReplicas(t, cfg, "worker")
 	published := ws[0].Stats().Snapshots.Load()
-	all, err := pipeline.ListSnapshots(context.Background(), kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Snapshot.Topic, cfg.Kafka.Group)
-	if err != nil {
-		t.Fatal(err)
-	}
+	all := listSnapshots(t, cfg)
 	if published <= 2 || len(all) != 2 || !all[0].Complete || !all[1].Complete {
 		t.Fatalf("%d snapshots published, %d left on the topic: %+v", published, len(all), all)
 	}
@@ -346,11 +239,8 @@ func TestReplayFromSnapshotIsBitForBit(t *testing.T) {
 			want := first[0].(*model.DQN).Checksum()
 
 			ctx := context.Background()
-			all, err := pipeline.ListSnapshots(ctx, kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Snapshot.Topic, cfg.Kafka.Group)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var mid *pipeline.StoredSnapshot
+			all := listSnapshots(t, cfg)
+			var mid *snapstore.Stored
 			var from map[int32]int64
 			learned := func(offsets map[int32]int64) (n int64) {
 				for _, o := range offsets {
@@ -359,7 +249,7 @@ func TestReplayFromSnapshotIsBitForBit(t *testing.T) {
 				return n
 			}
 			for i := range all {
-				s, err := model.ReadSnapshot(bytes.NewReader(all[i].Blob()))
+				s, err := model.ReadSnapshot(bytes.NewReader(all[i].Blob))
 				if err != nil || !all[i].Complete {
 					continue
 				}
@@ -370,8 +260,7 @@ func TestReplayFromSnapshotIsBitForBit(t *testing.T) {
 			if mid == nil {
 				t.Fatalf("no snapshot part way through among %d", len(all))
 			}
-			r, err := pipeline.ReplaySnapshot(ctx, kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Kafka.Group,
-				cfg.Topics.Feedback, cfg.Snapshot.Topic, mid.ID, cfg.Snapshot.ChunkBytes)
+			r, err := pipeline.ReplaySnapshot(ctx, kafkatest.Client(cfg.Kafka.Brokers), cfg.Topics.Feedback, mid.ID, snapStore(t, cfg))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -129,23 +130,5 @@ func topicPartitions(ctx context.Context, client *kafka.Client, names []string) 
 
 // Partitions returns the partition ids of topic.
 func Partitions(ctx context.Context, client *kafka.Client, topic string) ([]int, error) {
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return nil, fmt.Errorf("reading metadata of %q: %w", topic, err)
-	}
-	for _, t := range md.Topics {
-		if t.Name != topic {
-			continue
-		}
-		if t.Error != nil {
-			return nil, fmt.Errorf("topic %q: %w", topic, t.Error)
-		}
-		ids := make([]int, 0, len(t.Partitions))
-		for _, p := range t.Partitions {
-			ids = append(ids, p.ID)
-		}
-		slices.Sort(ids)
-		return ids, nil
-	}
-	return nil, fmt.Errorf("topic %q does not exist: %w", topic, kafka.UnknownTopicOrPartition)
+	return kafkaconn.Partitions(ctx, client, topic)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/model/session"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
+	"github.com/adaptrec/adaptrec/pipeline/snapstore"
 	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 	"github.com/adaptrec/adaptrec/sink"
 )
@@ -79,10 +80,10 @@ type Worker struct {
 	snapAt      time.Time
 	snapBatches int
 	snaps       chan []byte
-	snapsDone   chan struct{} // closed when the snapshot publisher has stopped
-	snapWriter  *kafka.Writer
+	snapsDone   chan struct{}    // closed when the snapshot publisher has stopped
+	store       *snapstore.Store // the snapshot topic (snapStore)
 	restored    model.SnapshotMeta
-	kept        []StoredSnapshot // the group's snapshots on the topic, oldest first
+	kept        []snapstore.Stored // the group's snapshots on the topic, oldest first
 
 	// replicas (snapshot.merge): the other workers' snapshots, this
 	// worker's name, and whether it decides the architecture
@@ -240,8 +241,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	var restored *model.Snapshot
 	var restoredID string
-	var listed []StoredSnapshot // the group's snapshots restore read
-	var listedTo map[int]int64  // where restore stopped reading the snapshot topic
+	var listed []snapstore.Stored // the group's snapshots restore read
+	var listedTo map[int]int64    // where restore stopped reading the snapshot topic
 	if snapshots && cfg.Snapshot.Restore {
 		var err error
 		if restored, restoredID, listed, listedTo, err = w.restore(ctx, snapper); err != nil {
@@ -253,7 +254,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	if _, ok := w.rec.(model.Replica); ok && snapshots && cfg.Snapshot.Merge {
-		w.peers = NewPeers(w.conn, cfg.Snapshot.Topic, cfg.Kafka.Group, w.replica, w.log)
+		w.peers = NewPeers(w.snapStore(), w.replica, w.log)
 		w.peers.Seed(listed, restoredID, restored) // what restore read is not read again
 		if restored != nil {
 			w.mergeRestored(w.rec.(model.Replica))

@@ -7,17 +7,26 @@ import (
 	"time"
 
 	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/pipeline/snapstore"
 )
 
 // The worker's side of snapshots: encoding the model's state when one is
 // due, publishing it (one snapshot in flight, the newest waiting),
 // retiring what snapshot.keep no longer keeps, and restoring at start.
 
+// snapStore returns the worker's snapshot store, made at the first call.
+func (w *Worker) snapStore() *snapstore.Store {
+	if w.store == nil {
+		w.store = snapstore.New(w.conn, w.cfg.Snapshot.Topic, w.cfg.Kafka.Group, w.cfg.Snapshot.ChunkBytes, w.log)
+	}
+	return w.store
+}
+
 // startSnapshots starts the snapshot publisher: offerSnapshot hands it
-// blobs. The returned func closes the writer; drainSnapshots must run
-// first.
+// blobs. The returned func closes the store's writer; drainSnapshots must
+// run first.
 func (w *Worker) startSnapshots() (closeWriter func()) {
-	w.snapWriter = SnapshotWriter(w.conn, w.cfg.Snapshot.Topic, w.cfg.Snapshot.ChunkBytes)
+	store := w.snapStore()
 	w.snaps = make(chan []byte, 1)
 	w.snapsDone = make(chan struct{})
 	go func() {
@@ -26,7 +35,7 @@ func (w *Worker) startSnapshots() (closeWriter func()) {
 			w.publishSnapshot(context.Background(), blob)
 		}
 	}()
-	return func() { w.snapWriter.Close() }
+	return func() { store.Close() }
 }
 
 // drainSnapshots waits until the snapshot publisher has published the
@@ -108,21 +117,22 @@ func (w *Worker) encodeSnapshot(m model.Snapshotter, final bool) ([]byte, error)
 	return buf.Bytes(), nil
 }
 
-// publishSnapshot publishes blob as a new snapshot of the group.
+// publishSnapshot publishes blob as a new snapshot of the group and
+// retires what snapshot.keep no longer keeps; ctx bounds both.
 func (w *Worker) publishSnapshot(ctx context.Context, blob []byte) {
-	id := fmt.Sprintf("%019d", time.Now().UnixNano())
 	start := time.Now()
-	msgs := SnapshotMessages(w.cfg.Kafka.Group, id, w.replica, blob, w.cfg.Snapshot.ChunkBytes)
-	if err := w.snapWriter.WriteMessages(ctx, msgs...); err != nil {
-		w.log.Error("publishing snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", id, "err", err)
+	store := w.snapStore()
+	s, err := store.Publish(ctx, w.replica, blob)
+	if err != nil {
+		w.log.Error("publishing snapshot", "topic", w.cfg.Snapshot.Topic, "err", err)
 		return
 	}
 	w.stats.Snapshots.Add(1)
-	w.log.Info("published snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", id, "bytes", len(blob), "took", time.Since(start).Round(time.Millisecond))
-	w.kept = append(w.kept, StoredSnapshot{ID: id, Group: w.cfg.Kafka.Group, Chunks: len(msgs)})
+	w.log.Info("published snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", s.ID, "bytes", len(blob), "took", time.Since(start).Round(time.Millisecond))
+	w.kept = append(w.kept, snapstore.Stored{ID: s.ID, Group: s.Group, Chunks: s.Chunks}) // what Retire needs, not the blob
 	for len(w.kept) > w.cfg.Snapshot.Keep {
 		old := w.kept[0]
-		if err := w.snapWriter.WriteMessages(ctx, RetireMessages(old)...); err != nil {
+		if err := store.Retire(ctx, old); err != nil {
 			w.log.Warn("retiring snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", old.ID, "err", err)
 			return
 		}
@@ -142,16 +152,16 @@ func (w *Worker) publishSnapshot(ctx context.Context, blob []byte) {
 // fresh. The snapshots listed become the ones this worker retires as it
 // publishes newer ones (snapshot.keep), unless none of them loaded: a
 // worker that starts fresh then retires only its own.
-func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snapshot, string, []StoredSnapshot, map[int]int64, error) {
+func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snapshot, string, []snapstore.Stored, map[int]int64, error) {
 	topic := w.cfg.Snapshot.Topic
 	if w.health != nil {
 		w.health.SetModelLoaded(false)
 	}
-	var all []StoredSnapshot
+	var all []snapstore.Stored
 	var ends map[int]int64
 	err := retryRead(ctx, w.conn, w.cfg.Snapshot.RestoreTimeout, w.log, "reading snapshot topic "+topic, nil, func(ctx context.Context) error {
 		var err error
-		all, ends, err = listSnapshots(ctx, w.conn, topic, w.cfg.Kafka.Group)
+		all, ends, err = w.snapStore().List(ctx)
 		return err
 	})
 	if err != nil {
@@ -171,11 +181,11 @@ func (w *Worker) restore(ctx context.Context, m model.Snapshotter) (*model.Snaps
 
 // load loads the newest valid of the listed snapshots into the model and
 // returns it and its id (nil, "" if none loads) and ends.
-func (w *Worker) load(m model.Snapshotter, all []StoredSnapshot, ends map[int]int64) (*model.Snapshot, string, map[int]int64) {
+func (w *Worker) load(m model.Snapshotter, all []snapstore.Stored, ends map[int]int64) (*model.Snapshot, string, map[int]int64) {
 	// Its own newest snapshot, if it has one: a snapshot carries what its
 	// replica learned itself (the others' learning is merged back from
 	// theirs: mergeRestored). Otherwise the group's newest.
-	var own, others []StoredSnapshot
+	var own, others []snapstore.Stored
 	for _, s := range all {
 		if s.Replica == w.replica {
 			own = append(own, s)
@@ -183,9 +193,9 @@ func (w *Worker) load(m model.Snapshotter, all []StoredSnapshot, ends map[int]in
 			others = append(others, s)
 		}
 	}
-	snap, from := NewestValid(own, w.cfg.Snapshot.Topic, w.log)
+	snap, from := w.snapStore().NewestValid(own)
 	if snap == nil {
-		snap, from = NewestValid(others, w.cfg.Snapshot.Topic, w.log)
+		snap, from = w.snapStore().NewestValid(others)
 	}
 	if snap == nil {
 		w.log.Info("no snapshot to restore", "topic", w.cfg.Snapshot.Topic, "group", w.cfg.Kafka.Group)

@@ -25,6 +25,7 @@ import (
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
+	"github.com/adaptrec/adaptrec/pipeline/snapstore"
 )
 
 var (
@@ -696,14 +697,15 @@ func TestKillDuringSnapshotPublication(t *testing.T) {
 			// with them snapshots, keep coming until the kill.
 			prod := start(t, env(cfg, "producer"), "produce", "--file", file, "--rate", "2000")
 
-			list := func() ([]pipeline.StoredSnapshot, error) {
+			list := func() ([]snapstore.Stored, error) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
-				return pipeline.ListSnapshots(ctx, kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Snapshot.Topic, cfg.Kafka.Group)
+				all, _, err := snapstore.New(kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Snapshot.Topic, cfg.Kafka.Group, 0, kafkatest.Logger(t)).List(ctx)
+				return all, err
 			}
 			// cut returns the newest complete snapshot and the newest
 			// snapshot if it is incomplete and newer than that one.
-			cut := func(all []pipeline.StoredSnapshot) (complete, partial *pipeline.StoredSnapshot) {
+			cut := func(all []snapstore.Stored) (complete, partial *snapstore.Stored) {
 				for i := range all {
 					if all[i].Complete {
 						complete = &all[i]
@@ -724,14 +726,14 @@ func TestKillDuringSnapshotPublication(t *testing.T) {
 			// chunks may still be written between the look and the kill (a
 			// busy machine): then the kill came too late, and a new worker
 			// of the group is killed during its next publication.
-			var complete, partial pipeline.StoredSnapshot
+			var complete, partial snapstore.Stored
 			const attempts = 5
 			for attempt := 1; ; attempt++ {
 				clientID := fmt.Sprintf("worker-%d", attempt)
 				w := start(t, worker(clientID), "worker")
 				deadline := time.Now().Add(60 * time.Second)
-				var base *pipeline.StoredSnapshot
-				var seen []pipeline.StoredSnapshot
+				var base *snapstore.Stored
+				var seen []snapstore.Stored
 				for base == nil {
 					all, err := list()
 					if err == nil {
@@ -907,7 +909,7 @@ func (r *tail) close() {
 }
 
 // settled lists the snapshots until two listings 300ms apart agree.
-func settled(t *testing.T, list func() ([]pipeline.StoredSnapshot, error)) []pipeline.StoredSnapshot {
+func settled(t *testing.T, list func() ([]snapstore.Stored, error)) []snapstore.Stored {
 	t.Helper()
 	var last string
 	deadline := time.Now().Add(30 * time.Second)
@@ -928,7 +930,7 @@ func settled(t *testing.T, list func() ([]pipeline.StoredSnapshot, error)) []pip
 }
 
 // describe lists snapshots as ID:have/chunks, oldest first.
-func describe(all []pipeline.StoredSnapshot) string {
+func describe(all []snapstore.Stored) string {
 	var b strings.Builder
 	for _, s := range all {
 		state := "ok"

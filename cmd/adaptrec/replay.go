@@ -57,6 +57,9 @@ snapshots that learned past it are retired.`,
 	return cmd
 }
 
+// replayClientID is the client id of replay's snapshot writes.
+const replayClientID = "adaptrec-replay"
+
 // replay runs replay with its flags' values.
 func (a *app) replay(cmd *cobra.Command, toTime, toOffset, snapshot string, fresh bool) error {
 	var target pipeline.ReplayTarget
@@ -86,16 +89,13 @@ func (a *app) replay(cmd *cobra.Command, toTime, toOffset, snapshot string, fres
 		}
 		target.Time = t
 	}
-	cfg, err := a.load()
+	cfg, conn, store, err := a.openStore(cmd.Context(), replayClientID, false)
 	if err != nil {
 		return err
 	}
-	conn, err := connect(cmd.Context(), cfg, "")
-	if err != nil {
-		return err
-	}
-	r, err := pipeline.ReplayTo(cmd.Context(), conn.Client(), cfg.Kafka.Group, cfg.Topics.Feedback, target, pipeline.ReplayOptions{
-		Conn: conn, SnapshotTopic: cfg.Snapshot.Topic, ChunkBytes: cfg.Snapshot.ChunkBytes, FreshModel: fresh})
+	defer store.Close()
+	r, err := pipeline.ReplayTo(cmd.Context(), conn.Client(), cfg.Kafka.Group, cfg.Topics.Feedback, target,
+		pipeline.ReplayOptions{Store: store, FreshModel: fresh})
 	if err != nil {
 		return fmt.Errorf("replay to %s: %w", target, err)
 	}
@@ -105,16 +105,12 @@ func (a *app) replay(cmd *cobra.Command, toTime, toOffset, snapshot string, fres
 
 // replaySnapshot is replay --snapshot ID.
 func (a *app) replaySnapshot(cmd *cobra.Command, snapshot string) error {
-	cfg, err := a.load()
+	cfg, conn, store, err := a.openStore(cmd.Context(), replayClientID, false)
 	if err != nil {
 		return err
 	}
-	conn, err := connect(cmd.Context(), cfg, "")
-	if err != nil {
-		return err
-	}
-	r, err := pipeline.ReplaySnapshot(cmd.Context(), conn, cfg.Kafka.Group, cfg.Topics.Feedback,
-		cfg.Snapshot.Topic, snapshot, cfg.Snapshot.ChunkBytes)
+	defer store.Close()
+	r, err := pipeline.ReplaySnapshot(cmd.Context(), conn.Client(), cfg.Topics.Feedback, snapshot, store)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,12 +9,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
-	"github.com/adaptrec/adaptrec/pipeline"
+	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
+	"github.com/adaptrec/adaptrec/pipeline/snapstore"
 )
 
 func (a *app) snapshotCmd() *cobra.Command {
-	var all bool
 	cmd := &cobra.Command{
 		Use:   "snapshot ls|inspect|export",
 		Short: "List, inspect and export the model snapshots on the snapshot topic",
@@ -25,86 +25,101 @@ as an Arrow IPC stream in chunks. snapshot ls lists the group's snapshots
 valid one), export writes one to a file, a plain Arrow IPC stream.`,
 		Args: cobra.NoArgs,
 	}
-	find := func(ctx context.Context, id string) (*pipeline.StoredSnapshot, error) {
-		cfg, err := a.load()
-		if err != nil {
-			return nil, err
-		}
-		conn, err := connect(ctx, cfg, "")
-		if err != nil {
-			return nil, err
-		}
-		list, err := pipeline.ListSnapshots(ctx, conn, cfg.Snapshot.Topic, cfg.Kafka.Group)
-		if err != nil {
-			return nil, err
-		}
-		for i := len(list) - 1; i >= 0; i-- {
-			s := list[i]
-			if (id == "" && s.Complete) || s.ID == id {
-				if !s.Complete {
-					return nil, fmt.Errorf("snapshot %s is not usable: %s", id, s.Problem)
-				}
-				return &s, nil
-			}
-		}
-		if id == "" {
-			return nil, fmt.Errorf("group %q has no complete snapshot on %s", cfg.Kafka.Group, cfg.Snapshot.Topic)
-		}
-		return nil, fmt.Errorf("no snapshot %q of group %q on %s", id, cfg.Kafka.Group, cfg.Snapshot.Topic)
+	cmd.AddCommand(a.snapshotLsCmd(), a.snapshotInspectCmd(), a.snapshotExportCmd())
+	return cmd
+}
+
+// openStore loads the config, connects and returns the config, the
+// connection and the snapshot store of the group (every group's if
+// allGroups), whose clients send storeClientID ("": kafka.client_id). The
+// caller closes the store.
+func (a *app) openStore(ctx context.Context, storeClientID string, allGroups bool) (configs.Config, *kafkaconn.Conn, *snapstore.Store, error) {
+	cfg, err := a.load()
+	if err != nil {
+		return cfg, nil, nil, err
 	}
+	conn, err := connect(ctx, cfg, "")
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	group := cfg.Kafka.Group
+	if allGroups {
+		group = ""
+	}
+	storeConn := conn
+	if storeClientID != "" {
+		storeConn = conn.WithClientID(storeClientID)
+	}
+	return cfg, conn, snapstore.New(storeConn, cfg.Snapshot.Topic, group, cfg.Snapshot.ChunkBytes, a.logger(cfg)), nil
+}
+
+// findSnapshot finds snapshot id of the group ("": the newest complete).
+func (a *app) findSnapshot(ctx context.Context, id string) (snapstore.Stored, error) {
+	_, _, store, err := a.openStore(ctx, "", false)
+	if err != nil {
+		return snapstore.Stored{}, err
+	}
+	defer store.Close()
+	return store.Find(ctx, id)
+}
+
+func (a *app) snapshotLsCmd() *cobra.Command {
+	var all bool
 	ls := &cobra.Command{
 		Use:   "ls [--all]",
 		Short: "List snapshots, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.load()
+			_, _, store, err := a.openStore(cmd.Context(), "", all)
 			if err != nil {
 				return err
 			}
-			group := cfg.Kafka.Group
-			if all {
-				group = ""
-			}
-			conn, err := connect(cmd.Context(), cfg, "")
+			defer store.Close()
+			list, _, err := store.List(cmd.Context())
 			if err != nil {
 				return err
 			}
-			list, err := pipeline.ListSnapshots(cmd.Context(), conn, cfg.Snapshot.Topic, group)
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tGROUP\tREPLICA\tOFFSET\tBYTES\tCHUNKS\tSTATE\tCREATED\tMODEL\tWIDTHS\tITEMS")
-			for _, s := range list {
-				state, created, mdl, widths, items := "ok", "-", "-", "-", "-"
-				if !s.Complete {
-					state = "unusable: " + s.Problem
-				} else if snap, err := model.ReadSnapshot(bytes.NewReader(s.Blob())); err != nil {
-					state = "unusable: " + err.Error()
-				} else {
-					m := snap.Meta
-					created, mdl, widths, items = m.Created.Format("2006-01-02T15:04:05Z"), m.Model, fmt.Sprint(m.Widths), fmt.Sprint(m.Items)
-				}
-				replica := s.Replica
-				if replica == "" {
-					replica = "-"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d/%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Group, replica, s.Offset, s.Size, s.Have, s.Chunks, state, created, mdl, widths, items)
-			}
-			return tw.Flush()
+			return a.printSnapshots(list)
 		},
 	}
 	ls.Flags().BoolVar(&all, "all", false, "every group's snapshots")
-	inspect := &cobra.Command{
+	return ls
+}
+
+// printSnapshots prints snapshot ls's table.
+func (a *app) printSnapshots(list []snapstore.Stored) error {
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tGROUP\tREPLICA\tOFFSET\tBYTES\tCHUNKS\tSTATE\tCREATED\tMODEL\tWIDTHS\tITEMS")
+	for _, s := range list {
+		state, created, mdl, widths, items := "ok", "-", "-", "-", "-"
+		if !s.Complete {
+			state = "unusable: " + s.Problem
+		} else if snap, err := s.Snapshot(); err != nil {
+			state = "unusable: " + err.Error()
+		} else {
+			m := snap.Meta
+			created, mdl, widths, items = m.Created.Format("2006-01-02T15:04:05Z"), m.Model, fmt.Sprint(m.Widths), fmt.Sprint(m.Items)
+		}
+		replica := s.Replica
+		if replica == "" {
+			replica = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d/%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Group, replica, s.Offset, s.Size, s.Have, s.Chunks, state, created, mdl, widths, items)
+	}
+	return tw.Flush()
+}
+
+func (a *app) snapshotInspectCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "inspect [ID]",
 		Short: "Print a snapshot's metadata as JSON (default: the newest valid one)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := find(cmd.Context(), first(args))
+			s, err := a.findSnapshot(cmd.Context(), first(args))
 			if err != nil {
 				return err
 			}
-			snap, err := model.ReadSnapshot(bytes.NewReader(s.Blob()))
+			snap, err := s.Snapshot()
 			if err != nil {
 				return fmt.Errorf("snapshot %s: %w", s.ID, err)
 			}
@@ -120,6 +135,9 @@ valid one), export writes one to a file, a plain Arrow IPC stream.`,
 			return err
 		},
 	}
+}
+
+func (a *app) snapshotExportCmd() *cobra.Command {
 	var out string
 	export := &cobra.Command{
 		Use:   "export [ID] --out FILE",
@@ -129,14 +147,14 @@ valid one), export writes one to a file, a plain Arrow IPC stream.`,
 			if out == "" {
 				return fmt.Errorf("--out is required")
 			}
-			s, err := find(cmd.Context(), first(args))
+			s, err := a.findSnapshot(cmd.Context(), first(args))
 			if err != nil {
 				return err
 			}
-			if _, err := model.ReadSnapshot(bytes.NewReader(s.Blob())); err != nil {
+			if _, err := s.Snapshot(); err != nil {
 				return fmt.Errorf("snapshot %s: %w", s.ID, err)
 			}
-			if err := os.WriteFile(out, s.Blob(), 0o644); err != nil {
+			if err := os.WriteFile(out, s.Blob, 0o644); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stderr, "snapshot %s: %d bytes written to %s\n", s.ID, s.Size, out)
@@ -144,8 +162,7 @@ valid one), export writes one to a file, a plain Arrow IPC stream.`,
 		},
 	}
 	export.Flags().StringVar(&out, "out", "", "file to write")
-	cmd.AddCommand(ls, inspect, export)
-	return cmd
+	return export
 }
 
 func first(args []string) string {
