@@ -8,7 +8,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -26,51 +25,23 @@ type committing struct {
 // that queued up meanwhile into one request.
 func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan committing) error {
 	for c := range commits {
-		offsets, batches := c.offsets, c.batches
-	merge:
-		for {
-			select {
-			case more, ok := <-commits:
-				if !ok {
-					break merge
-				}
-				for p, m := range more.offsets {
-					offsets[p] = m // later groups have later offsets
-				}
-				batches = append(batches, more.batches...)
-				c.snapshots = append(c.snapshots, more.snapshots...)
-			default:
-				break merge
-			}
-		}
-		msgs := make([]kafka.Message, 0, len(offsets))
-		for _, m := range offsets {
+		c = merged(c, commits)
+		msgs := make([]kafka.Message, 0, len(c.offsets))
+		for _, m := range c.offsets {
 			msgs = append(msgs, m)
 		}
-		start := time.Now()
-		var err error
-		if len(msgs) > 0 {
-			err = w.commitMessages(ctx, r, msgs)
+		var parents []trace.Span
+		for _, b := range c.batches {
+			parents = append(parents, b.spans()...)
 		}
-		done := time.Now()
-		w.stats.CommitNanos.Add(int64(done.Sub(start)))
-		for _, b := range batches {
-			if b.first.IsZero() {
-				continue // a snapshot taken while idle
+		attrs := []attribute.KeyValue{semconv.MessagingConsumerGroupName(w.cfg.Kafka.Group), attribute.Int("adaptrec.commit.partitions", len(msgs))}
+		err := w.observe(ctx, "commit", parents, &w.stats.CommitNanos, attrs, func(ctx context.Context) ([]attribute.KeyValue, error) {
+			if len(msgs) == 0 {
+				return nil, nil
 			}
-			w.metrics.Committed(b.first, done)
-			if b.span == nil {
-				continue
-			}
-			_, cs := w.tracer.Start(trace.ContextWithSpan(context.Background(), b.span), "commit", trace.WithTimestamp(start),
-				trace.WithAttributes(semconv.MessagingConsumerGroupName(w.cfg.Kafka.Group), attribute.Int("adaptrec.commit.partitions", len(msgs))))
-			if err != nil {
-				cs.RecordError(err)
-				cs.SetStatus(codes.Error, err.Error())
-			}
-			cs.End(trace.WithTimestamp(done))
-			b.span.End(trace.WithTimestamp(done))
-		}
+			return nil, w.commitMessages(ctx, r, msgs)
+		})
+		w.committed(c.batches, time.Now())
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("committing: %w", context.Cause(ctx))
@@ -89,6 +60,39 @@ func (w *Worker) commit(ctx context.Context, r *kafka.Reader, commits <-chan com
 		}
 	}
 	return nil
+}
+
+// merged is c with the groups that queued up behind it merged in.
+func merged(c committing, commits <-chan committing) committing {
+	for {
+		select {
+		case more, ok := <-commits:
+			if !ok {
+				return c
+			}
+			for p, m := range more.offsets {
+				c.offsets[p] = m // later groups have later offsets
+			}
+			c.batches = append(c.batches, more.batches...)
+			c.snapshots = append(c.snapshots, more.snapshots...)
+		default:
+			return c
+		}
+	}
+}
+
+// committed ends the batches' spans and records their time from first
+// fetch to commit.
+func (w *Worker) committed(batches []batchTrace, done time.Time) {
+	for _, b := range batches {
+		if b.first.IsZero() {
+			continue // a snapshot taken while idle
+		}
+		w.metrics.Committed(b.first, done)
+		if b.span != nil {
+			b.span.End(trace.WithTimestamp(done))
+		}
+	}
 }
 
 // commitMessages commits msgs' offsets. A commit that fails while the

@@ -7,15 +7,17 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/model/session"
-	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 	"github.com/adaptrec/adaptrec/sink"
 )
+
+// The learn stage owns the model: it batches what the fetch stage decoded,
+// routes dead letters and duplicates, assigns sessions, builds the Arrow
+// record, learns, and encodes the batch's outputs for the publish stage.
 
 type output struct {
 	lists   []kafka.Message
@@ -46,46 +48,71 @@ func (w *Worker) model(ctx context.Context, in <-chan fetched, out chan<- output
 			return err
 		}
 		if w.snapshotDue() {
-			if r, ok := w.rec.(model.Replica); ok && w.peers != nil {
-				w.mergePeers(r)
+			if w.caps.replica != nil && w.peers != nil {
+				w.mergePeers(w.caps.replica)
 			}
-			if snapper, ok := w.rec.(model.Snapshotter); ok {
-				if o.snapshot, err = w.encodeSnapshot(snapper, false); err != nil {
+			if w.caps.snapshotter != nil {
+				if o.snapshot, err = w.encodeSnapshot(w.caps.snapshotter, false); err != nil {
 					w.log.Error("snapshot", "err", err)
 				}
 			}
 		}
 		w.stats.Users.Store(int64(asm.Users()))
-		select {
-		case out <- o:
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
+		return send(ctx, out, o)
 	})
 }
 
-func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *session.Assembler) (o output, err error) {
-	o.batch.first = items[0].at
-	var bctx context.Context
-	var span trace.Span
-	if w.tracing {
-		bctx, span = w.startBatchSpan(items)
-		o.batch.span = span
-		defer func() {
-			if err != nil {
-				span.RecordError(err)
-				span.SetStatus(codes.Error, err.Error())
-				span.End()
-			}
-		}()
+// send hands v to out unless ctx ends first.
+func send[T any](ctx context.Context, out chan<- T, v T) error {
+	select {
+	case out <- v:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
 	}
-	if obs, ok := w.rec.(model.Observer); ok && w.cfg.Session.RebuildEvents > 0 {
-		if err := w.rebuildSessions(ctx, items, asm, obs); err != nil {
+}
+
+// processBatch turns one batch of fetched messages into its outputs: the
+// dead letters and the order log entry, the lists the model serves after
+// learning the valid events, and the decisions it took meanwhile.
+func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *session.Assembler) (o output, err error) {
+	o.batch = w.startBatch(items)
+	defer func() { o.batch.fail(err) }()
+	if w.caps.observer != nil && w.cfg.Session.RebuildEvents > 0 {
+		if err := w.rebuildSessions(ctx, items, asm, w.caps.observer); err != nil {
 			return output{}, err
 		}
 	}
-	start := time.Now()
+	var batch *feedback.Batch
+	err = w.observe(ctx, "decode", o.batch.spans(), nil, nil, func(context.Context) ([]attribute.KeyValue, error) {
+		var attrs []attribute.KeyValue
+		var rerr error
+		batch, attrs, rerr = w.route(items, asm, &o)
+		return attrs, rerr
+	})
+	if err != nil {
+		return output{}, err
+	}
+	defer batch.Release()
+	if batch.Len() > 0 {
+		if o.lists, err = w.learnBatch(ctx, o.batch, batch, items); err != nil {
+			return output{}, err
+		}
+	}
+	if o.dec, err = w.decisions(o.batch, items[len(items)-1].msg); err != nil {
+		return output{}, err
+	}
+	if w.metrics != nil {
+		w.metrics.Model(w.rec.Params(), asm.Users())
+	}
+	return o, nil
+}
+
+// route sends each fetched message where it belongs: a bad one to the
+// dead letters, a duplicate nowhere (it is counted), a valid event to its
+// session; it records the batch's offsets and order and returns the Arrow
+// record of the valid events with the decode span's attributes.
+func (w *Worker) route(items []fetched, asm *session.Assembler, o *output) (*feedback.Batch, []attribute.KeyValue, error) {
 	last := map[int]kafka.Message{}
 	valid := 0
 	var decode time.Duration
@@ -97,10 +124,7 @@ func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *session
 			o.dead = append(o.dead, sink.DeadLetter(it.msg, class, it.err.Error()))
 			w.log.Debug("dead letter", "topic", it.msg.Topic, "partition", it.msg.Partition, "offset", it.msg.Offset, "class", class, "err", it.err)
 			w.metrics.DeadLetter(class)
-			if span != nil {
-				span.AddEvent("dlq", trace.WithAttributes(append(telemetry.MessageAttrs(it.msg.Partition, it.msg.Offset),
-					attribute.String("error.type", class), attribute.String("adaptrec.dlq.reason", it.err.Error()))...))
-			}
+			o.batch.deadLetter(it.msg, class, it.err)
 			continue
 		}
 		if w.dedupe.Seen(EventKey(it.ev, it.msg.Value)) {
@@ -124,75 +148,72 @@ func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *session
 	if w.order != nil {
 		m, err := orderMessage(w.cfg.Kafka.Group, items)
 		if err != nil {
-			return output{}, err
+			return nil, nil, err
 		}
 		o.order = append(o.order, m)
 	}
-	batch := asm.Flush()
-	defer batch.Release()
-	if span != nil {
-		_, ds := w.tracer.Start(bctx, "decode", trace.WithTimestamp(start), trace.WithAttributes(
-			attribute.Int("adaptrec.events.valid", valid), attribute.Int("adaptrec.events.dead", len(o.dead)),
-			attribute.Int64("adaptrec.decode.ns", int64(decode))))
-		ds.End()
-	}
 	if w.metrics != nil {
-		lag := make(map[int]int64, len(last))
-		for p, m := range last {
-			lag[p] = max(0, m.HighWaterMark-m.Offset-1)
-		}
-		w.metrics.Batch(len(items), lag)
+		w.metrics.Batch(len(items), lagOf(last))
 	}
-	if valid > 0 {
-		lctx := ctx
-		var ls trace.Span
-		if span != nil {
-			lctx, ls = w.tracer.Start(trace.ContextWithSpan(ctx, span), "learn", trace.WithAttributes(
-				attribute.String("adaptrec.model", w.rec.Name()), attribute.Int("adaptrec.events", valid)))
-		}
-		lists, err := w.learn(lctx, batch, items)
-		if ls != nil {
-			ls.SetAttributes(attribute.Int("adaptrec.lists", len(lists)))
-			ls.End()
-		}
+	return asm.Flush(), []attribute.KeyValue{attribute.Int("adaptrec.events.valid", valid), attribute.Int("adaptrec.events.dead", len(o.dead)),
+		attribute.Int64("adaptrec.decode.ns", int64(decode))}, nil
+}
+
+// lagOf is the lag of each partition after its last message of a batch.
+func lagOf(last map[int]kafka.Message) map[int]int64 {
+	lag := make(map[int]int64, len(last))
+	for p, m := range last {
+		lag[p] = max(0, m.HighWaterMark-m.Offset-1)
+	}
+	return lag
+}
+
+// learnBatch learns the batch's valid events and encodes the lists the
+// model serves after them.
+func (w *Worker) learnBatch(ctx context.Context, bt batchTrace, batch *feedback.Batch, items []fetched) ([]kafka.Message, error) {
+	var lists []model.Recommendation
+	attrs := []attribute.KeyValue{attribute.String("adaptrec.model", w.rec.Name()), attribute.Int("adaptrec.events", batch.Len())}
+	err := w.observe(ctx, "learn", bt.spans(), &w.stats.LearnNanos, attrs, func(lctx context.Context) ([]attribute.KeyValue, error) {
+		var err error
+		lists, err = w.learn(lctx, batch, items)
+		return []attribute.KeyValue{attribute.Int("adaptrec.lists", len(lists))}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]kafka.Message, 0, len(lists))
+	for _, l := range lists {
+		m, err := sink.RecommendationMessage(l)
 		if err != nil {
-			return output{}, err
+			return nil, err
 		}
-		o.lists = make([]kafka.Message, 0, len(lists))
-		for _, l := range lists {
-			m, err := sink.RecommendationMessage(l)
-			if err != nil {
-				return output{}, err
-			}
-			o.lists = append(o.lists, m)
-		}
+		msgs = append(msgs, m)
 	}
-	lastMsg := items[len(items)-1].msg
+	return msgs, nil
+}
+
+// decisions encodes, logs, counts and traces the architecture decisions
+// the model took while it learned the batch that ends with last.
+func (w *Worker) decisions(bt batchTrace, last kafka.Message) ([]kafka.Message, error) {
+	var msgs []kafka.Message
 	for _, d := range w.taken {
 		m, err := sink.DecisionMessage(w.cfg.Kafka.Group, d)
 		if err != nil {
-			return output{}, err
+			return nil, err
 		}
-		o.dec = append(o.dec, m)
-		w.log.Info("architecture decision", "topic", lastMsg.Topic, "partition", lastMsg.Partition, "offset", lastMsg.Offset,
+		msgs = append(msgs, m)
+		w.log.Info("architecture decision", "topic", last.Topic, "partition", last.Partition, "offset", last.Offset,
 			"epoch", d.Epoch, "action", d.Action.String(), "before", d.Before, "after", d.After,
 			"params", d.Params, "rewarded", d.Rewarded, "reward", d.Reward)
 		if !d.Rewarded {
 			w.metrics.Decision(string(d.Action.Kind))
 		}
-		if span != nil {
-			w.decisionSpan(bctx, d)
+		if bt.traced() {
+			w.decisionSpan(trace.ContextWithSpan(context.Background(), bt.span), d)
 		}
 	}
 	w.taken = w.taken[:0]
-	if w.metrics != nil {
-		params := 0
-		if p, ok := w.rec.(interface{ Params() int }); ok {
-			params = p.Params()
-		}
-		w.metrics.Model(params, asm.Users())
-	}
-	return o, nil
+	return msgs, nil
 }
 
 // learn calls the recommender, turning a panic into an error that names the
@@ -208,12 +229,10 @@ func (w *Worker) learn(ctx context.Context, batch *feedback.Batch, items []fetch
 			w.log.Error("model panicked", "topic", first.Topic, "partition", first.Partition, "offset", first.Offset, "err", err)
 		}
 	}()
-	start := time.Now()
 	every := w.cfg.Metrics.QualitySampleEvery
-	probed, canProbe := w.rec.(model.Probed)
-	if w.metrics != nil && every > 0 && canProbe {
+	if w.metrics != nil && every > 0 && w.caps.probed != nil {
 		var hits []bool
-		lists, err = probed.LearnProbed(ctx, batch, func(_ int, ok bool, rank func() int) {
+		lists, err = w.caps.probed.LearnProbed(ctx, batch, func(_ int, ok bool, rank func() int) {
 			if !ok {
 				return
 			}
@@ -229,7 +248,6 @@ func (w *Worker) learn(ctx context.Context, batch *feedback.Batch, items []fetch
 	} else {
 		lists, err = w.rec.Learn(ctx, batch)
 	}
-	w.stats.LearnNanos.Add(int64(time.Since(start)))
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", w.rec.Name(), err)
 	}
@@ -246,12 +264,10 @@ const maxEchoes = 3
 // merging without learning it publishes at most maxEchoes times, so that
 // idle replicas do not answer each other's snapshots for ever.
 func (w *Worker) idle(ctx context.Context, out chan<- output) error {
-	snapper, ok := w.rec.(model.Snapshotter)
-	if !ok {
+	if w.caps.snapshotter == nil {
 		return nil
 	}
-	r, replica := w.rec.(model.Replica)
-	replica = replica && w.peers != nil
+	replica := w.caps.replica != nil && w.peers != nil
 	pending := replica && w.peers.Pending(time.Now(), w.cfg.Snapshot.PeerTimeout) > 0
 	switch {
 	case w.snapBatches > 0: // learned since the last snapshot: publish it
@@ -262,23 +278,18 @@ func (w *Worker) idle(ctx context.Context, out chan<- output) error {
 		w.echoes++
 	default:
 		if pending {
-			w.mergePeers(r)
+			w.mergePeers(w.caps.replica)
 		}
 		return nil
 	}
 	if replica {
-		w.mergePeers(r)
+		w.mergePeers(w.caps.replica)
 	}
 	w.snapBatches, w.snapAt = 0, time.Now()
-	blob, err := w.encodeSnapshot(snapper, false)
+	blob, err := w.encodeSnapshot(w.caps.snapshotter, false)
 	if err != nil {
 		w.log.Error("snapshot", "err", err)
 		return nil
 	}
-	select {
-	case out <- output{snapshot: blob}:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
+	return send(ctx, out, output{snapshot: blob})
 }

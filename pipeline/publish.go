@@ -8,13 +8,46 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
-	"go.opentelemetry.io/otel/trace"
-
-	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 )
+
+// The publish stage: it publishes the outputs of the batches the learn
+// stage encoded, waits for their acknowledgements, and hands the batches'
+// offsets to the commit stage.
+
+// published is a group of outputs gathered for one round of publishing.
+type published struct {
+	lists, dead, decs, orders []kafka.Message
+	last                      map[int]kafka.Message // the last message of each partition
+	events, dups, batches     int
+	traces                    []batchTrace
+	snapshots                 [][]byte
+}
+
+// gather merges the outputs of group.
+func gather(group []output) published {
+	p := published{last: map[int]kafka.Message{}, traces: make([]batchTrace, len(group))}
+	for i, g := range group {
+		p.lists = append(p.lists, g.lists...)
+		p.dead = append(p.dead, g.dead...)
+		p.decs = append(p.decs, g.dec...)
+		p.orders = append(p.orders, g.order...)
+		for _, m := range g.commits {
+			if prev, ok := p.last[m.Partition]; !ok || m.Offset > prev.Offset {
+				p.last[m.Partition] = m
+			}
+		}
+		p.events += g.events
+		p.dups += g.dups
+		if g.events > 0 { // not a snapshot taken while idle
+			p.batches++
+		}
+		p.traces[i] = g.batch
+		if g.snapshot != nil {
+			p.snapshots = append(p.snapshots, g.snapshot)
+		}
+	}
+	return p
+}
 
 // publish writes each batch's outputs, waits for their acks, then hands the
 // batch's offsets to the committer. Batches that queued up while the
@@ -23,77 +56,16 @@ import (
 // not once per batch; the commit of one group overlaps the publish of the
 // next.
 func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- committing) error {
-	var lists, dead []kafka.Message
-	last := map[int]kafka.Message{}
 	for o := range out {
-		group := []output{o}
-	drain:
-		for len(group) < w.cfg.Worker.MaxPendingBatches {
-			select {
-			case more, ok := <-out:
-				if !ok {
-					break drain
-				}
-				group = append(group, more)
-			default:
-				break drain
-			}
-		}
-		lists, dead = lists[:0], dead[:0]
-		var decs, orders []kafka.Message
-		clear(last)
-		events, dups := 0, 0
+		group := w.pending(o, out)
 		start := time.Now()
 		spans := w.startSendSpans(group, start)
-		var snaps [][]byte
-		batches := make([]batchTrace, len(group))
-		for i, g := range group {
-			lists = append(lists, g.lists...)
-			dead = append(dead, g.dead...)
-			decs = append(decs, g.dec...)
-			orders = append(orders, g.order...)
-			for _, m := range g.commits {
-				if prev, ok := last[m.Partition]; !ok || m.Offset > prev.Offset {
-					last[m.Partition] = m
-				}
-			}
-			events += g.events
-			dups += g.dups
-			batches[i] = g.batch
-			if g.snapshot != nil {
-				snaps = append(snaps, g.snapshot)
-			}
-		}
-
-		var dlqErr, orderErr error
-		var wg sync.WaitGroup
-		if len(dead) > 0 {
-			wg.Add(1)
-			go func() { defer wg.Done(); dlqErr = w.dlq.Publish(ctx, dead...) }()
-		}
-		if w.order != nil && len(orders) > 0 {
-			wg.Add(1)
-			go func() { defer wg.Done(); orderErr = w.order.Publish(ctx, orders...) }()
-		}
-		recErr := w.recs.Publish(ctx, lists...)
-		decErr := w.dec.Publish(ctx, decs...)
-		wg.Wait()
-		err := errors.Join(recErr, dlqErr, decErr, orderErr)
+		p := gather(group)
+		err := w.publishAll(ctx, p)
 		acked := time.Now()
-		for _, s := range spans {
-			if err != nil {
-				s.RecordError(err)
-				s.SetStatus(codes.Error, err.Error())
-			}
-			s.End(trace.WithTimestamp(acked))
-		}
+		endSpans(spans, err, acked)
 		if err != nil {
-			for _, b := range batches {
-				if b.span != nil {
-					b.span.SetStatus(codes.Error, "not committed")
-					b.span.End()
-				}
-			}
+			notCommitted(p.traces)
 			return fmt.Errorf("batch not committed: %w", err)
 		}
 		w.stats.PublishNanos.Add(int64(acked.Sub(start)))
@@ -102,58 +74,56 @@ func (w *Worker) publish(ctx context.Context, out <-chan output, commits chan<- 
 				w.metrics.Published(len(g.lists), g.produced, acked)
 			}
 		}
-		offsets := make(map[int]kafka.Message, len(last))
-		for p, m := range last {
-			offsets[p] = m
+		if err := send(ctx, commits, committing{offsets: p.last, batches: p.traces, snapshots: p.snapshots}); err != nil {
+			return fmt.Errorf("batch not committed: %w", err)
 		}
-		select {
-		case commits <- committing{offsets: offsets, batches: batches, snapshots: snaps}:
-		case <-ctx.Done():
-			return fmt.Errorf("batch not committed: %w", context.Cause(ctx))
-		}
-		for _, g := range group {
-			if g.events > 0 { // not a snapshot taken while idle
-				w.stats.Batches.Add(1)
-			}
-		}
-		w.stats.Groups.Add(1)
-		w.stats.Events.Add(int64(events))
-		w.stats.DLQ.Add(int64(len(dead)))
-		w.stats.Duplicates.Add(int64(dups))
-		w.stats.Lists.Add(int64(len(lists)))
-		w.stats.Decisions.Add(int64(len(decs)))
+		w.count(p)
 	}
 	return nil
 }
 
-// startSendSpans starts, for every traced batch of the group, a publish
-// span and under it a PRODUCER span for its recommendation lists, whose
-// context goes into the lists' headers.
-func (w *Worker) startSendSpans(group []output, start time.Time) []trace.Span {
-	if !w.tracing {
-		return nil
-	}
-	var spans []trace.Span
-	for i := range group {
-		g := &group[i]
-		if g.batch.span == nil {
-			continue
-		}
-		pctx, ps := w.tracer.Start(trace.ContextWithSpan(context.Background(), g.batch.span), "publish", trace.WithTimestamp(start),
-			trace.WithAttributes(attribute.Int("adaptrec.group.batches", len(group)), attribute.Int("adaptrec.dlq.messages", len(g.dead)),
-				attribute.Int("adaptrec.decisions", len(g.dec))))
-		attrs := append(telemetry.Messaging(w.cfg.Topics.Recommendations),
-			semconv.MessagingOperationTypeSend, semconv.MessagingOperationName("send"), semconv.MessagingBatchMessageCount(len(g.lists)))
-		sctx, ss := w.tracer.Start(pctx, "send "+w.cfg.Topics.Recommendations, trace.WithSpanKind(trace.SpanKindProducer),
-			trace.WithTimestamp(start), trace.WithAttributes(attrs...))
-		if ss.SpanContext().IsSampled() && len(g.lists) > 0 {
-			var hdr []kafka.Header
-			telemetry.Propagator.Inject(sctx, telemetry.HeaderCarrier{Headers: &hdr})
-			for j := range g.lists {
-				g.lists[j].Headers = append(g.lists[j].Headers, hdr...)
+// pending is o with the outputs that queued up behind it, at most
+// worker.max_pending_batches in all.
+func (w *Worker) pending(o output, out <-chan output) []output {
+	group := []output{o}
+	for len(group) < w.cfg.Worker.MaxPendingBatches {
+		select {
+		case more, ok := <-out:
+			if !ok {
+				return group
 			}
+			group = append(group, more)
+		default:
+			return group
 		}
-		spans = append(spans, ss, ps)
 	}
-	return spans
+	return group
+}
+
+// publishAll publishes the group's outputs, each to its sink, and waits
+// for every acknowledgement.
+func (w *Worker) publishAll(ctx context.Context, p published) error {
+	var dlqErr, orderErr error
+	var wg sync.WaitGroup
+	if len(p.dead) > 0 {
+		wg.Go(func() { dlqErr = w.out.DLQ.Publish(ctx, p.dead...) })
+	}
+	if w.order != nil && len(p.orders) > 0 {
+		wg.Go(func() { orderErr = w.order.Publish(ctx, p.orders...) })
+	}
+	recErr := w.out.Recs.Publish(ctx, p.lists...)
+	decErr := w.out.Decisions.Publish(ctx, p.decs...)
+	wg.Wait()
+	return errors.Join(recErr, dlqErr, decErr, orderErr)
+}
+
+// count adds a published group to the worker's counters.
+func (w *Worker) count(p published) {
+	w.stats.Batches.Add(int64(p.batches))
+	w.stats.Groups.Add(1)
+	w.stats.Events.Add(int64(p.events))
+	w.stats.DLQ.Add(int64(len(p.dead)))
+	w.stats.Duplicates.Add(int64(p.dups))
+	w.stats.Lists.Add(int64(len(p.lists)))
+	w.stats.Decisions.Add(int64(len(p.decs)))
 }

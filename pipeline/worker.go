@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/model"
@@ -41,12 +42,13 @@ type Worker struct {
 	// connErr is why kafka.tls/kafka.sasl gave no Conn; Run returns it.
 	connErr error
 	rec     model.Recommender
+	caps    capabilities // rec's optional interfaces, resolved once
 	stats   *Stats
-	recs    sink.Sink
-	dlq     sink.Sink
-	dec     sink.Sink
-	order   sink.Sink // the order log (nil: off)
-	// decisions the model took during the batch in hand (model goroutine)
+	out     Outputs // every sink Run publishes to; Run closes them
+	// order is out.Order while the model snapshots (nil: the order log is off)
+	order sink.Sink
+	// decisions the model took during the batch in hand (model goroutine;
+	// learn hands them on)
 	taken []model.Decision
 	// dedupe holds the keys of the events learned last (model goroutine;
 	// nil: off); it travels in the snapshot
@@ -111,36 +113,54 @@ func (w *Worker) Instrument(t *telemetry.Tracing, m *telemetry.Metrics, h *telem
 // before Run.
 func (w *Worker) SetVersion(v string) { w.version = v }
 
-// NewWorker returns a worker for cfg that serves rec. stats may be nil.
-func NewWorker(cfg configs.Config, log *slog.Logger, rec model.Recommender, stats *Stats) *Worker {
+// NewWorker returns a worker for cfg that serves rec and publishes to
+// out, which it owns from now on (Run closes them). stats may be nil.
+func NewWorker(cfg configs.Config, log *slog.Logger, rec model.Recommender, stats *Stats, out Outputs) *Worker {
 	if stats == nil {
 		stats = &Stats{}
 	}
-	w := &Worker{cfg: cfg, log: log, rec: rec, stats: stats, gone: make(chan error, 1), logLimit: telemetry.NewLimiter(logRepeatInterval),
-		dedupe: NewDedupe(cfg.Dedupe.Window), version: "devel"}
+	w := &Worker{cfg: cfg, log: log, rec: rec, caps: capabilitiesOf(rec), stats: stats, out: out, gone: make(chan error, 1),
+		logLimit: telemetry.NewLimiter(logRepeatInterval), dedupe: NewDedupe(cfg.Dedupe.Window), version: "devel"}
 	if w.conn, w.connErr = kafkaconn.FromConfig(cfg.Kafka); w.connErr != nil {
 		w.conn = kafkaconn.Plain(cfg.Kafka.Brokers) // never dialled: Run returns connErr
+	} else {
+		w.connErr = out.check()
 	}
-	w.recs = sink.NewKafka(w.writerConfig(cfg.Topics.Recommendations))
-	w.dlq = sink.NewKafka(w.writerConfig(cfg.Topics.DLQ))
-	w.dec = sink.NewKafka(w.writerConfig(cfg.Topics.Decisions))
+	if w.caps.snapshotter != nil {
+		w.order = out.Order
+	}
 	r := cfg.Recommender.DQN.Reward
 	w.reward = model.Reward{Click: r.Click, View: r.View, ViewPerMinute: r.ViewPerMinute, RatingCenter: r.RatingCenter, RatingScale: r.RatingScale}
-	if d, ok := rec.(DecisionSource); ok {
-		d.SetDecisionHook(func(dec model.Decision) { w.taken = append(w.taken, dec) })
+	if w.caps.decisions != nil {
+		w.caps.decisions.SetDecisionHook(func(dec model.Decision) { w.taken = append(w.taken, dec) })
 	}
 	return w
 }
 
-// writerConfig is the sink configuration of an output topic.
-func (w *Worker) writerConfig(topic string) sink.WriterConfig {
-	c := w.cfg
-	return sink.WriterConfig{
-		Brokers: c.Kafka.Brokers, Topic: topic, ClientID: c.Kafka.ClientID,
-		BatchTimeout: c.Sink.BatchTimeout, BatchSize: c.Sink.BatchSize,
-		WriteTimeout: c.Sink.WriteTimeout, MaxAttempts: c.Sink.MaxAttempts,
-		Transport: w.conn.Transport(), Logger: w.log,
-	}
+// capabilities are the optional interfaces of the worker's model, resolved
+// once by NewWorker so that no stage asserts them; a nil field is one the
+// model lacks.
+type capabilities struct {
+	snapshotter model.Snapshotter // snapshots: publish, restore
+	replica     model.Replica     // merges the other replicas' snapshots
+	observer    model.Observer    // rebuilds session state without learning
+	probed      model.Probed      // ranks events before learning them (quality metric)
+	decisions   DecisionSource    // changes its own architecture
+	named       replicaNamer      // learns under this worker's replica name
+}
+
+// replicaNamer is a model that keeps what each replica learned apart.
+type replicaNamer interface{ SetReplica(string) }
+
+func capabilitiesOf(rec model.Recommender) capabilities {
+	var c capabilities
+	c.snapshotter, _ = rec.(model.Snapshotter)
+	c.replica, _ = rec.(model.Replica)
+	c.observer, _ = rec.(model.Observer)
+	c.probed, _ = rec.(model.Probed)
+	c.decisions, _ = rec.(DecisionSource)
+	c.named, _ = rec.(replicaNamer)
+	return c
 }
 
 // DecisionSource is a recommender that changes its own architecture; the
@@ -158,95 +178,149 @@ var ErrShutdownDeadline = errors.New("shutdown deadline exceeded")
 
 // Run consumes until ctx is cancelled, then drains: it stops fetching,
 // finishes, publishes and commits the batch in hand within
-// worker.shutdown_timeout, leaves the group and closes its writers. It
+// worker.shutdown_timeout, leaves the group and closes its outputs. It
 // returns nil after a clean drain, or the first error that stopped the
-// pipeline; the batch that failed is not committed.
+// pipeline; the batch that failed is not committed. The shutdown deadline
+// bounds every stage and the snapshot publisher: a drain or a snapshot
+// still in flight when it passes makes Run return ErrShutdownDeadline.
 func (w *Worker) Run(ctx context.Context) error {
-	cfg := w.cfg
+	defer w.closeOutputs()
+	specs := w.topicSpecs()
 	client := w.conn.Client()
-	specs := []TopicSpec{
-		{Name: cfg.Topics.Feedback, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
-		{Name: cfg.Topics.Recommendations, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
-		{Name: cfg.Topics.DLQ, Partitions: cfg.Topics.Partitions, ReplicationFactor: cfg.Topics.ReplicationFactor},
-		{Name: cfg.Topics.Decisions, Partitions: 1, ReplicationFactor: cfg.Topics.ReplicationFactor},
-	}
-	snapper, snapshots := w.rec.(model.Snapshotter)
-	if snapshots {
-		specs = append(specs, TopicSpec{Name: cfg.Snapshot.Topic, Partitions: 1, ReplicationFactor: cfg.Topics.ReplicationFactor,
-			Configs: map[string]string{"cleanup.policy": "compact"}})
-		if cfg.Snapshot.OrderTopic != "" {
-			specs = append(specs, TopicSpec{Name: cfg.Snapshot.OrderTopic, Partitions: 1, ReplicationFactor: cfg.Topics.ReplicationFactor})
-			w.order = sink.NewKafka(w.writerConfig(cfg.Snapshot.OrderTopic))
-		}
-	}
 	if err := w.connect(ctx, client, specs); err != nil {
-		w.closeSinks()
 		if ctx.Err() != nil {
 			return nil // stopped while starting: nothing was consumed
 		}
 		return err
 	}
+	st, err := w.prepare(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: nothing was consumed
+		}
+		return err
+	}
+	if st.stopPeers != nil {
+		defer st.stopPeers()
+	}
+	w.assigned = newAssignment(w.cfg.Topics.Feedback)
+	w.startHealth(client, specs)
+	reader := kafka.NewReader(w.readerConfig())
+	w.log.Info("joining consumer group", "group", w.cfg.Kafka.Group, "topic", w.cfg.Topics.Feedback, "brokers", w.conn)
+	err = w.runStages(ctx, reader, st)
+	w.closing.Store(true)
+	if closeErr := reader.Close(); closeErr != nil && err == nil { // leaves the group so partitions move at once
+		w.log.Warn("leaving consumer group", "err", closeErr)
+	}
+	return err
+}
 
+// topicSpecs are the topics Run ensures: the feedback and output topics,
+// and the snapshot and order topics of a model that snapshots.
+func (w *Worker) topicSpecs() []TopicSpec {
+	t, rf := w.cfg.Topics, w.cfg.Topics.ReplicationFactor
+	specs := []TopicSpec{
+		{Name: t.Feedback, Partitions: t.Partitions, ReplicationFactor: rf},
+		{Name: t.Recommendations, Partitions: t.Partitions, ReplicationFactor: rf},
+		{Name: t.DLQ, Partitions: t.Partitions, ReplicationFactor: rf},
+		{Name: t.Decisions, Partitions: 1, ReplicationFactor: rf},
+	}
+	if w.caps.snapshotter != nil {
+		specs = append(specs, TopicSpec{Name: w.cfg.Snapshot.Topic, Partitions: 1, ReplicationFactor: rf,
+			Configs: map[string]string{"cleanup.policy": "compact"}})
+		if w.order != nil {
+			specs = append(specs, TopicSpec{Name: w.cfg.Snapshot.OrderTopic, Partitions: 1, ReplicationFactor: rf})
+		}
+	}
+	return specs
+}
+
+// started is what Run found before joining the group: the snapshot it
+// restored, the recorded order to follow, and how to stop the replicas'
+// follower.
+type started struct {
+	restored      *model.Snapshot
+	runs          []orderRun // the recorded order (nil: learn as fetched)
+	feedbackParts []int
+	stopPeers     func() // nil: no follower
+}
+
+// prepare names the replica, restores the newest snapshot, starts
+// following the other replicas' snapshots and reads the recorded order.
+func (w *Worker) prepare(ctx context.Context) (started, error) {
+	cfg := w.cfg
 	w.consumed, w.snapAt, w.decider = map[int32]int64{}, time.Now(), true
 	if w.replica = cfg.Snapshot.Replica; w.replica == "" {
 		w.replica = DefaultReplica()
 	}
-	if r, ok := w.rec.(interface{ SetReplica(string) }); ok {
-		r.SetReplica(w.replica)
+	if w.caps.named != nil {
+		w.caps.named.SetReplica(w.replica)
 	}
-	var restored *model.Snapshot
+	var st started
 	var restoredID string
 	var listed []StoredSnapshot // the group's snapshots restore read
 	var listedTo map[int]int64  // where restore stopped reading the snapshot topic
-	if snapshots && cfg.Snapshot.Restore {
+	if w.caps.snapshotter != nil && cfg.Snapshot.Restore {
 		var err error
-		if restored, restoredID, listed, listedTo, err = w.restore(ctx, snapper); err != nil {
-			w.closeSinks()
-			if ctx.Err() != nil {
-				return nil // stopped while starting: nothing was consumed
-			}
-			return err
+		if st.restored, restoredID, listed, listedTo, err = w.restore(ctx, w.caps.snapshotter); err != nil {
+			return st, err
 		}
 	}
-	if _, ok := w.rec.(model.Replica); ok && snapshots && cfg.Snapshot.Merge {
+	if w.caps.replica != nil && cfg.Snapshot.Merge {
 		w.peers = NewPeers(w.conn, cfg.Snapshot.Topic, cfg.Kafka.Group, w.replica, w.log)
-		w.peers.Seed(listed, restoredID, restored) // what restore read is not read again
-		if restored != nil {
-			w.mergeRestored(w.rec.(model.Replica))
+		w.peers.Seed(listed, restoredID, st.restored) // what restore read is not read again
+		if st.restored != nil {
+			w.mergeRestored(w.caps.replica)
 		}
-		peersCtx, stopPeers := context.WithCancel(context.Background())
-		peersDone := make(chan struct{})
-		go func() { defer close(peersDone); w.peers.Run(peersCtx, listedTo) }()
-		defer func() { stopPeers(); <-peersDone }()
+		peersCtx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); w.peers.Run(peersCtx, listedTo) }()
+		st.stopPeers = func() { stop(); <-done }
 	}
-	// The recorded order is followed when the snapshot was written by a
-	// worker alone and this one has no live peers either (deterministic
-	// replay is for a single worker): the order of several replicas'
-	// partitions would hold it back until the order times out. A peer may
-	// not have published a snapshot yet, so followOrder also gives the
-	// order up unless the group assigned every partition to this worker.
-	var runs []orderRun
-	var feedbackParts []int
-	if restored != nil && w.order != nil && restored.Meta.Replicas <= 1 && (w.peers == nil || len(w.peers.Live(time.Now(), cfg.Snapshot.PeerTimeout)) == 0) {
-		var err error
-		if runs, feedbackParts, err = orderFrom(ctx, w.conn, cfg.Snapshot.OrderTopic, cfg.Topics.Feedback, cfg.Kafka.Group, restored.Meta.Created, restored.Meta.Offsets); err != nil {
-			w.log.Warn("not following the recorded order: reading it failed", "topic", cfg.Snapshot.OrderTopic, "err", err)
-		} else if len(runs) > 0 {
-			w.log.Info("following the recorded order from the restored snapshot", "topic", cfg.Snapshot.OrderTopic, "runs", len(runs))
-		}
-	}
-	if snapshots {
-		stopSnapshots := w.startSnapshots()
-		defer stopSnapshots()
-	}
+	st.runs, st.feedbackParts = w.recordedOrder(ctx, st.restored)
+	return st, nil
+}
 
-	w.assigned = newAssignment(cfg.Topics.Feedback)
-	w.startHealth(client, specs)
-	reader := kafka.NewReader(w.readerConfig())
-	w.log.Info("joining consumer group", "group", cfg.Kafka.Group, "topic", cfg.Topics.Feedback, "brokers", w.conn)
+// recordedOrder reads the order to learn in from the order log. It is
+// followed when the snapshot was written by a worker alone and this one
+// has no live peers either (deterministic replay is for a single worker):
+// the order of several replicas' partitions would hold it back until the
+// order times out. A peer may not have published a snapshot yet, so
+// followOrder also gives the order up unless the group assigned every
+// partition to this worker.
+func (w *Worker) recordedOrder(ctx context.Context, restored *model.Snapshot) ([]orderRun, []int) {
+	cfg := w.cfg
+	if restored == nil || w.order == nil || restored.Meta.Replicas > 1 || (w.peers != nil && len(w.peers.Live(time.Now(), cfg.Snapshot.PeerTimeout)) > 0) {
+		return nil, nil
+	}
+	runs, parts, err := orderFrom(ctx, w.conn, cfg.Snapshot.OrderTopic, cfg.Topics.Feedback, cfg.Kafka.Group, restored.Meta.Created, restored.Meta.Offsets)
+	if err != nil {
+		w.log.Warn("not following the recorded order: reading it failed", "topic", cfg.Snapshot.OrderTopic, "err", err)
+		return nil, nil
+	}
+	if len(runs) > 0 {
+		w.log.Info("following the recorded order from the restored snapshot", "topic", cfg.Snapshot.OrderTopic, "runs", len(runs))
+	}
+	return runs, parts
+}
 
-	// work carries the publish and commit calls. It outlives ctx by up to the
-	// shutdown deadline, so the batch in hand can still be published.
+// runStages runs the stages as one group and, once they have drained,
+// publishes the final snapshot. Each stage is an actor: it executes until
+// its input ends, and is interrupted by the group's context, which the
+// first stage to fail cancels (its error is the cause) and the shutdown
+// deadline cancels (worker.shutdown_timeout after ctx ends; the cause is
+// ErrShutdownDeadline). The deadline also bounds the snapshot publisher.
+//
+//	fetch:   FetchMessage, decode, validate             -> fetched
+//	order:   hold back what the recorded order puts later (replay only)
+//	learn:   batch, sessions, Arrow, Learn, encode      -> output   (owns the model)
+//	publish: publish a group of outputs, wait for acks  -> committing
+//	commit:  commit the group's offsets, offer its snapshot
+//	health:  check brokers, topics and lag; stop on a topic gone
+func (w *Worker) runStages(ctx context.Context, reader *kafka.Reader, st started) error {
+	cfg := w.cfg
+	// work outlives ctx by up to the shutdown deadline, so the batch in
+	// hand can still be published and committed.
 	work, cancelWork := context.WithCancelCause(context.Background())
 	defer cancelWork(nil)
 	stopDeadline := context.AfterFunc(ctx, func() {
@@ -254,65 +328,58 @@ func (w *Worker) Run(ctx context.Context) error {
 		context.AfterFunc(work, func() { t.Stop() })
 	})
 	defer stopDeadline()
-
+	if w.caps.snapshotter != nil {
+		defer w.startSnapshots(work)()
+	}
+	g, gctx := errgroup.WithContext(work)
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
-	context.AfterFunc(work, stopFetch)
+	context.AfterFunc(gctx, stopFetch)
 
 	in := make(chan fetched, cfg.Batch.Size)
 	out := make(chan output, cfg.Worker.MaxPendingBatches)
-	errs := make(chan error, 4)
-	var wg sync.WaitGroup
-	fail := func(err error) {
-		if err != nil {
-			errs <- err
-			cancelWork(err)
-		}
-	}
-
 	// One group waits while another commits: a crash re-delivers at most
 	// the two groups between publish and commit.
 	commits := make(chan committing, 1)
-	wg.Add(5)
-	go func() { defer wg.Done(); defer close(in); w.fetch(fetchCtx, reader, in) }()
-	go func() { defer wg.Done(); fail(w.watch(fetchCtx)) }()
+	g.Go(func() error { defer close(in); w.fetch(fetchCtx, reader, in); return nil })
+	g.Go(func() error { return w.watch(fetchCtx) })
 	learnIn := in
-	if len(runs) > 0 {
+	if len(st.runs) > 0 {
 		// A replay from a snapshot: learn in the recorded order.
 		ordered := make(chan fetched, cfg.Batch.Size)
 		learnIn = ordered
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			defer close(ordered)
-			w.followOrder(work, in, ordered, runs, feedbackParts, w.assigned, cfg.Kafka.RebalanceTimeout+30*time.Second)
-		}()
+			w.followOrder(gctx, in, ordered, st.runs, st.feedbackParts, w.assigned, cfg.Kafka.RebalanceTimeout+30*time.Second)
+			return nil
+		})
 	}
-	go func() { defer wg.Done(); defer close(out); fail(w.model(work, learnIn, out)) }()
-	go func() { defer wg.Done(); defer close(commits); fail(w.publish(work, out, commits)) }()
-	go func() { defer wg.Done(); fail(w.commit(work, reader, commits)) }()
-	wg.Wait()
-	if snapshots {
+	g.Go(func() error { defer close(out); return w.model(gctx, learnIn, out) })
+	g.Go(func() error { defer close(commits); return w.publish(gctx, out, commits) })
+	g.Go(func() error { return w.commit(gctx, reader, commits) })
+	err := g.Wait()
+	if w.caps.snapshotter != nil {
 		w.drainSnapshots()
 		if cfg.Snapshot.OnShutdown && context.Cause(work) == nil {
 			// Drained and committed: the model has learned exactly what
 			// the group committed.
-			w.finalSnapshot(snapper)
+			w.finalSnapshot(w.caps.snapshotter)
 		}
 	}
+	return stopped(err, context.Cause(work))
+}
 
-	w.closing.Store(true)
-	closeErr := reader.Close() // leaves the group so partitions move at once
-	w.closeSinks()
-	close(errs)
-	if err := <-errs; err != nil {
-		if cause := context.Cause(work); errors.Is(cause, ErrShutdownDeadline) {
-			return fmt.Errorf("worker stopped: %w (%v)", ErrShutdownDeadline, err)
-		}
+// stopped is Run's error for the group's first error err and the cause of
+// the end of its work context.
+func stopped(err, cause error) error {
+	switch {
+	case err != nil && errors.Is(cause, ErrShutdownDeadline):
+		return fmt.Errorf("worker stopped: %w (%v)", ErrShutdownDeadline, err)
+	case err != nil:
 		return fmt.Errorf("worker stopped: %w", err)
-	}
-	if closeErr != nil {
-		w.log.Warn("leaving consumer group", "err", closeErr)
+	case errors.Is(cause, ErrShutdownDeadline):
+		// The stages drained, but a snapshot was still being published.
+		return fmt.Errorf("worker stopped: %w (publishing a snapshot)", ErrShutdownDeadline)
 	}
 	return nil
 }
@@ -335,13 +402,9 @@ func (w *Worker) connect(ctx context.Context, client *kafka.Client, specs []Topi
 	})
 }
 
-func (w *Worker) closeSinks() {
-	for _, s := range []sink.Sink{w.recs, w.dlq, w.dec, w.order} {
-		if s == nil {
-			continue
-		}
-		if err := s.Close(); err != nil {
-			w.log.Warn("closing writer", "err", err)
-		}
+// closeOutputs closes the worker's outputs.
+func (w *Worker) closeOutputs() {
+	if err := w.out.close(); err != nil {
+		w.log.Warn("closing outputs", "err", err)
 	}
 }

@@ -16,14 +16,14 @@ import (
 // startSnapshots starts the snapshot publisher: offerSnapshot hands it
 // blobs. The returned func closes the writer; drainSnapshots must run
 // first.
-func (w *Worker) startSnapshots() (closeWriter func()) {
+func (w *Worker) startSnapshots(ctx context.Context) (closeWriter func()) {
 	w.snapWriter = SnapshotWriter(w.conn, w.cfg.Snapshot.Topic, w.cfg.Snapshot.ChunkBytes)
 	w.snaps = make(chan []byte, 1)
 	w.snapsDone = make(chan struct{})
 	go func() {
 		defer close(w.snapsDone)
 		for blob := range w.snaps {
-			w.publishSnapshot(context.Background(), blob)
+			w.publishSnapshot(ctx, blob)
 		}
 	}()
 	return func() { w.snapWriter.Close() }

@@ -112,8 +112,12 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 	if err != nil {
 		return err
 	}
+	conn, err := kafkaconn.FromConfig(cfg.Kafka)
+	if err != nil {
+		return err
+	}
 	stats := &pipeline.Stats{}
-	w := pipeline.NewWorker(cfg, log, rec, stats)
+	w := pipeline.NewWorker(cfg, log, rec, stats, pipeline.KafkaOutputs(conn, cfg, log))
 	w.SetVersion(version())
 	tr, err := a.tracing(ctx, cfg, log)
 	if err != nil {

@@ -220,3 +220,14 @@ func Header(m kafka.Message, key string) string {
 	}
 	return ""
 }
+
+// Outputs returns the Kafka sinks of cfg's output topics, connected as
+// cfg.kafka says, for a worker under test.
+func Outputs(tb testing.TB, cfg configs.Config) pipeline.Outputs {
+	tb.Helper()
+	conn, err := kafkaconn.FromConfig(cfg.Kafka)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pipeline.KafkaOutputs(conn, cfg, Logger(tb))
+}
