@@ -329,7 +329,17 @@ func (w *Worker) runStages(ctx context.Context, reader *kafka.Reader, st started
 	})
 	defer stopDeadline()
 	if w.caps.snapshotter != nil {
-		defer w.startSnapshots(work)()
+		closeWriter := w.startSnapshots(work)
+		defer func() {
+			if errors.Is(context.Cause(work), ErrShutdownDeadline) {
+				// kafka-go's Writer.Close waits for a write in flight, which
+				// ctx does not end: Run returns by the deadline, the writer
+				// closes when its own write timeout ends the write.
+				go closeWriter()
+				return
+			}
+			closeWriter()
+		}()
 	}
 	g, gctx := errgroup.WithContext(work)
 	fetchCtx, stopFetch := context.WithCancel(ctx)
