@@ -14,6 +14,10 @@ import (
 	"github.com/adaptrec/adaptrec/sink"
 )
 
+// The commit stage: it commits the offsets of the groups the publish stage
+// has acknowledged, in order, and hands the newest snapshot they carry to
+// the snapshot publisher once its batch is committed.
+
 // committing is a group of published batches whose offsets are ready.
 type committing struct {
 	offsets   map[int]kafka.Message

@@ -13,6 +13,12 @@ import (
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
+// The fetch stage: the group reader's configuration, and the loop that
+// fetches messages and decodes and validates them off the model's
+// goroutine.
+
+// fetched is a message as the fetch stage hands it on: the event it holds
+// or why it is not one.
 type fetched struct {
 	msg    kafka.Message
 	ev     feedback.Event

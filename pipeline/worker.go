@@ -25,16 +25,13 @@ import (
 // recommender, publishes the refreshed lists and dead letters, and commits
 // the batch's offsets once every output is acknowledged.
 //
-// Three goroutines form the pipeline, joined by channels:
-//
-//	fetch:   FetchMessage, decode, validate        -> fetched
-//	model:   batch, sessions, Arrow, Learn, encode -> outputs   (owns the model)
-//	publish: publish lists and dead letters, wait for acks, commit
-//
-// The model stage may run up to worker.max_pending_batches ahead of the
-// publish stage, which publishes what has queued up as one group and then
-// commits it; commits stay in batch order and follow their batch's
-// acknowledgements, so a crash re-delivers at most the group in flight.
+// Run runs its stages as one group (runStages lists them), one file each:
+// fetch.go, learn.go, publish.go, commit.go, with their telemetry from one
+// wrapper (stage_telemetry.go). The learn stage may run up to
+// worker.max_pending_batches ahead of the publish stage, which publishes
+// what has queued up as one group; commits stay in batch order and follow
+// their batch's acknowledgements, so a crash re-delivers at most the
+// groups in flight.
 type Worker struct {
 	cfg  configs.Config
 	log  *slog.Logger
@@ -184,6 +181,7 @@ var ErrShutdownDeadline = errors.New("shutdown deadline exceeded")
 // bounds every stage and the snapshot publisher: a drain or a snapshot
 // still in flight when it passes makes Run return ErrShutdownDeadline.
 func (w *Worker) Run(ctx context.Context) error {
+	defer w.conn.Refresh() // closes the admin client's connections
 	defer w.closeOutputs()
 	specs := w.topicSpecs()
 	client := w.conn.Client()

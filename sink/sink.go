@@ -205,8 +205,14 @@ func Retriable(err error) bool {
 // failed write.
 func (k *Kafka) Retried() int64 { return k.retried.Load() }
 
-// Close implements Sink.
-func (k *Kafka) Close() error { return k.w.Close() }
+// Close implements Sink. It closes the transport's connections too:
+// kafka-go's Writer.Close leaves those of a Transport it was given open
+// (goleak found their goroutines outliving every closed sink).
+func (k *Kafka) Close() error {
+	err := k.w.Close()
+	k.transport.CloseIdleConnections()
+	return err
+}
 
 // Topic is the topic the publisher writes to.
 func (k *Kafka) Topic() string { return k.w.Topic }
