@@ -185,13 +185,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.closeOutputs()
 	specs := w.topicSpecs()
 	client := w.conn.Client()
-	if err := w.connect(ctx, client, specs); err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped while starting: nothing was consumed
-		}
-		return err
+	err := w.connect(ctx, client, specs)
+	var st started
+	if err == nil {
+		st, err = w.prepare(ctx)
 	}
-	st, err := w.prepare(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting: nothing was consumed
