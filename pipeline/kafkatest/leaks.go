@@ -2,6 +2,7 @@ package kafkatest
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"sync"
 	"testing"
@@ -36,6 +37,7 @@ func Main(m *testing.M, opts ...goleak.Option) {
 	if t, ok := kafka.DefaultTransport.(*kafka.Transport); ok {
 		t.CloseIdleConnections()
 	}
+	http.DefaultClient.CloseIdleConnections() // the tests' queries to Jaeger
 	conns.Lock()
 	for _, c := range conns.all {
 		c.Refresh()
