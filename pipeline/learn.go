@@ -76,8 +76,9 @@ func send[T any](ctx context.Context, out chan<- T, v T) error {
 // dead letters and the order log entry, the lists the model serves after
 // learning the valid events, and the decisions it took meanwhile.
 func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *session.Assembler) (o output, err error) {
-	o.batch = w.startBatch(items)
-	defer func() { o.batch.fail(err) }()
+	bt := w.startBatch(items)
+	o.batch = bt
+	defer func() { bt.fail(err) }() // o is reset when err is returned
 	if w.caps.observer != nil && w.cfg.Session.RebuildEvents > 0 {
 		if err := w.rebuildSessions(ctx, items, asm, w.caps.observer); err != nil {
 			return output{}, err
