@@ -74,7 +74,7 @@ func TestAssignmentFollowsTheReadersLog(t *testing.T) {
 // first, as soon as a new generation takes a partition away, and also
 // when the order waits on a partition of its own that has nothing new.
 func TestFollowOrderOnlyWhenAssignedEveryPartition(t *testing.T) {
-	w := NewWorker(configs.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
+	w := NewWorker(configs.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, Outputs{})
 	msg := func(p int, off int64) fetched { return fetched{msg: kafka.Message{Partition: p, Offset: off}} }
 	for _, c := range []struct {
 		name   string

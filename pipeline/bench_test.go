@@ -156,7 +156,7 @@ func instrumentedRate(b *testing.B, cfg configs.Config, n int, instrument func(*
 // modelRate is instrumentedRate serving rec.
 func modelRate(b *testing.B, cfg configs.Config, n int, rec model.Recommender, instrument func(*pipeline.Worker)) (float64, *pipeline.Stats) {
 	cfg.Kafka.Group = kafkatest.Name(b, "worker")
-	w := pipeline.NewWorker(cfg, kafkatest.Logger(b), rec, nil)
+	w := pipeline.NewWorker(cfg, kafkatest.Logger(b), rec, nil, kafkatest.Outputs(b, cfg))
 	if instrument != nil {
 		instrument(w)
 	}
@@ -192,7 +192,7 @@ func BenchmarkLatency(b *testing.B) {
 
 	for b.Loop() {
 		rec, _ := wire.Model(cfg)
-		w := pipeline.NewWorker(cfg, kafkatest.Logger(b), rec, nil)
+		w := pipeline.NewWorker(cfg, kafkatest.Logger(b), rec, nil, kafkatest.Outputs(b, cfg))
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- w.Run(ctx) }()

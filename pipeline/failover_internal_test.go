@@ -36,8 +36,8 @@ func TestRebuildSessionsGivesUpAfterRestoreTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := NewWorker(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), rec, nil)
-	defer w.closeSinks()
+	w := NewWorker(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), rec, nil, Outputs{})
+	defer w.closeOutputs()
 	w.consumed = map[int32]int64{}
 	broker.Close() // the partition cannot be read
 	asm := session.NewAssembler(wire.Session(cfg.Session))

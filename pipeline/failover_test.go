@@ -71,7 +71,7 @@ func runInBackground(t *testing.T, cfg configs.Config, log io.Writer) *running {
 	if log != nil {
 		lg = kafkatest.LoggerTo(log)
 	}
-	r := &running{w: pipeline.NewWorker(cfg, lg, rec, nil), done: make(chan error, 1)}
+	r := &running{w: pipeline.NewWorker(cfg, lg, rec, nil, kafkatest.Outputs(t, cfg)), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { r.done <- r.w.Run(ctx) }()
 	var once sync.Once

@@ -194,7 +194,7 @@ func TestStallFailsLiveness(t *testing.T) {
 			clock := &manualClock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
 			health := &telemetry.Health{}
 			base := serveHealth(t, health)
-			w := pipeline.NewWorker(cfg, kafkatest.Logger(t), blocked, nil)
+			w := pipeline.NewWorker(cfg, kafkatest.Logger(t), blocked, nil, kafkatest.Outputs(t, cfg))
 			w.Instrument(nil, nil, health)
 			w.SetClock(clock.now)
 			ctx, cancel := context.WithCancel(context.Background())
@@ -348,7 +348,7 @@ func runUntilStopped(t *testing.T, cfg configs.Config, h *telemetry.Health) (*pi
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil)
+	w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil, kafkatest.Outputs(t, cfg))
 	w.Instrument(nil, nil, h)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

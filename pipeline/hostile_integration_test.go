@@ -66,7 +66,7 @@ func runWorkersInstrumented(t *testing.T, cfg configs.Config, build func(configs
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil)
+	w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil, kafkatest.Outputs(t, cfg))
 	w.Instrument(nil, m, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -60,7 +60,7 @@ func TestUsersSplitAcrossPartitions(t *testing.T) {
 				t.Fatal(err)
 			}
 			var logs syncBuffer
-			w := pipeline.NewWorker(cfg, kafkatest.LoggerTo(&logs), rec, nil)
+			w := pipeline.NewWorker(cfg, kafkatest.LoggerTo(&logs), rec, nil, kafkatest.Outputs(t, cfg))
 			w.Instrument(nil, metrics, nil)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)

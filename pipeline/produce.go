@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -55,75 +54,9 @@ type ProduceResult struct {
 // a failed write itself (sink.Kafka: until sink.write_timeout), so a
 // user's events stay in order across a leader change.
 func Produce(ctx context.Context, out sink.Sink, r io.Reader, opts ProduceOptions) (ProduceResult, error) {
-	if opts.Chunk <= 0 {
-		opts.Chunk = 500
-	}
-	if opts.MaxLineBytes <= 0 {
-		opts.MaxLineBytes = 1 << 20
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	chunk := opts.Chunk
-	var interval time.Duration
-	if opts.Rate > 0 {
-		// Send in chunks of about 10 ms worth of events.
-		chunk = max(1, min(opts.Chunk, int(opts.Rate/100)))
-		interval = time.Duration(float64(chunk) / opts.Rate * float64(time.Second))
-	}
+	p := newProducer(out, opts)
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), opts.MaxLineBytes)
-	var res ProduceResult
-	start := time.Now()
-	next := start
-	batch := make([]kafka.Message, 0, chunk)
-	var spans []trace.Span
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if interval > 0 {
-			if d := time.Until(next); d > 0 {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(d):
-				}
-			}
-			next = next.Add(interval)
-		}
-		now := opts.Now()
-		for i := range batch {
-			batch[i].Time = now
-		}
-		spans = spans[:0]
-		if opts.Tracer != nil {
-			for i := range batch {
-				sctx, span := opts.Tracer.Start(ctx, "send "+opts.Topic, trace.WithSpanKind(trace.SpanKindProducer),
-					trace.WithAttributes(append(telemetry.Messaging(opts.Topic), semconv.MessagingOperationTypeSend,
-						semconv.MessagingOperationName("send"), semconv.MessagingMessageBodySize(len(batch[i].Value)))...))
-				telemetry.Inject(sctx, &batch[i])
-				spans = append(spans, span)
-			}
-		}
-		err := out.Publish(ctx, batch...)
-		for _, s := range spans {
-			if err != nil {
-				s.RecordError(err)
-				s.SetStatus(codes.Error, err.Error())
-			}
-			s.End()
-		}
-		if err != nil {
-			return err
-		}
-		res.Sent += len(batch)
-		batch = batch[:0]
-		if opts.Progress != nil {
-			opts.Progress(res.Sent)
-		}
-		return nil
-	}
+	sc.Buffer(make([]byte, 64<<10), p.opts.MaxLineBytes)
 	line := 0
 	for sc.Scan() {
 		line++
@@ -134,24 +67,109 @@ func Produce(ctx context.Context, out sink.Sink, r io.Reader, opts ProduceOption
 		val := append([]byte(nil), raw...)
 		key := userKey(val)
 		if key == nil {
-			res.Unkeyed++
+			p.res.Unkeyed++
 		}
-		batch = append(batch, kafka.Message{Key: key, Value: val})
-		if len(batch) == chunk {
-			if err := flush(); err != nil {
-				return res, fmt.Errorf("line %d: %w", line, err)
+		p.batch = append(p.batch, kafka.Message{Key: key, Value: val})
+		if len(p.batch) == p.chunk {
+			if err := p.flush(ctx); err != nil {
+				return p.res, fmt.Errorf("line %d: %w", line, err)
 			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return res, fmt.Errorf("reading line %d: %w", line+1, err)
+		return p.res, fmt.Errorf("reading line %d: %w", line+1, err)
 	}
-	if err := flush(); err != nil {
-		return res, fmt.Errorf("line %d: %w", line, err)
+	if err := p.flush(ctx); err != nil {
+		return p.res, fmt.Errorf("line %d: %w", line, err)
 	}
-	res.Duration = time.Since(start)
-	res.Retried = retried(out)
-	return res, nil
+	p.res.Duration = time.Since(p.start)
+	p.res.Retried = retried(out)
+	return p.res, nil
+}
+
+// producer is the state of one Produce: the chunk being filled, the pace
+// and what was sent.
+type producer struct {
+	out      sink.Sink
+	opts     ProduceOptions
+	chunk    int
+	interval time.Duration // between chunks (0: as fast as acks allow)
+	start    time.Time
+	next     time.Time // when the next chunk may go
+	batch    []kafka.Message
+	res      ProduceResult
+}
+
+func newProducer(out sink.Sink, opts ProduceOptions) *producer {
+	if opts.Chunk <= 0 {
+		opts.Chunk = 500
+	}
+	if opts.MaxLineBytes <= 0 {
+		opts.MaxLineBytes = 1 << 20
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	p := &producer{out: out, opts: opts, chunk: opts.Chunk, start: time.Now()}
+	if opts.Rate > 0 {
+		// Send in chunks of about 10 ms worth of events.
+		p.chunk = max(1, min(opts.Chunk, int(opts.Rate/100)))
+		p.interval = time.Duration(float64(p.chunk) / opts.Rate * float64(time.Second))
+	}
+	p.next, p.batch = p.start, make([]kafka.Message, 0, p.chunk)
+	return p
+}
+
+// flush waits for the chunk's turn, stamps and publishes it, each message
+// under a PRODUCER span if tracing.
+func (p *producer) flush(ctx context.Context) error {
+	if len(p.batch) == 0 {
+		return nil
+	}
+	if p.interval > 0 {
+		if d := time.Until(p.next); d > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(d):
+			}
+		}
+		p.next = p.next.Add(p.interval)
+	}
+	now := p.opts.Now()
+	for i := range p.batch {
+		p.batch[i].Time = now
+	}
+	spans := p.sendSpans(ctx)
+	err := p.out.Publish(ctx, p.batch...)
+	endSpans(spans, err, time.Now())
+	if err != nil {
+		return err
+	}
+	p.res.Sent += len(p.batch)
+	p.batch = p.batch[:0]
+	if p.opts.Progress != nil {
+		p.opts.Progress(p.res.Sent)
+	}
+	return nil
+}
+
+// sendSpans starts a PRODUCER span per message of the chunk and puts its
+// context in the message's headers (none without a tracer).
+func (p *producer) sendSpans(ctx context.Context) []trace.Span {
+	t, topic := p.opts.Tracer, p.opts.Topic
+	if t == nil {
+		return nil
+	}
+	spans := make([]trace.Span, 0, len(p.batch))
+	for i := range p.batch {
+		sctx, span := t.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(append(telemetry.Messaging(topic), semconv.MessagingOperationTypeSend,
+				semconv.MessagingOperationName("send"), semconv.MessagingMessageBodySize(len(p.batch[i].Value)))...))
+		telemetry.Inject(sctx, &p.batch[i])
+		spans = append(spans, span)
+	}
+	return spans
 }
 
 // retried is how many messages out wrote again, if it counts them.

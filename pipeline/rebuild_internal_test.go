@@ -69,7 +69,7 @@ func TestRebuildSessionsReadsWhatTheModelMissed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := NewWorker(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), rec, nil)
+			w := NewWorker(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), rec, nil, Outputs{})
 			w.consumed = c.consumed
 			asm := session.NewAssembler(wire.Session(cfg.Session))
 			defer asm.Release()
@@ -96,7 +96,7 @@ func TestRebuildSessionsReadsWhatTheModelMissed(t *testing.T) {
 // crash, its partition idle) gives the order up after wait, though its
 // other partitions' events keep coming.
 func TestFollowOrderGivesUpWhileOthersKeepComing(t *testing.T) {
-	w := NewWorker(configs.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
+	w := NewWorker(configs.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, Outputs{})
 	in, out := make(chan fetched), make(chan fetched, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -129,7 +129,7 @@ func TestFollowOrderGivesUpWhileOthersKeepComing(t *testing.T) {
 // recorded order, and stops following it, passing everything on, when a
 // partition does not continue its run or a run does not arrive.
 func TestFollowOrder(t *testing.T) {
-	w := NewWorker(configs.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
+	w := NewWorker(configs.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, Outputs{})
 	msg := func(p int, off int64) fetched { return fetched{msg: kafka.Message{Partition: p, Offset: off}} }
 	for _, c := range []struct {
 		name string

@@ -48,7 +48,7 @@ func runWorkers(t *testing.T, cfg configs.Config, build func(configs.Config) (mo
 			t.Fatal(err)
 		}
 		recs[i] = rec.(model.Probed)
-		workers[i] = pipeline.NewWorker(c, kafkatest.Logger(t).With("replica", name), rec, nil)
+		workers[i] = pipeline.NewWorker(c, kafkatest.Logger(t).With("replica", name), rec, nil, kafkatest.Outputs(t, c))
 		healths[i] = &telemetry.Health{}
 		workers[i].Instrument(nil, nil, healths[i])
 		wg.Add(1)

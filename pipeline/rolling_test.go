@@ -46,7 +46,7 @@ func startReplica(tb testing.TB, cfg configs.Config, name string) *replica {
 		tb.Fatal(err)
 	}
 	r := &replica{clock: &learnClock{DQN: rec.(*model.DQN)}, started: time.Now()}
-	r.w = pipeline.NewWorker(cfg, kafkatest.Logger(tb).With("replica", name), r.clock, nil)
+	r.w = pipeline.NewWorker(cfg, kafkatest.Logger(tb).With("replica", name), r.clock, nil, kafkatest.Outputs(tb, cfg))
 	health := &telemetry.Health{}
 	r.w.Instrument(nil, nil, health)
 	ctx, cancel := context.WithCancel(context.Background())

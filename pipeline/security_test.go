@@ -75,7 +75,7 @@ func TestWorkerWrongPasswordStops(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err = pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil).Run(ctx)
+	err = pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil, kafkatest.Outputs(t, cfg)).Run(ctx)
 	var auth *kafkaconn.AuthError
 	if !errors.As(err, &auth) || ctx.Err() != nil {
 		t.Fatalf("got %v, want an AuthError before the deadline", err)
@@ -102,7 +102,7 @@ func TestRestartOverSASLSSL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil)
+		w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil, kafkatest.Outputs(t, cfg))
 		health := &telemetry.Health{}
 		w.Instrument(nil, nil, health)
 		ctx, cancel := context.WithCancel(context.Background())

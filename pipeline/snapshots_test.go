@@ -66,7 +66,7 @@ func TestWorkerRestartRestoresTheModel(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil)
+				w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil, kafkatest.Outputs(t, cfg))
 				health := &telemetry.Health{}
 				w.Instrument(nil, nil, health)
 				ctx, cancel := context.WithCancel(context.Background())

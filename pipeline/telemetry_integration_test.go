@@ -32,7 +32,7 @@ func startInstrumented(t *testing.T, cfg configs.Config, instrument func(*pipeli
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil)
+	w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil, kafkatest.Outputs(t, cfg))
 	instrument(w)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -287,7 +287,7 @@ func TestDeadLetterLogLinesNameTheMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := pipeline.NewWorker(cfg, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), rec, nil)
+	w := pipeline.NewWorker(cfg, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), rec, nil, kafkatest.Outputs(t, cfg))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()

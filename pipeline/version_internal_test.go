@@ -20,7 +20,7 @@ func TestSnapshotCarriesTheWorkersVersion(t *testing.T) {
 	defer d.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, c := range []struct{ set, want string }{{"", "devel"}, {"v1.2.3", "v1.2.3"}} {
-		w := NewWorker(configs.Default(), log, d, nil)
+		w := NewWorker(configs.Default(), log, d, nil, Outputs{})
 		if c.set != "" {
 			w.SetVersion(c.set)
 		}

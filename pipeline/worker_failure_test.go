@@ -36,7 +36,7 @@ func TestWorkerModelPanicIsNotCommitted(t *testing.T) {
 			lines, _ := kafkatest.Events(300, 0, 30, 9)
 			produce(t, cfg, lines)
 			rec, _ := wire.Model(cfg)
-			w := pipeline.NewWorker(cfg, kafkatest.Logger(t), panicky{rec}, nil)
+			w := pipeline.NewWorker(cfg, kafkatest.Logger(t), panicky{rec}, nil, kafkatest.Outputs(t, cfg))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan error, 1)
@@ -90,7 +90,7 @@ func TestWorkerCreatesTopics(t *testing.T) {
 			cfg2 := kafkatest.Config(t, target)
 			cfg2.Topics.Create = false
 			rec, _ := wire.Model(cfg2)
-			err := pipeline.NewWorker(cfg2, kafkatest.Logger(t), rec, nil).Run(context.Background())
+			err := pipeline.NewWorker(cfg2, kafkatest.Logger(t), rec, nil, kafkatest.Outputs(t, cfg2)).Run(context.Background())
 			if err == nil || !strings.Contains(err.Error(), cfg2.Topics.Feedback) || !strings.Contains(err.Error(), "topics.create") {
 				t.Fatalf("missing topic with topics.create=false: %v", err)
 			}

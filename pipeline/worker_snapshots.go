@@ -23,16 +23,16 @@ func (w *Worker) snapStore() *snapstore.Store {
 }
 
 // startSnapshots starts the snapshot publisher: offerSnapshot hands it
-// blobs. The returned func closes the store's writer; drainSnapshots must
-// run first.
-func (w *Worker) startSnapshots() (closeWriter func()) {
+// blobs, and it publishes them on ctx. The returned func closes the
+// store's writer; drainSnapshots must run first.
+func (w *Worker) startSnapshots(ctx context.Context) (closeWriter func()) {
 	store := w.snapStore()
 	w.snaps = make(chan []byte, 1)
 	w.snapsDone = make(chan struct{})
 	go func() {
 		defer close(w.snapsDone)
 		for blob := range w.snaps {
-			w.publishSnapshot(context.Background(), blob)
+			w.publishSnapshot(ctx, blob)
 		}
 	}()
 	return func() { store.Close() }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -25,8 +26,11 @@ import (
 // Sink publishes messages to one destination.
 //
 // Publish blocks until every message is durably acknowledged or returns an
-// error; on error some messages may have been written (at-least-once). It may
-// be called from one goroutine at a time. Close flushes and releases.
+// error; on error some messages may have been written (at-least-once).
+// Messages of one key are stored in the order they were published. It
+// returns an error, without blocking, when ctx has ended, and one wrapping
+// ErrClosed once the sink is closed. It may be called from one goroutine at
+// a time. Close flushes and releases; sinktest.Run checks this contract.
 type Sink interface {
 	Publish(ctx context.Context, msgs ...kafka.Message) error
 	Close() error
@@ -118,6 +122,9 @@ func (k *Kafka) Publish(ctx context.Context, msgs ...kafka.Message) error {
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, io.ErrClosedPipe) { // kafka-go's answer once closed
+			return fmt.Errorf("publishing to %s: %w", k.w.Topic, ErrClosed)
+		}
 		failed := failedOf(pending, err)
 		if ctx.Err() != nil || !Retriable(err) {
 			var werr kafka.WriteErrors
@@ -198,8 +205,14 @@ func Retriable(err error) bool {
 // failed write.
 func (k *Kafka) Retried() int64 { return k.retried.Load() }
 
-// Close implements Sink.
-func (k *Kafka) Close() error { return k.w.Close() }
+// Close implements Sink. It closes the transport's connections too:
+// kafka-go's Writer.Close leaves those of a Transport it was given open
+// (goleak found their goroutines outliving every closed sink).
+func (k *Kafka) Close() error {
+	err := k.w.Close()
+	k.transport.CloseIdleConnections()
+	return err
+}
 
 // Topic is the topic the publisher writes to.
 func (k *Kafka) Topic() string { return k.w.Topic }

@@ -65,79 +65,29 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 	defer wg.Wait()
 	var population *rollingSim // the embedded simulated population, if any
 	if embed {
-		broker, err := embedded.Start(cfg.Topics.Partitions, cfg.Topics.Feedback, cfg.Topics.Recommendations, cfg.Topics.DLQ)
+		stop, err := startEmbedded(ctx, &cfg, log, &wg, &population)
 		if err != nil {
 			return err
 		}
-		defer broker.Close()
-		cfg.Kafka.Brokers = broker.Addrs()
-		cfg.Kafka.TLS, cfg.Kafka.SASL = configs.KafkaTLS{}, configs.KafkaSASL{} // the in-process broker is plaintext
-		if cfg.Worker.ProgressInterval == 0 {
-			cfg.Worker.ProgressInterval = time.Second
-		}
-		log.Info("embedded broker up", "brokers", cfg.Kafka.Brokers, "source", cfg.Embedded.Source)
-		src := sink.NewKafka(sink.WriterConfig{
-			Brokers: cfg.Kafka.Brokers, Topic: cfg.Topics.Feedback, ClientID: "adaptrec-embedded-source",
-			BatchTimeout: cfg.Sink.BatchTimeout, BatchSize: cfg.Sink.BatchSize, WriteTimeout: cfg.Sink.WriteTimeout,
-			MaxAttempts: cfg.Sink.MaxAttempts,
-		})
-		srcCtx, stopSrc := context.WithCancel(ctx)
-		defer stopSrc()
-		wg.Add(1)
-		if cfg.Embedded.Source == "synth" {
-			gen := synth.New(synth.Config{
-				Users: cfg.Embedded.Users, Items: cfg.Embedded.Items,
-				MalformedFraction: cfg.Embedded.MalformedFraction, Seed: cfg.Embedded.Seed,
-			})
-			go func() {
-				defer wg.Done()
-				defer src.Close()
-				if err := synth.Run(srcCtx, src, gen, cfg.Embedded.Rate, nil); err != nil {
-					log.Error("embedded source stopped", "err", err)
-				}
-			}()
-		} else {
-			population = &rollingSim{}
-			go func() {
-				defer wg.Done()
-				defer src.Close()
-				if err := runPopulation(srcCtx, cfg, src, log, population); err != nil {
-					log.Error("simulated population stopped", "err", err)
-				}
-			}()
-		}
+		defer stop()
 	}
 
 	rec, err := wire.Model(cfg)
 	if err != nil {
 		return err
 	}
-	stats := &pipeline.Stats{}
-	w := pipeline.NewWorker(cfg, log, rec, stats)
-	w.SetVersion(version())
-	tr, err := a.tracing(ctx, cfg, log)
+	conn, err := kafkaconn.FromConfig(cfg.Kafka)
 	if err != nil {
 		return err
 	}
-	defer flush(tr, log)
-	var metrics *telemetry.Metrics
-	health := &telemetry.Health{} // the worker's health checks keep it current
-	if cfg.Metrics.Addr != "" {
-		if metrics, err = newMetrics(cfg); err != nil {
-			return err
-		}
-		srv, err := telemetry.Serve(cfg.Metrics.Addr, metrics, health, log)
-		if err != nil {
-			return err
-		}
-		defer srv.Close(context.Background())
-		defer metrics.Shutdown(context.Background())
-		log.Info("serving /metrics, /healthz and /readyz", "addr", srv.Addr())
+	stats := &pipeline.Stats{}
+	w := pipeline.NewWorker(cfg, log, rec, stats, pipeline.KafkaOutputs(conn, cfg, log))
+	w.SetVersion(version())
+	stopTelemetry, err := a.instrument(ctx, cfg, log, w)
+	if err != nil {
+		return err
 	}
-	if tr.Enabled {
-		log.Info("exporting traces", "endpoint", cfg.Tracing.Endpoint)
-	}
-	w.Instrument(tr, metrics, health)
+	defer stopTelemetry()
 	start := time.Now()
 	done := make(chan struct{})
 	wg.Add(1)
@@ -153,6 +103,87 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 	}
 	log.Info("worker stopped cleanly", slog.String("group", cfg.Kafka.Group))
 	return nil
+}
+
+// startEmbedded starts the in-process broker and its event source (the
+// simulated population, set in *population, or the synthetic stream) and
+// points cfg at the broker. stop closes the broker; wg waits for the
+// source, which stops with ctx.
+func startEmbedded(ctx context.Context, cfg *configs.Config, log *slog.Logger, wg *sync.WaitGroup, population **rollingSim) (stop func(), err error) {
+	broker, err := embedded.Start(cfg.Topics.Partitions, cfg.Topics.Feedback, cfg.Topics.Recommendations, cfg.Topics.DLQ)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Kafka.Brokers = broker.Addrs()
+	cfg.Kafka.TLS, cfg.Kafka.SASL = configs.KafkaTLS{}, configs.KafkaSASL{} // the in-process broker is plaintext
+	if cfg.Worker.ProgressInterval == 0 {
+		cfg.Worker.ProgressInterval = time.Second
+	}
+	log.Info("embedded broker up", "brokers", cfg.Kafka.Brokers, "source", cfg.Embedded.Source)
+	src := sink.NewKafka(sink.WriterConfig{
+		Brokers: cfg.Kafka.Brokers, Topic: cfg.Topics.Feedback, ClientID: "adaptrec-embedded-source",
+		BatchTimeout: cfg.Sink.BatchTimeout, BatchSize: cfg.Sink.BatchSize, WriteTimeout: cfg.Sink.WriteTimeout,
+		MaxAttempts: cfg.Sink.MaxAttempts,
+	})
+	srcCtx, stopSrc := context.WithCancel(ctx)
+	run := func() error {
+		gen := synth.New(synth.Config{
+			Users: cfg.Embedded.Users, Items: cfg.Embedded.Items,
+			MalformedFraction: cfg.Embedded.MalformedFraction, Seed: cfg.Embedded.Seed,
+		})
+		return synth.Run(srcCtx, src, gen, cfg.Embedded.Rate, nil)
+	}
+	what := "embedded source stopped"
+	if cfg.Embedded.Source != "synth" {
+		pop, c := &rollingSim{}, *cfg
+		*population = pop
+		run = func() error { return runPopulation(srcCtx, c, src, log, pop) }
+		what = "simulated population stopped"
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer src.Close()
+		if err := run(); err != nil {
+			log.Error(what, "err", err)
+		}
+	}()
+	return func() { stopSrc(); broker.Close() }, nil
+}
+
+// instrument sets up the worker's tracing, metrics and health endpoints;
+// stop flushes and shuts them down.
+func (a *app) instrument(ctx context.Context, cfg configs.Config, log *slog.Logger, w *pipeline.Worker) (stop func(), err error) {
+	tr, err := a.tracing(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	stops := []func(){func() { flush(tr, log) }}
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	var metrics *telemetry.Metrics
+	health := &telemetry.Health{} // the worker's health checks keep it current
+	if cfg.Metrics.Addr != "" {
+		if metrics, err = newMetrics(cfg); err != nil {
+			stop()
+			return nil, err
+		}
+		srv, err := telemetry.Serve(cfg.Metrics.Addr, metrics, health, log)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		stops = append(stops, func() { srv.Close(context.Background()) }, func() { metrics.Shutdown(context.Background()) })
+		log.Info("serving /metrics, /healthz and /readyz", "addr", srv.Addr())
+	}
+	if tr.Enabled {
+		log.Info("exporting traces", "endpoint", cfg.Tracing.Endpoint)
+	}
+	w.Instrument(tr, metrics, health)
+	return stop, nil
 }
 
 // rollingSim holds the simulated population's figures over its last 30

@@ -104,7 +104,7 @@ func Config(t testing.TB, target Target) configs.Config {
 
 // Client returns an admin client for brokers.
 func Client(brokers []string) *kafka.Client {
-	return kafkaconn.Plain(brokers).Client()
+	return plain(brokers).Client()
 }
 
 // CreateTopics creates the worker's topics of cfg.
@@ -144,7 +144,7 @@ func ReadAll(t testing.TB, brokers []string, topic string) []kafka.Message {
 	}
 	var out []kafka.Message
 	for p, end := range ends {
-		msgs, err := pipeline.ReadRange(ctx, kafkaconn.Plain(brokers), topic, p, 0, end)
+		msgs, err := pipeline.ReadRange(ctx, plain(brokers), topic, p, 0, end)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,4 +219,15 @@ func Header(m kafka.Message, key string) string {
 		}
 	}
 	return ""
+}
+
+// Outputs returns the Kafka sinks of cfg's output topics, connected as
+// cfg.kafka says, for a worker under test.
+func Outputs(tb testing.TB, cfg configs.Config) pipeline.Outputs {
+	tb.Helper()
+	conn, err := kafkaconn.FromConfig(cfg.Kafka)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pipeline.KafkaOutputs(conn, cfg, Logger(tb))
 }

@@ -26,7 +26,7 @@ func TestSimulateThroughKafka(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil)
+			w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil, kafkatest.Outputs(t, cfg))
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- w.Run(ctx) }()
