@@ -34,6 +34,7 @@ type tWriter struct {
 	done bool
 }
 
+// Write logs p through the test, or drops it once the test has ended.
 func (w *tWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -137,6 +137,9 @@ type linkedSampler struct {
 	ratio float64
 }
 
+// ShouldSample samples a root span that links a sampled span (a batch
+// whose events came from sampled traces); otherwise it defers to the
+// ratio sampler.
 func (s linkedSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
 	if !trace.SpanContextFromContext(p.ParentContext).IsValid() {
 		for _, l := range p.Links {
@@ -151,6 +154,7 @@ func (s linkedSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.Samp
 	return s.inner.ShouldSample(p)
 }
 
+// Description names the sampler and its ratio.
 func (s linkedSampler) Description() string {
 	return fmt.Sprintf("LinkedOrRatio{%g}", s.ratio)
 }
