@@ -21,6 +21,9 @@ type ItemKNNConfig struct {
 	TopN     int
 	MaxUsers int
 	UserTTL  time.Duration
+	// IdleGap closes a user's session after this much event time without
+	// an event of the user (0: only on a session change or an eviction).
+	IdleGap time.Duration
 }
 
 // ItemKNN is incremental item-to-item collaborative filtering: two items
@@ -235,8 +238,11 @@ func (c *cooc) apply(t *coocTable, sign float64) {
 
 // NewItemKNN returns an empty ItemKNN.
 func NewItemKNN(cfg ItemKNNConfig) *ItemKNN {
-	return &ItemKNN{cfg: cfg, items: NewVocab(), users: NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), cfg.Window)}
+	return &ItemKNN{cfg: cfg, items: NewVocab(), users: newUsers(cfg.MaxUsers, cfg.UserTTL, cfg.IdleGap, cfg.Window)}
 }
+
+// SessionsClosed implements SessionCounter.
+func (k *ItemKNN) SessionsClosed() int64 { return k.users.SessionsClosed() }
 
 // Name implements Recommender.
 func (k *ItemKNN) Name() string { return "itemknn" }
@@ -283,7 +289,7 @@ func (k *ItemKNN) observe(b *feedback.Batch, i int, u *UserState) {
 	x := k.items.Add(b.ItemID(i))
 	k.co.add(x, u.Recent)
 	k.users.Consume(u, x, b.Type(i))
-	note(u, b, i)
+	k.users.note(u, b, i)
 	k.batch.add(u)
 }
 

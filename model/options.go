@@ -22,6 +22,11 @@ type Options struct {
 	TopN     int
 	MaxUsers int
 	UserTTL  time.Duration
+	// IdleGap closes a user's session after this much event time without
+	// an event of the user, as the session package's idle gap starts a new
+	// one (configs/wire maps session.idle_gap onto it); 0: sessions close
+	// only on a change of session id or the eviction of their user.
+	IdleGap time.Duration
 
 	Popularity PopularityConfig
 	ItemKNN    ItemKNNConfig
@@ -40,7 +45,7 @@ var Models = []string{"dqn", "adaptive", "popularity", "itemknn"}
 // (configs/adaptrec.yaml, recommender.*); a test checks that they agree.
 func DefaultOptions() Options {
 	return Options{
-		Model: "dqn", TopN: 10, MaxUsers: 1_000_000,
+		Model: "dqn", TopN: 10, MaxUsers: 1_000_000, IdleGap: 30 * time.Minute,
 		Popularity: DefaultPopularity(), ItemKNN: DefaultItemKNN(), DQN: DefaultDQN(),
 		Adaptive: DefaultAdaptive(), Controller: DefaultController(),
 	}
@@ -50,19 +55,19 @@ func DefaultOptions() Options {
 // with the options shared by every model set.
 func (o Options) popularity() PopularityConfig {
 	c := o.Popularity
-	c.TopN, c.MaxUsers, c.UserTTL = o.TopN, o.MaxUsers, o.UserTTL
+	c.TopN, c.MaxUsers, c.UserTTL, c.IdleGap = o.TopN, o.MaxUsers, o.UserTTL, o.IdleGap
 	return c
 }
 
 func (o Options) itemKNN() ItemKNNConfig {
 	c := o.ItemKNN
-	c.TopN, c.MaxUsers, c.UserTTL = o.TopN, o.MaxUsers, o.UserTTL
+	c.TopN, c.MaxUsers, c.UserTTL, c.IdleGap = o.TopN, o.MaxUsers, o.UserTTL, o.IdleGap
 	return c
 }
 
 func (o Options) dqn(hidden []int) DQNConfig {
 	c := o.DQN
-	c.TopN, c.MaxUsers, c.UserTTL, c.Hidden = o.TopN, o.MaxUsers, o.UserTTL, hidden
+	c.TopN, c.MaxUsers, c.UserTTL, c.IdleGap, c.Hidden = o.TopN, o.MaxUsers, o.UserTTL, o.IdleGap, hidden
 	return c
 }
 

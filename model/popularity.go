@@ -20,6 +20,9 @@ type PopularityConfig struct {
 	MaxUsers int
 	// UserTTL forgets users idle for this long in event time (0: never).
 	UserTTL time.Duration
+	// IdleGap closes a user's session after this much event time without
+	// an event of the user (0: only on a session change or an eviction).
+	IdleGap time.Duration
 }
 
 // Popularity recommends the items with the most recency-weighted
@@ -46,9 +49,12 @@ func NewPopularity(cfg PopularityConfig) *Popularity {
 		cfg:   cfg,
 		items: NewVocab(),
 		k:     math.Ln2 / float64(cfg.HalfLife.Microseconds()),
-		users: NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), 0),
+		users: newUsers(cfg.MaxUsers, cfg.UserTTL, cfg.IdleGap, 0),
 	}
 }
+
+// SessionsClosed implements SessionCounter.
+func (p *Popularity) SessionsClosed() int64 { return p.users.SessionsClosed() }
 
 // Name implements Recommender.
 func (p *Popularity) Name() string { return "popularity" }
@@ -116,7 +122,7 @@ func (p *Popularity) observe(b *feedback.Batch, i int, u *UserState) {
 	}
 	p.score[item] += math.Exp(x)
 	p.users.Consume(u, item, b.Type(i))
-	note(u, b, i)
+	p.users.note(u, b, i)
 	p.batch.add(u)
 }
 

@@ -148,11 +148,3 @@ func (t *touched) add(u *UserState) {
 		t.order = append(t.order, u)
 	}
 }
-
-// note records event i's session and location on its user.
-func note(u *UserState, b *feedback.Batch, i int) {
-	if s := b.SessionID(i); s != u.Session {
-		u.Session = string([]byte(s))
-	}
-	u.Partition, u.Offset = b.Partition(i), b.Offset(i)
-}

@@ -55,6 +55,14 @@ type Snapshotter interface {
 	Restore(s *Snapshot) error
 }
 
+// SessionCounter is a recommender that counts the sessions it closed: by a
+// change of session id, by the idle gap (Options.IdleGap) and by the
+// eviction of their user. SessionsClosed is safe to call from any
+// goroutine, while another one learns (the worker's metrics read it).
+type SessionCounter interface {
+	SessionsClosed() int64
+}
+
 // Observer is a recommender that can rebuild its users' session state
 // from events without learning from them (the DQN and the adaptive model).
 type Observer interface {

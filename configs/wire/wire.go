@@ -68,6 +68,7 @@ func ModelOptions(cfg configs.Config) model.Options {
 	r := cfg.Recommender
 	o := model.DefaultOptions()
 	o.Model, o.TopN, o.MaxUsers, o.UserTTL = r.Model, r.TopN, r.MaxUsers, r.UserTTL
+	o.IdleGap = cfg.Session.IdleGap
 	o.Popularity.HalfLife = r.Popularity.HalfLife
 	o.ItemKNN.Window, o.ItemKNN.Decay = r.ItemKNN.Window, r.ItemKNN.Decay
 	o.DQN = dqnOptions(o.DQN, r.DQN)
