@@ -12,6 +12,7 @@ import (
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/configs/wire"
+	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/embedded"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
@@ -138,6 +139,9 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 		log.Info("exporting traces", "endpoint", cfg.Tracing.Endpoint)
 	}
 	w.Instrument(tr, metrics, health)
+	if err := countSessions(metrics, rec); err != nil {
+		return err
+	}
 	start := time.Now()
 	done := make(chan struct{})
 	wg.Add(1)
@@ -206,6 +210,15 @@ func runPopulation(ctx context.Context, cfg configs.Config, out sink.Sink, log *
 	}
 	defer policy.Close()
 	return sim.Live(ctx, pop, policy, nil, nil, time.Second, func(w, _ sim.Window) { r.add(w) })
+}
+
+// countSessions exports the sessions rec closes, if it counts them (m may
+// be nil: no metrics).
+func countSessions(m *telemetry.Metrics, rec model.Recommender) error {
+	if c, ok := rec.(model.SessionCounter); ok {
+		return m.CountClosedSessions(c.SessionsClosed)
+	}
+	return nil
 }
 
 // newMetrics creates the worker's metrics under the service name its
