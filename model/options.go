@@ -30,6 +30,8 @@ type Options struct {
 
 	Popularity PopularityConfig
 	ItemKNN    ItemKNNConfig
+	SR         SRConfig
+	SKNN       SKNNConfig
 	DQN        DQNConfig
 	// Adaptive configures the adaptive model, whose network is DQN's
 	// (Adaptive.DQN is ignored), and Controller its architecture controller.
@@ -39,19 +41,19 @@ type Options struct {
 
 // Models lists the values Options.Model accepts: the models a worker serves.
 // Build knows variants of them too (Names).
-var Models = []string{"dqn", "adaptive", "popularity", "itemknn"}
+var Models = []string{"dqn", "adaptive", "popularity", "itemknn", "sr", "sknn"}
 
 // DefaultOptions is the configuration of the defaults file
 // (configs/adaptrec.yaml, recommender.*); a test checks that they agree.
 func DefaultOptions() Options {
 	return Options{
 		Model: "dqn", TopN: 10, MaxUsers: 1_000_000, IdleGap: 30 * time.Minute,
-		Popularity: DefaultPopularity(), ItemKNN: DefaultItemKNN(), DQN: DefaultDQN(),
+		Popularity: DefaultPopularity(), ItemKNN: DefaultItemKNN(), SR: DefaultSR(), SKNN: DefaultSKNN(), DQN: DefaultDQN(),
 		Adaptive: DefaultAdaptive(), Controller: DefaultController(),
 	}
 }
 
-// popularity, itemknn, dqn and adaptive return the model configs of o,
+// popularity, itemKNN, sr, sknn, dqn and adaptive return the model configs of o,
 // with the options shared by every model set.
 func (o Options) popularity() PopularityConfig {
 	c := o.Popularity
@@ -61,6 +63,18 @@ func (o Options) popularity() PopularityConfig {
 
 func (o Options) itemKNN() ItemKNNConfig {
 	c := o.ItemKNN
+	c.TopN, c.MaxUsers, c.UserTTL, c.IdleGap = o.TopN, o.MaxUsers, o.UserTTL, o.IdleGap
+	return c
+}
+
+func (o Options) sr() SRConfig {
+	c := o.SR
+	c.TopN, c.MaxUsers, c.UserTTL, c.IdleGap = o.TopN, o.MaxUsers, o.UserTTL, o.IdleGap
+	return c
+}
+
+func (o Options) sknn() SKNNConfig {
+	c := o.SKNN
 	c.TopN, c.MaxUsers, c.UserTTL, c.IdleGap = o.TopN, o.MaxUsers, o.UserTTL, o.IdleGap
 	return c
 }
@@ -92,6 +106,8 @@ func (o Options) Validate() error {
 	}
 	errs = append(errs, within("popularity.", o.Popularity.Validate())...)
 	errs = append(errs, within("itemknn.", o.ItemKNN.Validate())...)
+	errs = append(errs, within("sr.", o.SR.Validate())...)
+	errs = append(errs, within("sknn.", o.SKNN.Validate())...)
 	errs = append(errs, within("dqn.", o.DQN.Validate())...)
 	errs = append(errs, within("adaptive.", o.Adaptive.Validate())...)
 	errs = append(errs, within("adaptive.", o.Controller.Validate())...)
@@ -183,6 +199,43 @@ func (c ItemKNNConfig) Validate() error {
 	}
 	if c.Decay <= 0 || c.Decay > 1 {
 		errs = append(errs, optionErr("decay", "must be within (0, 1], got %g", c.Decay))
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultSR is the sr section of the defaults file.
+func DefaultSR() SRConfig {
+	return SRConfig{Window: 10, Decay: 0.5, TopN: 10, MaxUsers: 1_000_000}
+}
+
+// Validate reports the invalid options of c, but TopN, MaxUsers, UserTTL
+// and IdleGap, which Options validates.
+func (c SRConfig) Validate() error {
+	var errs []error
+	if c.Window <= 0 || c.Window > 1000 {
+		errs = append(errs, optionErr("window", "must be within 1..1000, got %d", c.Window))
+	}
+	if c.Decay <= 0 || c.Decay > 1 {
+		errs = append(errs, optionErr("decay", "must be within (0, 1], got %g", c.Decay))
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultSKNN is the sknn section of the defaults file.
+func DefaultSKNN() SKNNConfig {
+	return SKNNConfig{Window: 10, Neighbours: 100, Sample: 500, MaxSessions: 100_000, TopN: 10, MaxUsers: 1_000_000}
+}
+
+// Validate reports the invalid options of c, but TopN, MaxUsers, UserTTL
+// and IdleGap, which Options validates.
+func (c SKNNConfig) Validate() error {
+	var errs []error
+	if c.Window <= 0 || c.Window > 1000 {
+		errs = append(errs, optionErr("window", "must be within 1..1000, got %d", c.Window))
+	}
+	errs = checkPositive(errs, []string{"max_sessions", "neighbours", "sample"}, c.MaxSessions, c.Neighbours, c.Sample)
+	if c.Neighbours > c.Sample && c.Sample > 0 {
+		errs = append(errs, optionErr("neighbours", "must be at most sample (%d), got %d", c.Sample, c.Neighbours))
 	}
 	return errors.Join(errs...)
 }

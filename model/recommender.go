@@ -91,7 +91,7 @@ func New(opts Options) (Recommender, error) {
 }
 
 // Names lists the models Build knows; "pop" is short for popularity.
-var Names = []string{"dqn", "dqn-small", "dqn-medium", "dqn-large", "adaptive", "adaptive-rl", "adaptive-heuristic", "popularity", "pop", "itemknn"}
+var Names = []string{"dqn", "dqn-small", "dqn-medium", "dqn-large", "adaptive", "adaptive-rl", "adaptive-heuristic", "popularity", "pop", "itemknn", "sr", "sknn"}
 
 // FixedSizes are the hidden widths of the fixed-size DQNs the adaptive
 // models are compared with.
@@ -122,6 +122,10 @@ func Build(name string, opts Options) (Probed, error) {
 		return m, nil
 	case "itemknn":
 		return NewItemKNN(opts.itemKNN()), nil
+	case "sr":
+		return NewSR(opts.sr()), nil
+	case "sknn":
+		return NewSKNN(opts.sknn()), nil
 	}
 	return nil, fmt.Errorf("unknown model %q (known: %s)", name, strings.Join(Names, ", "))
 }
