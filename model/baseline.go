@@ -9,8 +9,8 @@ import (
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
-// scorer is what sets one count-based baseline apart from another (sr,
-// sknn): how it learns an event and scores a user's candidates. The
+// scorer is what sets one count-based baseline apart from another
+// (itemknn, sr, sknn): how it learns an event and scores a user's candidates. The
 // baseline around it owns the vocabulary, the users, the lists and the
 // probe.
 type scorer interface {
@@ -64,7 +64,7 @@ func (m *baseline) LearnProbed(ctx context.Context, b *feedback.Batch, probe Pro
 			_, seen := u.Consumed[item]
 			if known && !seen {
 				probe(i, true, func() int {
-					m.score(u)
+					m.fill(u)
 					return order{score: m.scores, tie: m.count}.rank(item, u.Consumed)
 				})
 			} else {
@@ -85,8 +85,8 @@ func (m *baseline) LearnProbed(ctx context.Context, b *feedback.Batch, probe Pro
 	return m.lists(), ctx.Err()
 }
 
-// score fills m.scores with u's candidate scores.
-func (m *baseline) score(u *UserState) {
+// fill fills m.scores with u's candidate scores.
+func (m *baseline) fill(u *UserState) {
 	m.scores = slices.Grow(m.scores[:0], len(m.count))[:len(m.count)]
 	m.s.score(u, m.scores)
 }
@@ -97,7 +97,7 @@ func (m *baseline) lists() []Recommendation {
 	now := time.Now().UTC()
 	out := make([]Recommendation, 0, len(m.batch.order))
 	for _, u := range m.batch.order {
-		m.score(u)
+		m.fill(u)
 		top := order{score: m.scores, tie: m.count}.top(m.topN, u.Consumed, &m.heap)
 		r := Recommendation{
 			UserID: u.ID, SessionID: u.Session, Partition: u.Partition, Offset: u.Offset,

@@ -171,6 +171,24 @@ func checkPositive[T int | float64](errs []error, names []string, values ...T) [
 	return errs
 }
 
+// checkWindow appends an error if window, a number of recent items, is
+// not within 1..1000.
+func checkWindow(errs []error, window int) []error {
+	if window <= 0 || window > 1000 {
+		errs = append(errs, optionErr("window", "must be within 1..1000, got %d", window))
+	}
+	return errs
+}
+
+// checkDecay appends an error if decay, a recency weight, is not within
+// (0, 1].
+func checkDecay(errs []error, decay float64) []error {
+	if decay <= 0 || decay > 1 {
+		errs = append(errs, optionErr("decay", "must be within (0, 1], got %g", decay))
+	}
+	return errs
+}
+
 // DefaultPopularity is the popularity section of the defaults file.
 func DefaultPopularity() PopularityConfig {
 	return PopularityConfig{HalfLife: 720 * time.Hour, TopN: 10, MaxUsers: 1_000_000}
@@ -193,14 +211,7 @@ func DefaultItemKNN() ItemKNNConfig {
 // Validate reports the invalid options of c, but TopN, MaxUsers and
 // UserTTL, which Options validates.
 func (c ItemKNNConfig) Validate() error {
-	var errs []error
-	if c.Window <= 0 || c.Window > 1000 {
-		errs = append(errs, optionErr("window", "must be within 1..1000, got %d", c.Window))
-	}
-	if c.Decay <= 0 || c.Decay > 1 {
-		errs = append(errs, optionErr("decay", "must be within (0, 1], got %g", c.Decay))
-	}
-	return errors.Join(errs...)
+	return errors.Join(checkDecay(checkWindow(nil, c.Window), c.Decay)...)
 }
 
 // DefaultSR is the sr section of the defaults file. Window and Decay were
@@ -213,14 +224,7 @@ func DefaultSR() SRConfig {
 // Validate reports the invalid options of c, but TopN, MaxUsers, UserTTL
 // and IdleGap, which Options validates.
 func (c SRConfig) Validate() error {
-	var errs []error
-	if c.Window <= 0 || c.Window > 1000 {
-		errs = append(errs, optionErr("window", "must be within 1..1000, got %d", c.Window))
-	}
-	if c.Decay <= 0 || c.Decay > 1 {
-		errs = append(errs, optionErr("decay", "must be within (0, 1], got %g", c.Decay))
-	}
-	return errors.Join(errs...)
+	return errors.Join(checkDecay(checkWindow(nil, c.Window), c.Decay)...)
 }
 
 // DefaultSKNN is the sknn section of the defaults file. Window and
@@ -233,11 +237,7 @@ func DefaultSKNN() SKNNConfig {
 // Validate reports the invalid options of c, but TopN, MaxUsers, UserTTL
 // and IdleGap, which Options validates.
 func (c SKNNConfig) Validate() error {
-	var errs []error
-	if c.Window <= 0 || c.Window > 1000 {
-		errs = append(errs, optionErr("window", "must be within 1..1000, got %d", c.Window))
-	}
-	errs = checkPositive(errs, []string{"max_sessions", "neighbours", "sample"}, c.MaxSessions, c.Neighbours, c.Sample)
+	errs := checkPositive(checkWindow(nil, c.Window), []string{"max_sessions", "neighbours", "sample"}, c.MaxSessions, c.Neighbours, c.Sample)
 	if c.Neighbours > c.Sample && c.Sample > 0 {
 		errs = append(errs, optionErr("neighbours", "must be at most sample (%d), got %d", c.Sample, c.Neighbours))
 	}
@@ -268,9 +268,7 @@ func (c DQNConfig) Validate() error {
 	if c.EmbNegatives < 0 || c.EmbNegatives+c.Hard == 0 {
 		errs = append(errs, optionErr("emb_negatives", "emb_negatives + hard_negatives must be positive, got %d", c.EmbNegatives+c.Hard))
 	}
-	if c.Decay <= 0 || c.Decay > 1 {
-		errs = append(errs, optionErr("decay", "must be within (0, 1], got %g", c.Decay))
-	}
+	errs = checkDecay(errs, c.Decay)
 	if c.Gamma < 0 || c.Gamma >= 1 {
 		errs = append(errs, optionErr("gamma", "must be within [0, 1), got %g", c.Gamma))
 	}

@@ -28,7 +28,7 @@ type evalFlags struct {
 func (a *app) evalCmd() *cobra.Command {
 	var ef evalFlags
 	cmd := &cobra.Command{
-		Use:   "eval (--data PATH --format FORMAT | --sim) [--models pop,itemknn] [--batch 256] [--k 10] [--from 0 --to 1] [--out DIR]",
+		Use:   "eval (--data PATH --format FORMAT | --sim) [--models pop,itemknn,sr,sknn] [--batch 256] [--k 10] [--from 0 --to 1] [--out DIR]",
 		Short: "Evaluate models on a feedback log (prequential) or in the simulated closed loop (--sim), all in one run",
 		Long: `eval replays a feedback log in timestamp order through the worker's own
 batching and each model, test-then-train: every event whose item the model
@@ -36,8 +36,8 @@ knows and the user has not consumed is first ranked against all known items
 minus the user's consumed ones, then learned. It prints a Markdown table of
 HR@K, NDCG@K, parameters, events/s (ranking for the metric excluded) and
 training time per batch, and each model's HR@K over that of the best
-baseline in the run (the best of popularity, itemknn, sr and sknn, named
-below the table); --from and --to replay only that part of the log, as
+baseline in the run (the best of ` + strings.Join(eval.Baselines, ", ") + `
+that were run, named below the table); --from and --to replay only that part of the log, as
 fractions of its events in time order (--to 0.5: the first half, from a
 fresh model; --from 0.5: the second). With --out it writes DIR/results.csv,
 DIR/curve.png (rolling HR@K over the stream), DIR/pareto.png (HR@K against
@@ -71,7 +71,7 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 	f := cmd.Flags()
 	f.StringVar(&ef.data, "data", "", "feedback log to replay")
 	f.StringVar(&ef.format, "format", "", "log format: "+strings.Join(eval.Formats, ", "))
-	f.StringVar(&ef.models, "models", "pop,itemknn", "comma-separated models to evaluate in this run")
+	f.StringVar(&ef.models, "models", "pop,itemknn,sr,sknn", "comma-separated models to evaluate in this run")
 	f.IntVar(&ef.batch, "batch", 256, "events per batch, as the worker's batch.size")
 	f.IntVar(&ef.k, "k", 10, "cut-off of HR@K and NDCG@K")
 	f.Float64Var(&ef.from, "from", 0, "replay the log from this fraction of its events, in time order")
