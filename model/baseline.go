@@ -60,16 +60,10 @@ func (m *baseline) LearnProbed(ctx context.Context, b *feedback.Batch, probe Pro
 	for i := range b.Len() {
 		u := m.users.Get(b.UserID(i), b.TSMicros(i))
 		if probe != nil {
-			item, known := m.items.Lookup(b.ItemID(i))
-			_, seen := u.Consumed[item]
-			if known && !seen {
-				probe(i, true, func() int {
-					m.fill(u)
-					return order{score: m.scores, tie: m.count}.rank(item, u.Consumed)
-				})
-			} else {
-				probe(i, false, nil)
-			}
+			probeEvent(probe, b, i, m.items, u, func(item int32) int {
+				m.fill(u)
+				return order{score: m.scores, tie: m.count}.rank(item, u.Consumed)
+			})
 		}
 		x := m.items.Add(b.ItemID(i))
 		for int(x) >= len(m.count) {

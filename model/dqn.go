@@ -71,13 +71,8 @@ type DQNConfig struct {
 	// AlphaInit is the initial trust in co-occurrence, α of a fresh network.
 	AlphaInit float64
 
-	TopN     int
-	MaxUsers int
-	UserTTL  time.Duration
-	// IdleGap closes a user's session after this much event time without
-	// an event of the user (0: only on a session change or an eviction).
-	IdleGap time.Duration
-	Seed    uint64
+	Shared
+	Seed uint64
 }
 
 // Reward maps feedback to reward: a click earns Click; a view earns View
@@ -113,7 +108,7 @@ func DefaultDQN() DQNConfig {
 		Temperature: 0.5, ExploreTop: 50,
 		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
 		EWCEvery: 50,
-		TopN:     10, MaxUsers: 1_000_000, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true, ZeroHead: true,
+		Shared:   Shared{TopN: 10, MaxUsers: 1_000_000}, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true, ZeroHead: true,
 	}
 }
 

@@ -3,7 +3,6 @@ package model
 import (
 	"fmt"
 	"math"
-	"time"
 )
 
 // ItemKNNConfig configures ItemKNN.
@@ -13,13 +12,7 @@ type ItemKNNConfig struct {
 	Window int
 	// Decay weighs the user's k-th most recent item by Decay^k when scoring.
 	Decay float64
-	// TopN is the length of each list.
-	TopN     int
-	MaxUsers int
-	UserTTL  time.Duration
-	// IdleGap closes a user's session after this much event time without
-	// an event of the user (0: only on a session change or an eviction).
-	IdleGap time.Duration
+	Shared
 }
 
 // ItemKNN is incremental item-to-item collaborative filtering: two items

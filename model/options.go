@@ -15,18 +15,8 @@ import (
 type Options struct {
 	// Model is one of Models.
 	Model string
-	// TopN is the length of each list; MaxUsers bounds the users a model
-	// remembers (least recently seen go first); UserTTL forgets users idle
-	// for this long in event time (0: never). They override the fields of
-	// the same name in every model's config below.
-	TopN     int
-	MaxUsers int
-	UserTTL  time.Duration
-	// IdleGap closes a user's session after this much event time without
-	// an event of the user, as the session package's idle gap starts a new
-	// one (configs/wire maps session.idle_gap onto it); 0: sessions close
-	// only on a change of session id or the eviction of their user.
-	IdleGap time.Duration
+	// Shared overrides the Shared options of every model's config below.
+	Shared
 
 	Popularity PopularityConfig
 	ItemKNN    ItemKNNConfig
@@ -47,41 +37,58 @@ var Models = []string{"dqn", "adaptive", "popularity", "itemknn", "sr", "sknn"}
 // (configs/adaptrec.yaml, recommender.*); a test checks that they agree.
 func DefaultOptions() Options {
 	return Options{
-		Model: "dqn", TopN: 10, MaxUsers: 1_000_000, IdleGap: 30 * time.Minute,
+		Model: "dqn", Shared: Shared{TopN: 10, MaxUsers: 1_000_000, IdleGap: 30 * time.Minute},
 		Popularity: DefaultPopularity(), ItemKNN: DefaultItemKNN(), SR: DefaultSR(), SKNN: DefaultSKNN(), DQN: DefaultDQN(),
 		Adaptive: DefaultAdaptive(), Controller: DefaultController(),
 	}
 }
 
-// popularity, itemKNN, sr, sknn, dqn and adaptive return the model configs of o,
-// with the options shared by every model set.
+// Shared are the options every model's config has, which Options sets on
+// each.
+type Shared struct {
+	// TopN is the length of each list.
+	TopN int
+	// MaxUsers bounds the users a model remembers (least recently seen go
+	// first); UserTTL forgets users idle for this long in event time (0:
+	// never).
+	MaxUsers int
+	UserTTL  time.Duration
+	// IdleGap closes a user's session after this much event time without
+	// an event of the user, as the session package's idle gap starts a new
+	// one (configs/wire maps session.idle_gap onto it); 0: sessions close
+	// only on a change of session id or the eviction of their user.
+	IdleGap time.Duration
+}
+
+// popularity, itemKNN, sr, sknn, dqn and adaptive return the model configs
+// of o, with the options shared by every model set.
 func (o Options) popularity() PopularityConfig {
 	c := o.Popularity
-	c.TopN, c.MaxUsers, c.UserTTL, c.IdleGap = o.TopN, o.MaxUsers, o.UserTTL, o.IdleGap
+	c.Shared = o.Shared
 	return c
 }
 
 func (o Options) itemKNN() ItemKNNConfig {
 	c := o.ItemKNN
-	c.TopN, c.MaxUsers, c.UserTTL, c.IdleGap = o.TopN, o.MaxUsers, o.UserTTL, o.IdleGap
+	c.Shared = o.Shared
 	return c
 }
 
 func (o Options) sr() SRConfig {
 	c := o.SR
-	c.TopN, c.MaxUsers, c.UserTTL, c.IdleGap = o.TopN, o.MaxUsers, o.UserTTL, o.IdleGap
+	c.Shared = o.Shared
 	return c
 }
 
 func (o Options) sknn() SKNNConfig {
 	c := o.SKNN
-	c.TopN, c.MaxUsers, c.UserTTL, c.IdleGap = o.TopN, o.MaxUsers, o.UserTTL, o.IdleGap
+	c.Shared = o.Shared
 	return c
 }
 
 func (o Options) dqn(hidden []int) DQNConfig {
 	c := o.DQN
-	c.TopN, c.MaxUsers, c.UserTTL, c.IdleGap, c.Hidden = o.TopN, o.MaxUsers, o.UserTTL, o.IdleGap, hidden
+	c.Shared, c.Hidden = o.Shared, hidden
 	return c
 }
 
@@ -191,7 +198,7 @@ func checkDecay(errs []error, decay float64) []error {
 
 // DefaultPopularity is the popularity section of the defaults file.
 func DefaultPopularity() PopularityConfig {
-	return PopularityConfig{HalfLife: 720 * time.Hour, TopN: 10, MaxUsers: 1_000_000}
+	return PopularityConfig{HalfLife: 720 * time.Hour, Shared: Shared{TopN: 10, MaxUsers: 1_000_000}}
 }
 
 // Validate reports the invalid options of c, but TopN, MaxUsers and
@@ -205,7 +212,7 @@ func (c PopularityConfig) Validate() error {
 
 // DefaultItemKNN is the itemknn section of the defaults file.
 func DefaultItemKNN() ItemKNNConfig {
-	return ItemKNNConfig{Window: 10, Decay: 0.9, TopN: 10, MaxUsers: 1_000_000}
+	return ItemKNNConfig{Window: 10, Decay: 0.9, Shared: Shared{TopN: 10, MaxUsers: 1_000_000}}
 }
 
 // Validate reports the invalid options of c, but TopN, MaxUsers and
@@ -218,7 +225,7 @@ func (c ItemKNNConfig) Validate() error {
 // chosen on the first half (by time) of ml-latest-small only (README,
 // Evaluation).
 func DefaultSR() SRConfig {
-	return SRConfig{Window: 10, Decay: 0.8, TopN: 10, MaxUsers: 1_000_000}
+	return SRConfig{Window: 10, Decay: 0.8, Shared: Shared{TopN: 10, MaxUsers: 1_000_000}}
 }
 
 // Validate reports the invalid options of c, but TopN, MaxUsers, UserTTL
@@ -231,7 +238,7 @@ func (c SRConfig) Validate() error {
 // Neighbours were chosen on the first half (by time) of ml-latest-small
 // only; Sample is the paper's (README, Evaluation).
 func DefaultSKNN() SKNNConfig {
-	return SKNNConfig{Window: 5, Neighbours: 50, Sample: 500, MaxSessions: 100_000, TopN: 10, MaxUsers: 1_000_000}
+	return SKNNConfig{Window: 5, Neighbours: 50, Sample: 500, MaxSessions: 100_000, Shared: Shared{TopN: 10, MaxUsers: 1_000_000}}
 }
 
 // Validate reports the invalid options of c, but TopN, MaxUsers, UserTTL

@@ -13,16 +13,7 @@ import (
 type PopularityConfig struct {
 	// HalfLife is how much event time halves an interaction's weight.
 	HalfLife time.Duration
-	// TopN is the length of each list.
-	TopN int
-	// MaxUsers bounds the users whose consumed items are remembered; the
-	// least recently seen are forgotten first.
-	MaxUsers int
-	// UserTTL forgets users idle for this long in event time (0: never).
-	UserTTL time.Duration
-	// IdleGap closes a user's session after this much event time without
-	// an event of the user (0: only on a session change or an eviction).
-	IdleGap time.Duration
+	Shared
 }
 
 // Popularity recommends the items with the most recency-weighted
@@ -76,13 +67,7 @@ func (p *Popularity) LearnProbed(ctx context.Context, b *feedback.Batch, probe P
 	for i := range b.Len() {
 		u := p.users.Get(b.UserID(i), b.TSMicros(i))
 		if probe != nil {
-			item, known := p.items.Lookup(b.ItemID(i))
-			_, seen := u.Consumed[item]
-			if known && !seen {
-				probe(i, true, func() int { return order{score: p.score}.rank(item, u.Consumed) })
-			} else {
-				probe(i, false, nil)
-			}
+			probeEvent(probe, b, i, p.items, u, func(item int32) int { return order{score: p.score}.rank(item, u.Consumed) })
 		}
 		p.observe(b, i, u)
 	}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"math"
 	"slices"
-	"time"
 )
 
 // SKNNConfig configures SKNN.
@@ -18,13 +17,7 @@ type SKNNConfig struct {
 	Sample     int
 	// MaxSessions bounds the sessions kept, the oldest forgotten first.
 	MaxSessions int
-	// TopN is the length of each list.
-	TopN     int
-	MaxUsers int
-	UserTTL  time.Duration
-	// IdleGap closes a user's session after this much event time without
-	// an event of the user (0: only on a session change or an eviction).
-	IdleGap time.Duration
+	Shared
 }
 
 // SKNN is session-based kNN (Jannach and Ludewig, "When recurrent neural

@@ -1,7 +1,5 @@
 package model
 
-import "time"
-
 // SRConfig configures SR.
 type SRConfig struct {
 	// Window is the longest gap of a rule: an item followed by another
@@ -12,13 +10,7 @@ type SRConfig struct {
 	// Decay weighs the rules of the user's k-th most recent item by
 	// Decay^k when scoring (k = 0: the last item).
 	Decay float64
-	// TopN is the length of each list.
-	TopN     int
-	MaxUsers int
-	UserTTL  time.Duration
-	// IdleGap closes a user's session after this much event time without
-	// an event of the user (0: only on a session change or an eviction).
-	IdleGap time.Duration
+	Shared
 }
 
 // SR is sequential rules (Ludewig and Jannach, "Evaluation of
