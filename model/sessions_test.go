@@ -116,3 +116,42 @@ func TestAnonymousSessionsYieldDecisions(t *testing.T) {
 		}
 	}
 }
+
+// SessionsClosed may be read from another goroutine while the model
+// learns (the worker's metrics do): under -race, a counter that is not
+// safe for that fails here.
+func TestSessionsClosedReadWhileLearning(t *testing.T) {
+	opts := DefaultOptions()
+	opts.IdleGap = time.Minute
+	for _, name := range []string{"itemknn", "sknn", "dqn"} {
+		m, err := Build(name, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := m.(SessionCounter)
+		stop, done := make(chan struct{}), make(chan int64)
+		go func() {
+			var seen int64
+			for {
+				select {
+				case <-stop:
+					done <- seen
+					return
+				default:
+					seen = max(seen, c.SessionsClosed())
+				}
+			}
+		}()
+		for s := range 12 {
+			user := fmt.Sprint("anon", s)
+			learn(t, m, at(user, user, 5*s, int64(2*s)), at(user, user, 5*s+1, int64(2*s+1)))
+		}
+		close(stop)
+		if seen := <-done; seen > 11 || c.SessionsClosed() != 11 {
+			t.Fatalf("%s: read %d, %d closed at the end; want at most 11, and 11 (each but the last user's)", name, seen, c.SessionsClosed())
+		}
+		if cl, ok := m.(interface{ Close() }); ok {
+			cl.Close()
+		}
+	}
+}
