@@ -12,6 +12,8 @@ type Recommender struct {
 	UserTTL    time.Duration `mapstructure:"user_ttl"`
 	Popularity Popularity    `mapstructure:"popularity"`
 	ItemKNN    ItemKNN       `mapstructure:"itemknn"`
+	SR         SR            `mapstructure:"sr"`
+	SKNN       SKNN          `mapstructure:"sknn"`
 	DQN        DQN           `mapstructure:"dqn"`
 	Adaptive   Adaptive      `mapstructure:"adaptive"`
 }
@@ -75,6 +77,21 @@ type DQNReward struct {
 type ItemKNN struct {
 	Window int     `mapstructure:"window"`
 	Decay  float64 `mapstructure:"decay"`
+}
+
+// SR configures the sequential-rules recommender (see model.SRConfig).
+type SR struct {
+	Window int     `mapstructure:"window"`
+	Decay  float64 `mapstructure:"decay"`
+}
+
+// SKNN configures the session-based kNN recommender (see
+// model.SKNNConfig).
+type SKNN struct {
+	Window      int `mapstructure:"window"`
+	Neighbours  int `mapstructure:"neighbours"`
+	Sample      int `mapstructure:"sample"`
+	MaxSessions int `mapstructure:"max_sessions"`
 }
 
 // Popularity configures the recency-weighted popularity recommender.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"gonum.org/v1/gonum/blas"
@@ -70,10 +71,8 @@ type DQNConfig struct {
 	// AlphaInit is the initial trust in co-occurrence, α of a fresh network.
 	AlphaInit float64
 
-	TopN     int
-	MaxUsers int
-	UserTTL  time.Duration
-	Seed     uint64
+	Shared
+	Seed uint64
 }
 
 // Reward maps feedback to reward: a click earns Click; a view earns View
@@ -109,7 +108,7 @@ func DefaultDQN() DQNConfig {
 		Temperature: 0.5, ExploreTop: 50,
 		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
 		EWCEvery: 50,
-		TopN:     10, MaxUsers: 1_000_000, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true, ZeroHead: true,
+		Shared:   Shared{TopN: 10, MaxUsers: 1_000_000}, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true, ZeroHead: true,
 	}
 }
 
@@ -143,9 +142,10 @@ type DQN struct {
 	fresh, merged   []float32
 	sums            replicaSums // what this replica and its peers learned
 	net, target     *qnet
-	opts            []*adam    // per layer: W then B
-	ewc             *ewc       // nil: off
-	onSessionEnd    func()     // called when a user's session changes
+	opts            []*adam // per layer: W then B
+	ewc             *ewc    // nil: off
+	onSessionEnd    func()  // called when a user's session closes
+	closedSessions  atomic.Int64
 	afterEvent      func()     // called after each event is learned
 	xrng            *rand.Rand // exploration: lists never move the learning's draws
 	xpcg            *rand.PCG
@@ -199,8 +199,8 @@ func NewDQN(cfg DQNConfig) (*DQN, error) {
 		pcg:   rand.NewPCG(cfg.Seed, 0xd9e),
 		in:    cfg.Dim + 4,
 		items: NewVocab(),
-		users: NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), cfg.Window),
 	}
+	d.users = d.newUsers()
 	d.rng = rand.New(d.pcg)
 	d.xpcg = rand.NewPCG(cfg.Seed, 0xe47)
 	d.xrng = rand.New(d.xpcg)
@@ -335,6 +335,22 @@ func (d *DQN) TrainTime() time.Duration { return d.trainTime }
 // Users is the number of users remembered.
 func (d *DQN) Users() int { return d.users.Len() }
 
+// newUsers returns an empty user store of d's bounds, whose closed
+// sessions d counts (and the adaptive model's epochs).
+func (d *DQN) newUsers() *UserStore {
+	users := newUsers(d.cfg.MaxUsers, d.cfg.UserTTL, d.cfg.IdleGap, d.cfg.Window)
+	users.OnClose = func(*UserState) {
+		d.closedSessions.Add(1)
+		if d.onSessionEnd != nil {
+			d.onSessionEnd()
+		}
+	}
+	return users
+}
+
+// SessionsClosed implements SessionCounter.
+func (d *DQN) SessionsClosed() int64 { return d.closedSessions.Load() }
+
 // Learn implements Recommender.
 func (d *DQN) Learn(ctx context.Context, b *feedback.Batch) ([]Recommendation, error) {
 	return d.LearnProbed(ctx, b, nil)
@@ -375,10 +391,7 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 			d.merged[x]++
 		}
 		d.users.Consume(u, x, b.Type(i))
-		if d.onSessionEnd != nil && u.Session != "" && b.SessionID(i) != u.Session {
-			d.onSessionEnd()
-		}
-		note(u, b, i)
+		d.users.note(u, b, i)
 		d.batch.add(u)
 		start := time.Now()
 		d.pending = append(d.pending, tr)
@@ -410,7 +423,7 @@ func (d *DQN) Observe(b *feedback.Batch) {
 		}
 		u := d.users.Get(b.UserID(i), b.TSMicros(i))
 		d.users.Consume(u, d.addItem(b.ItemID(i)), b.Type(i))
-		note(u, b, i)
+		d.users.note(u, b, i)
 	}
 }
 

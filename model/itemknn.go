@@ -1,13 +1,8 @@
 package model
 
 import (
-	"context"
 	"fmt"
 	"math"
-	"slices"
-	"time"
-
-	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // ItemKNNConfig configures ItemKNN.
@@ -17,10 +12,7 @@ type ItemKNNConfig struct {
 	Window int
 	// Decay weighs the user's k-th most recent item by Decay^k when scoring.
 	Decay float64
-	// TopN is the length of each list.
-	TopN     int
-	MaxUsers int
-	UserTTL  time.Duration
+	Shared
 }
 
 // ItemKNN is incremental item-to-item collaborative filtering: two items
@@ -30,14 +22,9 @@ type ItemKNNConfig struct {
 // to the user's recent items, the most recent weighing most; ties (such as
 // a user with no history) fall back to popularity.
 type ItemKNN struct {
-	cfg     ItemKNNConfig
-	items   *Vocab
-	co      cooc
-	users   *UserStore
-	scores  []float64
-	batches int64
-	batch   touched
-	heap    minHeap
+	baseline
+	cfg ItemKNNConfig
+	co  cooc
 }
 
 // cooc is the incremental co-occurrence table behind ItemKNN, also an input
@@ -235,73 +222,18 @@ func (c *cooc) apply(t *coocTable, sign float64) {
 
 // NewItemKNN returns an empty ItemKNN.
 func NewItemKNN(cfg ItemKNNConfig) *ItemKNN {
-	return &ItemKNN{cfg: cfg, items: NewVocab(), users: NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), cfg.Window)}
+	k := &ItemKNN{cfg: cfg}
+	k.baseline = baseline{name: "itemknn", topN: cfg.TopN, s: k, items: NewVocab(),
+		users: newUsers(cfg.MaxUsers, cfg.UserTTL, cfg.IdleGap, cfg.Window)}
+	return k
 }
 
-// Name implements Recommender.
-func (k *ItemKNN) Name() string { return "itemknn" }
+// learn implements scorer.
+func (k *ItemKNN) learn(x int32, u *UserState) { k.co.add(x, u.Recent) }
 
-// Params implements Recommender: the co-occurrence counts kept (each pair
-// is stored in both rows) plus the item counts.
-func (k *ItemKNN) Params() int { return int(k.co.pairs) + len(k.co.count) }
+// score implements scorer.
+func (k *ItemKNN) score(u *UserState, out []float64) { k.co.score(u.Recent, k.cfg.Decay, out) }
 
-// Learn implements Recommender.
-func (k *ItemKNN) Learn(ctx context.Context, b *feedback.Batch) ([]Recommendation, error) {
-	return k.LearnProbed(ctx, b, nil)
-}
-
-// LearnProbed implements Probed.
-func (k *ItemKNN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) ([]Recommendation, error) {
-	k.batch.reset()
-	for i := range b.Len() {
-		u := k.users.Get(b.UserID(i), b.TSMicros(i))
-		if probe != nil {
-			item, known := k.items.Lookup(b.ItemID(i))
-			_, seen := u.Consumed[item]
-			if known && !seen {
-				probe(i, true, func() int {
-					k.score(u)
-					return order{score: k.scores, tie: k.co.count}.rank(item, u.Consumed)
-				})
-			} else {
-				probe(i, false, nil)
-			}
-		}
-		k.observe(b, i, u)
-	}
-	k.batches++
-	return k.lists(), ctx.Err()
-}
-
-// score fills k.scores with u's candidate scores.
-func (k *ItemKNN) score(u *UserState) {
-	k.scores = slices.Grow(k.scores[:0], len(k.co.count))[:len(k.co.count)]
-	k.co.score(u.Recent, k.cfg.Decay, k.scores) // clears it first
-}
-
-func (k *ItemKNN) observe(b *feedback.Batch, i int, u *UserState) {
-	x := k.items.Add(b.ItemID(i))
-	k.co.add(x, u.Recent)
-	k.users.Consume(u, x, b.Type(i))
-	note(u, b, i)
-	k.batch.add(u)
-}
-
-func (k *ItemKNN) lists() []Recommendation {
-	version := fmt.Sprintf("itemknn-%d", k.batches)
-	now := time.Now().UTC()
-	out := make([]Recommendation, 0, len(k.batch.order))
-	for _, u := range k.batch.order {
-		k.score(u)
-		top := order{score: k.scores, tie: k.co.count}.top(k.cfg.TopN, u.Consumed, &k.heap)
-		r := Recommendation{
-			UserID: u.ID, SessionID: u.Session, Partition: u.Partition, Offset: u.Offset,
-			ModelVersion: version, TS: now, Items: make([]Item, 0, len(top)),
-		}
-		for _, it := range top {
-			r.Items = append(r.Items, Item{ItemID: k.items.ID(it), Score: k.scores[it], Propensity: 1})
-		}
-		out = append(out, r)
-	}
-	return out
-}
+// params implements scorer: the co-occurrence counts kept (each pair is
+// stored in both rows) plus the item counts.
+func (k *ItemKNN) params() int { return int(k.co.pairs) + len(k.co.count) }

@@ -15,16 +15,13 @@ import (
 type Options struct {
 	// Model is one of Models.
 	Model string
-	// TopN is the length of each list; MaxUsers bounds the users a model
-	// remembers (least recently seen go first); UserTTL forgets users idle
-	// for this long in event time (0: never). They override the fields of
-	// the same name in every model's config below.
-	TopN     int
-	MaxUsers int
-	UserTTL  time.Duration
+	// Shared overrides the Shared options of every model's config below.
+	Shared
 
 	Popularity PopularityConfig
 	ItemKNN    ItemKNNConfig
+	SR         SRConfig
+	SKNN       SKNNConfig
 	DQN        DQNConfig
 	// Adaptive configures the adaptive model, whose network is DQN's
 	// (Adaptive.DQN is ignored), and Controller its architecture controller.
@@ -34,35 +31,64 @@ type Options struct {
 
 // Models lists the values Options.Model accepts: the models a worker serves.
 // Build knows variants of them too (Names).
-var Models = []string{"dqn", "adaptive", "popularity", "itemknn"}
+var Models = []string{"dqn", "adaptive", "popularity", "itemknn", "sr", "sknn"}
 
 // DefaultOptions is the configuration of the defaults file
 // (configs/adaptrec.yaml, recommender.*); a test checks that they agree.
 func DefaultOptions() Options {
 	return Options{
-		Model: "dqn", TopN: 10, MaxUsers: 1_000_000,
-		Popularity: DefaultPopularity(), ItemKNN: DefaultItemKNN(), DQN: DefaultDQN(),
+		Model: "dqn", Shared: Shared{TopN: 10, MaxUsers: 1_000_000, IdleGap: 30 * time.Minute},
+		Popularity: DefaultPopularity(), ItemKNN: DefaultItemKNN(), SR: DefaultSR(), SKNN: DefaultSKNN(), DQN: DefaultDQN(),
 		Adaptive: DefaultAdaptive(), Controller: DefaultController(),
 	}
 }
 
-// popularity, itemknn, dqn and adaptive return the model configs of o,
-// with the options shared by every model set.
+// Shared are the options every model's config has, which Options sets on
+// each.
+type Shared struct {
+	// TopN is the length of each list.
+	TopN int
+	// MaxUsers bounds the users a model remembers (least recently seen go
+	// first); UserTTL forgets users idle for this long in event time (0:
+	// never).
+	MaxUsers int
+	UserTTL  time.Duration
+	// IdleGap closes a user's session after this much event time without
+	// an event of the user, as the session package's idle gap starts a new
+	// one (configs/wire maps session.idle_gap onto it); 0: sessions close
+	// only on a change of session id or the eviction of their user.
+	IdleGap time.Duration
+}
+
+// popularity, itemKNN, sr, sknn, dqn and adaptive return the model configs
+// of o, with the options shared by every model set.
 func (o Options) popularity() PopularityConfig {
 	c := o.Popularity
-	c.TopN, c.MaxUsers, c.UserTTL = o.TopN, o.MaxUsers, o.UserTTL
+	c.Shared = o.Shared
 	return c
 }
 
 func (o Options) itemKNN() ItemKNNConfig {
 	c := o.ItemKNN
-	c.TopN, c.MaxUsers, c.UserTTL = o.TopN, o.MaxUsers, o.UserTTL
+	c.Shared = o.Shared
+	return c
+}
+
+func (o Options) sr() SRConfig {
+	c := o.SR
+	c.Shared = o.Shared
+	return c
+}
+
+func (o Options) sknn() SKNNConfig {
+	c := o.SKNN
+	c.Shared = o.Shared
 	return c
 }
 
 func (o Options) dqn(hidden []int) DQNConfig {
 	c := o.DQN
-	c.TopN, c.MaxUsers, c.UserTTL, c.Hidden = o.TopN, o.MaxUsers, o.UserTTL, hidden
+	c.Shared, c.Hidden = o.Shared, hidden
 	return c
 }
 
@@ -87,6 +113,8 @@ func (o Options) Validate() error {
 	}
 	errs = append(errs, within("popularity.", o.Popularity.Validate())...)
 	errs = append(errs, within("itemknn.", o.ItemKNN.Validate())...)
+	errs = append(errs, within("sr.", o.SR.Validate())...)
+	errs = append(errs, within("sknn.", o.SKNN.Validate())...)
 	errs = append(errs, within("dqn.", o.DQN.Validate())...)
 	errs = append(errs, within("adaptive.", o.Adaptive.Validate())...)
 	errs = append(errs, within("adaptive.", o.Controller.Validate())...)
@@ -150,9 +178,27 @@ func checkPositive[T int | float64](errs []error, names []string, values ...T) [
 	return errs
 }
 
+// checkWindow appends an error if window, a number of recent items, is
+// not within 1..1000.
+func checkWindow(errs []error, window int) []error {
+	if window <= 0 || window > 1000 {
+		errs = append(errs, optionErr("window", "must be within 1..1000, got %d", window))
+	}
+	return errs
+}
+
+// checkDecay appends an error if decay, a recency weight, is not within
+// (0, 1].
+func checkDecay(errs []error, decay float64) []error {
+	if decay <= 0 || decay > 1 {
+		errs = append(errs, optionErr("decay", "must be within (0, 1], got %g", decay))
+	}
+	return errs
+}
+
 // DefaultPopularity is the popularity section of the defaults file.
 func DefaultPopularity() PopularityConfig {
-	return PopularityConfig{HalfLife: 720 * time.Hour, TopN: 10, MaxUsers: 1_000_000}
+	return PopularityConfig{HalfLife: 720 * time.Hour, Shared: Shared{TopN: 10, MaxUsers: 1_000_000}}
 }
 
 // Validate reports the invalid options of c, but TopN, MaxUsers and
@@ -166,18 +212,41 @@ func (c PopularityConfig) Validate() error {
 
 // DefaultItemKNN is the itemknn section of the defaults file.
 func DefaultItemKNN() ItemKNNConfig {
-	return ItemKNNConfig{Window: 10, Decay: 0.9, TopN: 10, MaxUsers: 1_000_000}
+	return ItemKNNConfig{Window: 10, Decay: 0.9, Shared: Shared{TopN: 10, MaxUsers: 1_000_000}}
 }
 
 // Validate reports the invalid options of c, but TopN, MaxUsers and
 // UserTTL, which Options validates.
 func (c ItemKNNConfig) Validate() error {
-	var errs []error
-	if c.Window <= 0 || c.Window > 1000 {
-		errs = append(errs, optionErr("window", "must be within 1..1000, got %d", c.Window))
-	}
-	if c.Decay <= 0 || c.Decay > 1 {
-		errs = append(errs, optionErr("decay", "must be within (0, 1], got %g", c.Decay))
+	return errors.Join(checkDecay(checkWindow(nil, c.Window), c.Decay)...)
+}
+
+// DefaultSR is the sr section of the defaults file. Window and Decay were
+// chosen on the first half (by time) of ml-latest-small only (README,
+// Evaluation).
+func DefaultSR() SRConfig {
+	return SRConfig{Window: 10, Decay: 0.8, Shared: Shared{TopN: 10, MaxUsers: 1_000_000}}
+}
+
+// Validate reports the invalid options of c, but TopN, MaxUsers, UserTTL
+// and IdleGap, which Options validates.
+func (c SRConfig) Validate() error {
+	return errors.Join(checkDecay(checkWindow(nil, c.Window), c.Decay)...)
+}
+
+// DefaultSKNN is the sknn section of the defaults file. Window and
+// Neighbours were chosen on the first half (by time) of ml-latest-small
+// only; Sample is the paper's (README, Evaluation).
+func DefaultSKNN() SKNNConfig {
+	return SKNNConfig{Window: 5, Neighbours: 50, Sample: 500, MaxSessions: 100_000, Shared: Shared{TopN: 10, MaxUsers: 1_000_000}}
+}
+
+// Validate reports the invalid options of c, but TopN, MaxUsers, UserTTL
+// and IdleGap, which Options validates.
+func (c SKNNConfig) Validate() error {
+	errs := checkPositive(checkWindow(nil, c.Window), []string{"max_sessions", "neighbours", "sample"}, c.MaxSessions, c.Neighbours, c.Sample)
+	if c.Neighbours > c.Sample && c.Sample > 0 {
+		errs = append(errs, optionErr("neighbours", "must be at most sample (%d), got %d", c.Sample, c.Neighbours))
 	}
 	return errors.Join(errs...)
 }
@@ -206,9 +275,7 @@ func (c DQNConfig) Validate() error {
 	if c.EmbNegatives < 0 || c.EmbNegatives+c.Hard == 0 {
 		errs = append(errs, optionErr("emb_negatives", "emb_negatives + hard_negatives must be positive, got %d", c.EmbNegatives+c.Hard))
 	}
-	if c.Decay <= 0 || c.Decay > 1 {
-		errs = append(errs, optionErr("decay", "must be within (0, 1], got %g", c.Decay))
-	}
+	errs = checkDecay(errs, c.Decay)
 	if c.Gamma < 0 || c.Gamma >= 1 {
 		errs = append(errs, optionErr("gamma", "must be within [0, 1), got %g", c.Gamma))
 	}

@@ -13,13 +13,7 @@ import (
 type PopularityConfig struct {
 	// HalfLife is how much event time halves an interaction's weight.
 	HalfLife time.Duration
-	// TopN is the length of each list.
-	TopN int
-	// MaxUsers bounds the users whose consumed items are remembered; the
-	// least recently seen are forgotten first.
-	MaxUsers int
-	// UserTTL forgets users idle for this long in event time (0: never).
-	UserTTL time.Duration
+	Shared
 }
 
 // Popularity recommends the items with the most recency-weighted
@@ -46,9 +40,12 @@ func NewPopularity(cfg PopularityConfig) *Popularity {
 		cfg:   cfg,
 		items: NewVocab(),
 		k:     math.Ln2 / float64(cfg.HalfLife.Microseconds()),
-		users: NewUserStore(cfg.MaxUsers, cfg.UserTTL.Microseconds(), 0),
+		users: newUsers(cfg.MaxUsers, cfg.UserTTL, cfg.IdleGap, 0),
 	}
 }
+
+// SessionsClosed implements SessionCounter.
+func (p *Popularity) SessionsClosed() int64 { return p.users.SessionsClosed() }
 
 // Name implements Recommender.
 func (p *Popularity) Name() string { return "popularity" }
@@ -70,13 +67,7 @@ func (p *Popularity) LearnProbed(ctx context.Context, b *feedback.Batch, probe P
 	for i := range b.Len() {
 		u := p.users.Get(b.UserID(i), b.TSMicros(i))
 		if probe != nil {
-			item, known := p.items.Lookup(b.ItemID(i))
-			_, seen := u.Consumed[item]
-			if known && !seen {
-				probe(i, true, func() int { return order{score: p.score}.rank(item, u.Consumed) })
-			} else {
-				probe(i, false, nil)
-			}
+			probeEvent(probe, b, i, p.items, u, func(item int32) int { return order{score: p.score}.rank(item, u.Consumed) })
 		}
 		p.observe(b, i, u)
 	}
@@ -116,7 +107,7 @@ func (p *Popularity) observe(b *feedback.Batch, i int, u *UserState) {
 	}
 	p.score[item] += math.Exp(x)
 	p.users.Consume(u, item, b.Type(i))
-	note(u, b, i)
+	p.users.note(u, b, i)
 	p.batch.add(u)
 }
 

@@ -38,7 +38,7 @@ func ids(r Recommendation) []string {
 }
 
 func TestPopularityRanksAndExcludesConsumed(t *testing.T) {
-	p := NewPopularity(PopularityConfig{HalfLife: time.Hour, TopN: 2, MaxUsers: 10})
+	p := NewPopularity(PopularityConfig{HalfLife: time.Hour, Shared: Shared{TopN: 2, MaxUsers: 10}})
 	learn(t, p,
 		ev("a", "x", 0, 0), ev("b", "x", 0, 1), ev("c", "x", 0, 2), // x: 3
 		ev("a", "y", 0, 3), ev("b", "y", 0, 4), // y: 2
@@ -68,7 +68,7 @@ func TestPopularityRanksAndExcludesConsumed(t *testing.T) {
 }
 
 func TestPopularityRecencyWeighting(t *testing.T) {
-	p := NewPopularity(PopularityConfig{HalfLife: time.Hour, TopN: 1, MaxUsers: 10})
+	p := NewPopularity(PopularityConfig{HalfLife: time.Hour, Shared: Shared{TopN: 1, MaxUsers: 10}})
 	// old: 3 interactions ten half-lives ago; new: 1 interaction now.
 	learn(t, p, ev("a", "old", 0, 0), ev("b", "old", 0, 1), ev("c", "old", 0, 2))
 	// Ten half-lives later (two events: one alone would not move the clock).
@@ -89,7 +89,7 @@ func TestPopularityRecencyWeighting(t *testing.T) {
 // other items away: its weight is taken at most one half-life past the
 // event clock.
 func TestPopularityFarFutureEvent(t *testing.T) {
-	p := NewPopularity(PopularityConfig{HalfLife: time.Hour, TopN: 3, MaxUsers: 10})
+	p := NewPopularity(PopularityConfig{HalfLife: time.Hour, Shared: Shared{TopN: 3, MaxUsers: 10}})
 	learn(t, p, ev("a", "hit", 0, 0), ev("b", "hit", 0, 1), ev("c", "hit", 0, 2), ev("a", "ok", 0, 3))
 	before := p.score[0]
 	future := ev("x", "evil", 0, 4)
@@ -104,7 +104,7 @@ func TestPopularityFarFutureEvent(t *testing.T) {
 }
 
 func TestPopularityForgetsLeastRecentUsers(t *testing.T) {
-	p := NewPopularity(PopularityConfig{HalfLife: time.Hour, TopN: 5, MaxUsers: 2})
+	p := NewPopularity(PopularityConfig{HalfLife: time.Hour, Shared: Shared{TopN: 5, MaxUsers: 2}})
 	learn(t, p, ev("a", "x", 0, 0), ev("b", "y", 0, 1), ev("c", "z", 0, 2))
 	if p.Users() != 2 {
 		t.Fatalf("users = %d, want the cap 2", p.Users())

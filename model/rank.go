@@ -24,6 +24,17 @@ type Probed interface {
 	LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) ([]Recommendation, error)
 }
 
+// probeEvent calls probe for event i of b, whose user is u: with ok and
+// rank(item) if items knows its item and u has not consumed it.
+func probeEvent(probe Probe, b *feedback.Batch, i int, items *Vocab, u *UserState, rank func(item int32) int) {
+	item, known := items.Lookup(b.ItemID(i))
+	if _, seen := u.Consumed[item]; !known || seen {
+		probe(i, false, nil)
+		return
+	}
+	probe(i, true, func() int { return rank(item) })
+}
+
 // order ranks items by score, then by a tie-break key (higher first; may be
 // nil), then by lower index, so rankings and lists are deterministic.
 type order struct {
@@ -147,12 +158,4 @@ func (t *touched) add(u *UserState) {
 		t.seen[u] = struct{}{}
 		t.order = append(t.order, u)
 	}
-}
-
-// note records event i's session and location on its user.
-func note(u *UserState, b *feedback.Batch, i int) {
-	if s := b.SessionID(i); s != u.Session {
-		u.Session = string([]byte(s))
-	}
-	u.Partition, u.Offset = b.Partition(i), b.Offset(i)
 }

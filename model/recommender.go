@@ -55,6 +55,14 @@ type Snapshotter interface {
 	Restore(s *Snapshot) error
 }
 
+// SessionCounter is a recommender that counts the sessions it closed: by a
+// change of session id, by the idle gap (Options.IdleGap) and by the
+// eviction of their user. SessionsClosed is safe to call from any
+// goroutine, while another one learns (the worker's metrics read it).
+type SessionCounter interface {
+	SessionsClosed() int64
+}
+
 // Observer is a recommender that can rebuild its users' session state
 // from events without learning from them (the DQN and the adaptive model).
 type Observer interface {
@@ -83,7 +91,7 @@ func New(opts Options) (Recommender, error) {
 }
 
 // Names lists the models Build knows; "pop" is short for popularity.
-var Names = []string{"dqn", "dqn-small", "dqn-medium", "dqn-large", "adaptive", "adaptive-rl", "adaptive-heuristic", "popularity", "pop", "itemknn"}
+var Names = []string{"dqn", "dqn-small", "dqn-medium", "dqn-large", "adaptive", "adaptive-rl", "adaptive-heuristic", "popularity", "pop", "itemknn", "sr", "sknn"}
 
 // FixedSizes are the hidden widths of the fixed-size DQNs the adaptive
 // models are compared with.
@@ -114,6 +122,10 @@ func Build(name string, opts Options) (Probed, error) {
 		return m, nil
 	case "itemknn":
 		return NewItemKNN(opts.itemKNN()), nil
+	case "sr":
+		return NewSR(opts.sr()), nil
+	case "sknn":
+		return NewSKNN(opts.sknn()), nil
 	}
 	return nil, fmt.Errorf("unknown model %q (known: %s)", name, strings.Join(Names, ", "))
 }

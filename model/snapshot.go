@@ -269,7 +269,7 @@ func (d *DQN) restoreState(s *Snapshot) error {
 	if err != nil {
 		return err
 	}
-	users := NewUserStore(d.cfg.MaxUsers, d.cfg.UserTTL.Microseconds(), d.cfg.Window)
+	users := d.newUsers()
 	for i, id := range ids {
 		u := users.Get(id, lastTS[i])
 		u.Session, u.Partition, u.Offset, u.LastTS = sessions[i], parts[i], offs[i], lastTS[i]

@@ -2,6 +2,8 @@ package model
 
 import (
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
@@ -21,37 +23,72 @@ type UserState struct {
 	Session     string
 	Partition   int32
 	Offset      int64
+	// open is set by the user's first event after a close: the session
+	// has events and has not closed yet.
+	open bool
 }
 
 // UserStore bounds the users a model remembers: at most max users (the
 // least recently seen are evicted first) and none idle for longer than ttl
 // of event time, as an EventClock measures it (so that no single event can
-// evict the others). Not safe for concurrent use.
+// evict the others). It also closes sessions: a user's session closes
+// when its session id changes, when the user is evicted, and after the
+// idle gap without an event of the user (SetIdleGap), by the same clock,
+// so that streams where every session is a new user close theirs too.
+// Not safe for concurrent use, but for SessionsClosed.
 type UserStore struct {
 	lru       *LRU[string, *UserState]
 	ttl       int64
 	recentLen int
 	clock     EventClock
 	evicted   int64
+	// open holds the users whose session is open, least recently seen
+	// last; idleGap closes them (0: only on a change or an eviction).
+	open    *LRU[*UserState, struct{}]
+	idleGap int64
+	closed  atomic.Int64
+	// OnClose, if set, is called with each user whose session closes.
+	OnClose func(*UserState)
 }
 
 // NewUserStore returns an empty store. ttl is in microseconds of event time
 // (0: no TTL); recentLen is how many recent items each user keeps.
 func NewUserStore(max int, ttlMicros int64, recentLen int) *UserStore {
-	s := &UserStore{lru: NewLRU[string, *UserState](max), ttl: ttlMicros, recentLen: recentLen}
-	s.lru.OnEvict = func(string, *UserState) { s.evicted++ }
+	s := &UserStore{lru: NewLRU[string, *UserState](max), ttl: ttlMicros, recentLen: recentLen,
+		open: NewLRU[*UserState, struct{}](max)}
+	s.lru.OnEvict = func(_ string, u *UserState) {
+		s.evicted++
+		s.closeSession(u)
+	}
 	return s
 }
 
+// newUsers is NewUserStore of the bounds of a model's config, closing
+// sessions after idleGap.
+func newUsers(maxUsers int, ttl, idleGap time.Duration, recentLen int) *UserStore {
+	s := NewUserStore(maxUsers, ttl.Microseconds(), recentLen)
+	s.SetIdleGap(idleGap.Microseconds())
+	return s
+}
+
+// SetIdleGap makes sessions close after gap microseconds of event time
+// without an event of their user (0: never by time).
+func (s *UserStore) SetIdleGap(gapMicros int64) { s.idleGap = gapMicros }
+
 // Get returns the state of user id, creating it if new, marks it seen at
-// event time ts, and evicts users idle past the TTL. id may alias a
-// transient buffer; it is copied before being kept.
+// event time ts, closes the sessions idle past the idle gap and evicts
+// users idle past the TTL. id may alias a transient buffer; it is copied
+// before being kept.
 func (s *UserStore) Get(id string, ts int64) *UserState {
 	s.clock.Observe(ts)
+	s.closeIdle()
 	u, ok := s.lru.Get(id)
 	if !ok {
 		u = &UserState{ID: strings.Clone(id), Consumed: map[int32]struct{}{}}
 		s.lru.Put(u.ID, u)
+	}
+	if s.idleGap > 0 && ts-u.LastTS > s.idleGap {
+		s.closeSession(u) // its own event comes after the gap, before the clock did
 	}
 	u.LastTS = max(u.LastTS, ts)
 	s.expire()
@@ -92,6 +129,53 @@ func (s *UserStore) expire() {
 		s.lru.Remove(k)
 	}
 }
+
+// closeIdle closes the open sessions whose user has been idle past the
+// idle gap, least recently seen first.
+func (s *UserStore) closeIdle() {
+	if s.idleGap <= 0 {
+		return
+	}
+	for {
+		u, _, ok := s.open.Oldest()
+		if !ok || s.clock.Now()-u.LastTS <= s.idleGap {
+			return
+		}
+		s.closeSession(u)
+	}
+}
+
+// closeSession closes u's session if it is open.
+func (s *UserStore) closeSession(u *UserState) {
+	if !u.open {
+		return
+	}
+	u.open = false
+	s.open.Remove(u)
+	s.closed.Add(1)
+	if s.OnClose != nil {
+		s.OnClose(u)
+	}
+}
+
+// note records event i of b on its user u: its session (closing the
+// previous one if the id changed; the session is open from now on) and
+// its location.
+func (s *UserStore) note(u *UserState, b *feedback.Batch, i int) {
+	if sid := b.SessionID(i); sid != u.Session {
+		if u.Session != "" {
+			s.closeSession(u)
+		}
+		u.Session = string([]byte(sid))
+	}
+	u.open = true
+	s.open.Put(u, struct{}{})
+	u.Partition, u.Offset = b.Partition(i), b.Offset(i)
+}
+
+// SessionsClosed is the number of sessions closed so far. Unlike the
+// other methods it is safe to call from any goroutine (metrics read it).
+func (s *UserStore) SessionsClosed() int64 { return s.closed.Load() }
 
 // Clock is the event time eviction is measured by, Unix microseconds.
 func (s *UserStore) Clock() int64 { return s.clock.Now() }

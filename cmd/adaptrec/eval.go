@@ -21,20 +21,25 @@ import (
 type evalFlags struct {
 	data, format, models, out string
 	batch, k                  int
+	from, to                  float64
 	simulate                  bool
 }
 
 func (a *app) evalCmd() *cobra.Command {
 	var ef evalFlags
 	cmd := &cobra.Command{
-		Use:   "eval (--data PATH --format FORMAT | --sim) [--models pop,itemknn] [--batch 256] [--k 10] [--out DIR]",
+		Use:   "eval (--data PATH --format FORMAT | --sim) [--models pop,itemknn,sr,sknn] [--batch 256] [--k 10] [--from 0 --to 1] [--out DIR]",
 		Short: "Evaluate models on a feedback log (prequential) or in the simulated closed loop (--sim), all in one run",
 		Long: `eval replays a feedback log in timestamp order through the worker's own
 batching and each model, test-then-train: every event whose item the model
 knows and the user has not consumed is first ranked against all known items
 minus the user's consumed ones, then learned. It prints a Markdown table of
 HR@K, NDCG@K, parameters, events/s (ranking for the metric excluded) and
-training time per batch, and with --out writes DIR/results.csv,
+training time per batch, and each model's HR@K over that of the best
+baseline in the run (the best of ` + strings.Join(eval.Baselines, ", ") + `
+that were run, named below the table); --from and --to replay only that part of the log, as
+fractions of its events in time order (--to 0.5: the first half, from a
+fresh model; --from 0.5: the second). With --out it writes DIR/results.csv,
 DIR/curve.png (rolling HR@K over the stream), DIR/pareto.png (HR@K against
 mean parameters) and DIR/architecture.png (the adaptive models' network
 size over the stream).
@@ -50,6 +55,7 @@ control policy.
 Formats: ` + strings.Join(eval.Formats, ", ") + `.
 Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.* keys.`,
 		Example: `  adaptrec eval --data ../shared/data/ml-latest-small/ratings.csv --format movielens-csv --out out/ml
+  adaptrec eval --data ../shared/data/ml-latest-small/ratings.csv --format movielens-csv --models pop,itemknn,sr,sknn,dqn --from 0.5
   adaptrec eval --sim --out out/sim`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -65,9 +71,11 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 	f := cmd.Flags()
 	f.StringVar(&ef.data, "data", "", "feedback log to replay")
 	f.StringVar(&ef.format, "format", "", "log format: "+strings.Join(eval.Formats, ", "))
-	f.StringVar(&ef.models, "models", "pop,itemknn", "comma-separated models to evaluate in this run")
+	f.StringVar(&ef.models, "models", "pop,itemknn,sr,sknn", "comma-separated models to evaluate in this run")
 	f.IntVar(&ef.batch, "batch", 256, "events per batch, as the worker's batch.size")
 	f.IntVar(&ef.k, "k", 10, "cut-off of HR@K and NDCG@K")
+	f.Float64Var(&ef.from, "from", 0, "replay the log from this fraction of its events, in time order")
+	f.Float64Var(&ef.to, "to", 1, "replay the log up to this fraction of its events, in time order")
 	f.StringVar(&ef.out, "out", "", "directory for results.csv and curve.png")
 	f.BoolVar(&ef.simulate, "sim", false, "run the simulated population (sim.* keys) against each model instead of a log (default models: random,pop,itemknn,dqn,adaptive-rl)")
 	return cmd
@@ -126,7 +134,11 @@ func (a *app) evalLog(ctx context.Context, ef evalFlags) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stderr, "eval: %d events from %s in %v\n", len(events), ef.data, time.Since(t0).Round(time.Millisecond))
+	all := len(events)
+	if events, err = eval.Span(events, ef.from, ef.to); err != nil {
+		return fmt.Errorf("--from, --to: %w", err)
+	}
+	fmt.Fprintf(a.stderr, "eval: %d of %d events from %s in %v\n", len(events), all, ef.data, time.Since(t0).Round(time.Millisecond))
 	var results []eval.Result
 	for _, n := range names {
 		m, _ := wire.Build(n, cfg)

@@ -514,12 +514,17 @@ func childOf(t *testing.T, pid int, name string) int {
 func TestEvalCLI(t *testing.T) {
 	out := t.TempDir()
 	data := filepath.Join("..", "..", "testdata", "eval", "hand.jsonl")
-	p := start(t, os.Environ(), "eval", "--data", data, "--format", "events-jsonl", "--models", "pop,itemknn,adaptive-rl", "--batch", "2", "--out", out)
+	p := start(t, os.Environ(), "eval", "--data", data, "--format", "events-jsonl", "--models", "pop,itemknn,sr,sknn,adaptive-rl", "--batch", "2", "--out", out)
 	if err := p.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("eval: %v\n%s", err, p.output())
 	}
 	if !strings.Contains(p.output(), "| popularity | 1.0000 | 0.9077 | 4 |") {
 		t.Fatalf("table lacks the hand-computed popularity row:\n%s", p.output())
+	}
+	for _, row := range []string{"| sr | ", "| sknn | ", "best baseline (of popularity, itemknn, sr, sknn in this run): "} {
+		if !strings.Contains(p.output(), row) {
+			t.Fatalf("table lacks %q:\n%s", row, p.output())
+		}
 	}
 	raw, err := os.ReadFile(filepath.Join(out, "results.csv"))
 	if err != nil {
@@ -528,7 +533,7 @@ func TestEvalCLI(t *testing.T) {
 	rows := strings.Split(strings.TrimSpace(string(raw)), "\n")
 	if !strings.HasPrefix(rows[0], "model,hr,ndcg,params_mean,params_final,events_per_s,train_us_per_batch") ||
 		!strings.Contains(rows[0], ",hr_per_kparam,") || !strings.Contains(rows[0], ",decisions,") ||
-		!strings.Contains(rows[0], ",train_us_per_event") || len(rows) != 4 {
+		!strings.Contains(rows[0], ",train_us_per_event") || !strings.Contains(rows[0], ",hr_vs_best_baseline") || len(rows) != 6 {
 		t.Fatalf("results.csv:\n%s", raw)
 	}
 	if _, err := os.Stat(filepath.Join(out, "decisions.jsonl")); err != nil {
@@ -542,6 +547,7 @@ func TestEvalCLI(t *testing.T) {
 	for _, bad := range [][]string{
 		{"eval", "--data", data, "--format", "csv"},
 		{"eval", "--data", data, "--format", "events-jsonl", "--models", "pop,magic"},
+		{"eval", "--data", data, "--format", "events-jsonl", "--from", "0.6", "--to", "0.4"},
 		{"eval", "--data", filepath.Join("..", "..", "testdata", "eval", "ratings.csv"), "--format", "events-jsonl"},
 	} {
 		p := start(t, os.Environ(), bad...)

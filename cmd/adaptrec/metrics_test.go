@@ -2,8 +2,11 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // The worker's metrics carry the service name its traces use
@@ -47,4 +50,52 @@ func TestMetricsServiceName(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The worker exports the sessions its model closed: two anonymous
+// sessions, the first idle past session.idle_gap once the second has two
+// events, count as one in adaptrec_sessions_closed_total.
+func TestMetricsCountClosedSessions(t *testing.T) {
+	cfg := configs.Default()
+	cfg.Recommender.Model = "itemknn"
+	rec, err := wire.Model(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := newMetrics(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Shutdown(t.Context())
+	if err := countSessions(m, rec); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	var evs []feedback.Located
+	for k, user := range []string{"a", "b", "b"} {
+		at := start
+		if k > 0 {
+			at = start.Add(cfg.Session.IdleGap + time.Duration(k)*time.Minute)
+		}
+		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: user, SessionID: user, ItemID: "i", Type: feedback.Click,
+			TS: at}, Offset: int64(k)})
+	}
+	b := feedback.BatchOf(evs...)
+	defer b.Release()
+	if _, err := rec.Learn(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == "adaptrec_sessions_closed_total" {
+			if got := f.Metric[0].GetCounter().GetValue(); got != 1 {
+				t.Fatalf("adaptrec_sessions_closed_total %v, want 1", got)
+			}
+			return
+		}
+	}
+	t.Fatal("no adaptrec_sessions_closed_total")
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/configs/wire"
+	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/embedded"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
@@ -83,7 +84,7 @@ func (a *app) runWorker(ctx context.Context, cfg configs.Config, embed bool) err
 	stats := &pipeline.Stats{}
 	w := pipeline.NewWorker(cfg, log, rec, stats, pipeline.KafkaOutputs(conn, cfg, log))
 	w.SetVersion(version())
-	stopTelemetry, err := a.instrument(ctx, cfg, log, w)
+	stopTelemetry, err := a.instrument(ctx, cfg, log, w, rec)
 	if err != nil {
 		return err
 	}
@@ -151,9 +152,10 @@ func startEmbedded(ctx context.Context, cfg *configs.Config, log *slog.Logger, w
 	return func() { stopSrc(); broker.Close() }, nil
 }
 
-// instrument sets up the worker's tracing, metrics and health endpoints;
-// stop flushes and shuts them down.
-func (a *app) instrument(ctx context.Context, cfg configs.Config, log *slog.Logger, w *pipeline.Worker) (stop func(), err error) {
+// instrument sets up the worker's tracing, metrics (with the sessions rec
+// closes, if it counts them) and health endpoints; stop flushes and shuts
+// them down.
+func (a *app) instrument(ctx context.Context, cfg configs.Config, log *slog.Logger, w *pipeline.Worker, rec model.Recommender) (stop func(), err error) {
 	tr, err := a.tracing(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -183,7 +185,20 @@ func (a *app) instrument(ctx context.Context, cfg configs.Config, log *slog.Logg
 		log.Info("exporting traces", "endpoint", cfg.Tracing.Endpoint)
 	}
 	w.Instrument(tr, metrics, health)
+	if err := countSessions(metrics, rec); err != nil {
+		stop()
+		return nil, err
+	}
 	return stop, nil
+}
+
+// countSessions exports the sessions rec closes, if it counts them (m may
+// be nil: no metrics).
+func countSessions(m *telemetry.Metrics, rec model.Recommender) error {
+	if c, ok := rec.(model.SessionCounter); ok {
+		return m.CountClosedSessions(c.SessionsClosed)
+	}
+	return nil
 }
 
 // rollingSim holds the simulated population's figures over its last 30

@@ -68,8 +68,11 @@ func ModelOptions(cfg configs.Config) model.Options {
 	r := cfg.Recommender
 	o := model.DefaultOptions()
 	o.Model, o.TopN, o.MaxUsers, o.UserTTL = r.Model, r.TopN, r.MaxUsers, r.UserTTL
+	o.IdleGap = cfg.Session.IdleGap
 	o.Popularity.HalfLife = r.Popularity.HalfLife
 	o.ItemKNN.Window, o.ItemKNN.Decay = r.ItemKNN.Window, r.ItemKNN.Decay
+	o.SR.Window, o.SR.Decay = r.SR.Window, r.SR.Decay
+	o.SKNN.Window, o.SKNN.Neighbours, o.SKNN.Sample, o.SKNN.MaxSessions = r.SKNN.Window, r.SKNN.Neighbours, r.SKNN.Sample, r.SKNN.MaxSessions
 	o.DQN = dqnOptions(o.DQN, r.DQN)
 	ad := r.Adaptive
 	o.Adaptive.EpochSessions, o.Adaptive.Step, o.Adaptive.Lambda, o.Adaptive.SampleEvery = ad.EpochSessions, ad.Step, ad.Lambda, ad.SampleEvery

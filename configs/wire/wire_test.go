@@ -21,10 +21,13 @@ func TestBadModelFixtures(t *testing.T) {
 		file string
 		want string
 	}{
-		{"model.bad.yaml", `recommender.model: must be one of dqn, adaptive, popularity, itemknn, got "magic"`},
+		{"model.bad.yaml", `recommender.model: must be one of dqn, adaptive, popularity, itemknn, sr, sknn, got "magic"`},
 		{"top-n.bad.yaml", `recommender.top_n: must be at most 1000, got 1001`},
 		{"popularity-half-life.bad.yaml", `recommender.popularity.half_life: must be a positive duration, got 0s`},
 		{"itemknn-decay.bad.yaml", `recommender.itemknn.decay: must be within (0, 1], got 1.5`},
+		{"sr-decay.bad.yaml", `recommender.sr.decay: must be within (0, 1], got 0`},
+		{"sknn-neighbours.bad.yaml", `recommender.sknn.neighbours: must be at most sample (500), got 600`},
+		{"sknn-max-sessions.bad.yaml", `recommender.sknn.max_sessions: must be positive, got 0`},
 		{"dqn-hidden.bad.yaml", `recommender.dqn.hidden: widths must be within 1..4096, got [64 5000]`},
 		{"dqn-window.bad.yaml", `recommender.dqn.window: must be at most 32, got 33`},
 		{"dqn-row-negatives.bad.yaml", `recommender.dqn.row_negatives: hard_negatives + row_negatives must be at most 64, got 68`},

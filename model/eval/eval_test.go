@@ -38,7 +38,7 @@ func TestHandComputedPopularity(t *testing.T) {
 			{1, 0.75, 0.75},
 			{10, 1, (3 + 1/math.Log2(3)) / 4},
 		} {
-			m := model.NewPopularity(model.PopularityConfig{HalfLife: time.Hour, TopN: 10, MaxUsers: 1 << 20})
+			m := model.NewPopularity(model.PopularityConfig{HalfLife: time.Hour, Shared: model.Shared{TopN: 10, MaxUsers: 1 << 20}})
 			r, err := Run(context.Background(), events, m, Options{Batch: batch, K: tc.k})
 			if err != nil {
 				t.Fatal(err)
@@ -72,8 +72,8 @@ func TestItemKNNRanksByCooccurrence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := model.NewItemKNN(model.ItemKNNConfig{Window: 10, Decay: 0.9, TopN: 10, MaxUsers: 1 << 20})
-	pop := model.NewPopularity(model.PopularityConfig{HalfLife: 1000 * time.Hour, TopN: 10, MaxUsers: 1 << 20})
+	k := model.NewItemKNN(model.ItemKNNConfig{Window: 10, Decay: 0.9, Shared: model.Shared{TopN: 10, MaxUsers: 1 << 20}})
+	pop := model.NewPopularity(model.PopularityConfig{HalfLife: 1000 * time.Hour, Shared: model.Shared{TopN: 10, MaxUsers: 1 << 20}})
 	rk, _ := Run(context.Background(), events, k, Options{Batch: 1, K: 1})
 	rp, _ := Run(context.Background(), events, pop, Options{Batch: 1, K: 1})
 	// The last event (u6 y after x) is a hit at K=1 for ItemKNN only.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -164,4 +165,16 @@ func trunc(s string) string {
 		return s[:40] + "..."
 	}
 	return s
+}
+
+// Span returns the part of events (in time order) from fraction from to
+// fraction to of their count: Span(events, 0, 0.5) is the first half by
+// time, Span(events, 0.5, 1) the second. A range outside 0 ≤ from < to ≤ 1
+// is an error.
+func Span(events []feedback.Event, from, to float64) ([]feedback.Event, error) {
+	if !(from >= 0 && from < to && to <= 1) {
+		return nil, fmt.Errorf("span: want 0 <= from < to <= 1, got from %g, to %g", from, to)
+	}
+	n := float64(len(events))
+	return events[int(math.Round(from*n)):int(math.Round(to*n))], nil
 }

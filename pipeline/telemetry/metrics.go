@@ -33,6 +33,9 @@ type Metrics struct {
 	hits, rewards                 rolling
 }
 
+// meterName names the worker's instruments.
+const meterName = "github.com/adaptrec/adaptrec/pipeline"
+
 // MetricsOption changes a default of NewMetrics.
 type MetricsOption func(*metricsOptions)
 
@@ -68,7 +71,7 @@ func NewMetrics(window int, opts ...MetricsOption) (*Metrics, error) {
 		return nil, fmt.Errorf("metrics: runtime: %w", err)
 	}
 	m := &Metrics{Registry: reg, provider: mp, hits: newRolling(window), rewards: newRolling(window)}
-	meter := mp.Meter("github.com/adaptrec/adaptrec/pipeline")
+	meter := mp.Meter(meterName)
 	var errs []error
 	counter := func(name, desc string) metric.Int64Counter {
 		c, err := meter.Int64Counter(name, metric.WithDescription(desc))
@@ -117,6 +120,27 @@ func NewMetrics(window int, opts ...MetricsOption) (*Metrics, error) {
 		m.typeAttrs[t] = metric.WithAttributes(attribute.String("type", t))
 	}
 	return m, nil
+}
+
+// CountClosedSessions exports closed, the number of sessions the model
+// has closed so far (by a new session id, the idle gap or an eviction),
+// as the counter adaptrec.sessions.closed, read at each collection.
+// closed is called from the collecting goroutine: it must be safe to call
+// while the model learns (model.SessionCounter is).
+func (m *Metrics) CountClosedSessions(closed func() int64) error {
+	if m == nil {
+		return nil
+	}
+	_, err := m.provider.Meter(meterName).Int64ObservableCounter("adaptrec.sessions.closed",
+		metric.WithDescription("Sessions the model closed: by a new session id, after session.idle_gap without events, or by evicting their user."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(closed())
+			return nil
+		}))
+	if err != nil {
+		return fmt.Errorf("metrics: adaptrec.sessions.closed: %w", err)
+	}
+	return nil
 }
 
 // Shutdown stops the meter provider.
