@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/snapstore"
@@ -64,8 +65,8 @@ type Worker struct {
 	tracing bool
 	metrics *telemetry.Metrics
 	health  *telemetry.Health
-	reward  model.Reward
-	sampled int // events seen by the quality sampler
+	reward  model.Reward // scores events for the quality metrics: the DQN's reward (wire.Reward)
+	sampled int          // events seen by the quality sampler
 
 	// snapshots (model goroutine, then the snapshot goroutine)
 	consumed    map[int32]int64 // next offset per partition of the batches learned
@@ -127,8 +128,7 @@ func NewWorker(cfg configs.Config, log *slog.Logger, rec model.Recommender, stat
 	if w.caps.snapshotter != nil {
 		w.order = out.Order
 	}
-	r := cfg.Recommender.DQN.Reward
-	w.reward = model.Reward{Click: r.Click, View: r.View, ViewPerMinute: r.ViewPerMinute, RatingCenter: r.RatingCenter, RatingScale: r.RatingScale}
+	w.reward = wire.Reward(cfg.Recommender.DQN.Reward)
 	if w.caps.decisions != nil {
 		w.caps.decisions.SetDecisionHook(func(dec model.Decision) { w.taken = append(w.taken, dec) })
 	}
