@@ -125,13 +125,22 @@ func TestBrokerWipedUnderWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer second.Close()
+	wantTopicGone(t, done, "on a broker without its topics", cfg.Topics.Feedback, "topics.feedback")
+}
+
+// wantTopicGone waits for the worker's Run to return on done and fails
+// the test unless it returned ErrTopicGone naming topic and its key
+// (without: what a worker still running after 60s kept running without).
+func wantTopicGone(t *testing.T, done <-chan error, without, topic, key string) {
+	t.Helper()
+	var err error
 	select {
 	case err = <-done:
 	case <-time.After(60 * time.Second):
-		t.Fatal("the worker kept running on a broker without its topics")
+		t.Fatal("the worker kept running " + without)
 	}
-	if !errors.Is(err, pipeline.ErrTopicGone) || !strings.Contains(err.Error(), cfg.Topics.Feedback) || !strings.Contains(err.Error(), "topics.feedback") {
-		t.Fatalf("worker stopped with %v; want ErrTopicGone naming %s (topics.feedback)", err, cfg.Topics.Feedback)
+	if !errors.Is(err, pipeline.ErrTopicGone) || !strings.Contains(err.Error(), topic) || !strings.Contains(err.Error(), key) {
+		t.Fatalf("worker stopped with %v; want ErrTopicGone naming %s (%s)", err, topic, key)
 	}
 }
 
@@ -375,15 +384,7 @@ func TestOutputTopicDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	probe(t, base+"/readyz", http.StatusServiceUnavailable, "topics: ")
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the worker kept running without its output topic")
-	}
-	if !errors.Is(err, pipeline.ErrTopicGone) || !strings.Contains(err.Error(), cfg.Topics.Recommendations) || !strings.Contains(err.Error(), "topics.recommendations") {
-		t.Fatalf("worker stopped with %v; want ErrTopicGone naming %s (topics.recommendations)", err, cfg.Topics.Recommendations)
-	}
+	wantTopicGone(t, done, "without its output topic", cfg.Topics.Recommendations, "topics.recommendations")
 	w2, _ := startWorker(t, cfg)
 	waitFor(t, 60*time.Second, "the restarted worker's checks", func() (bool, string) {
 		r, err := w2.CheckHealth(context.Background())
