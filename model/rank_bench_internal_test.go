@@ -15,11 +15,7 @@ import (
 func BenchmarkProbeRank(b *testing.B) {
 	cfg := DefaultDQN()
 	cfg.Rows = 64
-	d, err := NewDQN(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
+	d := newDQN(b, cfg)
 	var evs []feedback.Located
 	for i := range 20_000 {
 		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%500), SessionID: "s", ItemID: fmt.Sprint("i", (i*7919)%10_000), Type: feedback.Click, TS: time.Unix(int64(i), 0)}})
