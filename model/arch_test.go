@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
@@ -226,11 +225,7 @@ func TestDQNApplyCarriesOptimiserState(t *testing.T) {
 // click i is user i%7's on item item(i).
 func learnClicks(t *testing.T, d *DQN, from, n int, item func(int) int) {
 	t.Helper()
-	var evs []feedback.Located
-	for i := from; i < from+n; i++ {
-		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%7), SessionID: "s", ItemID: fmt.Sprint("i", item(i)), Type: feedback.Click, TS: time.Unix(int64(i), 0)}})
-	}
-	b := feedback.BatchOf(evs...)
+	b := feedback.BatchOf(clicks(from, n, 7, item)...)
 	defer b.Release()
 	if _, err := d.Learn(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -278,10 +273,7 @@ func TestRankPairMatchesSeparateRanks(t *testing.T) {
 	cfg := DefaultDQN()
 	cfg.Rows = 32
 	d := newDQN(t, cfg)
-	var evs []feedback.Located
-	for i := range 600 {
-		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%11), SessionID: "s", ItemID: fmt.Sprint("i", (i*7)%300), Type: feedback.Click, TS: time.Unix(int64(i), 0)}})
-	}
+	evs := clicks(0, 600, 11, func(i int) int { return (i * 7) % 300 })
 	b := feedback.BatchOf(evs...)
 	defer b.Release()
 	if _, err := d.Learn(context.Background(), b); err != nil {

@@ -1,6 +1,12 @@
 package model
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/adaptrec/adaptrec/model/feedback"
+)
 
 // newDQN returns a DQN of cfg, closed when the test ends.
 func newDQN(t testing.TB, cfg DQNConfig) *DQN {
@@ -22,4 +28,14 @@ func restoredDQN(t testing.TB, cfg DQNConfig, s *Snapshot) *DQN {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// clicks returns n clicks from the from-th on, one a second: click i is
+// user i%users's, in session "s", on item item(i).
+func clicks(from, n, users int, item func(int) int) []feedback.Located {
+	evs := make([]feedback.Located, 0, n)
+	for i := from; i < from+n; i++ {
+		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%users), SessionID: "s", ItemID: fmt.Sprint("i", item(i)), Type: feedback.Click, TS: time.Unix(int64(i), 0)}})
+	}
+	return evs
 }

@@ -109,13 +109,7 @@ func TestBrokerWipedUnderWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := first.ListenAddrs()[0]
-	cfg := kafkatest.Config(t, kafkatest.Target{Name: "kfake", Brokers: first.ListenAddrs()})
-	cfg.Worker.HealthInterval = 200 * time.Millisecond
-	kafkatest.CreateTopics(t, cfg)
-	health := &telemetry.Health{}
-	base := serveHealth(t, health)
-	_, done := runUntilStopped(t, cfg, health)
-	probe(t, base+"/readyz", 200, "ready")
+	cfg, base, done := readyWorker(t, kafkatest.Target{Name: "kfake", Brokers: first.ListenAddrs()}, 200*time.Millisecond)
 	first.Close()
 	probe(t, base+"/readyz", http.StatusServiceUnavailable, "broker: no broker of")
 	_, port, _ := net.SplitHostPort(addr)
@@ -126,6 +120,22 @@ func TestBrokerWipedUnderWorker(t *testing.T) {
 	}
 	defer second.Close()
 	wantTopicGone(t, done, "on a broker without its topics", cfg.Topics.Feedback, "topics.feedback")
+}
+
+// readyWorker makes the topics of a worker on target that checks its
+// health every interval and runs it, its health served, until /readyz
+// says ready; it returns its config, the health server's base URL and
+// Run's result.
+func readyWorker(t *testing.T, target kafkatest.Target, interval time.Duration) (configs.Config, string, <-chan error) {
+	t.Helper()
+	cfg := kafkatest.Config(t, target)
+	cfg.Worker.HealthInterval = interval
+	kafkatest.CreateTopics(t, cfg)
+	health := &telemetry.Health{}
+	base := serveHealth(t, health)
+	_, done := runUntilStopped(t, cfg, health)
+	probe(t, base+"/readyz", 200, "ready")
+	return cfg, base, done
 }
 
 // wantTopicGone waits for the worker's Run to return on done and fails
@@ -372,13 +382,7 @@ func runUntilStopped(t *testing.T, cfg configs.Config, h *telemetry.Health) (*pi
 // missing topic; a restarted worker creates the topic again.
 func TestOutputTopicDeleted(t *testing.T) {
 	target := kafkatest.Real(t)
-	cfg := kafkatest.Config(t, target)
-	cfg.Worker.HealthInterval = 500 * time.Millisecond
-	kafkatest.CreateTopics(t, cfg)
-	health := &telemetry.Health{}
-	base := serveHealth(t, health)
-	_, done := runUntilStopped(t, cfg, health)
-	probe(t, base+"/readyz", 200, "ready")
+	cfg, base, done := readyWorker(t, target, 500*time.Millisecond)
 	admin := kafkatest.Client(cfg.Kafka.Brokers)
 	if _, err := admin.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{cfg.Topics.Recommendations}}); err != nil {
 		t.Fatal(err)

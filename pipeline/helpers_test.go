@@ -160,3 +160,15 @@ func snapshottingDQN(t *testing.T, target kafkatest.Target) configs.Config {
 	kafkatest.CreateTopics(t, cfg)
 	return cfg
 }
+
+// snapshottedRun runs one worker of snapshottingDQN over 1,500 events to
+// the end; it returns the config, the events and the checksum of the
+// model the worker reached.
+func snapshottedRun(t *testing.T, target kafkatest.Target) (configs.Config, [][]byte, uint64) {
+	t.Helper()
+	cfg := snapshottingDQN(t, target)
+	lines, _ := kafkatest.Events(1500, 0, 150, 21)
+	produce(t, cfg, lines)
+	first, _ := runReplicas(t, cfg, "worker")
+	return cfg, lines, first[0].(*model.DQN).Checksum()
+}

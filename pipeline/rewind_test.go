@@ -133,11 +133,7 @@ func valuesOf(m map[int]int64) []int64 {
 func TestReplayBeforeTheNewestSnapshot(t *testing.T) {
 	for _, target := range kafkatest.Targets(t) {
 		t.Run(target.Name, func(t *testing.T) {
-			cfg := snapshottingDQN(t, target)
-			lines, _ := kafkatest.Events(1500, 0, 150, 21)
-			produce(t, cfg, lines)
-			first, _ := runReplicas(t, cfg, "worker")
-			want := first[0].(*model.DQN).Checksum()
+			cfg, lines, want := snapshottedRun(t, target)
 			ctx := context.Background()
 			client := kafkatest.Client(cfg.Kafka.Brokers)
 			snaps := validSnapshots(t, cfg)

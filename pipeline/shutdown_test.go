@@ -26,22 +26,10 @@ import (
 // has passed after ctx ends, with ErrShutdownDeadline. The worker's outputs
 // are Memory sinks: only the snapshot goes to the broker.
 func TestShutdownDeadlineBoundsSnapshotPublication(t *testing.T) {
-	c, cfg := swallowingCluster(t)
-	cfg.Snapshot.EveryBatches, cfg.Snapshot.OnShutdown = 1, false
-	swallowed := swallowSnapshots(c, cfg.Snapshot.Topic)
-	lines, _ := kafkatest.Events(50, 0, 10, 3)
-	produce(t, cfg, lines)
-
-	recs := sink.NewMemory()
-	done, cancel := runOnMemory(t, cfg, recs, kafkatest.Logger(t))
+	r := runSwallowing(t, 1, false, kafkatest.Logger(t))
 	guard := time.After(2 * time.Minute) // a test guard, not the bound under test
-	select {
-	case <-swallowed:
-	case err := <-done:
-		t.Fatalf("Run returned %v before publishing a snapshot", err)
-	case <-guard:
-		t.Fatal("no snapshot was published")
-	}
+	r.waitSwallowed(t, guard)
+	recs, done, cancel := r.recs, r.done, r.cancel
 	if got := len(recs.Messages()); got == 0 {
 		t.Fatal("a snapshot was published before its batch's lists")
 	}
@@ -61,14 +49,9 @@ func TestShutdownDeadlineBoundsSnapshotPublication(t *testing.T) {
 // snapshot is never acknowledged returns ErrShutdownDeadline, and the
 // publication it logs as failed was ended by that deadline.
 func TestShutdownDeadlineBoundsFinalSnapshot(t *testing.T) {
-	c, cfg := swallowingCluster(t)
-	cfg.Snapshot.EveryBatches, cfg.Snapshot.OnShutdown = 0, true
-	swallowed := swallowSnapshots(c, cfg.Snapshot.Topic)
-	lines, _ := kafkatest.Events(50, 0, 10, 3)
-	produce(t, cfg, lines)
-
-	recs, failed := sink.NewMemory(), &failedSnapshots{}
-	done, cancel := runOnMemory(t, cfg, recs, slog.New(failed))
+	failed := &failedSnapshots{}
+	r := runSwallowing(t, 0, true, slog.New(failed))
+	recs, done, cancel, swallowed := r.recs, r.done, r.cancel, r.swallowed
 	guard, stopGuard := context.WithTimeout(context.Background(), 2*time.Minute) // a test guard, not the bound under test
 	defer stopGuard()
 	if _, err := recs.Wait(guard, 1); err != nil {
@@ -131,27 +114,14 @@ func (f *failedSnapshots) all() []error {
 // ErrShutdownDeadline (naming the stage's error) instead of waiting for it
 // for ever.
 func TestShutdownDeadlineBoundsSnapshotAfterAFailedStage(t *testing.T) {
-	c, cfg := swallowingCluster(t)
-	cfg.Snapshot.EveryBatches, cfg.Snapshot.OnShutdown = 1, false
-	swallowed := swallowSnapshots(c, cfg.Snapshot.Topic)
-	lines, _ := kafkatest.Events(50, 0, 10, 3)
-	produce(t, cfg, lines)
-
-	recs := sink.NewMemory()
-	done, _ := runOnMemory(t, cfg, recs, kafkatest.Logger(t))
+	r := runSwallowing(t, 1, false, kafkatest.Logger(t))
 	guard := time.After(2 * time.Minute) // a test guard, not the bound under test
-	select {
-	case <-swallowed:
-	case err := <-done:
-		t.Fatalf("Run returned %v before publishing a snapshot", err)
-	case <-guard:
-		t.Fatal("no snapshot was published")
-	}
-	recs.Fail(errors.New("recommendations sink down"))
+	r.waitSwallowed(t, guard)
+	r.recs.Fail(errors.New("recommendations sink down"))
 	more, _ := kafkatest.Events(50, 100, 10, 4)
-	produce(t, cfg, more) // their lists fail to publish: the publish stage fails
+	produce(t, r.cfg, more) // their lists fail to publish: the publish stage fails
 	select {
-	case err := <-done:
+	case err := <-r.done:
 		if !errors.Is(err, pipeline.ErrShutdownDeadline) {
 			t.Fatalf("Run returned %v, want ErrShutdownDeadline", err)
 		}
@@ -160,10 +130,22 @@ func TestShutdownDeadlineBoundsSnapshotAfterAFailedStage(t *testing.T) {
 	}
 }
 
-// swallowingCluster returns a kfake cluster and a small DQN worker's
-// config on it, whose topics exist, that neither restores nor records an
-// order, with a shutdown deadline of a second.
-func swallowingCluster(t *testing.T) (*kfake.Cluster, configs.Config) {
+// swallowing is a worker of a small DQN, its outputs Memory sinks, on a
+// kfake cluster that swallows every produce request to its snapshot
+// topic: swallowed closes at the first.
+type swallowing struct {
+	cfg       configs.Config
+	recs      *sink.Memory // the worker's recommendations
+	swallowed <-chan struct{}
+	done      <-chan error // Run's error
+	cancel    func()       // ends Run's ctx
+}
+
+// runSwallowing runs a swallowing worker over 50 events that snapshots
+// every everyBatches batches and at shutdown if onShutdown, logging to
+// log, with a shutdown deadline of a second; it neither restores nor
+// records an order.
+func runSwallowing(t *testing.T, everyBatches int, onShutdown bool, log *slog.Logger) *swallowing {
 	t.Helper()
 	awaitBackgroundClose(t)
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(2), kfake.GroupMinSessionTimeout(time.Second))
@@ -172,11 +154,37 @@ func swallowingCluster(t *testing.T) (*kfake.Cluster, configs.Config) {
 	}
 	t.Cleanup(c.Close)
 	cfg := smallDQN(t, kafkatest.Target{Name: "kfake", Brokers: c.ListenAddrs()})
-	cfg.Snapshot.Restore = false
+	cfg.Snapshot.EveryBatches, cfg.Snapshot.OnShutdown, cfg.Snapshot.Restore = everyBatches, onShutdown, false
 	cfg.Snapshot.OrderTopic = ""
 	cfg.Worker.ShutdownTimeout = time.Second
 	kafkatest.CreateTopics(t, cfg)
-	return c, cfg
+	r := &swallowing{cfg: cfg, recs: sink.NewMemory(), swallowed: swallowSnapshots(c, cfg.Snapshot.Topic)}
+	lines, _ := kafkatest.Events(50, 0, 10, 3)
+	produce(t, cfg, lines)
+	rec, err := wire.Model(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pipeline.NewWorker(cfg, log, rec, nil, pipeline.Outputs{Recs: r.recs, DLQ: sink.NewMemory(), Decisions: sink.NewMemory()})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	r.done, r.cancel = done, cancel
+	return r
+}
+
+// waitSwallowed waits until the worker has published a snapshot, failing
+// the test if Run returns first or guard passes.
+func (r *swallowing) waitSwallowed(t *testing.T, guard <-chan time.Time) {
+	t.Helper()
+	select {
+	case <-r.swallowed:
+	case err := <-r.done:
+		t.Fatalf("Run returned %v before publishing a snapshot", err)
+	case <-guard:
+		t.Fatal("no snapshot was published")
+	}
 }
 
 // awaitBackgroundClose makes the test wait, at its very end, until the
@@ -217,21 +225,4 @@ func swallowSnapshots(c *kfake.Cluster, topic string) <-chan struct{} {
 		return nil, nil, false
 	})
 	return swallowed
-}
-
-// runOnMemory runs a worker of cfg's model whose outputs are Memory sinks
-// (recs its recommendations), logging to log, until cancel; done receives
-// Run's error.
-func runOnMemory(t *testing.T, cfg configs.Config, recs *sink.Memory, log *slog.Logger) (done <-chan error, cancel func()) {
-	t.Helper()
-	rec, err := wire.Model(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := pipeline.NewWorker(cfg, log, rec, nil, pipeline.Outputs{Recs: recs, DLQ: sink.NewMemory(), Decisions: sink.NewMemory()})
-	ctx, cancelRun := context.WithCancel(context.Background())
-	t.Cleanup(cancelRun)
-	errs := make(chan error, 1)
-	go func() { errs <- w.Run(ctx) }()
-	return errs, cancelRun
 }

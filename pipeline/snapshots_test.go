@@ -202,11 +202,7 @@ func TestSessionStateRebuiltAfterRestart(t *testing.T) {
 func TestReplayFromSnapshotIsBitForBit(t *testing.T) {
 	for _, target := range kafkatest.Targets(t) {
 		t.Run(target.Name, func(t *testing.T) {
-			cfg := snapshottingDQN(t, target)
-			lines, _ := kafkatest.Events(1500, 0, 150, 21)
-			produce(t, cfg, lines)
-			first, _ := runReplicas(t, cfg, "worker")
-			want := first[0].(*model.DQN).Checksum()
+			cfg, _, want := snapshottedRun(t, target)
 
 			ctx := context.Background()
 			all := listSnapshots(t, cfg)
