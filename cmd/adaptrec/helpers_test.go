@@ -308,3 +308,14 @@ func logLines(t *testing.T, out, msg string) []map[string]any {
 	}
 	return found
 }
+
+// eventsFile writes lines as a JSONL file for adaptrec produce and returns
+// its path.
+func eventsFile(t *testing.T, lines [][]byte) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "events.jsonl")
+	if err := os.WriteFile(file, kafkatest.JSONL(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}

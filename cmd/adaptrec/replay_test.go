@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,10 +19,7 @@ func TestReplayCLI(t *testing.T) {
 	cfg := kafkatest.Config(t, target)
 	kafkatest.CreateTopics(t, cfg)
 	lines, _ := kafkatest.Events(500, 0, 50, 5)
-	file := filepath.Join(t.TempDir(), "events.jsonl")
-	if err := os.WriteFile(file, kafkatest.JSONL(lines), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := eventsFile(t, lines)
 	prod := start(t, env(cfg, "producer"), "produce", "--file", file)
 	if err := prod.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("produce: %v\n%s", err, prod.output())

@@ -23,10 +23,7 @@ func TestSnapshotCLI(t *testing.T) {
 	cfg := kafkatest.Config(t, target)
 	kafkatest.CreateTopics(t, cfg)
 	lines, _ := kafkatest.Events(400, 0, 40, 6)
-	file := filepath.Join(t.TempDir(), "events.jsonl")
-	if err := os.WriteFile(file, kafkatest.JSONL(lines), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := eventsFile(t, lines)
 	if p := start(t, env(cfg, "producer"), "produce", "--file", file); p.wait(t, 60*time.Second) != nil {
 		t.Fatalf("produce:\n%s", p.output())
 	}
@@ -89,10 +86,7 @@ func TestKillDuringSnapshotPublication(t *testing.T) {
 					"ADAPTREC_LOG_LEVEL=info", "ADAPTREC_LOG_FORMAT=json")
 			}
 			lines, _ := kafkatest.Events(100_000, 0, 2000, 11)
-			file := filepath.Join(t.TempDir(), "events.jsonl")
-			if err := os.WriteFile(file, kafkatest.JSONL(lines), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			file := eventsFile(t, lines)
 			// Events keep coming (up to 50s at 2000/s) so that batches, and
 			// with them snapshots, keep coming until the kill.
 			prod := start(t, env(cfg, "producer"), "produce", "--file", file, "--rate", "2000")

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -52,10 +51,7 @@ func TestTwoWorkersOneKilled(t *testing.T) {
 			t.Logf("assignment: %v", assigned)
 
 			lines, _ := kafkatest.Events(10_000, 0, 800, 4)
-			file := filepath.Join(t.TempDir(), "events.jsonl")
-			if err := os.WriteFile(file, kafkatest.JSONL(lines), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			file := eventsFile(t, lines)
 			prod := start(t, env(cfg, "producer"), "produce", "--file", file, "--rate", "2000")
 
 			// Kill A once it has committed on its partitions: mid-stream.
