@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
@@ -178,22 +177,8 @@ func TestArchBounds(t *testing.T) {
 func TestDQNApplyCarriesOptimiserState(t *testing.T) {
 	cfg := DefaultDQN()
 	cfg.Rows = 32
-	d, err := NewDQN(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	learn := func(from int) {
-		var evs []feedback.Located
-		for i := from; i < from+200; i++ {
-			evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%7), SessionID: "s", ItemID: fmt.Sprint("i", i%23), Type: feedback.Click, TS: time.Unix(int64(i), 0)}})
-		}
-		b := feedback.BatchOf(evs...)
-		defer b.Release()
-		if _, err := d.Learn(context.Background(), b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := newDQN(t, cfg)
+	learn := func(from int) { learnClicks(t, d, from, 200, func(i int) int { return i % 23 }) }
 	learn(0)
 	u, _ := d.users.Lookup("u3")
 	d.scoreAll(u)
@@ -236,6 +221,17 @@ func TestDQNApplyCarriesOptimiserState(t *testing.T) {
 	}
 }
 
+// learnClicks has d learn, in one batch, n clicks from the from-th on:
+// click i is user i%7's on item item(i).
+func learnClicks(t *testing.T, d *DQN, from, n int, item func(int) int) {
+	t.Helper()
+	b := feedback.BatchOf(clicks(from, n, 7, item)...)
+	defer b.Release()
+	if _, err := d.Learn(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func sorted(s []int) []int { s = slices.Clone(s); slices.Sort(s); return s }
 
 // Widened copies must not stay copies: with equal outgoing shares a copy
@@ -244,22 +240,8 @@ func sorted(s []int) []int { s = slices.Clone(s); slices.Sort(s); return s }
 func TestWidenedUnitsDiverge(t *testing.T) {
 	cfg := DefaultDQN()
 	cfg.Rows = 32
-	d, err := NewDQN(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	learn := func(from int) {
-		var evs []feedback.Located
-		for i := from; i < from+400; i++ {
-			evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%7), SessionID: "s", ItemID: fmt.Sprint("i", (i*7)%23), Type: feedback.Click, TS: time.Unix(int64(i), 0)}})
-		}
-		b := feedback.BatchOf(evs...)
-		defer b.Release()
-		if _, err := d.Learn(context.Background(), b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := newDQN(t, cfg)
+	learn := func(from int) { learnClicks(t, d, from, 400, func(i int) int { return (i * 7) % 23 }) }
 	learn(0)
 	p := d.net.plan(Action{Kind: Widen, Layer: 0, K: 1}, d.rng)
 	orig, out := p.picks[0], d.net.hidden[0].out
@@ -290,15 +272,8 @@ func TestWidenedUnitsDiverge(t *testing.T) {
 func TestRankPairMatchesSeparateRanks(t *testing.T) {
 	cfg := DefaultDQN()
 	cfg.Rows = 32
-	d, err := NewDQN(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	var evs []feedback.Located
-	for i := range 600 {
-		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%11), SessionID: "s", ItemID: fmt.Sprint("i", (i*7)%300), Type: feedback.Click, TS: time.Unix(int64(i), 0)}})
-	}
+	d := newDQN(t, cfg)
+	evs := clicks(0, 600, 11, func(i int) int { return (i * 7) % 300 })
 	b := feedback.BatchOf(evs...)
 	defer b.Release()
 	if _, err := d.Learn(context.Background(), b); err != nil {

@@ -15,11 +15,7 @@ import (
 func TestGraphMatchesServingForward(t *testing.T) {
 	cfg := DefaultDQN()
 	cfg.Rows, cfg.Hidden = 8, []int{16, 12}
-	d, err := NewDQN(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := newDQN(t, cfg)
 	var evs []feedback.Located
 	for i := range 64 {
 		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%5), SessionID: "s", ItemID: fmt.Sprint("i", i%13), Type: feedback.Type(1 + i%3), Value: 4, HasValue: true, TS: time.Unix(int64(i), 0)}})

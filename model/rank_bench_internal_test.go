@@ -2,9 +2,7 @@ package model
 
 import (
 	"context"
-	"fmt"
 	"testing"
-	"time"
 
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
@@ -15,15 +13,8 @@ import (
 func BenchmarkProbeRank(b *testing.B) {
 	cfg := DefaultDQN()
 	cfg.Rows = 64
-	d, err := NewDQN(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
-	var evs []feedback.Located
-	for i := range 20_000 {
-		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%500), SessionID: "s", ItemID: fmt.Sprint("i", (i*7919)%10_000), Type: feedback.Click, TS: time.Unix(int64(i), 0)}})
-	}
+	d := newDQN(b, cfg)
+	evs := clicks(0, 20_000, 500, func(i int) int { return (i * 7919) % 10_000 })
 	for lo := 0; lo < len(evs); lo += 2000 {
 		batch := feedback.BatchOf(evs[lo : lo+2000]...)
 		if _, err := d.Learn(context.Background(), batch); err != nil {

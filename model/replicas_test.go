@@ -72,11 +72,7 @@ func snapshotOf(t *testing.T, d *DQN, replica string) *Snapshot {
 
 func replica(t *testing.T, cfg DQNConfig, name string) *DQN {
 	t.Helper()
-	d, err := NewDQN(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
+	d := newDQN(t, cfg)
 	d.SetReplica(name)
 	return d
 }

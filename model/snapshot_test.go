@@ -14,11 +14,7 @@ import (
 
 func trainedDQN(t testing.TB, cfg DQNConfig, events int) *DQN {
 	t.Helper()
-	d, err := NewDQN(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
+	d := newDQN(t, cfg)
 	var evs []feedback.Located
 	for i := range events {
 		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%13), SessionID: "s",
@@ -64,14 +60,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if !slices.Equal(s.Meta.Dedupe, dedupe) {
 		t.Fatalf("dedupe set %v, want %v", s.Meta.Dedupe, dedupe)
 	}
-	r, err := NewDQN(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if err := r.Restore(s); err != nil {
-		t.Fatal(err)
-	}
+	r := restoredDQN(t, cfg, s)
 	if r.users.clock != d.users.clock || r.users.clock.Now() == 0 {
 		t.Fatalf("restored event clock %+v, want %+v", r.users.clock, d.users.clock)
 	}
@@ -188,11 +177,7 @@ func TestSnapshotContinuesBitForBit(t *testing.T) {
 		}
 		return out
 	}
-	d, err := NewDQN(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := newDQN(t, cfg)
 	learn(d, 0, 900)
 	var buf bytes.Buffer
 	if _, err := d.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
@@ -203,14 +188,7 @@ func TestSnapshotContinuesBitForBit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewDQN(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if err := r.Restore(s); err != nil {
-		t.Fatal(err)
-	}
+	r := restoredDQN(t, cfg, s)
 	got := learn(r, 900, 1500)
 	if r.Checksum() != d.Checksum() {
 		t.Fatalf("after the same 600 events: restored %x, original %x", r.Checksum(), d.Checksum())
@@ -234,11 +212,7 @@ func TestMergeAddsUpReplicas(t *testing.T) {
 	cfg := DefaultDQN()
 	cfg.Rows = 32
 	train := func(offset int) *DQN {
-		d, err := NewDQN(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(d.Close)
+		d := newDQN(t, cfg)
 		var evs []feedback.Located
 		for i := range 400 {
 			evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%11), ItemID: fmt.Sprint("i", offset+(i*7)%50), Type: feedback.Click, TS: time.Unix(int64(i), 0)}})
@@ -259,11 +233,7 @@ func TestMergeAddsUpReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start, err := NewDQN(cfg) // the network both started from
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(start.Close)
+	start := newDQN(t, cfg) // the network both started from
 	w0, tw0 := slices.Clone(a.net.hidden[0].W), slices.Clone(a.target.hidden[0].W)
 	shared, _ := a.items.Lookup("i30")
 	e0 := slices.Clone(a.eout[int(shared)*cfg.Dim : int(shared+1)*cfg.Dim])

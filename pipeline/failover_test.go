@@ -1,14 +1,12 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -89,24 +87,6 @@ func runInBackground(t *testing.T, cfg configs.Config, log io.Writer) *running {
 	}
 	t.Cleanup(func() { _ = r.stop() })
 	return r
-}
-
-// syncWriter lets the test read a log the worker writes concurrently.
-type syncWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncWriter) contains(sub string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Contains(s.buf.String(), sub)
 }
 
 // waitCommittedWhileUp waits until the group has committed the end of the
@@ -348,7 +328,7 @@ func TestFailoverRestoreWhileBrokersDown(t *testing.T) {
 	}
 
 	// The restart proper: it waits, retrying, until the nodes are back.
-	log := &syncWriter{}
+	log := &syncBuffer{}
 	second := runInBackground(t, cfg, log)
 	for !log.contains("retrying on fresh metadata") {
 		select {

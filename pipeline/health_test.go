@@ -109,13 +109,7 @@ func TestBrokerWipedUnderWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := first.ListenAddrs()[0]
-	cfg := kafkatest.Config(t, kafkatest.Target{Name: "kfake", Brokers: first.ListenAddrs()})
-	cfg.Worker.HealthInterval = 200 * time.Millisecond
-	kafkatest.CreateTopics(t, cfg)
-	health := &telemetry.Health{}
-	base := serveHealth(t, health)
-	_, done := runUntilStopped(t, cfg, health)
-	probe(t, base+"/readyz", 200, "ready")
+	cfg, base, done := readyWorker(t, kafkatest.Target{Name: "kfake", Brokers: first.ListenAddrs()}, 200*time.Millisecond)
 	first.Close()
 	probe(t, base+"/readyz", http.StatusServiceUnavailable, "broker: no broker of")
 	_, port, _ := net.SplitHostPort(addr)
@@ -125,13 +119,38 @@ func TestBrokerWipedUnderWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer second.Close()
+	wantTopicGone(t, done, "on a broker without its topics", cfg.Topics.Feedback, "topics.feedback")
+}
+
+// readyWorker makes the topics of a worker on target that checks its
+// health every interval and runs it, its health served, until /readyz
+// says ready; it returns its config, the health server's base URL and
+// Run's result.
+func readyWorker(t *testing.T, target kafkatest.Target, interval time.Duration) (configs.Config, string, <-chan error) {
+	t.Helper()
+	cfg := kafkatest.Config(t, target)
+	cfg.Worker.HealthInterval = interval
+	kafkatest.CreateTopics(t, cfg)
+	health := &telemetry.Health{}
+	base := serveHealth(t, health)
+	_, done := runUntilStopped(t, cfg, health)
+	probe(t, base+"/readyz", 200, "ready")
+	return cfg, base, done
+}
+
+// wantTopicGone waits for the worker's Run to return on done and fails
+// the test unless it returned ErrTopicGone naming topic and its key
+// (without: what a worker still running after 60s kept running without).
+func wantTopicGone(t *testing.T, done <-chan error, without, topic, key string) {
+	t.Helper()
+	var err error
 	select {
 	case err = <-done:
 	case <-time.After(60 * time.Second):
-		t.Fatal("the worker kept running on a broker without its topics")
+		t.Fatal("the worker kept running " + without)
 	}
-	if !errors.Is(err, pipeline.ErrTopicGone) || !strings.Contains(err.Error(), cfg.Topics.Feedback) || !strings.Contains(err.Error(), "topics.feedback") {
-		t.Fatalf("worker stopped with %v; want ErrTopicGone naming %s (topics.feedback)", err, cfg.Topics.Feedback)
+	if !errors.Is(err, pipeline.ErrTopicGone) || !strings.Contains(err.Error(), topic) || !strings.Contains(err.Error(), key) {
+		t.Fatalf("worker stopped with %v; want ErrTopicGone naming %s (%s)", err, topic, key)
 	}
 }
 
@@ -363,27 +382,13 @@ func runUntilStopped(t *testing.T, cfg configs.Config, h *telemetry.Health) (*pi
 // missing topic; a restarted worker creates the topic again.
 func TestOutputTopicDeleted(t *testing.T) {
 	target := kafkatest.Real(t)
-	cfg := kafkatest.Config(t, target)
-	cfg.Worker.HealthInterval = 500 * time.Millisecond
-	kafkatest.CreateTopics(t, cfg)
-	health := &telemetry.Health{}
-	base := serveHealth(t, health)
-	_, done := runUntilStopped(t, cfg, health)
-	probe(t, base+"/readyz", 200, "ready")
+	cfg, base, done := readyWorker(t, target, 500*time.Millisecond)
 	admin := kafkatest.Client(cfg.Kafka.Brokers)
 	if _, err := admin.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{cfg.Topics.Recommendations}}); err != nil {
 		t.Fatal(err)
 	}
 	probe(t, base+"/readyz", http.StatusServiceUnavailable, "topics: ")
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the worker kept running without its output topic")
-	}
-	if !errors.Is(err, pipeline.ErrTopicGone) || !strings.Contains(err.Error(), cfg.Topics.Recommendations) || !strings.Contains(err.Error(), "topics.recommendations") {
-		t.Fatalf("worker stopped with %v; want ErrTopicGone naming %s (topics.recommendations)", err, cfg.Topics.Recommendations)
-	}
+	wantTopicGone(t, done, "without its output topic", cfg.Topics.Recommendations, "topics.recommendations")
 	w2, _ := startWorker(t, cfg)
 	waitFor(t, 60*time.Second, "the restarted worker's checks", func() (bool, string) {
 		r, err := w2.CheckHealth(context.Background())

@@ -248,11 +248,7 @@ func TestWorkerFarFutureEventEvictsNoOne(t *testing.T) {
 				lines = append(lines, event("", fmt.Sprint("u", k), fmt.Sprint("second-", k), now.Add(time.Minute)))
 			}
 			produce(t, cfg, toBytes(lines))
-			w, stop := startWorker(t, cfg)
-			kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 2*time.Minute)
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
+			w := serveToCommitted(t, cfg, 2*time.Minute)
 			if s := w.Stats().Snapshot(); s.Users != 10 || s.DLQ != 0 {
 				t.Fatalf("%d sessions, %d dead letters; want 10 and 0", s.Users, s.DLQ)
 			}

@@ -20,9 +20,13 @@ import (
 //     (otlptracehttp's package-level transport, whose idle connections its
 //     Shutdown does not close), from the tracing tests.
 func TestMain(m *testing.M) {
-	kafkatest.Main(m,
-		goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*connPool).discover"),
-		goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*conn).run"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"))
+	kafkatest.Main(m, libraryGoroutines...)
+}
+
+// libraryGoroutines are the goroutines TestMain lets outlive the tests.
+var libraryGoroutines = []goleak.Option{
+	goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*connPool).discover"),
+	goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*conn).run"),
+	goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+	goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
 }

@@ -62,14 +62,7 @@ func TestUsersSplitAcrossPartitions(t *testing.T) {
 			var logs syncBuffer
 			w := pipeline.NewWorker(cfg, kafkatest.LoggerTo(&logs), rec, nil, kafkatest.Outputs(t, cfg))
 			w.Instrument(nil, metrics, nil)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- w.Run(ctx) }()
-			kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 60*time.Second)
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
+			runUntilCommitted(t, w, cfg, 60*time.Second, nil)
 			fams := scrape(t, "http://"+srv.Addr())
 			if got := sum(fams["adaptrec_users_split_partitions_total"]); got != 2 {
 				t.Errorf("adaptrec_users_split_partitions_total %v, want 2 (split-three, split-two)", got)

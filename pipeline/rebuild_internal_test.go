@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,10 +43,7 @@ func TestRebuildSessionsReadsWhatTheModelMissed(t *testing.T) {
 	}
 	wr.Close()
 
-	cfg := configs.Default()
-	cfg.Kafka.Brokers, cfg.Topics.Feedback = broker.Addrs(), topic
-	cfg.Session.RebuildEvents = 5
-	cfg.Recommender.DQN.Hidden = []int{8}
+	cfg := rebuildConfig(broker.Addrs(), topic)
 	batch := func(from, to int64) []fetched {
 		var out []fetched
 		for o := from; o < to; o++ {
@@ -65,14 +63,8 @@ func TestRebuildSessionsReadsWhatTheModelMissed(t *testing.T) {
 		{"re-delivered", map[int32]int64{0: 35}, 30, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rec, err := wire.Model(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := NewWorker(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), rec, nil, Outputs{})
+			w, rec, asm := rebuildingWorker(t, cfg)
 			w.consumed = c.consumed
-			asm := session.NewAssembler(wire.Session(cfg.Session))
-			defer asm.Release()
 			if err := w.rebuildSessions(context.Background(), batch(c.first, c.first+3), asm, rec.(model.Observer)); err != nil {
 				t.Fatal(err)
 			}
@@ -88,6 +80,54 @@ func TestRebuildSessionsReadsWhatTheModelMissed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A worker that cannot re-read the events to rebuild a partition's
+// session state within snapshot.restore_timeout stops with ErrUnreadable,
+// rather than serve the partition's users without their sessions.
+func TestRebuildSessionsGivesUpAfterRestoreTimeout(t *testing.T) {
+	const topic = "rebuild.unreadable"
+	broker, err := embedded.Start(1, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rebuildConfig(broker.Addrs(), topic)
+	cfg.Kafka.RequestTimeout = time.Second
+	cfg.Snapshot.RestoreTimeout = time.Second
+	w, rec, asm := rebuildingWorker(t, cfg)
+	defer w.closeOutputs()
+	w.consumed = map[int32]int64{}
+	broker.Close() // the partition cannot be read
+	items := []fetched{{msg: kafka.Message{Topic: topic, Partition: 0, Offset: 10}}}
+	err = w.rebuildSessions(context.Background(), items, asm, rec.(model.Observer))
+	if !errors.Is(err, ErrUnreadable) {
+		t.Fatalf("rebuilding from an unreadable partition returned %v, want ErrUnreadable", err)
+	}
+}
+
+// rebuildConfig is the config of a worker of a small DQN that reads topic
+// on brokers and re-reads at most 5 events of a partition it never read.
+func rebuildConfig(brokers []string, topic string) configs.Config {
+	cfg := configs.Default()
+	cfg.Kafka.Brokers, cfg.Topics.Feedback = brokers, topic
+	cfg.Session.RebuildEvents = 5
+	cfg.Recommender.DQN.Hidden = []int{8}
+	return cfg
+}
+
+// rebuildingWorker returns a worker of cfg's model (also returned) with
+// no outputs that logs nothing, and an assembler of cfg's sessions for its
+// rebuildSessions, released when the test ends.
+func rebuildingWorker(t *testing.T, cfg configs.Config) (*Worker, model.Recommender, *session.Assembler) {
+	t.Helper()
+	rec, err := wire.Model(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWorker(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), rec, nil, Outputs{})
+	asm := session.NewAssembler(wire.Session(cfg.Session))
+	t.Cleanup(asm.Release)
+	return w, rec, asm
 }
 
 // TestFollowOrderGivesUpWhileOthersKeepComing checks that the wait for a

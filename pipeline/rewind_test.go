@@ -54,16 +54,8 @@ func TestParseOffsetTarget(t *testing.T) {
 func TestReplayToNumericOffsets(t *testing.T) {
 	for _, target := range kafkatest.Targets(t) {
 		t.Run(target.Name, func(t *testing.T) {
-			cfg := kafkatest.Config(t, target)
-			kafkatest.CreateTopics(t, cfg)
-			lines, _ := kafkatest.Events(600, 0, 60, 3)
-			produce(t, cfg, lines)
+			cfg, client, ends := producedFeedback(t, target, 600, 60)
 			ctx := context.Background()
-			client := kafkatest.Client(cfg.Kafka.Brokers)
-			ends, err := pipeline.EndOffsets(ctx, client, cfg.Topics.Feedback)
-			if err != nil {
-				t.Fatal(err)
-			}
 			least := ends[0]
 			for _, e := range ends {
 				least = min(least, e)
@@ -141,15 +133,7 @@ func valuesOf(m map[int]int64) []int64 {
 func TestReplayBeforeTheNewestSnapshot(t *testing.T) {
 	for _, target := range kafkatest.Targets(t) {
 		t.Run(target.Name, func(t *testing.T) {
-			cfg := smallDQN(t, target)
-			cfg.Batch.Size = 50
-			cfg.Snapshot.EveryBatches = 4
-			cfg.Snapshot.Keep = 100
-			kafkatest.CreateTopics(t, cfg)
-			lines, _ := kafkatest.Events(1500, 0, 150, 21)
-			produce(t, cfg, lines)
-			first, _ := runReplicas(t, cfg, "worker")
-			want := first[0].(*model.DQN).Checksum()
+			cfg, lines, want := snapshottedRun(t, target)
 			ctx := context.Background()
 			client := kafkatest.Client(cfg.Kafka.Brokers)
 			snaps := validSnapshots(t, cfg)
@@ -257,11 +241,7 @@ func TestReplayRetiresOtherReplicasPastThePoint(t *testing.T) {
 }
 
 func replayRetiresOtherReplicas(t *testing.T, target kafkatest.Target, bySnapshot bool) {
-	cfg := smallDQN(t, target)
-	cfg.Batch.Size = 50
-	cfg.Snapshot.EveryBatches = 4
-	cfg.Snapshot.Keep = 100
-	kafkatest.CreateTopics(t, cfg)
+	cfg := snapshottingDQN(t, target)
 	lines, _ := kafkatest.Events(1500, 0, 150, 23)
 	produce(t, cfg, lines[:750])
 	runReplicas(t, cfg, "gen1")

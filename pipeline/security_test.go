@@ -14,7 +14,6 @@ import (
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
-	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 	"github.com/adaptrec/adaptrec/sink"
 )
 
@@ -97,30 +96,7 @@ func TestRestartOverSASLSSL(t *testing.T) {
 	kafkatest.CreateTopics(t, plain)
 	lines, _ := kafkatest.Events(600, 0, 60, 4)
 	produce(t, plain, lines)
-	run := func() (*model.DQN, *pipeline.Worker) {
-		rec, err := wire.Model(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil, kafkatest.Outputs(t, cfg))
-		health := &telemetry.Health{}
-		w.Instrument(nil, nil, health)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- w.Run(ctx) }()
-		// Joined implies restored (the snapshot is loaded first).
-		for deadline := time.Now().Add(60 * time.Second); health.Check(ctx)["group"] != nil; time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the worker did not join its group in 60s")
-			}
-		}
-		kafkatest.WaitCommitted(t, plain.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 60*time.Second)
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		return rec.(*model.DQN), w
-	}
+	run := func() (*model.DQN, *pipeline.Worker) { return runDQNToCommitted(t, cfg, plain, 60*time.Second) }
 	first, w1 := run()
 	if w1.Stats().Snapshots.Load() == 0 {
 		t.Fatal("no snapshot published at shutdown")

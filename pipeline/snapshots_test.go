@@ -11,14 +11,12 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/adaptrec/adaptrec/configs"
-	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
 	"github.com/adaptrec/adaptrec/pipeline/snapstore"
-	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 )
 
 // snapStore returns the snapshot store of cfg's group, closed when the
@@ -61,31 +59,7 @@ func TestWorkerRestartRestoresTheModel(t *testing.T) {
 			kafkatest.CreateTopics(t, cfg)
 			lines, _ := kafkatest.Events(1500, 0, 200, 9)
 			produce(t, cfg, lines)
-			run := func() (*model.DQN, *pipeline.Worker) {
-				rec, err := wire.Model(cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				w := pipeline.NewWorker(cfg, kafkatest.Logger(t), rec, nil, kafkatest.Outputs(t, cfg))
-				health := &telemetry.Health{}
-				w.Instrument(nil, nil, health)
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan error, 1)
-				go func() { done <- w.Run(ctx) }()
-				// Joined implies restored: the snapshot is loaded before
-				// the reader joins the group.
-				for deadline := time.Now().Add(60 * time.Second); health.Check(ctx)["group"] != nil; time.Sleep(50 * time.Millisecond) {
-					if time.Now().After(deadline) {
-						t.Fatal("the worker did not join its group in 60s")
-					}
-				}
-				kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 120*time.Second)
-				cancel()
-				if err := <-done; err != nil {
-					t.Fatal(err)
-				}
-				return rec.(*model.DQN), w
-			}
+			run := func() (*model.DQN, *pipeline.Worker) { return runDQNToCommitted(t, cfg, cfg, 120*time.Second) }
 			first, w1 := run()
 			if w1.Restored().Checksum != "" {
 				t.Fatal("the first worker restored a snapshot from an empty topic")
@@ -228,15 +202,7 @@ func TestSessionStateRebuiltAfterRestart(t *testing.T) {
 func TestReplayFromSnapshotIsBitForBit(t *testing.T) {
 	for _, target := range kafkatest.Targets(t) {
 		t.Run(target.Name, func(t *testing.T) {
-			cfg := smallDQN(t, target)
-			cfg.Batch.Size = 50
-			cfg.Snapshot.EveryBatches = 4
-			cfg.Snapshot.Keep = 100 // the test picks one part way through
-			kafkatest.CreateTopics(t, cfg)
-			lines, _ := kafkatest.Events(1500, 0, 150, 21)
-			produce(t, cfg, lines)
-			first, _ := runReplicas(t, cfg, "worker")
-			want := first[0].(*model.DQN).Checksum()
+			cfg, _, want := snapshottedRun(t, target)
 
 			ctx := context.Background()
 			all := listSnapshots(t, cfg)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/pipeline/kafkaconn"
 	"github.com/adaptrec/adaptrec/pipeline/snapstore"
@@ -64,8 +65,8 @@ type Worker struct {
 	tracing bool
 	metrics *telemetry.Metrics
 	health  *telemetry.Health
-	reward  model.Reward
-	sampled int // events seen by the quality sampler
+	reward  model.Reward // scores events for the quality metrics: the DQN's reward (wire.Reward)
+	sampled int          // events seen by the quality sampler
 
 	// snapshots (model goroutine, then the snapshot goroutine)
 	consumed    map[int32]int64 // next offset per partition of the batches learned
@@ -127,8 +128,7 @@ func NewWorker(cfg configs.Config, log *slog.Logger, rec model.Recommender, stat
 	if w.caps.snapshotter != nil {
 		w.order = out.Order
 	}
-	r := cfg.Recommender.DQN.Reward
-	w.reward = model.Reward{Click: r.Click, View: r.View, ViewPerMinute: r.ViewPerMinute, RatingCenter: r.RatingCenter, RatingScale: r.RatingScale}
+	w.reward = wire.Reward(cfg.Recommender.DQN.Reward)
 	if w.caps.decisions != nil {
 		w.caps.decisions.SetDecisionHook(func(dec model.Decision) { w.taken = append(w.taken, dec) })
 	}
@@ -179,8 +179,9 @@ var ErrShutdownDeadline = errors.New("shutdown deadline exceeded")
 // worker.shutdown_timeout, leaves the group and closes its outputs. It
 // returns nil after a clean drain, or the first error that stopped the
 // pipeline; the batch that failed is not committed. The shutdown deadline
-// bounds every stage and the snapshot publisher: a drain or a snapshot
-// still in flight when it passes makes Run return ErrShutdownDeadline.
+// bounds every stage, the snapshot publisher and the final snapshot: a
+// drain or a snapshot still in flight when it passes makes Run return
+// ErrShutdownDeadline.
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.conn.Refresh() // closes the admin client's connections
 	defer w.closeOutputs()
@@ -305,8 +306,9 @@ func (w *Worker) recordedOrder(ctx context.Context, restored *model.Snapshot) ([
 // publishes the final snapshot. Each stage is an actor: it executes until
 // its input ends, and is interrupted by the group's context, which the
 // first stage to fail cancels (its error is the cause) and the shutdown
-// deadline cancels (worker.shutdown_timeout after ctx ends; the cause is
-// ErrShutdownDeadline). The deadline also bounds the snapshot publisher.
+// deadline cancels (worker.shutdown_timeout after ctx ends or, if a stage
+// fails first, after the stages end; the cause is ErrShutdownDeadline).
+// The deadline also bounds the snapshot publisher and the final snapshot.
 //
 //	fetch:   FetchMessage, decode, validate             -> fetched
 //	order:   hold back what the recorded order puts later (replay only)
@@ -320,10 +322,11 @@ func (w *Worker) runStages(ctx context.Context, reader *kafka.Reader, st started
 	// hand can still be published and committed.
 	work, cancelWork := context.WithCancelCause(context.Background())
 	defer cancelWork(nil)
-	stopDeadline := context.AfterFunc(ctx, func() {
+	startDeadline := sync.OnceFunc(func() {
 		t := time.AfterFunc(cfg.Worker.ShutdownTimeout, func() { cancelWork(ErrShutdownDeadline) })
 		context.AfterFunc(work, func() { t.Stop() })
 	})
+	stopDeadline := context.AfterFunc(ctx, startDeadline)
 	defer stopDeadline()
 	if w.caps.snapshotter != nil {
 		closeWriter := w.startSnapshots(work)
@@ -365,12 +368,15 @@ func (w *Worker) runStages(ctx context.Context, reader *kafka.Reader, st started
 	g.Go(func() error { defer close(commits); return w.publish(gctx, out, commits) })
 	g.Go(func() error { return w.commit(gctx, reader, commits) })
 	err := g.Wait()
+	// The stages have ended, so the shutdown has begun even if ctx has
+	// not (a stage failed): what is left is bounded by the same deadline.
+	startDeadline()
 	if w.caps.snapshotter != nil {
 		w.drainSnapshots()
 		if cfg.Snapshot.OnShutdown && context.Cause(work) == nil {
 			// Drained and committed: the model has learned exactly what
 			// the group committed.
-			w.finalSnapshot(w.caps.snapshotter)
+			w.finalSnapshot(work, w.caps.snapshotter)
 		}
 	}
 	return stopped(err, context.Cause(work))

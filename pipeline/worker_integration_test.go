@@ -87,11 +87,7 @@ func TestWorkerOneWorkerDLQAndCommits(t *testing.T) {
 			}
 			kafkatest.CreateTopics(t, cfg)
 			produce(t, cfg, lines)
-			w, stop := startWorker(t, cfg)
-			kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 120*time.Second)
-			if err := stop(); err != nil {
-				t.Fatalf("graceful stop: %v", err)
-			}
+			w := serveToCommitted(t, cfg, 120*time.Second)
 
 			input := kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Feedback)
 			if len(input) != 10_000 {
@@ -217,11 +213,7 @@ func TestReplayByTimeAndRefusal(t *testing.T) {
 				}
 			}
 
-			w, stop := startWorker(t, cfg)
-			kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 120*time.Second)
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
+			w := serveToCommitted(t, cfg, 120*time.Second)
 			if n := w.Stats().Snapshot().Events; n != 1000 {
 				t.Fatalf("replayed worker processed %d events, want exactly the 1000 at or after T", n)
 			}
@@ -262,13 +254,8 @@ func TestReplayByTimeAndRefusal(t *testing.T) {
 func TestReplayToOffsets(t *testing.T) {
 	for _, target := range kafkatest.Targets(t) {
 		t.Run(target.Name, func(t *testing.T) {
-			cfg := kafkatest.Config(t, target)
-			kafkatest.CreateTopics(t, cfg)
-			lines, _ := kafkatest.Events(300, 0, 50, 3)
-			produce(t, cfg, lines)
+			cfg, client, ends := producedFeedback(t, target, 300, 50)
 			ctx := context.Background()
-			client := kafkatest.Client(cfg.Kafka.Brokers)
-			ends, _ := pipeline.EndOffsets(ctx, client, cfg.Topics.Feedback)
 			got, err := pipeline.Replay(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback, pipeline.ReplayTarget{Latest: true})
 			if err != nil {
 				t.Fatal(err)
@@ -308,11 +295,7 @@ func TestWorkerWithDQN(t *testing.T) {
 			kafkatest.CreateTopics(t, cfg)
 			lines, _ := kafkatest.Events(2000, 0, 200, 11)
 			produce(t, cfg, lines)
-			_, stop := startWorker(t, cfg)
-			kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 180*time.Second)
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
+			serveToCommitted(t, cfg, 180*time.Second)
 			last, _ := lastValid(t, kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Feedback))
 			got := map[string]loc{}
 			for _, r := range readRecs(t, cfg) {
@@ -350,11 +333,7 @@ func TestWorkerPublishesDecisions(t *testing.T) {
 			kafkatest.CreateTopics(t, cfg)
 			lines, _ := kafkatest.Events(3000, 0, 100, 12)
 			produce(t, cfg, lines)
-			w, stop := startWorker(t, cfg)
-			kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 180*time.Second)
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
+			w := serveToCommitted(t, cfg, 180*time.Second)
 			msgs := kafkatest.ReadAll(t, cfg.Kafka.Brokers, cfg.Topics.Decisions)
 			if len(msgs) == 0 {
 				t.Fatal("no decisions published")

@@ -48,15 +48,14 @@ func (w *Worker) drainSnapshots() {
 }
 
 // finalSnapshot publishes the state of a worker that has drained and is
-// leaving the group, within worker.shutdown_timeout.
-func (w *Worker) finalSnapshot(m model.Snapshotter) {
+// leaving the group, on ctx: Run's work context, which the one shutdown
+// deadline ends.
+func (w *Worker) finalSnapshot(ctx context.Context, m model.Snapshotter) {
 	blob, err := w.encodeSnapshot(m, true)
 	if err != nil {
 		w.log.Error("final snapshot", "err", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Worker.ShutdownTimeout)
-	defer cancel()
 	w.publishSnapshot(ctx, blob)
 }
 

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,10 +42,7 @@ func TestSecurityCLI(t *testing.T) {
 	addr := cfg.Kafka.Brokers[0]
 
 	lines, _ := kafkatest.Events(200, 0, 20, 9)
-	file := filepath.Join(t.TempDir(), "events.jsonl")
-	if err := os.WriteFile(file, kafkatest.JSONL(lines), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := eventsFile(t, lines)
 	prod := start(t, secureEnv(cfg, "producer"), "produce", "--file", file)
 	if err := prod.wait(t, 60*time.Second); err != nil || !strings.Contains(prod.output(), "produced 200 events") {
 		t.Fatalf("produce over SASL_SSL: %v\n%s", err, prod.output())

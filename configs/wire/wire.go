@@ -87,9 +87,15 @@ func dqnOptions(o model.DQNConfig, q configs.DQN) model.DQNConfig {
 	o.EmbLR, o.EmbNegatives, o.Negatives, o.Hard, o.RowUniform, o.Rows = q.EmbLR, q.EmbNegatives, q.Negatives, q.HardNegatives, q.RowNegatives, q.Rows
 	o.StepsPerBatch, o.Gamma, o.TDWeight, o.TargetSync, o.Replay = q.StepsPerBatch, q.Gamma, q.TDWeight, q.TargetSync, q.Replay
 	o.AlphaInit, o.EWCLambda, o.EWCEvery, o.Temperature, o.ExploreTop, o.Seed = q.AlphaInit, q.EWCLambda, q.EWCEvery, q.Temperature, q.ExploreTop, q.Seed
-	o.Reward = model.Reward{Click: q.Reward.Click, View: q.Reward.View, ViewPerMinute: q.Reward.ViewPerMinute,
-		RatingCenter: q.Reward.RatingCenter, RatingScale: q.Reward.RatingScale}
+	o.Reward = Reward(q.Reward)
 	return o
+}
+
+// Reward maps the recommender.dqn.reward.* keys onto model.Reward: the
+// reward the DQN learns from and the one the worker's quality metrics
+// report.
+func Reward(r configs.DQNReward) model.Reward {
+	return model.Reward{Click: r.Click, View: r.View, ViewPerMinute: r.ViewPerMinute, RatingCenter: r.RatingCenter, RatingScale: r.RatingScale}
 }
 
 // Session maps the session.* keys onto session.Options.
