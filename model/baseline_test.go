@@ -8,9 +8,9 @@ import (
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
-// clicks are one event per item of user in session sid, a minute apart
+// sessionClicks are one event per item of user in session sid, a minute apart
 // from minute start, at offsets from off.
-func clicks(user, sid string, start int, off int64, items ...string) []feedback.Located {
+func sessionClicks(user, sid string, start int, off int64, items ...string) []feedback.Located {
 	var out []feedback.Located
 	for k, it := range items {
 		out = append(out, feedback.Located{Event: feedback.Event{UserID: user, SessionID: sid, ItemID: it, Type: feedback.Click,
@@ -60,10 +60,10 @@ func TestSRHandComputed(t *testing.T) {
 	opts := DefaultOptions()
 	opts.SR.Window, opts.SR.Decay = 2, 0.5
 	m := NewSR(opts.sr())
-	learn(t, m, clicks("u", "u", 0, 0, "A", "B", "C")...)
-	out := learn(t, m, clicks("v", "v", 3, 3, "A")...)
+	learn(t, m, sessionClicks("u", "u", 0, 0, "A", "B", "C")...)
+	out := learn(t, m, sessionClicks("v", "v", 3, 3, "A")...)
 	checkList(t, out[0], []string{"B", "C"}, map[string]float64{"B": 1, "C": 0.5})
-	out = learn(t, m, clicks("w", "w", 4, 4, "B", "A")...)
+	out = learn(t, m, sessionClicks("w", "w", 4, 4, "B", "A")...)
 	checkList(t, out[0], []string{"C"}, map[string]float64{"C": 1})
 	if got := m.rules[m.mustItem(t, "B")].count[0]; got != 1 {
 		t.Fatalf("rule B→C %v, want 1", got)
@@ -89,10 +89,10 @@ func (m *baseline) mustItem(t *testing.T, id string) int32 {
 // q's query is {A}; the sessions holding A are s1 (sim 1/√3) and s2 (sim
 // 1/√2, the more recent); s3 shares nothing.
 func sknnStream(t *testing.T, m *SKNN) Recommendation {
-	learn(t, m, clicks("a", "s1", 0, 0, "A", "B", "C")...)
-	learn(t, m, clicks("b", "s2", 3, 3, "A", "D")...)
-	learn(t, m, clicks("c", "s3", 5, 5, "E", "F")...)
-	return learn(t, m, clicks("q", "s4", 7, 7, "A")...)[0]
+	learn(t, m, sessionClicks("a", "s1", 0, 0, "A", "B", "C")...)
+	learn(t, m, sessionClicks("b", "s2", 3, 3, "A", "D")...)
+	learn(t, m, sessionClicks("c", "s3", 5, 5, "E", "F")...)
+	return learn(t, m, sessionClicks("q", "s4", 7, 7, "A")...)[0]
 }
 
 // SKNN on sknnStream, worked out by hand: with both neighbours, D scores
