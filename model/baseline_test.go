@@ -65,7 +65,7 @@ func TestSRHandComputed(t *testing.T) {
 	checkList(t, out[0], []string{"B", "C"}, map[string]float64{"B": 1, "C": 0.5})
 	out = learn(t, m, sessionClicks("w", "w", 4, 4, "B", "A")...)
 	checkList(t, out[0], []string{"C"}, map[string]float64{"C": 1})
-	if got := m.rules[m.mustItem(t, "B")].count[0]; got != 1 {
+	if got := m.rules.nbrs[m.mustItem(t, "B")].count[0]; got != 1 {
 		t.Fatalf("rule B→C %v, want 1", got)
 	}
 	if m.Params() != 4+3 { // rules A→B, B→C, A→C, B→A and three items

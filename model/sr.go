@@ -23,8 +23,7 @@ type SRConfig struct {
 type SR struct {
 	baseline
 	cfg   SRConfig
-	rules []neighbours // rules[a]: the items that followed a, with weights
-	pairs int
+	rules cooc // rules.nbrs[a]: the items that followed a, with weights
 }
 
 // NewSR returns an empty SR.
@@ -36,29 +35,41 @@ func NewSR(cfg SRConfig) *SR {
 }
 
 // learn implements scorer.
-func (m *SR) learn(x int32, u *UserState) {
-	for int(x) >= len(m.rules) {
-		m.rules = append(m.rules, neighbours{})
-	}
-	for g := 1; g <= len(u.Recent); g++ {
-		if a := u.Recent[len(u.Recent)-g]; a != x && m.rules[a].bump(x, 1/float64(g)) {
-			m.pairs++
-		}
-	}
-}
+func (m *SR) learn(x int32, u *UserState) { m.rules.addRules(x, u.Recent) }
 
 // score implements scorer.
-func (m *SR) score(u *UserState, out []float64) {
-	clear(out)
-	w := 1.0
-	for r := len(u.Recent) - 1; r >= 0; r-- {
-		rules := &m.rules[u.Recent[r]]
-		for j, it := range rules.item {
-			out[it] += w * rules.count[j]
+func (m *SR) score(u *UserState, out []float64) { m.rules.scoreRules(u.Recent, m.cfg.Decay, out) }
+
+// params implements scorer: the rules kept plus the item counts.
+func (m *SR) params() int { return int(m.rules.pairs) + len(m.count) }
+
+// addRules records x after the recent items (oldest first) as sequential
+// rules: each recent item a, g items back, adds 1/g to the rule a → x, kept
+// in c.nbrs[a] (c.count counts x). The table is directional, unlike add's.
+func (c *cooc) addRules(x int32, recent []int32) {
+	c.grow(x)
+	c.count[x]++
+	for g := 1; g <= len(recent); g++ {
+		a := recent[len(recent)-g]
+		c.grow(a)
+		if a != x && c.nbrs[a].bump(x, 1/float64(g)) {
+			c.pairs++
 		}
-		w *= m.cfg.Decay
 	}
 }
 
-// params implements scorer: the rules kept plus the item counts.
-func (m *SR) params() int { return m.pairs + len(m.count) }
+// scoreRules fills out (one entry per item) with Σ_k decay^k · rule(a_k → b)
+// over the recent items a_k, the most recent first (k = 0).
+func (c *cooc) scoreRules(recent []int32, decay float64, out []float64) {
+	clear(out)
+	w := 1.0
+	for r := len(recent) - 1; r >= 0; r-- {
+		if int(recent[r]) < len(c.nbrs) {
+			rules := &c.nbrs[recent[r]]
+			for j, it := range rules.item {
+				out[it] += w * rules.count[j]
+			}
+		}
+		w *= decay
+	}
+}
