@@ -60,6 +60,11 @@ type DQN struct {
 	EWCEvery      int       `mapstructure:"ewc_every"`
 	Temperature   float64   `mapstructure:"temperature"`
 	ExploreTop    int       `mapstructure:"explore_top"`
+	Mix           bool      `mapstructure:"mix"`
+	MixRate       float64   `mapstructure:"mix_rate"`
+	MixMemory     float64   `mapstructure:"mix_memory"`
+	MixEvery      int       `mapstructure:"mix_every"`
+	SRDecay       float64   `mapstructure:"sr_decay"`
 	Seed          uint64    `mapstructure:"seed"`
 	Reward        DQNReward `mapstructure:"reward"`
 }

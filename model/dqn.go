@@ -70,6 +70,19 @@ type DQNConfig struct {
 	NoKNN bool
 	// AlphaInit is the initial trust in co-occurrence, α of a fresh network.
 	AlphaInit float64
+	// Mix serves the mixture of the network's Q and the experts'
+	// (co-occurrence, sequential rules) scores, weighted by their recent
+	// prequential quality (see mixture), instead of Q alone. MixRate is the
+	// rate of the exponential weights (0: fixed, equal weights), MixMemory
+	// the decay of each scorer's hit rate per check, MixEvery the events
+	// between checks; SRDecay weighs the rules of older window items.
+	Mix       bool
+	MixRate   float64
+	MixMemory float64
+	MixEvery  int
+	SRDecay   float64
+	// NoNet leaves the network's score out of the mixture (an ablation).
+	NoNet bool
 
 	Shared
 	Seed uint64
@@ -109,6 +122,7 @@ func DefaultDQN() DQNConfig {
 		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
 		EWCEvery: 50,
 		Shared:   Shared{TopN: 10, MaxUsers: 1_000_000}, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true, ZeroHead: true,
+		Mix: true, MixRate: 20, MixMemory: 0.99, MixEvery: 4, SRDecay: 0.8,
 	}
 }
 
@@ -136,6 +150,8 @@ type DQN struct {
 	// item tables, row-major rows×dim
 	ein, eout, bias []float32
 	co              cooc
+	rules           cooc    // sequential rules a → b, the sr expert
+	mix             mixture // the weights of the served ranking's scorers
 	// fresh counts each item's interactions learned since the last
 	// snapshot; merged (nil until a merge) accumulates them with the
 	// replicas merged since (Merge weighs each item by them).
@@ -167,7 +183,7 @@ type DQN struct {
 	gq       []float32
 	scr      [2][]float32
 	scores   []float64
-	knn      []float64
+	knn, sr  []float64
 	heap     minHeap
 	negs     []int32
 	dots     []float32
@@ -201,6 +217,7 @@ func NewDQN(cfg DQNConfig) (*DQN, error) {
 		items: NewVocab(),
 	}
 	d.users = d.newUsers()
+	d.mix = newMixture(cfg)
 	d.rng = rand.New(d.pcg)
 	d.xpcg = rand.NewPCG(cfg.Seed, 0xe47)
 	d.xrng = rand.New(d.xpcg)
@@ -380,12 +397,16 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 				probe(i, false, nil)
 			}
 		}
+		d.checkMixture(u, b.ItemID(i))
 		x := d.addItem(b.ItemID(i))
 		var tr transition
 		tr.n = uint8(copy(tr.recent[:], u.Recent))
 		copy(tr.types[:], u.RecentTypes)
 		tr.pos, tr.reward = x, d.cfg.Reward.Of(b, i)
 		d.co.add(x, u.Recent)
+		if d.cfg.Mix {
+			d.rules.addRules(x, u.Recent)
+		}
 		d.fresh[x]++
 		if d.merged != nil {
 			d.merged[x]++
@@ -501,23 +522,20 @@ func (d *DQN) Rank(userID, itemID string) (rank int, ok bool) {
 	return order{score: d.scores}.rank(item, u.Consumed), true
 }
 
-// scoreAll fills d.scores with Q(s, a) of every known item for the state
-// of the given window, with the online network.
+// scoreAll fills d.scores with the served score of every known item for
+// u's state, with the online network: Q(s, a), or the mixture of Q and
+// the experts with Mix.
 func (d *DQN) scoreAll(u *UserState) {
-	recent := u.Recent
-	d.features(recent, u.RecentTypes, d.x)
+	d.components(u)
+	d.blend()
+}
+
+// components fills d.scores with Q(s, a) of every known item for u's
+// state, with the online network, and d.knn and d.sr with the experts'.
+func (d *DQN) components(u *UserState) {
+	d.features(u.Recent, u.RecentTypes, d.x)
 	alpha := d.net.forward(d.x, d.q, &d.scr)
-	n := len(d.bias)
-	if cap(d.knn) < n {
-		d.knn = make([]float64, n)
-		d.scores = make([]float64, n)
-	}
-	d.knn, d.scores = d.knn[:n], d.scores[:n]
-	if d.cfg.NoKNN {
-		clear(d.knn)
-	} else {
-		d.co.score(recent, d.cfg.Decay, d.knn)
-	}
+	d.expertScores(u.Recent)
 	d.scoreItems(d.q, alpha)
 }
 
@@ -548,6 +566,7 @@ func (d *DQN) rankPair(ref *qnet, u *UserState, item int32) (live, other int) {
 		d.qRef = make([]float32, d.cfg.Dim)
 	}
 	d.scoreItems(d.qRef, ref.forward(d.x, d.qRef, &d.scr))
+	d.blend()
 	return live, order{score: d.scores}.rankUpTo(item, u.Consumed, 10)
 }
 
@@ -847,21 +866,13 @@ func (d *DQN) lists() []Recommendation {
 	}
 	dots := blas32.General{Rows: users, Cols: n, Stride: n, Data: d.dots[:users*n]}
 	blas32.Gemm(blas.NoTrans, blas.Trans, 1, f, blas32.General{Rows: n, Cols: dim, Stride: dim, Data: d.eout}, 0, dots)
-	if cap(d.knn) < n {
-		d.knn = make([]float64, n)
-		d.scores = make([]float64, n)
-	}
-	d.knn, d.scores = d.knn[:n], d.scores[:n]
 	for i, u := range d.batch.order {
-		if d.cfg.NoKNN {
-			clear(d.knn)
-		} else {
-			d.co.score(u.Recent, d.cfg.Decay, d.knn)
-		}
+		d.expertScores(u.Recent)
 		row := dots.Data[i*n : (i+1)*n]
 		for a := range n {
 			d.scores[a] = float64(row[a]+d.bias[a]) + float64(alphas[i])*d.knn[a]
 		}
+		d.blend()
 		r := Recommendation{UserID: u.ID, SessionID: u.Session, Partition: u.Partition, Offset: u.Offset, ModelVersion: version, TS: now}
 		if d.cfg.Temperature <= 0 {
 			for _, it := range (order{score: d.scores}).top(d.cfg.TopN, u.Consumed, &d.heap) {
@@ -940,6 +951,9 @@ func (d *DQN) Checksum() uint64 {
 	put(d.ein)
 	put(d.eout)
 	put(d.bias)
+	for _, q := range d.mix.quality {
+		put([]float32{float32(q)})
+	}
 	return h.Sum64()
 }
 

@@ -285,6 +285,9 @@ func (c DQNConfig) Validate() error {
 	if c.TDWeight < 0 || c.Temperature < 0 {
 		errs = append(errs, optionErr("td_weight", "td_weight and temperature must not be negative"))
 	}
+	if c.Mix && (c.MixRate < 0 || c.MixMemory < 0 || c.MixMemory >= 1 || c.MixEvery <= 0 || c.SRDecay <= 0 || c.SRDecay > 1) {
+		errs = append(errs, optionErr("mix", "mix_rate must not be negative, mix_memory be within [0, 1), mix_every be positive and sr_decay be within (0, 1], got %g, %g, %d and %g", c.MixRate, c.MixMemory, c.MixEvery, c.SRDecay))
+	}
 	if c.Reward.RatingScale <= 0 {
 		errs = append(errs, optionErr("reward.rating_scale", "must be positive, got %g", c.Reward.RatingScale))
 	}

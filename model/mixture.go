@@ -1,0 +1,190 @@
+package model
+
+import (
+	"fmt"
+	"math"
+)
+
+// The scorers the DQN's served ranking mixes, in the order of the
+// mixture's weights.
+const (
+	scorerNet = iota // Q(s, a), the network's own score
+	scorerKNN        // co-occurrence, as itemknn scores
+	scorerSR         // sequential rules, as sr scores
+	nScorers
+)
+
+// scorerNames name the scorers in snapshots and reports.
+var scorerNames = [nScorers]string{"net", "knn", "sr"}
+
+// mixture weighs the scorers of the served ranking by their recent
+// prequential quality, as exponentially weighted experts: every check
+// (before an event is learned) each scorer's top-K either holds the item
+// the user chose next or not; quality is the exponentially decayed mean of
+// those hits, and a scorer's weight is proportional to exp(rate·quality).
+// The served score of an item is Σ_i w_i·norm_i(a), each scorer's scores
+// normalised over the items so that the mean item scores 0 and the best 1:
+// the ranking follows the scorer that has recently been right, so it does
+// not stay below the best of them for long. rate 0 keeps equal weights.
+type mixture struct {
+	rate, memory float64
+	quality      [nScorers]float64
+	off          [nScorers]bool // scorers left out (ablations)
+	checks       int64          // events seen, to pick every every-th
+}
+
+// weights are the scorers' current weights, summing to 1 over the scorers
+// not left out.
+func (m *mixture) weights() (w [nScorers]float64) {
+	best := math.Inf(-1)
+	for i, q := range m.quality {
+		if !m.off[i] {
+			best = max(best, q)
+		}
+	}
+	total := 0.0
+	for i, q := range m.quality {
+		if !m.off[i] {
+			w[i] = math.Exp(m.rate * (q - best))
+			total += w[i]
+		}
+	}
+	for i := range w {
+		w[i] /= total
+	}
+	return w
+}
+
+// observe decays every scorer's quality and credits the scorers whose
+// top-K held the chosen item.
+func (m *mixture) observe(hit [nScorers]bool) {
+	for i := range m.quality {
+		h := 0.0
+		if hit[i] {
+			h = 1
+		}
+		m.quality[i] = m.memory*m.quality[i] + (1-m.memory)*h
+	}
+}
+
+// newMixture is the mixture cfg describes: NoNet leaves the network's score
+// out, NoKNN co-occurrence.
+func newMixture(cfg DQNConfig) mixture {
+	m := mixture{rate: cfg.MixRate, memory: cfg.MixMemory}
+	m.off[scorerNet], m.off[scorerKNN] = cfg.NoNet, cfg.NoKNN
+	return m
+}
+
+// expertScores fills d.knn and d.sr with the experts' scores of every item
+// for the window recent (zero for an expert left out).
+func (d *DQN) expertScores(recent []int32) {
+	n := len(d.bias)
+	if cap(d.knn) < n {
+		d.knn, d.sr, d.scores = make([]float64, n), make([]float64, n), make([]float64, n)
+	}
+	d.knn, d.sr, d.scores = d.knn[:n], d.sr[:n], d.scores[:n]
+	if d.cfg.NoKNN {
+		clear(d.knn)
+	} else {
+		d.co.score(recent, d.cfg.Decay, d.knn)
+	}
+	if d.cfg.Mix {
+		d.rules.scoreRules(recent, d.cfg.SRDecay, d.sr)
+	}
+}
+
+// blend replaces Q in d.scores with the mixture's score of every item,
+// from Q and the experts' scores in d.knn and d.sr; without Mix the served
+// score is Q.
+func (d *DQN) blend() {
+	if !d.cfg.Mix {
+		return
+	}
+	w := d.mix.weights()
+	parts := [nScorers][]float64{d.scores, d.knn, d.sr}
+	var shift, scale [nScorers]float64
+	for i, p := range parts {
+		if w[i] == 0 {
+			continue
+		}
+		mean, top := meanMax(p)
+		if top > mean {
+			shift[i], scale[i] = mean, w[i]/(top-mean)
+		}
+	}
+	for a, q := range d.scores {
+		s := scale[scorerNet] * (q - shift[scorerNet])
+		s += scale[scorerKNN] * (d.knn[a] - shift[scorerKNN])
+		d.scores[a] = s + scale[scorerSR]*(d.sr[a]-shift[scorerSR])
+	}
+}
+
+// meanMax is the mean and the largest value of s.
+func meanMax(s []float64) (mean, top float64) {
+	top = math.Inf(-1)
+	for _, v := range s {
+		mean += v
+		top = max(top, v)
+	}
+	return mean / float64(max(len(s), 1)), top
+}
+
+// checkMixture is the mixture's prequential check of every MixEvery-th
+// event, before it is learned: which scorers' top TopN for u hold item,
+// the item u chose (unknown or consumed items are not checked).
+func (d *DQN) checkMixture(u *UserState, id string) {
+	if !d.cfg.Mix || d.cfg.MixRate == 0 {
+		return
+	}
+	d.mix.checks++
+	if d.mix.checks%int64(d.cfg.MixEvery) != 0 {
+		return
+	}
+	item, known := d.items.Lookup(id)
+	if !known {
+		return
+	}
+	if _, seen := u.Consumed[item]; seen {
+		return
+	}
+	d.components(u)
+	var hit [nScorers]bool
+	for i, p := range [nScorers][]float64{d.scores, d.knn, d.sr} {
+		hit[i] = order{score: p}.rankUpTo(item, u.Consumed, d.cfg.TopN) < d.cfg.TopN
+	}
+	d.mix.observe(hit)
+}
+
+// mixRows are the mixture's learned state and the sequential rules, for
+// snapshots.
+func (d *DQN) mixRows() []row {
+	q := make([]float32, nScorers)
+	for i, v := range d.mix.quality {
+		q[i] = float32(v)
+	}
+	rows := []row{
+		{name: "mix.quality", shape: []int64{nScorers}, f32: q},
+		{name: "mix.checks", shape: []int64{1}, i64: []int64{d.mix.checks}},
+	}
+	return append(rows, d.rules.table().rows("sr")...)
+}
+
+// readMix reads what mixRows wrote from a snapshot of n items; a snapshot
+// from before them restores an empty mixture state.
+func readMix(s *Snapshot, n int) (quality [nScorers]float64, checks int64, rules *coocTable, err error) {
+	if _, ok := s.rows["mix.quality"]; !ok {
+		return quality, 0, nil, nil
+	}
+	q, c := s.rows["mix.quality"].f32, s.rows["mix.checks"].i64
+	if len(q) != nScorers || len(c) != 1 {
+		return quality, 0, nil, fmt.Errorf("snapshot's mix.quality holds %d scorers and mix.checks %d values, want %d and 1", len(q), len(c), nScorers)
+	}
+	for i, v := range q {
+		quality[i] = float64(v)
+	}
+	if rules, err = readTable(s, "sr", n); err != nil {
+		return quality, 0, nil, err
+	}
+	rules.local = identity(n)
+	return quality, c[0], rules, nil
+}
