@@ -156,35 +156,60 @@ func (d *DQN) checkMixture(u *UserState, id string) {
 }
 
 // mixRows are the mixture's learned state and the sequential rules, for
-// snapshots.
+// snapshots. The hit rates and the rules' weights (sums of 1/g) are kept
+// as float64 bits, so that a restored model continues bit for bit; the
+// rules' CSR rows (sr.*) carry their structure.
 func (d *DQN) mixRows() []row {
-	q := make([]float32, nScorers)
+	q := make([]int64, nScorers)
 	for i, v := range d.mix.quality {
-		q[i] = float32(v)
+		q[i] = int64(math.Float64bits(v))
+	}
+	var counts, weights []int64
+	for x, c := range d.rules.count {
+		counts = append(counts, int64(math.Float64bits(c)))
+		for _, w := range d.rules.nbrs[x].count {
+			weights = append(weights, int64(math.Float64bits(w)))
+		}
 	}
 	rows := []row{
-		{name: "mix.quality", shape: []int64{nScorers}, f32: q},
+		{name: "mix.quality", shape: []int64{nScorers}, i64: q},
 		{name: "mix.checks", shape: []int64{1}, i64: []int64{d.mix.checks}},
+		{name: "sr.count.bits", shape: []int64{int64(len(counts))}, i64: counts},
+		{name: "sr.counts.bits", shape: []int64{int64(len(weights))}, i64: weights},
 	}
 	return append(rows, d.rules.table().rows("sr")...)
 }
 
 // readMix reads what mixRows wrote from a snapshot of n items; a snapshot
 // from before them restores an empty mixture state.
-func readMix(s *Snapshot, n int) (quality [nScorers]float64, checks int64, rules *coocTable, err error) {
+func readMix(s *Snapshot, n int) (quality [nScorers]float64, checks int64, rules cooc, err error) {
 	if _, ok := s.rows["mix.quality"]; !ok {
-		return quality, 0, nil, nil
+		return quality, 0, rules, nil
 	}
-	q, c := s.rows["mix.quality"].f32, s.rows["mix.checks"].i64
+	q, c := s.rows["mix.quality"].i64, s.rows["mix.checks"].i64
 	if len(q) != nScorers || len(c) != 1 {
-		return quality, 0, nil, fmt.Errorf("snapshot's mix.quality holds %d scorers and mix.checks %d values, want %d and 1", len(q), len(c), nScorers)
+		return quality, 0, rules, fmt.Errorf("snapshot's mix.quality holds %d scorers and mix.checks %d values, want %d and 1", len(q), len(c), nScorers)
 	}
 	for i, v := range q {
-		quality[i] = float64(v)
+		quality[i] = math.Float64frombits(uint64(v))
 	}
-	if rules, err = readTable(s, "sr", n); err != nil {
-		return quality, 0, nil, err
+	t, err := readTable(s, "sr", n)
+	if err != nil {
+		return quality, 0, rules, err
 	}
-	rules.local = identity(n)
+	counts, weights := s.rows["sr.count.bits"].i64, s.rows["sr.counts.bits"].i64
+	if len(counts) != len(t.count) || len(weights) != len(t.counts) {
+		return quality, 0, rules, fmt.Errorf("snapshot's sr.count.bits and sr.counts.bits do not match its sr table")
+	}
+	for k := range t.count {
+		rules.grow(int32(k))
+		rules.count[k] = math.Float64frombits(uint64(counts[k]))
+		for j := t.offsets[k]; j < t.offsets[k+1]; j++ {
+			rules.grow(t.nbr[j])
+			if rules.nbrs[k].bump(t.nbr[j], math.Float64frombits(uint64(weights[j]))) {
+				rules.pairs++
+			}
+		}
+	}
 	return quality, c[0], rules, nil
 }

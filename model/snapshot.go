@@ -184,6 +184,7 @@ func (d *DQN) rows() []row {
 		row{name: "items.fresh", shape: []int64{n}, f32: d.fresh},
 	)
 	rows = append(rows, d.ownCooc().rows("cooc")...)
+	rows = append(rows, d.mixRows()...)
 	return append(rows, d.stateRows()...)
 }
 

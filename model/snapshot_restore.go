@@ -10,7 +10,8 @@ import (
 // both networks, the optimiser state, the item tables, the vocabulary, the
 // co-occurrence table, the random generator, the replay buffer and the
 // users' session state, so that the restored model continues exactly as
-// the original would have. A snapshot of another input or embedding width
+// the original would have (with the mixture's hit rates and sequential
+// rules, which a snapshot from before them leaves empty). A snapshot of another input or embedding width
 // is refused.
 func (d *DQN) Restore(s *Snapshot) error {
 	m := s.Meta
@@ -27,10 +28,15 @@ func (d *DQN) Restore(s *Snapshot) error {
 	}
 	n, own, legacy := len(it.ids), it.own, it.legacy
 	own.local, legacy.local = identity(n), identity(n)
+	quality, checks, rules, err := readMix(s, n)
+	if err != nil {
+		return err
+	}
 	if err := d.restoreState(s); err != nil {
 		return err
 	}
 	// All checked: replace the state.
+	d.mix.quality, d.mix.checks, d.rules = quality, checks, rules
 	if err := d.setNets(nets, m.AdamT); err != nil {
 		return err
 	}
