@@ -91,11 +91,23 @@ func New(opts Options) (Recommender, error) {
 }
 
 // Names lists the models Build knows; "pop" is short for popularity.
-var Names = []string{"dqn", "dqn-small", "dqn-medium", "dqn-large", "adaptive", "adaptive-rl", "adaptive-heuristic", "popularity", "pop", "itemknn", "sr", "sknn"}
+var Names = []string{"dqn", "dqn-small", "dqn-medium", "dqn-large", "dqn-noexperts", "dqn-nonet", "dqn-myopic", "adaptive", "adaptive-rl", "adaptive-heuristic", "popularity", "pop", "itemknn", "sr", "sknn"}
 
 // FixedSizes are the hidden widths of the fixed-size DQNs the adaptive
 // models are compared with.
 var FixedSizes = map[string][]int{"dqn-small": {16}, "dqn-medium": {64}, "dqn-large": {256, 256}}
+
+// Ablations are the DQN's ablation models, each the dqn options with one
+// part taken out, so that anyone can check where quality comes from:
+// dqn-noexperts is the network alone (no co-occurrence term, no mixture),
+// dqn-nonet the experts (co-occurrence and sequential rules) with fixed,
+// equal weights and no network, dqn-myopic the dqn with γ = 0 (no TD
+// bootstrapping).
+var Ablations = map[string]func(*DQNConfig){
+	"dqn-noexperts": func(c *DQNConfig) { c.NoKNN, c.Mix = true, false },
+	"dqn-nonet":     func(c *DQNConfig) { c.Mix, c.NoNet, c.MixRate = true, true, 0 },
+	"dqn-myopic":    func(c *DQNConfig) { c.Gamma = 0 },
+}
 
 // Build returns a new model by name (one of Names), configured from opts
 // but for opts.Model.
@@ -109,12 +121,16 @@ func Build(name string, opts Options) (Probed, error) {
 			ctrl.Kind = strings.TrimPrefix(name, "adaptive-")
 		}
 		return NewAdaptive(opts.adaptive(), ctrl.New())
-	case "dqn", "dqn-small", "dqn-medium", "dqn-large":
+	case "dqn", "dqn-small", "dqn-medium", "dqn-large", "dqn-noexperts", "dqn-nonet", "dqn-myopic":
 		hidden := opts.DQN.Hidden
 		if w, ok := FixedSizes[name]; ok {
 			hidden = w
 		}
-		m, err := NewDQN(opts.dqn(hidden))
+		cfg := opts.dqn(hidden)
+		if ablate, ok := Ablations[name]; ok {
+			ablate(&cfg)
+		}
+		m, err := NewDQN(cfg)
 		if err != nil {
 			return nil, err
 		}
