@@ -285,13 +285,30 @@ func (c DQNConfig) Validate() error {
 	if c.TDWeight < 0 || c.Temperature < 0 {
 		errs = append(errs, optionErr("td_weight", "td_weight and temperature must not be negative"))
 	}
-	if c.Mix && (c.MixRate < 0 || c.MixMemory < 0 || c.MixMemory >= 1 || c.MixEvery <= 0 || c.SRDecay <= 0 || c.SRDecay > 1) {
-		errs = append(errs, optionErr("mix", "mix_rate must not be negative, mix_memory be within [0, 1), mix_every be positive and sr_decay be within (0, 1], got %g, %g, %d and %g", c.MixRate, c.MixMemory, c.MixEvery, c.SRDecay))
+	if c.Mix {
+		errs = checkMix(errs, c)
 	}
 	if c.Reward.RatingScale <= 0 {
 		errs = append(errs, optionErr("reward.rating_scale", "must be positive, got %g", c.Reward.RatingScale))
 	}
 	return errors.Join(errs...)
+}
+
+// checkMix appends the errors of the mixture's options to errs.
+func checkMix(errs []error, c DQNConfig) []error {
+	if c.MixRate < 0 {
+		errs = append(errs, optionErr("mix_rate", "must not be negative, got %g", c.MixRate))
+	}
+	if c.MixMemory < 0 || c.MixMemory >= 1 {
+		errs = append(errs, optionErr("mix_memory", "must be within [0, 1), got %g", c.MixMemory))
+	}
+	if c.MixEvery <= 0 {
+		errs = append(errs, optionErr("mix_every", "must be positive, got %d", c.MixEvery))
+	}
+	if c.SRDecay <= 0 || c.SRDecay > 1 {
+		errs = append(errs, optionErr("sr_decay", "must be within (0, 1], got %g", c.SRDecay))
+	}
+	return errs
 }
 
 // DefaultAdaptive is the adaptive section of the defaults file, but the

@@ -20,6 +20,8 @@ func TestOptionsValidateNamesTheOption(t *testing.T) {
 		{"top_n", func(o *Options) { o.TopN = 0 }, "top_n"},
 		{"window", func(o *Options) { o.DQN.Window = maxWindow + 1 }, "dqn.window"},
 		{"per-row negatives", func(o *Options) { o.DQN.RowUniform = maxHard + 1 }, "dqn.row_negatives"},
+		{"mixture memory", func(o *Options) { o.DQN.MixMemory = 1 }, "dqn.mix_memory"},
+		{"sequential rules decay", func(o *Options) { o.DQN.SRDecay = 0 }, "dqn.sr_decay"},
 		{"rating scale", func(o *Options) { o.DQN.Reward.RatingScale = 0 }, "dqn.reward.rating_scale"},
 		{"itemknn", func(o *Options) { o.ItemKNN.Window = 0 }, "itemknn.window"},
 		{"width bounds", func(o *Options) { o.Adaptive.Bounds.MaxWidth = 4 }, "adaptive.max_width"},

@@ -1,0 +1,129 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/adaptrec/adaptrec/model/feedback"
+)
+
+// The mixture moves its weight to the scorer whose top-K keeps holding the
+// chosen item; rate 0 keeps equal weights, and a scorer left out has none.
+func TestMixtureFavoursTheScorerThatIsRight(t *testing.T) {
+	m := mixture{rate: 20, memory: 0.9}
+	for range 100 {
+		m.observe([nScorers]bool{scorerSR: true})
+	}
+	w := m.weights()
+	if w[scorerSR] < 0.99 || math.Abs(w[scorerNet]+w[scorerKNN]+w[scorerSR]-1) > 1e-12 {
+		t.Fatalf("weights %v after sr alone was right, want nearly all on sr, summing to 1", w)
+	}
+	m.rate = 0
+	if w := m.weights(); w[scorerNet] != w[scorerSR] || math.Abs(w[scorerKNN]-1.0/3) > 1e-12 {
+		t.Fatalf("weights %v at rate 0, want equal", w)
+	}
+	m.off[scorerNet] = true
+	if w := m.weights(); w[scorerNet] != 0 || w[scorerKNN] != 0.5 {
+		t.Fatalf("weights %v with the network left out, want 0 and equal for the experts", w)
+	}
+}
+
+// directional is a log where order matters: users of the first kind
+// consume A then B, twice as many of the second kind C then A, so that A's
+// strongest co-occurrence is C, while what follows A is always B.
+func directional(users int) []feedback.Located {
+	var evs []feedback.Located
+	for u := range users {
+		p := u % 5
+		first, second := fmt.Sprint("A", p), fmt.Sprint("B", p)
+		if u%3 != 0 {
+			first, second = fmt.Sprint("C", p), fmt.Sprint("A", p)
+		}
+		at := time.Unix(int64(2*u), 0)
+		for k, it := range []string{first, second} {
+			evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", u), SessionID: "s", ItemID: it, Type: feedback.Click, TS: at.Add(time.Duration(k) * time.Second)}})
+		}
+	}
+	return evs
+}
+
+// On a log where the sequential rules are always right after A and
+// co-occurrence is wrong, the DQN's prequential checks rate sr above knn,
+// the mixture weighs it more, and the served ranking puts B first after A
+// although co-occurrence puts C first; trusting co-occurrence instead
+// serves C first.
+func TestDQNMixtureFollowsTheExpertThatIsRight(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows, cfg.TopN, cfg.MixEvery, cfg.Temperature = 64, 1, 1, 0
+	d := newDQN(t, cfg)
+	for _, b := range chunks(directional(600), 64) {
+		learn(t, d, b...)
+	}
+	if q := d.mix.quality; q[scorerSR] <= q[scorerKNN] {
+		t.Fatalf("hit rates %v: sr not above knn", q)
+	}
+	if w := d.mix.weights(); w[scorerSR] <= w[scorerKNN] || w[scorerSR] <= w[scorerNet] {
+		t.Fatalf("weights %v: sr not the heaviest", w)
+	}
+	u := &UserState{ID: "new", Consumed: map[int32]struct{}{}}
+	a := d.items.Add("A0")
+	u.Recent, u.RecentTypes, u.Consumed[a] = []int32{a}, []feedback.Type{feedback.Click}, struct{}{}
+	d.components(u)
+	if top := d.items.ID(order{score: d.knn}.top(1, u.Consumed, &d.heap)[0]); top != "C0" {
+		t.Fatalf("co-occurrence's first item after A0 is %s, want C0 (the log is not what the test needs)", top)
+	}
+	served := func() string {
+		d.components(u)
+		d.blend()
+		return d.items.ID(order{score: d.scores}.top(1, u.Consumed, &d.heap)[0])
+	}
+	if top := served(); top != "B0" {
+		t.Fatalf("the served first item after A0 is %s, want B0", top)
+	}
+	// The served ranking follows whichever scorer the mixture trusts.
+	d.mix.quality = [nScorers]float64{scorerKNN: 1}
+	if top := served(); top != "C0" {
+		t.Fatalf("trusting co-occurrence, the served first item after A0 is %s, want C0", top)
+	}
+}
+
+// chunks splits evs into batches of n.
+func chunks(evs []feedback.Located, n int) [][]feedback.Located {
+	var out [][]feedback.Located
+	for len(evs) > n {
+		out, evs = append(out, evs[:n]), evs[n:]
+	}
+	return append(out, evs)
+}
+
+// Each ablation builds through Build under its name, takes out its part,
+// and learns.
+func TestAblationsBuildAndLearn(t *testing.T) {
+	checks := map[string]func(c DQNConfig) bool{
+		"dqn-noexperts": func(c DQNConfig) bool { return c.NoKNN && !c.Mix },
+		"dqn-nonet":     func(c DQNConfig) bool { return c.Mix && c.NoNet && c.MixRate == 0 },
+		"dqn-myopic":    func(c DQNConfig) bool { return c.Gamma == 0 },
+	}
+	for name, ablated := range checks {
+		t.Run(name, func(t *testing.T) {
+			opts := DefaultOptions()
+			opts.DQN.Rows = 64
+			r, err := Build(name, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := r.(*DQN)
+			t.Cleanup(d.Close)
+			if d.Name() != name || !ablated(d.cfg) || d.mix.off[scorerNet] != d.cfg.NoNet || d.mix.off[scorerKNN] != d.cfg.NoKNN {
+				t.Fatalf("%s built as %s with %+v", name, d.Name(), d.cfg)
+			}
+			before := d.Checksum()
+			out := learn(t, d, clicks(0, 200, 20, func(i int) int { return i % 17 })...)
+			if _, _, steps := d.TrainStats(); steps == 0 || d.Checksum() == before || len(out) == 0 || len(out[0].Items) == 0 {
+				t.Fatalf("%s took %d steps and served %v: it did not learn", name, steps, out)
+			}
+		})
+	}
+}
