@@ -527,7 +527,7 @@ func (d *DQN) Rank(userID, itemID string) (rank int, ok bool) {
 // the experts with Mix.
 func (d *DQN) scoreAll(u *UserState) {
 	d.components(u)
-	d.blend()
+	d.blend(len(u.Recent))
 }
 
 // components fills d.scores with Q(s, a) of every known item for u's
@@ -566,7 +566,7 @@ func (d *DQN) rankPair(ref *qnet, u *UserState, item int32) (live, other int) {
 		d.qRef = make([]float32, d.cfg.Dim)
 	}
 	d.scoreItems(d.qRef, ref.forward(d.x, d.qRef, &d.scr))
-	d.blend()
+	d.blend(len(u.Recent))
 	return live, order{score: d.scores}.rankUpTo(item, u.Consumed, 10)
 }
 
@@ -872,7 +872,7 @@ func (d *DQN) lists() []Recommendation {
 		for a := range n {
 			d.scores[a] = float64(row[a]+d.bias[a]) + float64(alphas[i])*d.knn[a]
 		}
-		d.blend()
+		d.blend(len(u.Recent))
 		r := Recommendation{UserID: u.ID, SessionID: u.Session, Partition: u.Partition, Offset: u.Offset, ModelVersion: version, TS: now}
 		if d.cfg.Temperature <= 0 {
 			for _, it := range (order{score: d.scores}).top(d.cfg.TopN, u.Consumed, &d.heap) {
@@ -951,8 +951,10 @@ func (d *DQN) Checksum() uint64 {
 	put(d.ein)
 	put(d.eout)
 	put(d.bias)
-	for _, q := range d.mix.quality {
-		put([]float32{float32(q)})
+	for _, b := range d.mix.quality {
+		for _, q := range b {
+			put([]float32{float32(q)})
+		}
 	}
 	return h.Sum64()
 }

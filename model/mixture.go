@@ -14,8 +14,21 @@ const (
 	nScorers
 )
 
-// scorerNames name the scorers in snapshots and reports.
-var scorerNames = [nScorers]string{"net", "knn", "sr"}
+// mixBuckets are the state buckets the mixture weighs the scorers in
+// separately (see mixBucket).
+const mixBuckets = 3
+
+// mixBucket is the bucket of a state of n recent items: a session's first
+// item, its next few, and a longer history, whose best scorers differ.
+func mixBucket(n int) int {
+	switch {
+	case n <= 1:
+		return 0
+	case n <= 4:
+		return 1
+	}
+	return 2
+}
 
 // mixture weighs the scorers of the served ranking by their recent
 // prequential quality, as exponentially weighted experts: every check
@@ -26,24 +39,26 @@ var scorerNames = [nScorers]string{"net", "knn", "sr"}
 // normalised over the items so that the mean item scores 0 and the best 1:
 // the ranking follows the scorer that has recently been right, so it does
 // not stay below the best of them for long. rate 0 keeps equal weights.
+// The hit rates, and so the weights, are kept per state bucket
+// (mixBucket): trust is learned per kind of state.
 type mixture struct {
 	rate, memory float64
-	quality      [nScorers]float64
+	quality      [mixBuckets][nScorers]float64
 	off          [nScorers]bool // scorers left out (ablations)
 	checks       int64          // events seen, to pick every every-th
 }
 
-// weights are the scorers' current weights, summing to 1 over the scorers
-// not left out.
-func (m *mixture) weights() (w [nScorers]float64) {
+// weights are the scorers' current weights in bucket b, summing to 1 over
+// the scorers not left out.
+func (m *mixture) weights(b int) (w [nScorers]float64) {
 	best := math.Inf(-1)
-	for i, q := range m.quality {
+	for i, q := range m.quality[b] {
 		if !m.off[i] {
 			best = max(best, q)
 		}
 	}
 	total := 0.0
-	for i, q := range m.quality {
+	for i, q := range m.quality[b] {
 		if !m.off[i] {
 			w[i] = math.Exp(m.rate * (q - best))
 			total += w[i]
@@ -55,15 +70,16 @@ func (m *mixture) weights() (w [nScorers]float64) {
 	return w
 }
 
-// observe decays every scorer's quality and credits the scorers whose
-// top-K held the chosen item.
-func (m *mixture) observe(hit [nScorers]bool) {
-	for i := range m.quality {
+// observe decays every scorer's quality in bucket b and credits the
+// scorers whose top-K held the chosen item.
+func (m *mixture) observe(b int, hit [nScorers]bool) {
+	q := &m.quality[b]
+	for i := range q {
 		h := 0.0
 		if hit[i] {
 			h = 1
 		}
-		m.quality[i] = m.memory*m.quality[i] + (1-m.memory)*h
+		q[i] = m.memory*q[i] + (1-m.memory)*h
 	}
 }
 
@@ -93,14 +109,14 @@ func (d *DQN) expertScores(recent []int32) {
 	}
 }
 
-// blend replaces Q in d.scores with the mixture's score of every item,
-// from Q and the experts' scores in d.knn and d.sr; without Mix the served
-// score is Q.
-func (d *DQN) blend() {
+// blend replaces Q in d.scores with the mixture's score of every item for
+// a state of n recent items, from Q and the experts' scores in d.knn and
+// d.sr; without Mix the served score is Q.
+func (d *DQN) blend(n int) {
 	if !d.cfg.Mix {
 		return
 	}
-	w := d.mix.weights()
+	w := d.mix.weights(mixBucket(n))
 	parts := [nScorers][]float64{d.scores, d.knn, d.sr}
 	var shift, scale [nScorers]float64
 	for i, p := range parts {
@@ -152,7 +168,7 @@ func (d *DQN) checkMixture(u *UserState, id string) {
 	for i, p := range [nScorers][]float64{d.scores, d.knn, d.sr} {
 		hit[i] = order{score: p}.rankUpTo(item, u.Consumed, d.cfg.TopN) < d.cfg.TopN
 	}
-	d.mix.observe(hit)
+	d.mix.observe(mixBucket(len(u.Recent)), hit)
 }
 
 // mixRows are the mixture's learned state and the sequential rules, for
@@ -160,9 +176,11 @@ func (d *DQN) checkMixture(u *UserState, id string) {
 // as float64 bits, so that a restored model continues bit for bit; the
 // rules' CSR rows (sr.*) carry their structure.
 func (d *DQN) mixRows() []row {
-	q := make([]int64, nScorers)
-	for i, v := range d.mix.quality {
-		q[i] = int64(math.Float64bits(v))
+	q := make([]int64, 0, mixBuckets*nScorers)
+	for _, b := range d.mix.quality {
+		for _, v := range b {
+			q = append(q, int64(math.Float64bits(v)))
+		}
 	}
 	var counts, weights []int64
 	for x, c := range d.rules.count {
@@ -172,7 +190,7 @@ func (d *DQN) mixRows() []row {
 		}
 	}
 	rows := []row{
-		{name: "mix.quality", shape: []int64{nScorers}, i64: q},
+		{name: "mix.quality", shape: []int64{mixBuckets, nScorers}, i64: q},
 		{name: "mix.checks", shape: []int64{1}, i64: []int64{d.mix.checks}},
 		{name: "sr.count.bits", shape: []int64{int64(len(counts))}, i64: counts},
 		{name: "sr.counts.bits", shape: []int64{int64(len(weights))}, i64: weights},
@@ -182,16 +200,16 @@ func (d *DQN) mixRows() []row {
 
 // readMix reads what mixRows wrote from a snapshot of n items; a snapshot
 // from before them restores an empty mixture state.
-func readMix(s *Snapshot, n int) (quality [nScorers]float64, checks int64, rules cooc, err error) {
+func readMix(s *Snapshot, n int) (quality [mixBuckets][nScorers]float64, checks int64, rules cooc, err error) {
 	if _, ok := s.rows["mix.quality"]; !ok {
 		return quality, 0, rules, nil
 	}
 	q, c := s.rows["mix.quality"].i64, s.rows["mix.checks"].i64
-	if len(q) != nScorers || len(c) != 1 {
-		return quality, 0, rules, fmt.Errorf("snapshot's mix.quality holds %d scorers and mix.checks %d values, want %d and 1", len(q), len(c), nScorers)
+	if len(q) != mixBuckets*nScorers || len(c) != 1 {
+		return quality, 0, rules, fmt.Errorf("snapshot's mix.quality holds %d values and mix.checks %d, want %d and 1", len(q), len(c), mixBuckets*nScorers)
 	}
 	for i, v := range q {
-		quality[i] = math.Float64frombits(uint64(v))
+		quality[i/nScorers][i%nScorers] = math.Float64frombits(uint64(v))
 	}
 	t, err := readTable(s, "sr", n)
 	if err != nil {

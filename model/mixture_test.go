@@ -14,18 +14,18 @@ import (
 func TestMixtureFavoursTheScorerThatIsRight(t *testing.T) {
 	m := mixture{rate: 20, memory: 0.9}
 	for range 100 {
-		m.observe([nScorers]bool{scorerSR: true})
+		m.observe(0, [nScorers]bool{scorerSR: true})
 	}
-	w := m.weights()
+	w := m.weights(0)
 	if w[scorerSR] < 0.99 || math.Abs(w[scorerNet]+w[scorerKNN]+w[scorerSR]-1) > 1e-12 {
 		t.Fatalf("weights %v after sr alone was right, want nearly all on sr, summing to 1", w)
 	}
 	m.rate = 0
-	if w := m.weights(); w[scorerNet] != w[scorerSR] || math.Abs(w[scorerKNN]-1.0/3) > 1e-12 {
+	if w := m.weights(0); w[scorerNet] != w[scorerSR] || math.Abs(w[scorerKNN]-1.0/3) > 1e-12 {
 		t.Fatalf("weights %v at rate 0, want equal", w)
 	}
 	m.off[scorerNet] = true
-	if w := m.weights(); w[scorerNet] != 0 || w[scorerKNN] != 0.5 {
+	if w := m.weights(0); w[scorerNet] != 0 || w[scorerKNN] != 0.5 {
 		t.Fatalf("weights %v with the network left out, want 0 and equal for the experts", w)
 	}
 }
@@ -61,10 +61,10 @@ func TestDQNMixtureFollowsTheExpertThatIsRight(t *testing.T) {
 	for _, b := range chunks(directional(600), 64) {
 		learn(t, d, b...)
 	}
-	if q := d.mix.quality; q[scorerSR] <= q[scorerKNN] {
+	if q := d.mix.quality[mixBucket(1)]; q[scorerSR] <= q[scorerKNN] {
 		t.Fatalf("hit rates %v: sr not above knn", q)
 	}
-	if w := d.mix.weights(); w[scorerSR] <= w[scorerKNN] || w[scorerSR] <= w[scorerNet] {
+	if w := d.mix.weights(mixBucket(1)); w[scorerSR] <= w[scorerKNN] || w[scorerSR] <= w[scorerNet] {
 		t.Fatalf("weights %v: sr not the heaviest", w)
 	}
 	u := &UserState{ID: "new", Consumed: map[int32]struct{}{}}
@@ -76,14 +76,14 @@ func TestDQNMixtureFollowsTheExpertThatIsRight(t *testing.T) {
 	}
 	served := func() string {
 		d.components(u)
-		d.blend()
+		d.blend(len(u.Recent))
 		return d.items.ID(order{score: d.scores}.top(1, u.Consumed, &d.heap)[0])
 	}
 	if top := served(); top != "B0" {
 		t.Fatalf("the served first item after A0 is %s, want B0", top)
 	}
 	// The served ranking follows whichever scorer the mixture trusts.
-	d.mix.quality = [nScorers]float64{scorerKNN: 1}
+	d.mix.quality[mixBucket(1)] = [nScorers]float64{scorerKNN: 1}
 	if top := served(); top != "C0" {
 		t.Fatalf("trusting co-occurrence, the served first item after A0 is %s, want C0", top)
 	}
