@@ -65,6 +65,7 @@ type DQN struct {
 	MixMemory     float64   `mapstructure:"mix_memory"`
 	MixEvery      int       `mapstructure:"mix_every"`
 	SRDecay       float64   `mapstructure:"sr_decay"`
+	PopHalfLife   float64   `mapstructure:"pop_half_life"`
 	Seed          uint64    `mapstructure:"seed"`
 	Reward        DQNReward `mapstructure:"reward"`
 }

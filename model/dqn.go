@@ -71,7 +71,7 @@ type DQNConfig struct {
 	// AlphaInit is the initial trust in co-occurrence, α of a fresh network.
 	AlphaInit float64
 	// Mix serves the mixture of the network's Q and the experts'
-	// (co-occurrence, sequential rules) scores, weighted by their recent
+	// (co-occurrence, sequential rules, recency popularity) scores, weighted by their recent
 	// prequential quality (see mixture), instead of Q alone. MixRate is the
 	// rate of the exponential weights (0: fixed, equal weights), MixMemory
 	// the decay of each scorer's hit rate per check, MixEvery the events
@@ -81,6 +81,9 @@ type DQNConfig struct {
 	MixMemory float64
 	MixEvery  int
 	SRDecay   float64
+	// PopHalfLife is the events over which the recency popularity
+	// expert's weight of an event halves.
+	PopHalfLife float64
 	// NoNet leaves the network's score out of the mixture (an ablation).
 	NoNet bool
 
@@ -122,7 +125,7 @@ func DefaultDQN() DQNConfig {
 		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
 		EWCEvery: 50,
 		Shared:   Shared{TopN: 10, MaxUsers: 1_000_000}, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true, ZeroHead: true,
-		Mix: true, MixRate: 20, MixMemory: 0.99, MixEvery: 4, SRDecay: 0.8,
+		Mix: true, MixRate: 20, MixMemory: 0.99, MixEvery: 4, SRDecay: 0.8, PopHalfLife: 10_000,
 	}
 }
 
@@ -151,6 +154,7 @@ type DQN struct {
 	ein, eout, bias []float32
 	co              cooc
 	rules           cooc    // sequential rules a → b, the sr expert
+	pop             recency // the recency popularity expert
 	mix             mixture // the weights of the served ranking's scorers
 	// fresh counts each item's interactions learned since the last
 	// snapshot; merged (nil until a merge) accumulates them with the
@@ -406,6 +410,7 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 		d.co.add(x, u.Recent)
 		if d.cfg.Mix {
 			d.rules.addRules(x, u.Recent)
+			d.pop.add(x, d.cfg.PopHalfLife)
 		}
 		d.fresh[x]++
 		if d.merged != nil {

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // The scorers the DQN's served ranking mixes, in the order of the
@@ -11,6 +12,7 @@ const (
 	scorerNet = iota // Q(s, a), the network's own score
 	scorerKNN        // co-occurrence, as itemknn scores
 	scorerSR         // sequential rules, as sr scores
+	scorerPop        // recency popularity
 	nScorers
 )
 
@@ -44,13 +46,20 @@ func mixBucket(n int) int {
 type mixture struct {
 	rate, memory float64
 	quality      [mixBuckets][nScorers]float64
-	off          [nScorers]bool // scorers left out (ablations)
-	checks       int64          // events seen, to pick every every-th
+	seen         [mixBuckets]int64 // checks per bucket, to unbias quality
+	off          [nScorers]bool    // scorers left out (ablations)
+	checks       int64             // events seen, to pick every every-th
 }
 
 // weights are the scorers' current weights in bucket b, summing to 1 over
-// the scorers not left out.
+// the scorers not left out. The hit rates are unbiased as Adam's moments
+// are (divided by 1 - memory^checks), so that the first checks of a short
+// log already count at their worth.
 func (m *mixture) weights(b int) (w [nScorers]float64) {
+	unbias := 1.0
+	if m.seen[b] > 0 {
+		unbias = 1 / (1 - math.Pow(m.memory, float64(m.seen[b])))
+	}
 	best := math.Inf(-1)
 	for i, q := range m.quality[b] {
 		if !m.off[i] {
@@ -60,7 +69,7 @@ func (m *mixture) weights(b int) (w [nScorers]float64) {
 	total := 0.0
 	for i, q := range m.quality[b] {
 		if !m.off[i] {
-			w[i] = math.Exp(m.rate * (q - best))
+			w[i] = math.Exp(m.rate * (q - best) * unbias)
 			total += w[i]
 		}
 	}
@@ -74,6 +83,7 @@ func (m *mixture) weights(b int) (w [nScorers]float64) {
 // scorers whose top-K held the chosen item.
 func (m *mixture) observe(b int, hit [nScorers]bool) {
 	q := &m.quality[b]
+	m.seen[b]++
 	for i := range q {
 		h := 0.0
 		if hit[i] {
@@ -91,6 +101,43 @@ func newMixture(cfg DQNConfig) mixture {
 	return m
 }
 
+// recency is the recency popularity expert: each event adds w to its
+// item's weight, and w grows by 2^(1/halfLife) per event, so that an
+// event's weight, relative to the newest's, halves every halfLife events.
+type recency struct {
+	score []float64
+	w     float64
+}
+
+// add counts an event on x.
+func (r *recency) add(x int32, halfLife float64) {
+	r.grow(int(x) + 1)
+	if r.w == 0 {
+		r.w = 1
+	}
+	r.score[x] += r.w
+	r.w *= math.Exp2(1 / halfLife)
+	if r.w > 1e100 { // rebase before the weights overflow
+		for i := range r.score {
+			r.score[i] /= r.w
+		}
+		r.w = 1
+	}
+}
+
+// grow makes room for n items.
+func (r *recency) grow(n int) {
+	for len(r.score) < n {
+		r.score = append(r.score, 0)
+	}
+}
+
+// parts are the scorers' scores of every item, in the mixture's order,
+// after components.
+func (d *DQN) parts() [nScorers][]float64 {
+	return [nScorers][]float64{d.scores, d.knn, d.sr, d.pop.score[:len(d.scores)]}
+}
+
 // expertScores fills d.knn and d.sr with the experts' scores of every item
 // for the window recent (zero for an expert left out).
 func (d *DQN) expertScores(recent []int32) {
@@ -99,6 +146,7 @@ func (d *DQN) expertScores(recent []int32) {
 		d.knn, d.sr, d.scores = make([]float64, n), make([]float64, n), make([]float64, n)
 	}
 	d.knn, d.sr, d.scores = d.knn[:n], d.sr[:n], d.scores[:n]
+	d.pop.grow(n)
 	if d.cfg.NoKNN {
 		clear(d.knn)
 	} else {
@@ -117,7 +165,7 @@ func (d *DQN) blend(n int) {
 		return
 	}
 	w := d.mix.weights(mixBucket(n))
-	parts := [nScorers][]float64{d.scores, d.knn, d.sr}
+	parts := d.parts()
 	var shift, scale [nScorers]float64
 	for i, p := range parts {
 		if w[i] == 0 {
@@ -131,7 +179,8 @@ func (d *DQN) blend(n int) {
 	for a, q := range d.scores {
 		s := scale[scorerNet] * (q - shift[scorerNet])
 		s += scale[scorerKNN] * (d.knn[a] - shift[scorerKNN])
-		d.scores[a] = s + scale[scorerSR]*(d.sr[a]-shift[scorerSR])
+		s += scale[scorerSR] * (d.sr[a] - shift[scorerSR])
+		d.scores[a] = s + scale[scorerPop]*(parts[scorerPop][a]-shift[scorerPop])
 	}
 }
 
@@ -165,10 +214,34 @@ func (d *DQN) checkMixture(u *UserState, id string) {
 	}
 	d.components(u)
 	var hit [nScorers]bool
-	for i, p := range [nScorers][]float64{d.scores, d.knn, d.sr} {
+	for i, p := range d.parts() {
 		hit[i] = order{score: p}.rankUpTo(item, u.Consumed, d.cfg.TopN) < d.cfg.TopN
 	}
 	d.mix.observe(mixBucket(len(u.Recent)), hit)
+}
+
+// bits are the float64 bits of s.
+func bits(s []float64) []int64 {
+	out := make([]int64, len(s))
+	for i, v := range s {
+		out[i] = int64(math.Float64bits(v))
+	}
+	return out
+}
+
+// readPop reads the recency expert mixRows wrote, if the snapshot has it
+// (readMix checked its size).
+func readPop(s *Snapshot) recency {
+	p := s.rows["mix.pop.bits"].i64
+	if len(p) == 0 {
+		return recency{}
+	}
+	r := recency{score: make([]float64, len(p)-1)}
+	for i, v := range p[:len(p)-1] {
+		r.score[i] = math.Float64frombits(uint64(v))
+	}
+	r.w = math.Float64frombits(uint64(p[len(p)-1]))
+	return r
 }
 
 // mixRows are the mixture's learned state and the sequential rules, for
@@ -192,32 +265,40 @@ func (d *DQN) mixRows() []row {
 	rows := []row{
 		{name: "mix.quality", shape: []int64{mixBuckets, nScorers}, i64: q},
 		{name: "mix.checks", shape: []int64{1}, i64: []int64{d.mix.checks}},
+		{name: "mix.seen", shape: []int64{mixBuckets}, i64: d.mix.seen[:]},
 		{name: "sr.count.bits", shape: []int64{int64(len(counts))}, i64: counts},
 		{name: "sr.counts.bits", shape: []int64{int64(len(weights))}, i64: weights},
+		{name: "mix.pop.bits", shape: []int64{int64(len(d.pop.score) + 1)}, i64: bits(append(slices.Clone(d.pop.score), d.pop.w))},
 	}
 	return append(rows, d.rules.table().rows("sr")...)
 }
 
-// readMix reads what mixRows wrote from a snapshot of n items; a snapshot
-// from before them restores an empty mixture state.
-func readMix(s *Snapshot, n int) (quality [mixBuckets][nScorers]float64, checks int64, rules cooc, err error) {
+// readMix reads what mixRows wrote from a snapshot of n items: the
+// mixture's learned state (quality, checks, seen) and the sequential rules;
+// a snapshot from before them restores an empty mixture state.
+func readMix(s *Snapshot, n int) (m mixture, rules cooc, err error) {
 	if _, ok := s.rows["mix.quality"]; !ok {
-		return quality, 0, rules, nil
+		return m, rules, nil
 	}
-	q, c := s.rows["mix.quality"].i64, s.rows["mix.checks"].i64
-	if len(q) != mixBuckets*nScorers || len(c) != 1 {
-		return quality, 0, rules, fmt.Errorf("snapshot's mix.quality holds %d values and mix.checks %d, want %d and 1", len(q), len(c), mixBuckets*nScorers)
+	q, c, seen := s.rows["mix.quality"].i64, s.rows["mix.checks"].i64, s.rows["mix.seen"].i64
+	if len(q) != mixBuckets*nScorers || len(c) != 1 || len(seen) != mixBuckets {
+		return m, rules, fmt.Errorf("snapshot's mix.quality, mix.checks and mix.seen hold %d, %d and %d values, want %d, 1 and %d", len(q), len(c), len(seen), mixBuckets*nScorers, mixBuckets)
 	}
 	for i, v := range q {
-		quality[i/nScorers][i%nScorers] = math.Float64frombits(uint64(v))
+		m.quality[i/nScorers][i%nScorers] = math.Float64frombits(uint64(v))
 	}
+	m.checks = c[0]
+	copy(m.seen[:], seen)
 	t, err := readTable(s, "sr", n)
 	if err != nil {
-		return quality, 0, rules, err
+		return m, rules, err
+	}
+	if p := s.rows["mix.pop.bits"].i64; len(p) == 0 || len(p) > n+1 {
+		return m, rules, fmt.Errorf("snapshot's mix.pop.bits holds %d values, want 1 to %d", len(p), n+1)
 	}
 	counts, weights := s.rows["sr.count.bits"].i64, s.rows["sr.counts.bits"].i64
 	if len(counts) != len(t.count) || len(weights) != len(t.counts) {
-		return quality, 0, rules, fmt.Errorf("snapshot's sr.count.bits and sr.counts.bits do not match its sr table")
+		return m, rules, fmt.Errorf("snapshot's sr.count.bits and sr.counts.bits do not match its sr table")
 	}
 	for k := range t.count {
 		rules.grow(int32(k))
@@ -229,5 +310,5 @@ func readMix(s *Snapshot, n int) (quality [mixBuckets][nScorers]float64, checks 
 			}
 		}
 	}
-	return quality, c[0], rules, nil
+	return m, rules, nil
 }

@@ -16,16 +16,20 @@ func TestMixtureFavoursTheScorerThatIsRight(t *testing.T) {
 	for range 100 {
 		m.observe(0, [nScorers]bool{scorerSR: true})
 	}
+	sum := func(w [nScorers]float64) float64 { return w[scorerNet] + w[scorerKNN] + w[scorerSR] + w[scorerPop] }
 	w := m.weights(0)
-	if w[scorerSR] < 0.99 || math.Abs(w[scorerNet]+w[scorerKNN]+w[scorerSR]-1) > 1e-12 {
+	if w[scorerSR] < 0.99 || math.Abs(sum(w)-1) > 1e-12 {
 		t.Fatalf("weights %v after sr alone was right, want nearly all on sr, summing to 1", w)
 	}
+	if w := m.weights(1); w[scorerSR] != w[scorerKNN] {
+		t.Fatalf("weights %v in another state bucket, want them untouched (equal)", w)
+	}
 	m.rate = 0
-	if w := m.weights(0); w[scorerNet] != w[scorerSR] || math.Abs(w[scorerKNN]-1.0/3) > 1e-12 {
+	if w := m.weights(0); w[scorerNet] != w[scorerSR] || math.Abs(w[scorerKNN]-1.0/nScorers) > 1e-12 {
 		t.Fatalf("weights %v at rate 0, want equal", w)
 	}
 	m.off[scorerNet] = true
-	if w := m.weights(0); w[scorerNet] != 0 || w[scorerKNN] != 0.5 {
+	if w := m.weights(0); w[scorerNet] != 0 || math.Abs(w[scorerKNN]-1.0/(nScorers-1)) > 1e-12 {
 		t.Fatalf("weights %v with the network left out, want 0 and equal for the experts", w)
 	}
 }

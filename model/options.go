@@ -305,6 +305,9 @@ func checkMix(errs []error, c DQNConfig) []error {
 	if c.MixEvery <= 0 {
 		errs = append(errs, optionErr("mix_every", "must be positive, got %d", c.MixEvery))
 	}
+	if c.PopHalfLife <= 0 {
+		errs = append(errs, optionErr("pop_half_life", "must be positive, got %g", c.PopHalfLife))
+	}
 	if c.SRDecay <= 0 || c.SRDecay > 1 {
 		errs = append(errs, optionErr("sr_decay", "must be within (0, 1], got %g", c.SRDecay))
 	}

@@ -28,7 +28,7 @@ func (d *DQN) Restore(s *Snapshot) error {
 	}
 	n, own, legacy := len(it.ids), it.own, it.legacy
 	own.local, legacy.local = identity(n), identity(n)
-	quality, checks, rules, err := readMix(s, n)
+	mix, rules, err := readMix(s, n)
 	if err != nil {
 		return err
 	}
@@ -36,7 +36,7 @@ func (d *DQN) Restore(s *Snapshot) error {
 		return err
 	}
 	// All checked: replace the state.
-	d.mix.quality, d.mix.checks, d.rules = quality, checks, rules
+	d.mix.quality, d.mix.checks, d.mix.seen, d.rules, d.pop = mix.quality, mix.checks, mix.seen, rules, readPop(s)
 	if err := d.setNets(nets, m.AdamT); err != nil {
 		return err
 	}
