@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +92,11 @@ func TestDQNMixtureFollowsTheExpertThatIsRight(t *testing.T) {
 	if top := served(); top != "C0" {
 		t.Fatalf("trusting co-occurrence, the served first item after A0 is %s, want C0", top)
 	}
+	// Every user consumes an A item: trusting popularity serves one.
+	d.mix.quality[mixBucket(1)] = [nScorers]float64{scorerPop: 1}
+	if top := served(); !strings.HasPrefix(top, "A") {
+		t.Fatalf("trusting popularity, the served first item after A0 is %s, want an A item", top)
+	}
 }
 
 // chunks splits evs into batches of n.
@@ -129,5 +135,37 @@ func TestAblationsBuildAndLearn(t *testing.T) {
 				t.Fatalf("%s took %d steps and served %v: it did not learn", name, steps, out)
 			}
 		})
+	}
+}
+
+// The recency expert halves an event's weight every halfLife events, and
+// keeps its order across a rebase.
+func TestRecencyHalvesEveryHalfLife(t *testing.T) {
+	var r recency
+	r.add(0, 2)
+	r.add(1, 2)
+	r.add(2, 2)
+	if got := r.score[0] / r.score[2]; math.Abs(got-0.5) > 1e-12 {
+		t.Fatalf("an event two events older weighs %v of the newest, want 0.5", got)
+	}
+	for range 1000 { // past the rebase
+		r.add(1, 2)
+	}
+	if r.w > 1e100 || r.score[1] <= r.score[2] || r.score[2] <= r.score[0] {
+		t.Fatalf("after a rebase: w %v, scores %v", r.w, r.score)
+	}
+}
+
+// Unbiased, the hit rates of a few checks already weigh the scorers as
+// their hits do: after 3 checks in which popularity alone was right, it
+// carries nearly all the weight (biased, 3 checks at memory 0.99 would
+// leave the weights nearly equal).
+func TestMixtureUnbiasesFewChecks(t *testing.T) {
+	m := mixture{rate: 20, memory: 0.99}
+	for range 3 {
+		m.observe(0, [nScorers]bool{scorerPop: true})
+	}
+	if w := m.weights(0); w[scorerPop] < 0.99 {
+		t.Fatalf("weights %v after 3 checks popularity alone won, want nearly all on it", w)
 	}
 }
