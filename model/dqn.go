@@ -143,6 +143,9 @@ func DefaultDQN() DQNConfig {
 // updates its user's state and the item tables; every Rows events gradient
 // steps train the network on their transitions, with a ranking loss against
 // sampled negatives and a TD loss towards r + γ·Q_target(s', argmax Q(s', ·)).
+// With Mix, lists and ranks serve not Q alone but the mixture of Q and the
+// experts it keeps beside it (mixture.go), weighted by their recent
+// prequential quality.
 type DQN struct {
 	name  string
 	cfg   DQNConfig
