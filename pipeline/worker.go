@@ -387,7 +387,7 @@ func (w *Worker) runStages(ctx context.Context, reader *kafka.Reader, st started
 func stopped(err, cause error) error {
 	switch {
 	case err != nil && errors.Is(cause, ErrShutdownDeadline):
-		return fmt.Errorf("worker stopped: %w (%v)", ErrShutdownDeadline, err)
+		return fmt.Errorf("worker stopped: %w (%w)", ErrShutdownDeadline, err)
 	case err != nil:
 		return fmt.Errorf("worker stopped: %w", err)
 	case errors.Is(cause, ErrShutdownDeadline):
