@@ -105,26 +105,15 @@ func (w *Worker) committed(batches []batchTrace, done time.Time) {
 // coordinator meanwhile); one the group refuses because it rebalanced is
 // not: the partitions' new owner re-reads from the last commit.
 func (w *Worker) commitMessages(ctx context.Context, r *kafka.Reader, msgs []kafka.Message) error {
-	deadline := time.Now().Add(w.cfg.Sink.WriteTimeout)
-	backoff := readBackoffMin
-	var loggedAt time.Time
-	for {
-		err := r.CommitMessages(ctx, msgs...)
-		if err == nil || ctx.Err() != nil || !commitRetriable(err) || !time.Now().Before(deadline) {
-			return err
-		}
+	_, err := retrying(ctx, w.cfg.Sink.WriteTimeout, commitRetriable, func(ctx context.Context) error {
+		return r.CommitMessages(ctx, msgs...)
+	}, func(_ int, err error, _ time.Duration, logNow bool) {
 		w.stats.CommitRetries.Add(1)
-		if now := time.Now(); now.Sub(loggedAt) >= readLogEvery {
-			loggedAt = now
+		if logNow {
 			w.log.Warn("commit failed; retrying", "topic", w.cfg.Topics.Feedback, "partitions", len(msgs), "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, readBackoffMax)
-	}
+	})
+	return err
 }
 
 // commitRetriable reports whether a failed commit may succeed if tried

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"sync"
@@ -101,22 +100,10 @@ func waitCommittedWhileUp(t *testing.T, cfg configs.Config, r *running, timeout 
 			t.Fatalf("the worker exited while the cluster recovered: %v", err)
 		case <-time.After(200 * time.Millisecond):
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		ends, err1 := pipeline.EndOffsets(ctx, client, cfg.Topics.Feedback)
-		committed, err2 := pipeline.CommittedOffsets(ctx, client, cfg.Kafka.Group, cfg.Topics.Feedback)
-		cancel()
-		if err := errors.Join(err1, err2); err != nil {
-			last = err.Error()
-			continue
-		}
-		done := true
-		for p, end := range ends {
-			done = done && (committed[p] == end || end == 0)
-		}
-		if done {
+		var done bool
+		if done, last = kafkatest.CommittedEnd(client, cfg.Kafka.Group, cfg.Topics.Feedback); done {
 			return
 		}
-		last = fmt.Sprintf("ends %v committed %v", ends, committed)
 	}
 	t.Fatalf("group did not commit the end of %s within %v (%s)", cfg.Topics.Feedback, timeout, last)
 }

@@ -6,6 +6,7 @@ package kafkatest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -161,25 +162,32 @@ func WaitCommitted(t testing.TB, brokers []string, group, topic string, timeout 
 	client := Client(brokers)
 	var last string
 	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		ends, err1 := pipeline.EndOffsets(ctx, client, topic)
-		committed, err2 := pipeline.CommittedOffsets(ctx, client, group, topic)
-		cancel()
-		if err1 == nil && err2 == nil {
-			done := true
-			for p, end := range ends {
-				done = done && (committed[p] == end || end == 0 && committed[p] < 0) // an empty partition has nothing to commit
-			}
-			if done {
-				return
-			}
-			last = fmt.Sprintf("ends %v committed %v", ends, committed)
-		} else {
-			last = fmt.Sprint(err1, err2)
+		var done bool
+		if done, last = CommittedEnd(client, group, topic); done {
+			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("group %s did not commit the end of %s within %v: %s", group, topic, timeout, last)
+}
+
+// CommittedEnd reports whether group has committed the end offset of
+// every partition of topic, and if not, what it has committed (or why
+// that could not be read).
+func CommittedEnd(client *kafka.Client, group, topic string) (bool, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err1 := pipeline.EndOffsets(ctx, client, topic)
+	committed, err2 := pipeline.CommittedOffsets(ctx, client, group, topic)
+	if err := errors.Join(err1, err2); err != nil {
+		return false, err.Error()
+	}
+	for p, end := range ends {
+		if committed[p] != end && !(end == 0 && committed[p] < 0) { // an empty partition has nothing to commit
+			return false, fmt.Sprintf("ends %v committed %v", ends, committed)
+		}
+	}
+	return true, ""
 }
 
 // Jaeger endpoints for tracing tests: OTLP over gRPC and over HTTP, and
