@@ -413,7 +413,9 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 		d.co.add(x, u.Recent)
 		if d.cfg.Mix {
 			d.rules.addRules(x, u.Recent)
-			d.pop.add(x, d.cfg.PopHalfLife)
+			if f := d.pop.add(x, d.cfg.PopHalfLife); f != 1 {
+				d.rescalePop(f)
+			}
 		}
 		d.fresh[x]++
 		if d.merged != nil {

@@ -3,7 +3,6 @@ package model
 import (
 	"fmt"
 	"math"
-	"slices"
 )
 
 // The scorers the DQN's served ranking mixes, in the order of the
@@ -109,20 +108,24 @@ type recency struct {
 	w     float64
 }
 
-// add counts an event on x.
-func (r *recency) add(x int32, halfLife float64) {
+// add counts an event on x. It returns the factor it divided every
+// weight by to rebase them before they overflow (1: none).
+func (r *recency) add(x int32, halfLife float64) (rebased float64) {
 	r.grow(int(x) + 1)
 	if r.w == 0 {
 		r.w = 1
 	}
 	r.score[x] += r.w
 	r.w *= math.Exp2(1 / halfLife)
-	if r.w > 1e100 { // rebase before the weights overflow
-		for i := range r.score {
-			r.score[i] /= r.w
-		}
-		r.w = 1
+	if r.w <= 1e100 {
+		return 1
 	}
+	f := r.w
+	for i := range r.score {
+		r.score[i] /= f
+	}
+	r.w = 1
+	return f
 }
 
 // grow makes room for n items.
@@ -244,33 +247,57 @@ func readPop(s *Snapshot) recency {
 	return r
 }
 
-// mixRows are the mixture's learned state and the sequential rules, for
-// snapshots. The hit rates and the rules' weights (sums of 1/g) are kept
-// as float64 bits, so that a restored model continues bit for bit; the
-// rules' CSR rows (sr.*) carry their structure.
-func (d *DQN) mixRows() []row {
+// mixRows are the mixture's learned state and what this replica learned
+// itself of the sequential rules (sr) and the recency popularity (pop, in
+// the model's scale), for snapshots. The hit rates and the rules' weights
+// (sums of 1/g) are kept as float64 bits, so that a restored model
+// continues bit for bit; the rules' CSR rows (sr.*) carry their structure.
+func (d *DQN) mixRows(sr csr64, pop []float64) []row {
 	q := make([]int64, 0, mixBuckets*nScorers)
 	for _, b := range d.mix.quality {
 		for _, v := range b {
 			q = append(q, int64(math.Float64bits(v)))
 		}
 	}
-	var counts, weights []int64
-	for x, c := range d.rules.count {
-		counts = append(counts, int64(math.Float64bits(c)))
-		for _, w := range d.rules.nbrs[x].count {
-			weights = append(weights, int64(math.Float64bits(w)))
-		}
-	}
 	rows := []row{
 		{name: "mix.quality", shape: []int64{mixBuckets, nScorers}, i64: q},
 		{name: "mix.checks", shape: []int64{1}, i64: []int64{d.mix.checks}},
 		{name: "mix.seen", shape: []int64{mixBuckets}, i64: d.mix.seen[:]},
-		{name: "sr.count.bits", shape: []int64{int64(len(counts))}, i64: counts},
-		{name: "sr.counts.bits", shape: []int64{int64(len(weights))}, i64: weights},
-		{name: "mix.pop.bits", shape: []int64{int64(len(d.pop.score) + 1)}, i64: bits(append(slices.Clone(d.pop.score), d.pop.w))},
+		{name: "sr.count.bits", shape: []int64{int64(len(sr.count))}, i64: bits(sr.count)},
+		{name: "sr.counts.bits", shape: []int64{int64(len(sr.counts))}, i64: bits(sr.counts)},
+		{name: "mix.pop.bits", shape: []int64{int64(len(pop) + 1)}, i64: bits(append(pop, d.pop.w))},
 	}
-	return append(rows, d.rules.table().rows("sr")...)
+	return append(rows, sr.table().rows("sr")...)
+}
+
+// readQuality reads the mixture's hit rates and checks from a snapshot
+// (zero for one from before them; readMix checked their sizes).
+func readQuality(s *Snapshot) (m mixture) {
+	q, c, seen := s.rows["mix.quality"].i64, s.rows["mix.checks"].i64, s.rows["mix.seen"].i64
+	if len(q) != mixBuckets*nScorers || len(c) != 1 || len(seen) != mixBuckets {
+		return m
+	}
+	for i, v := range q {
+		m.quality[i/nScorers][i%nScorers] = math.Float64frombits(uint64(v))
+	}
+	m.checks = c[0]
+	copy(m.seen[:], seen)
+	return m
+}
+
+// average averages the hit rates with another replica's, whose weigh w:
+// every replica trusts the scorers by what all of them saw. The checks
+// per bucket, which unbias the rates, are the larger of the two.
+func (m *mixture) average(o mixture, w float64) {
+	for b := range m.quality {
+		if o.seen[b] == 0 {
+			continue
+		}
+		for i := range m.quality[b] {
+			m.quality[b][i] = (1-w)*m.quality[b][i] + w*o.quality[b][i]
+		}
+		m.seen[b] = max(m.seen[b], o.seen[b])
+	}
 }
 
 // readMix reads what mixRows wrote from a snapshot of n items: the
@@ -284,11 +311,7 @@ func readMix(s *Snapshot, n int) (m mixture, rules cooc, err error) {
 	if len(q) != mixBuckets*nScorers || len(c) != 1 || len(seen) != mixBuckets {
 		return m, rules, fmt.Errorf("snapshot's mix.quality, mix.checks and mix.seen hold %d, %d and %d values, want %d, 1 and %d", len(q), len(c), len(seen), mixBuckets*nScorers, mixBuckets)
 	}
-	for i, v := range q {
-		m.quality[i/nScorers][i%nScorers] = math.Float64frombits(uint64(v))
-	}
-	m.checks = c[0]
-	copy(m.seen[:], seen)
+	m = readQuality(s)
 	t, err := readTable(s, "sr", n)
 	if err != nil {
 		return m, rules, err

@@ -23,7 +23,10 @@ import (
 // what its previous one added, so merging the same snapshot twice changes
 // nothing and no step is counted twice or halved. Averaging the networks
 // instead (the usual federated average) halves every replica's steps
-// between merges. The co-occurrence counts are kept the same way.
+// between merges. The co-occurrence counts, the sequential rules and the
+// recency popularity (each replica's normalised so that its newest event
+// weighs 1) are kept the same way (tally.go); the mixture's hit rates are
+// averaged, as the target network is.
 //
 // Every snapshot carries its replica's own learning and its legacy: a
 // final snapshot, once merged, moves its replica's learning from the
@@ -48,11 +51,11 @@ type replicaSums struct {
 	// brought up to date: what changed since is own learning.
 	own, mark [][]float32
 	peerNet   map[string][][]float32 // each merged peer's own
-	peerCo    map[string]*coocTable  // each merged peer's own counts
+	peerT     map[string]peerTally   // what each merged peer's tables added
 	peerAt    map[string]int64       // each merged peer's snapshot's creation
 	legacy    map[legacyKey]bool     // the finals in the legacy
 	legacyNet [][]float32
-	legacyCo  cooc
+	legacyT   tallies
 }
 
 // SetReplica names the replica the model learns for: a snapshot it
@@ -160,7 +163,7 @@ func (d *DQN) sumRows() []row {
 	if d.sums.legacyNet != nil {
 		add("replica.legacy.net.", d.sums.legacyNet)
 	}
-	return append(rows, d.sums.legacyCo.table().rows("legacy.cooc")...)
+	return append(rows, d.legacyRows()...)
 }
 
 // snapshotSums reads a snapshot's network sums, checked against net (the
@@ -240,10 +243,10 @@ func (d *DQN) inheritSums(s *Snapshot, n snapSums) {
 // tables: an own final snapshot starts a new incarnation; another
 // replica's snapshot is that replica's learning (folded into the legacy
 // if it was its last).
-func (d *DQN) restoreSums(s *Snapshot, n snapSums, own *coocTable) {
+func (d *DQN) restoreSums(s *Snapshot, n snapSums, own peerTally) {
 	m := s.Meta
 	d.sums.legacy = n.legacy
-	d.sums.peerCo, d.sums.peerAt = nil, nil
+	d.sums.peerT, d.sums.peerAt = nil, nil
 	at := m.Created.UnixNano()
 	if m.Replica == d.sums.self {
 		if m.Final {
@@ -251,7 +254,7 @@ func (d *DQN) restoreSums(s *Snapshot, n snapSums, own *coocTable) {
 		}
 		return
 	}
-	d.sums.peerCo = map[string]*coocTable{m.Replica: own}
+	d.sums.peerT = map[string]peerTally{m.Replica: own}
 	d.sums.peerAt = map[string]int64{m.Replica: at}
 	if m.Final {
 		d.fold(m.Replica, at)
@@ -273,8 +276,8 @@ func (d *DQN) folded(s *Snapshot) bool {
 // fold moves a peer's learning, up to its final snapshot of at, from the
 // peers into the legacy. The model does not change.
 func (d *DQN) fold(replica string, at int64) {
-	if t := d.sums.peerCo[replica]; t != nil {
-		d.sums.legacyCo.apply(t, 1)
+	if p, ok := d.sums.peerT[replica]; ok {
+		d.sums.legacyT.apply(p, 1)
 	}
 	if n := d.sums.peerNet[replica]; n != nil && sameShapes(n, d.netTensors()) {
 		if d.sums.legacyNet == nil {
@@ -282,7 +285,7 @@ func (d *DQN) fold(replica string, at int64) {
 		}
 		addTo(d.sums.legacyNet, n, 1)
 	}
-	delete(d.sums.peerCo, replica)
+	delete(d.sums.peerT, replica)
 	delete(d.sums.peerNet, replica)
 	delete(d.sums.peerAt, replica)
 	if d.sums.legacy == nil {
@@ -296,7 +299,8 @@ func (d *DQN) fold(replica string, at int64) {
 // change.
 func (d *DQN) foldOwn(at int64) {
 	d.syncOwn()
-	d.sums.legacyCo.apply(d.ownCooc(), 1)
+	co, sr, pop := d.ownTables()
+	d.sums.legacyT.apply(peerTally{co: co.table(), sr: sr.table(), pop: pop}, 1)
 	if d.sums.legacyNet == nil {
 		d.sums.legacyNet = zerosLike(d.sums.own)
 	}
@@ -313,7 +317,7 @@ func (d *DQN) foldOwn(at int64) {
 // replaces ours, and the peers it folded are no longer counted as peers;
 // otherwise the finals it holds that we hold as peers at the same
 // snapshot are folded into ours.
-func (d *DQN) mergeLegacy(t *coocTable, n snapSums) {
+func (d *DQN) mergeLegacy(t peerTally, n snapSums) {
 	var extra []legacyKey
 	for k := range n.legacy {
 		if !d.sums.legacy[k] {
@@ -338,21 +342,21 @@ func (d *DQN) mergeLegacy(t *coocTable, n snapSums) {
 	for _, k := range extra {
 		if at, ok := d.sums.peerAt[k.replica]; ok && at <= k.at {
 			// Up to its final, which the legacy holds.
-			if old := d.sums.peerCo[k.replica]; old != nil {
-				d.co.apply(old, -1)
+			if old, ok := d.sums.peerT[k.replica]; ok {
+				d.apply(old, -1)
 			}
 			if old := d.sums.peerNet[k.replica]; old != nil && sameShapes(old, ts) {
 				addTo(ts, old, -1)
 			}
-			delete(d.sums.peerCo, k.replica)
+			delete(d.sums.peerT, k.replica)
 			delete(d.sums.peerNet, k.replica)
 			delete(d.sums.peerAt, k.replica)
 		}
 	}
-	d.co.apply(d.sums.legacyCo.table(), -1)
-	d.co.apply(t, 1)
-	d.sums.legacyCo = cooc{}
-	d.sums.legacyCo.apply(t, 1)
+	d.apply(d.sums.legacyT.peer(), -1)
+	d.apply(t, 1)
+	d.sums.legacyT = tallies{}
+	d.sums.legacyT.apply(t, 1)
 	if sameShapes(n.legacyNet, ts) {
 		if d.sums.legacyNet != nil {
 			addTo(ts, d.sums.legacyNet, -1)
@@ -385,63 +389,20 @@ func (d *DQN) mergeNet(s *Snapshot, own [][]float32) {
 	d.markNet()
 }
 
-// mergeCooc replaces what the previous snapshot of s's writer added to
-// the co-occurrence counts by t.
-func (d *DQN) mergeCooc(s *Snapshot, t *coocTable) {
+// mergeTally replaces what the previous snapshot of s's writer added to
+// the model's tables by p.
+func (d *DQN) mergeTally(s *Snapshot, p peerTally) {
 	replica := s.Meta.Replica
-	if d.sums.peerCo == nil {
-		d.sums.peerCo = map[string]*coocTable{}
+	if d.sums.peerT == nil {
+		d.sums.peerT = map[string]peerTally{}
 		d.sums.peerAt = map[string]int64{}
 	}
-	if old := d.sums.peerCo[replica]; old != nil {
-		d.co.apply(old, -1)
+	if old, ok := d.sums.peerT[replica]; ok {
+		d.apply(old, -1)
 	}
-	d.co.apply(t, 1)
-	d.sums.peerCo[replica] = t
+	d.apply(p, 1)
+	d.sums.peerT[replica] = p
 	d.sums.peerAt[replica] = s.Meta.Created.UnixNano()
-}
-
-// ownCooc is what this replica counted itself, which is what its
-// snapshots carry: the model's co-occurrence table without the merged
-// peers' counts and the legacy.
-func (d *DQN) ownCooc() *coocTable {
-	t := d.co.table()
-	count, offsets, nbr, nc := t.count, t.offsets, t.nbr, t.counts
-	if len(d.sums.peerCo) == 0 && len(d.sums.legacyCo.count) == 0 {
-		return t
-	}
-	for _, p := range d.sums.peerCo {
-		for k := range p.count {
-			x := p.local[k]
-			count[x] -= p.count[k]
-			pos := d.co.nbrs[x].pos
-			for j := p.offsets[k]; j < p.offsets[k+1]; j++ {
-				nc[offsets[x]+pos[p.local[p.nbr[j]]]] -= p.counts[j]
-			}
-		}
-	}
-	for x, c := range d.sums.legacyCo.count {
-		count[x] -= float32(c)
-		nb, pos := d.sums.legacyCo.nbrs[x], d.co.nbrs[x].pos
-		for j, y := range nb.item {
-			nc[offsets[x]+pos[y]] -= float32(nb.count[j])
-		}
-	}
-	// Leave out the pairs only others counted.
-	n := 0
-	for x := range len(offsets) - 1 {
-		lo, hi := offsets[x], offsets[x+1]
-		offsets[x] = int32(n)
-		for j := lo; j < hi; j++ {
-			if nc[j] != 0 {
-				nbr[n], nc[n] = nbr[j], nc[j]
-				n++
-			}
-		}
-	}
-	offsets[len(offsets)-1] = int32(n)
-	t.nbr, t.counts = nbr[:n], nc[:n]
-	return t
 }
 
 // CoocTotals sums the co-occurrence table: the interactions counted and

@@ -79,12 +79,20 @@ func replica(t *testing.T, cfg DQNConfig, name string) *DQN {
 
 // coocByID is d's co-occurrence table keyed by item ids.
 func coocByID(d *DQN) (counts map[string]float64, pairs map[[2]string]float64) {
+	return tableByID(d, &d.co)
+}
+
+// tableByID is c, one of d's count tables, keyed by item ids.
+func tableByID(d *DQN, c *cooc) (counts map[string]float64, pairs map[[2]string]float64) {
 	counts, pairs = map[string]float64{}, map[[2]string]float64{}
 	for x, id := range d.items.ids {
-		if c := d.co.count[x]; c != 0 {
-			counts[id] = c
+		if x >= len(c.count) {
+			break
 		}
-		nb := d.co.nbrs[x]
+		if n := c.count[x]; n != 0 {
+			counts[id] = n
+		}
+		nb := c.nbrs[x]
 		for j, y := range nb.item {
 			if nb.count[j] != 0 {
 				pairs[[2]string{id, d.items.ids[y]}] = nb.count[j]
@@ -101,6 +109,43 @@ func sameCooc(t *testing.T, what string, a, b *DQN) {
 	if fmt.Sprint(ca) != fmt.Sprint(cb) || fmt.Sprint(pa) != fmt.Sprint(pb) {
 		t.Fatalf("%s: co-occurrence tables differ: %d items and %d pairs against %d and %d", what, len(ca), len(pa), len(cb), len(pb))
 	}
+	// The sequential rules' weights (sums of 1/g) pass through float32 in
+	// snapshots: equal within float32's precision.
+	ra, qa := tableByID(a, &a.rules)
+	rb, qb := tableByID(b, &b.rules)
+	if len(qa) == 0 {
+		t.Fatalf("%s: no sequential rules", what)
+	}
+	near := func(x, y float64) bool { return math.Abs(x-y) <= 1e-5*math.Max(1, math.Abs(y)) }
+	for _, c := range [][2]map[string]float64{{ra, rb}} {
+		if len(c[0]) != len(c[1]) {
+			t.Fatalf("%s: sequential rules count %d items against %d", what, len(c[0]), len(c[1]))
+		}
+		for k, v := range c[0] {
+			if !near(v, c[1][k]) {
+				t.Fatalf("%s: sequential rules count item %s %g times against %g", what, k, v, c[1][k])
+			}
+		}
+	}
+	if len(qa) != len(qb) {
+		t.Fatalf("%s: %d sequential rules against %d", what, len(qa), len(qb))
+	}
+	for k, v := range qa {
+		if !near(v, qb[k]) {
+			t.Fatalf("%s: rule %s → %s weighs %g against %g", what, k[0], k[1], v, qb[k])
+		}
+	}
+}
+
+// popByID is d's recency popularity normalised so that its largest score
+// is 1, keyed by item ids.
+func popByID(d *DQN) map[string]float64 {
+	top := slices.Max(d.pop.score)
+	out := map[string]float64{}
+	for x, v := range d.pop.score {
+		out[d.items.ids[x]] = v / top
+	}
+	return out
 }
 
 // maxNetDiff is the largest difference between a's and b's online weights.
@@ -145,8 +190,13 @@ func TestReplicasAddUpLikeOneLearner(t *testing.T) {
 	}
 	sameCooc(t, "replica a against one learner", a, one)
 	sameCooc(t, "replica b against one learner", b, one)
-	if d := maxNetDiff(a, b); d > 1e-5 {
-		t.Fatalf("after the exchange the replicas' networks differ by up to %g", d)
+	// Each replica's popularity is its own plus the other's, each
+	// normalised to its newest event: the same on both.
+	pa, pb := popByID(a), popByID(b)
+	for id, v := range pa {
+		if math.Abs(v-pb[id]) > 1e-6 {
+			t.Fatalf("item %s's recency popularity is %g on replica a and %g on b", id, v, pb[id])
+		}
 	}
 	// Each snapshot carries its writer's own counts only.
 	if got, want := len(sa.rows["cooc.items"].i32), 0; got == want {
@@ -257,8 +307,8 @@ func TestDepartedReplicasLiveOnInTheLegacy(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameCooc(t, "a after b left", a, one)
-	if len(a.sums.peerCo) != 0 || !a.sums.legacy[legacyKey{"b", t0.UnixNano()}] {
-		t.Fatalf("b's final snapshot was not folded into a's legacy: peers %d, legacy %v", len(a.sums.peerCo), a.sums.legacy)
+	if len(a.sums.peerT) != 0 || !a.sums.legacy[legacyKey{"b", t0.UnixNano()}] {
+		t.Fatalf("b's final snapshot was not folded into a's legacy: peers %d, legacy %v", len(a.sums.peerT), a.sums.legacy)
 	}
 	// A second generation: c, a new name, restores a's snapshot; then a
 	// leaves and c merges its final.
@@ -339,7 +389,7 @@ func TestLegacyReplacesAPeerItHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameCooc(t, "q after merging p's legacy", q, one)
-	if _, held := q.sums.peerCo["x"]; held {
+	if _, held := q.sums.peerT["x"]; held {
 		t.Fatal("q still holds x as a peer beside the legacy that holds its final")
 	}
 }
@@ -365,5 +415,33 @@ func TestMergeAgainAfterNewItems(t *testing.T) {
 	x, _ := a.items.Lookup("brand-new")
 	if a.fresh[x] != 1 || a.merged[x] != 1 {
 		t.Fatalf("the new item's interactions: fresh %v, merged %v; want 1 and 1", a.fresh[x], a.merged[x])
+	}
+}
+
+// Replicas trust the mixture's scorers by what all of them saw: a merge
+// averages the hit rates with the snapshot's, weighed as the networks are.
+func TestMergeAveragesTheMixtureHitRates(t *testing.T) {
+	cfg, _, ea, eb, _ := twoReplicas(t)
+	a, b := replica(t, cfg, "a"), replica(t, cfg, "b")
+	learnAll(t, a, ea)
+	learnAll(t, b, eb)
+	for k := range a.mix.quality {
+		for i := range a.mix.quality[k] {
+			a.mix.quality[k][i], b.mix.quality[k][i] = 0.1*float64(i+1), 0.5
+		}
+		a.mix.seen[k], b.mix.seen[k] = 10, 20
+	}
+	if err := b.Merge(snapshotOf(t, a, "a"), 0.25); err != nil {
+		t.Fatal(err)
+	}
+	for k := range b.mix.quality {
+		for i, q := range b.mix.quality[k] {
+			if want := 0.75*0.5 + 0.25*0.1*float64(i+1); math.Abs(q-want) > 1e-12 {
+				t.Fatalf("after the merge hit rate [%d][%d] is %g, want %g", k, i, q, want)
+			}
+		}
+		if b.mix.seen[k] != 20 {
+			t.Fatalf("bucket %d counts %d checks after the merge, want the larger, 20", k, b.mix.seen[k])
+		}
 	}
 }

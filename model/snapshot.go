@@ -183,8 +183,9 @@ func (d *DQN) rows() []row {
 		row{name: "items.bias", shape: []int64{n}, f32: d.bias},
 		row{name: "items.fresh", shape: []int64{n}, f32: d.fresh},
 	)
-	rows = append(rows, d.ownCooc().rows("cooc")...)
-	rows = append(rows, d.mixRows()...)
+	co, sr, pop := d.ownTables()
+	rows = append(rows, co.table().rows("cooc")...)
+	rows = append(rows, d.mixRows(sr, pop)...)
 	return append(rows, d.stateRows()...)
 }
 

@@ -7,10 +7,11 @@ import (
 )
 
 // Merge merges another replica's snapshot into the model. The online
-// network and the co-occurrence counts add up (see replicaSums): what the
-// other replica learned itself since its snapshot merged before is added.
-// The target network and Adam moments are averaged, the snapshot's with
-// weight w in [0, 1]. The item tables are sparse (an item is learned by
+// network, the co-occurrence counts, the sequential rules and the recency
+// popularity add up (see replicaSums): what the other replica learned
+// itself since its snapshot merged before is added. The target network,
+// the Adam moments and the mixture's hit rates are averaged, the
+// snapshot's with weight w in [0, 1]. The item tables are sparse (an item is learned by
 // the replicas whose users meet it), so each item both know is weighed by
 // the interactions each learned since its last snapshot: an item only the
 // other learned takes its values, one both learned is averaged in
@@ -57,17 +58,18 @@ func (d *DQN) merge(s *Snapshot, w float64, average bool) error {
 	}
 	if average {
 		d.averageTensors(s, w)
+		d.mix.average(readQuality(s), w)
 	}
 	if sameNet {
 		d.mergeNet(s, sums.own)
 	}
 	local := d.mergeItems(it, w, average)
-	// Co-occurrence counts add up over replicas (a grow-only counter per
-	// replica): each snapshot carries its replica's own counts, which
-	// replace what the previous one of that replica added.
-	it.own.local, it.legacy.local = local, local
-	d.mergeCooc(s, it.own)
-	d.mergeLegacy(it.legacy, sums)
+	// Co-occurrence counts, sequential rules and recency popularity add up
+	// over replicas (a grow-only counter per replica): each snapshot
+	// carries its replica's own, which replace what the previous one of
+	// that replica added.
+	d.mergeTally(s, d.peer(it.own, local))
+	d.mergeLegacy(d.peer(it.legacy, local), sums)
 	if m.Final {
 		d.fold(m.Replica, m.Created.UnixNano())
 	}

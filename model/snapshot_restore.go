@@ -26,8 +26,7 @@ func (d *DQN) Restore(s *Snapshot) error {
 	if err != nil {
 		return err
 	}
-	n, own, legacy := len(it.ids), it.own, it.legacy
-	own.local, legacy.local = identity(n), identity(n)
+	n := len(it.ids)
 	mix, rules, err := readMix(s, n)
 	if err != nil {
 		return err
@@ -47,11 +46,13 @@ func (d *DQN) Restore(s *Snapshot) error {
 	// The model owns its state: one snapshot can restore several.
 	d.ein, d.eout, d.bias = slices.Clone(it.ein), slices.Clone(it.eout), slices.Clone(it.bias)
 	d.fresh, d.merged = make([]float32, n), nil
-	d.co, d.sums.legacyCo = cooc{}, cooc{}
+	// The tables are the snapshot's own plus its legacy.
+	d.co, d.sums.legacyT, d.sums.peerT = cooc{}, tallies{}, nil
 	d.co.grow(int32(n) - 1)
-	d.co.apply(own, 1)
-	d.co.apply(legacy, 1)
-	d.sums.legacyCo.apply(legacy, 1)
+	own, legacy := d.peer(it.own, identity(n)), d.peer(it.legacy, identity(n))
+	d.co.apply(own.co, 1) // the own rules and popularity are restored exactly above
+	d.apply(legacy, 1)
+	d.sums.legacyT.apply(legacy, 1)
 	d.inheritSums(s, nets.sums)
 	d.restoreSums(s, nets.sums, own)
 	d.steps, d.batches = m.Steps, m.Batches
@@ -158,7 +159,7 @@ func (d *DQN) Adopt(s *Snapshot) error {
 type snapItems struct {
 	ids                    []string
 	ein, eout, bias, fresh []float32
-	own, legacy            *coocTable
+	own, legacy            snapTally
 }
 
 // items reads the item tables of s, whose embeddings have dim values.
@@ -172,10 +173,10 @@ func (s *Snapshot) items(dim int) (snapItems, error) {
 		return snapItems{}, fmt.Errorf("snapshot's item tables do not match its vocabulary")
 	}
 	var err error
-	if it.own, err = readTable(s, "cooc", n); err != nil {
+	if it.own, err = readTally(s, false, n); err != nil {
 		return snapItems{}, err
 	}
-	if it.legacy, err = readTable(s, "legacy.cooc", n); err != nil {
+	if it.legacy, err = readTally(s, true, n); err != nil {
 		return snapItems{}, err
 	}
 	return it, nil
