@@ -80,7 +80,11 @@ type DQNConfig struct {
 	MixRate   float64
 	MixMemory float64
 	MixEvery  int
-	SRDecay   float64
+	// MixLearn is the rate of the mixture's gating head (its log-gains per
+	// bucket and scorer, trained on the pairwise ranking loss of each
+	// checked choice against the served top-K); 0 keeps the gains at 0.
+	MixLearn float64
+	SRDecay  float64
 	// PopHalfLife is the events over which the recency popularity
 	// expert's weight of an event halves.
 	PopHalfLife float64
@@ -125,7 +129,7 @@ func DefaultDQN() DQNConfig {
 		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
 		EWCEvery: 50,
 		Shared:   Shared{TopN: 10, MaxUsers: 1_000_000}, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true, ZeroHead: true,
-		Mix: true, MixRate: 20, MixMemory: 0.99, MixEvery: 4, SRDecay: 0.8, PopHalfLife: 10_000,
+		Mix: true, MixRate: 20, MixMemory: 0.99, MixEvery: 4, MixLearn: 5, SRDecay: 0.8, PopHalfLife: 10_000,
 	}
 }
 
@@ -192,6 +196,7 @@ type DQN struct {
 	scores   []float64
 	knn, sr  []float64
 	heap     minHeap
+	blendBuf []float64 // the served scores while the mixture's gains learn
 	negs     []int32
 	dots     []float32
 	negCol   [][]int32

@@ -42,8 +42,16 @@ func mixBucket(n int) int {
 // not stay below the best of them for long. rate 0 keeps equal weights.
 // The hit rates, and so the weights, are kept per state bucket
 // (mixBucket): trust is learned per kind of state.
+//
+// On top, a gating head learns on the ranking loss: a log-gain per bucket
+// and scorer multiplies the scorer's weight, moved at rate learn by a
+// pairwise logistic loss of the chosen item against the served top-K (the
+// items that compete with it for a place in the list). The hit rates say
+// which scorer is right alone; the gains learn how to combine them.
 type mixture struct {
 	rate, memory float64
+	learn        float64
+	gain         [mixBuckets][nScorers]float64
 	quality      [mixBuckets][nScorers]float64
 	seen         [mixBuckets]int64 // checks per bucket, to unbias quality
 	off          [nScorers]bool    // scorers left out (ablations)
@@ -78,6 +86,63 @@ func (m *mixture) weights(b int) (w [nScorers]float64) {
 	return w
 }
 
+// served are the weights the served ranking uses in bucket b: the hit
+// rates' weights times the learned gains.
+func (m *mixture) served(b int) (w [nScorers]float64) {
+	w = m.weights(b)
+	for i := range w {
+		w[i] *= math.Exp(m.gain[b][i])
+	}
+	return w
+}
+
+// flatGains are the gains, bucket by bucket.
+func (m *mixture) flatGains() []float64 {
+	out := make([]float64, 0, mixBuckets*nScorers)
+	for _, b := range m.gain {
+		out = append(out, b[:]...)
+	}
+	return out
+}
+
+// maxGain bounds the learned log-gains: no scorer's weight is moved by
+// more than e^3 ≈ 20× either way.
+const maxGain = 3
+
+// learnGains moves bucket b's gains by one step of the pairwise logistic
+// loss of pos against the items of top (the served top-K) under the
+// scorers' normalised scores: shift and scale per scorer, scale holding
+// the served weight.
+func (m *mixture) learnGains(b int, parts [nScorers][]float64, scale [nScorers]float64, pos int32, top []int32) {
+	served := func(a int32) (s float64) {
+		for i, p := range parts {
+			s += scale[i] * p[a]
+		}
+		return s
+	}
+	sp := served(pos)
+	var grad [nScorers]float64
+	n := 0
+	for _, y := range top {
+		if y == pos {
+			continue
+		}
+		g := 1 / (1 + math.Exp(sp-served(y))) // σ(−Δ)
+		for i, p := range parts {
+			grad[i] += g * scale[i] * (p[pos] - p[y])
+		}
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	for i := range grad {
+		if scale[i] != 0 {
+			m.gain[b][i] = max(-maxGain, min(maxGain, m.gain[b][i]+m.learn*grad[i]/float64(n)))
+		}
+	}
+}
+
 // observe decays every scorer's quality in bucket b and credits the
 // scorers whose top-K held the chosen item.
 func (m *mixture) observe(b int, hit [nScorers]bool) {
@@ -95,7 +160,7 @@ func (m *mixture) observe(b int, hit [nScorers]bool) {
 // newMixture is the mixture cfg describes: NoNet leaves the network's score
 // out, NoKNN co-occurrence.
 func newMixture(cfg DQNConfig) mixture {
-	m := mixture{rate: cfg.MixRate, memory: cfg.MixMemory}
+	m := mixture{rate: cfg.MixRate, memory: cfg.MixMemory, learn: cfg.MixLearn}
 	m.off[scorerNet], m.off[scorerKNN] = cfg.NoNet, cfg.NoKNN
 	return m
 }
@@ -167,9 +232,20 @@ func (d *DQN) blend(n int) {
 	if !d.cfg.Mix {
 		return
 	}
-	w := d.mix.weights(mixBucket(n))
 	parts := d.parts()
-	var shift, scale [nScorers]float64
+	shift, scale := norms(parts, d.mix.served(mixBucket(n)))
+	for a, q := range d.scores {
+		s := scale[scorerNet] * (q - shift[scorerNet])
+		s += scale[scorerKNN] * (d.knn[a] - shift[scorerKNN])
+		s += scale[scorerSR] * (d.sr[a] - shift[scorerSR])
+		d.scores[a] = s + scale[scorerPop]*(parts[scorerPop][a]-shift[scorerPop])
+	}
+}
+
+// norms are the shift and scale of each scorer's scores that make the
+// mean item score 0 and the best w_i (scale 0: the scorer is left out, or
+// scores every item the same).
+func norms(parts [nScorers][]float64, w [nScorers]float64) (shift, scale [nScorers]float64) {
 	for i, p := range parts {
 		if w[i] == 0 {
 			continue
@@ -179,12 +255,7 @@ func (d *DQN) blend(n int) {
 			shift[i], scale[i] = mean, w[i]/(top-mean)
 		}
 	}
-	for a, q := range d.scores {
-		s := scale[scorerNet] * (q - shift[scorerNet])
-		s += scale[scorerKNN] * (d.knn[a] - shift[scorerKNN])
-		s += scale[scorerSR] * (d.sr[a] - shift[scorerSR])
-		d.scores[a] = s + scale[scorerPop]*(parts[scorerPop][a]-shift[scorerPop])
-	}
+	return shift, scale
 }
 
 // meanMax is the mean and the largest value of s.
@@ -220,7 +291,28 @@ func (d *DQN) checkMixture(u *UserState, id string) {
 	for i, p := range d.parts() {
 		hit[i] = order{score: p}.rankUpTo(item, u.Consumed, d.cfg.TopN) < d.cfg.TopN
 	}
-	d.mix.observe(mixBucket(len(u.Recent)), hit)
+	b := mixBucket(len(u.Recent))
+	d.mix.observe(b, hit)
+	if d.mix.learn > 0 {
+		d.learnGains(b, item, u.Consumed)
+	}
+}
+
+// learnGains trains bucket b's gains on the choice of item: against the
+// top TopN of the ranking served before it (d.knn, d.sr and d.scores hold
+// the components).
+func (d *DQN) learnGains(b int, item int32, consumed map[int32]struct{}) {
+	parts := d.parts()
+	_, scale := norms(parts, d.mix.served(b))
+	if cap(d.blendBuf) < len(d.scores) {
+		d.blendBuf = make([]float64, len(d.scores))
+	}
+	s := d.blendBuf[:len(d.scores)]
+	for a := range s {
+		s[a] = scale[scorerNet]*d.scores[a] + scale[scorerKNN]*d.knn[a] + scale[scorerSR]*d.sr[a] + scale[scorerPop]*parts[scorerPop][a]
+	}
+	top := order{score: s}.top(d.cfg.TopN, consumed, &d.heap)
+	d.mix.learnGains(b, parts, scale, item, top)
 }
 
 // bits are the float64 bits of s.
@@ -263,6 +355,7 @@ func (d *DQN) mixRows(sr csr64, pop []float64) []row {
 		{name: "mix.quality", shape: []int64{mixBuckets, nScorers}, i64: q},
 		{name: "mix.checks", shape: []int64{1}, i64: []int64{d.mix.checks}},
 		{name: "mix.seen", shape: []int64{mixBuckets}, i64: d.mix.seen[:]},
+		{name: "mix.gain.bits", shape: []int64{mixBuckets, nScorers}, i64: bits(d.mix.flatGains())},
 		{name: "sr.count.bits", shape: []int64{int64(len(sr.count))}, i64: bits(sr.count)},
 		{name: "sr.counts.bits", shape: []int64{int64(len(sr.counts))}, i64: bits(sr.counts)},
 		{name: "mix.pop.bits", shape: []int64{int64(len(pop) + 1)}, i64: bits(append(pop, d.pop.w))},
@@ -282,10 +375,16 @@ func readQuality(s *Snapshot) (m mixture) {
 	}
 	m.checks = c[0]
 	copy(m.seen[:], seen)
+	if g := s.rows["mix.gain.bits"].i64; len(g) == mixBuckets*nScorers {
+		for i, v := range g {
+			m.gain[i/nScorers][i%nScorers] = math.Float64frombits(uint64(v))
+		}
+	}
 	return m
 }
 
-// average averages the hit rates with another replica's, whose weigh w:
+// average averages the hit rates and the gains with another replica's,
+// whose weigh w:
 // every replica trusts the scorers by what all of them saw. The checks
 // per bucket, which unbias the rates, are the larger of the two.
 func (m *mixture) average(o mixture, w float64) {
@@ -295,6 +394,7 @@ func (m *mixture) average(o mixture, w float64) {
 		}
 		for i := range m.quality[b] {
 			m.quality[b][i] = (1-w)*m.quality[b][i] + w*o.quality[b][i]
+			m.gain[b][i] = (1-w)*m.gain[b][i] + w*o.gain[b][i]
 		}
 		m.seen[b] = max(m.seen[b], o.seen[b])
 	}

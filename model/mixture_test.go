@@ -169,3 +169,47 @@ func TestMixtureUnbiasesFewChecks(t *testing.T) {
 		t.Fatalf("weights %v after 3 checks popularity alone won, want nearly all on it", w)
 	}
 }
+
+// The gating head learns how to combine the scorers on the ranking loss:
+// where sr puts the chosen item above its competitor and knn the other
+// way round, sr's gain grows and knn's shrinks until the served ranking
+// puts the chosen item first; bounded by maxGain; rate 0 learns nothing.
+func TestMixtureGainsLearnTheRankingLoss(t *testing.T) {
+	// Items 0 (chosen) and 1 (its competitor), 2 and 3 filler.
+	var parts [nScorers][]float64
+	parts[scorerNet] = []float64{0, 0, 0, 0}
+	parts[scorerKNN] = []float64{0.5, 1, 0, 0}
+	parts[scorerSR] = []float64{0.6, 0.5, 0, 0}
+	parts[scorerPop] = []float64{0, 0, 0, 0}
+	served := func(m *mixture) (pos, other float64) {
+		_, scale := norms(parts, m.served(0))
+		for i, p := range parts {
+			pos += scale[i] * p[0]
+			other += scale[i] * p[1]
+		}
+		return pos, other
+	}
+	m := mixture{learn: 2}
+	if p, o := served(&m); p >= o {
+		t.Fatalf("test is vacuous: the chosen item already scores %g against %g", p, o)
+	}
+	for range 200 {
+		_, scale := norms(parts, m.served(0))
+		m.learnGains(0, parts, scale, 0, []int32{1, 0, 2})
+	}
+	if g := m.gain[0]; !(g[scorerSR] > 0 && g[scorerKNN] < 0) || g[scorerSR] > maxGain || g[scorerKNN] < -maxGain {
+		t.Fatalf("gains %v, want sr's up and knn's down, within ±%d", g, maxGain)
+	}
+	if p, o := served(&m); p <= o {
+		t.Fatalf("after learning the chosen item scores %g against its competitor's %g", p, o)
+	}
+	if m.gain[1] != ([nScorers]float64{}) {
+		t.Fatalf("another bucket's gains moved: %v", m.gain[1])
+	}
+	still := mixture{}
+	_, scale := norms(parts, still.served(0))
+	still.learnGains(0, parts, scale, 0, []int32{1})
+	if still.gain[0] != ([nScorers]float64{}) {
+		t.Fatalf("rate 0 moved the gains: %v", still.gain[0])
+	}
+}

@@ -305,6 +305,9 @@ func checkMix(errs []error, c DQNConfig) []error {
 	if c.MixEvery <= 0 {
 		errs = append(errs, optionErr("mix_every", "must be positive, got %d", c.MixEvery))
 	}
+	if c.MixLearn < 0 {
+		errs = append(errs, optionErr("mix_learn", "must not be negative, got %g", c.MixLearn))
+	}
 	if c.PopHalfLife <= 0 {
 		errs = append(errs, optionErr("pop_half_life", "must be positive, got %g", c.PopHalfLife))
 	}
