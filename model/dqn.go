@@ -174,9 +174,10 @@ type DQN struct {
 	xpcg            *rand.PCG
 	probeUser       *UserState // the user and item of the event being probed
 	probeItem       int32
-	qRef            []float32 // rankPair's q of the reference network
-	dotBuf          []float32 // scoreItems' q·E
-	graph           *trainGraph
+	qRef            []float32   // rankPair's q of the reference network
+	dotBuf          []float32   // scoreItems' q·E
+	graph           *trainGraph // defines the step's loss; the kernel runs it
+	kernel          *stepKernel
 	users           *UserStore
 	replay          []transition
 	replayNext      int
@@ -256,6 +257,7 @@ func (d *DQN) rebuild() error {
 		return err
 	}
 	d.graph = g
+	d.kernel = newStepKernel(d.net, d.cfg.Rows, d.cfg.Negatives, d.cfg.Hard+d.cfg.RowUniform, float32(d.cfg.TDWeight))
 	d.opts = d.opts[:0]
 	for _, l := range d.net.layers() {
 		lr := d.cfg.LR
@@ -701,13 +703,11 @@ func (d *DQN) step(rows []transition) error {
 	g := d.graph
 	nItems := int32(len(d.bias))
 	d.sampleNegatives(nItems)
+	d.nextStates(rows)
 	for r := range rows {
 		d.fillRow(r, &rows[r], nItems)
 	}
-	bpr, td, err := g.run()
-	if err != nil {
-		return err
-	}
+	bpr, td := d.kernel.run(d.net, &g.stepInputs)
 	if math.IsNaN(float64(bpr)) || math.IsNaN(float64(td)) || math.IsInf(float64(bpr+td), 0) {
 		return fmt.Errorf("dqn diverged at step %d (ranking loss %v, TD loss %v): lower the learning rates", d.steps, bpr, td)
 	}
@@ -764,28 +764,50 @@ func (d *DQN) fillRow(r int, tr *transition, nItems int32) {
 		g.Bhard[r*nh+j] = d.bias[a]
 		g.KnnHard[r*nh+j] = d.knnOf(recent, a)
 	}
-	g.Y[r] = d.tdTarget(tr, nh)
+	g.Y[r] = d.tdTarget(r, tr, nh)
 }
 
-// tdTarget is the double DQN target of tr: the online network picks the
-// best next action among the negatives, the target network values it.
-func (d *DQN) tdTarget(tr *transition, nh int) float32 {
-	var next [maxWindow]int32
-	var nextTypes [maxWindow]feedback.Type
-	recent := tr.recent[:tr.n]
-	nn0 := copy(next[:], recent)
+// nextWindow writes the window of tr's next state into next and types
+// and returns its length: tr's items then its chosen one (as a click),
+// the oldest dropped at the window's size.
+func (d *DQN) nextWindow(tr *transition, next *[maxWindow]int32, types *[maxWindow]feedback.Type) int {
+	nn0 := copy(next[:], tr.recent[:tr.n])
 	if nn0 == d.cfg.Window {
 		copy(next[:], next[1:nn0])
-		copy(nextTypes[:], tr.types[1:tr.n])
+		copy(types[:], tr.types[1:tr.n])
 		nn0--
 	} else {
-		copy(nextTypes[:], tr.types[:tr.n])
+		copy(types[:], tr.types[:tr.n])
 	}
-	next[nn0], nextTypes[nn0] = tr.pos, feedback.Click
-	nw := next[:nn0+1]
-	d.features(nw, nextTypes[:nn0+1], d.x)
-	aOn := d.net.forward(d.x, d.q, &d.scr)
-	_, vTg := d.target.forwardV(d.x, d.qt, &d.scr)
+	next[nn0], types[nn0] = tr.pos, feedback.Click
+	return nn0 + 1
+}
+
+// nextStates runs the online and the target network over the next state
+// of every row at once (one batch of matrix products each, not a forward
+// pass per row), for tdTarget.
+func (d *DQN) nextStates(rows []transition) {
+	k := d.kernel
+	var next [maxWindow]int32
+	var types [maxWindow]feedback.Type
+	for r := range rows {
+		n := d.nextWindow(&rows[r], &next, &types)
+		d.features(next[:n], types[:n], k.nextX[r*d.in:(r+1)*d.in])
+	}
+	k.nextOn.run(d.net, k.nextX)
+	k.nextTg.run(d.target, k.nextX)
+}
+
+// tdTarget is the double DQN target of tr, row r of the step: the online
+// network picks the best next action among the negatives, the target
+// network values it (both over the next state, from nextStates).
+func (d *DQN) tdTarget(r int, tr *transition, nh int) float32 {
+	var next [maxWindow]int32
+	var nextTypes [maxWindow]feedback.Type
+	nw := next[:d.nextWindow(tr, &next, &nextTypes)]
+	dim, on, tg := d.cfg.Dim, &d.kernel.nextOn, &d.kernel.nextTg
+	q, aOn := on.q[r*dim:(r+1)*dim], on.alpha[r]
+	qt, vTg := tg.q[r*dim:(r+1)*dim], tg.value[r]
 	best, bestQ := int32(-1), float32(math.Inf(-1))
 	cands := d.negs
 	if len(cands) == 0 {
@@ -795,13 +817,13 @@ func (d *DQN) tdTarget(tr *transition, nh int) float32 {
 		if a == tr.pos {
 			continue
 		}
-		if q := d.qOf(d.q, aOn, nw, a); q > bestQ {
-			best, bestQ = a, q
+		if qa := d.qOf(q, aOn, nw, a); qa > bestQ {
+			best, bestQ = a, qa
 		}
 	}
 	y := tr.reward
 	if best >= 0 {
-		y += float32(d.cfg.Gamma) * (vTg + d.qTD(d.qt, best))
+		y += float32(d.cfg.Gamma) * (vTg + d.qTD(qt, best))
 	}
 	return y
 }
@@ -809,18 +831,14 @@ func (d *DQN) tdTarget(tr *transition, nh int) float32 {
 // applyGradients moves the network's weights by Adam on the gradients of
 // the step just run (with the EWC penalty when it is on).
 func (d *DQN) applyGradients() {
-	g := d.graph
 	for i, l := range d.net.layers() {
 		for k, w := range [][]float32{l.W, l.B} {
-			gr := grad(g.weights[weightIndex(i, k == 1)])
+			gr := d.kernel.grads[weightIndex(i, k == 1)]
 			if d.ewc != nil {
 				d.ewc.observe(2*i+k, gr)
 				d.ewc.penalize(2*i+k, w, gr)
 			}
 			d.opts[2*i+k].step(w, gr, 1)
-			// gorgonia adds each run's gradient into the weight's dual
-			// value: zero it, or the next step would see the sum of all.
-			clear(gr)
 		}
 	}
 }

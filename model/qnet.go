@@ -187,9 +187,8 @@ type trainGraph struct {
 	weights              G.Nodes
 	loss, bprLoss, tdOut *G.Node
 	qpos                 *G.Node // Q(s, pos) per row, for checks
-	// backing slices of the inputs, filled before each step
-	X, Epos, Eneg, Bpos, Bneg, KnnPos, KnnNeg, Y []float32
-	Ehard, Bhard, KnnHard, Ones                  []float32
+	// the backing slices of the inputs, filled before each step
+	stepInputs
 }
 
 func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph, error) {

@@ -1,0 +1,135 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/adaptrec/adaptrec/model/feedback"
+)
+
+// The kernel that runs the training step computes the loss of the
+// gorgonia graph and the gradients gorgonia derives from it, on the same
+// inputs and weights: for the default network (per-row negatives), with
+// shared and hard negatives and two hidden layers, without the skip
+// connection and without hidden layers; after training and from a fresh
+// network whose zero biases put ReLUs exactly at 0 (empty states).
+func TestKernelMatchesGraph(t *testing.T) {
+	cases := map[string]func(*DQNConfig){
+		"default":             func(*DQNConfig) {},
+		"shared+hard, 2 deep": func(c *DQNConfig) { c.Negatives, c.Hard, c.Hidden = 16, 4, []int{24, 12} },
+		"no skip, td 1":       func(c *DQNConfig) { c.Skip, c.ZeroHead, c.TDWeight = false, false, 1 },
+		"no hidden layer":     func(c *DQNConfig) { c.Hidden, c.Negatives = nil, 8 },
+	}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg := DefaultDQN()
+			cfg.Rows = 32
+			change(&cfg)
+			trained := trainedDQN(t, cfg, 500) // leaves its last step's inputs in the graph
+			compareKernel(t, trained)
+			fresh := newDQN(t, cfg)
+			for i := range fresh.net.head.W { // ZeroHead would block the hidden layers' gradients
+				fresh.net.head.W[i] = float32(i%7-3) / 10
+			}
+			randomInputs(&fresh.graph.stepInputs, rand.New(rand.NewPCG(7, 7)), fresh.in, cfg.Rows)
+			compareKernel(t, fresh)
+		})
+	}
+}
+
+// randomInputs fills a step's inputs with normal draws (targets spread so
+// that the Huber loss sees both its branches) and leaves the states of
+// the first rows empty, as a user's first event is.
+func randomInputs(in *stepInputs, rng *rand.Rand, width, empty int) {
+	for _, s := range [][]float32{in.X, in.Epos, in.Eneg, in.Bpos, in.Bneg, in.KnnPos, in.KnnNeg, in.Ehard, in.Bhard, in.KnnHard} {
+		for i := range s {
+			s[i] = float32(rng.NormFloat64())
+		}
+	}
+	for i := range in.Y {
+		in.Y[i] = float32(3 * rng.NormFloat64())
+	}
+	clear(in.X[:min(len(in.X), 4*width)])
+}
+
+// compareKernel runs d's graph and kernel on the graph's current inputs
+// and fails unless losses, Q(s, pos) and every gradient agree.
+func compareKernel(t *testing.T, d *DQN) {
+	t.Helper()
+	g := d.graph
+	wantBPR, wantTD, err := g.run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotBPR, gotTD := d.kernel.run(d.net, &g.stepInputs)
+	near(t, "ranking loss", []float32{gotBPR}, []float32{wantBPR})
+	near(t, "TD loss", []float32{gotTD}, []float32{wantTD})
+	near(t, "Q(s, pos)", d.kernel.qpos, g.qpos.Value().Data().([]float32))
+	for i, n := range g.weights {
+		want := grad(n)
+		near(t, "gradient of "+n.Name(), d.kernel.grads[i], want)
+		clear(want) // gorgonia accumulates into the dual values
+	}
+}
+
+// near fails unless got and want agree to float32 rounding: within 1e-4
+// of the larger of 1 and want's largest magnitude, element by element.
+func near(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	scale := float32(1e-6)
+	for _, w := range want {
+		scale = max(scale, float32(math.Abs(float64(w))))
+	}
+	nonzero := false
+	for i := range want {
+		if math.Abs(float64(got[i]-want[i])) > 1e-4*float64(scale) || math.IsNaN(float64(got[i])) {
+			t.Fatalf("%s[%d]: kernel %v, gorgonia %v (%s)", what, i, got[i], want[i], fmt.Sprint(want[:min(4, len(want))]))
+		}
+		nonzero = nonzero || want[i] != 0
+	}
+	if !nonzero {
+		t.Fatalf("%s: all zero, which checks nothing", what)
+	}
+}
+
+// The TD targets come from one batched pass of every row's next state
+// through the online and the target network (nextStates); each equals the
+// target computed with a forward pass of the row's next state alone.
+func TestBatchedTDTargetsMatchSingleForwards(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows = 32
+	d := trainedDQN(t, cfg, 700)
+	d.target.head.W[0] += 0.5 // the target network differs from the online one
+	rows := append([]transition(nil), d.replay[40:40+cfg.Rows]...)
+	nh := cfg.Hard + cfg.RowUniform
+	for r := range rows { // the per-row negatives the targets choose among
+		for j := range nh {
+			rows[r].hard[j] = int32((r*7 + j*13) % len(d.bias))
+		}
+	}
+	d.nextStates(rows)
+	for r := range rows {
+		tr := &rows[r]
+		got := d.tdTarget(r, tr, nh)
+		var next [maxWindow]int32
+		var types [maxWindow]feedback.Type
+		nw := next[:d.nextWindow(tr, &next, &types)]
+		d.features(nw, types[:len(nw)], d.x)
+		q, qt := make([]float32, cfg.Dim), make([]float32, cfg.Dim)
+		aOn := d.net.forward(d.x, q, &d.scr)
+		_, vTg := d.target.forwardV(d.x, qt, &d.scr)
+		best, bestQ := int32(-1), float32(math.Inf(-1))
+		for _, a := range tr.hard[:nh] {
+			if qa := d.qOf(q, aOn, nw, a); a != tr.pos && qa > bestQ {
+				best, bestQ = a, qa
+			}
+		}
+		want := tr.reward + float32(cfg.Gamma)*(vTg+d.qTD(qt, best))
+		near(t, fmt.Sprintf("TD target of row %d", r), []float32{got}, []float32{want})
+	}
+}
