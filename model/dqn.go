@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
@@ -178,6 +177,8 @@ type DQN struct {
 	dotBuf          []float32   // scoreItems' q·E
 	graph           *trainGraph // defines the step's loss; the kernel runs it
 	kernel          *stepKernel
+	serve           *netPass  // the forward pass of a batch's users (qBatch)
+	serveX          []float32 // their states
 	users           *UserStore
 	replay          []transition
 	replayNext      int
@@ -258,6 +259,7 @@ func (d *DQN) rebuild() error {
 	}
 	d.graph = g
 	d.kernel = newStepKernel(d.net, d.cfg.Rows, d.cfg.Negatives, d.cfg.Hard+d.cfg.RowUniform, float32(d.cfg.TDWeight))
+	d.serve = nil // sized for the old architecture
 	d.opts = d.opts[:0]
 	for _, l := range d.net.layers() {
 		lr := d.cfg.LR
@@ -558,11 +560,43 @@ func (d *DQN) scoreItems(q []float32, alpha float32) {
 		d.dotBuf = make([]float32, n)
 	}
 	dots := d.dotBuf[:n]
-	blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: dim, Stride: dim, Data: d.eout[:n*dim]},
-		blas32.Vector{N: dim, Inc: 1, Data: q}, 0, blas32.Vector{N: n, Inc: 1, Data: dots})
+	gemv(blas.NoTrans, n, dim, d.eout[:n*dim], q, dots, 0)
+	d.qScores(dots, alpha)
+}
+
+// qScores writes Q(s, a) = f(s)·e_a + b_a + α·knn(s, a) of every item a
+// into d.scores, given f(s)·e_a in dots, α, and knn(s, ·) in d.knn.
+func (d *DQN) qScores(dots []float32, alpha float32) {
+	scores, bias, knn := d.scores[:len(dots)], d.bias[:len(dots)], d.knn[:len(dots)]
 	for a, s := range dots {
-		d.scores[a] = float64(s+d.bias[a]) + float64(alpha)*d.knn[a]
+		scores[a] = float64(s+bias[a]) + float64(alpha)*knn[a]
 	}
+}
+
+// qBatch computes, for each of users, f(s)·e_a of every known item a (row
+// i of dots, users×items) and α(s): one forward pass of all their states
+// and one matrix product F·Eᵀ, not a forward pass and a matrix-vector
+// product per user.
+func (d *DQN) qBatch(users []*UserState) (dots, alphas []float32) {
+	nu, dim, n, in := len(users), d.cfg.Dim, len(d.bias), d.in
+	if nu == 0 {
+		return nil, nil
+	}
+	if d.serve == nil || d.serve.rows < nu {
+		p := newNetPass(d.net, max(nu, 64))
+		d.serve, d.serveX = &p, make([]float32, p.rows*in)
+	}
+	x := d.serveX[:nu*in]
+	for i, u := range users {
+		d.features(u.Recent, u.RecentTypes, x[i*in:(i+1)*in])
+	}
+	d.serve.run(d.net, x)
+	if cap(d.dots) < nu*n {
+		d.dots = make([]float32, nu*n)
+	}
+	dots = d.dots[:nu*n]
+	gemm(blas.NoTrans, blas.Trans, nu, n, dim, d.serve.q[:nu*dim], d.eout[:n*dim], dots, 0)
+	return dots, d.serve.alpha[:nu]
 }
 
 // rankPair is the rank of item among u's unconsumed items under the online
@@ -878,26 +912,11 @@ func (d *DQN) lists() []Recommendation {
 	version := fmt.Sprintf("dqn-%d", d.batches)
 	now := time.Now().UTC()
 	out := make([]Recommendation, 0, len(d.batch.order))
-	// One matrix product scores every touched user against every item:
-	// F (users×dim) · Eᵀ (dim×items).
-	users, dim, n := len(d.batch.order), d.cfg.Dim, len(d.bias)
-	f := blas32.General{Rows: users, Cols: dim, Stride: dim, Data: make([]float32, users*dim)}
-	alphas := make([]float32, users)
-	for i, u := range d.batch.order {
-		d.features(u.Recent, u.RecentTypes, d.x)
-		alphas[i] = d.net.forward(d.x, f.Data[i*dim:(i+1)*dim], &d.scr)
-	}
-	if cap(d.dots) < users*n {
-		d.dots = make([]float32, users*n)
-	}
-	dots := blas32.General{Rows: users, Cols: n, Stride: n, Data: d.dots[:users*n]}
-	blas32.Gemm(blas.NoTrans, blas.Trans, 1, f, blas32.General{Rows: n, Cols: dim, Stride: dim, Data: d.eout}, 0, dots)
+	n := len(d.bias)
+	dots, alphas := d.qBatch(d.batch.order)
 	for i, u := range d.batch.order {
 		d.expertScores(u.Recent)
-		row := dots.Data[i*n : (i+1)*n]
-		for a := range n {
-			d.scores[a] = float64(row[a]+d.bias[a]) + float64(alphas[i])*d.knn[a]
-		}
+		d.qScores(dots[i*n:(i+1)*n], alphas[i])
 		d.blend(len(u.Recent))
 		r := Recommendation{UserID: u.ID, SessionID: u.Session, Partition: u.Partition, Offset: u.Offset, ModelVersion: version, TS: now}
 		if d.cfg.Temperature <= 0 {

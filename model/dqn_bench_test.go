@@ -137,9 +137,13 @@ func trainShapesMatMul(cfg DQNConfig) (ops func(), flops float64) {
 	}, flops
 }
 
-// BenchmarkScoreBatch scores 256 users against every item (the serving
-// path: f(s)·e_a + b_a + α·knn for all items, per user) and reports
-// GFLOP/s of the dot products, next to BenchmarkScoreShapesMatMul.
+// BenchmarkScoreBatch computes Q(s, a) = f(s)·e_a + b_a + α(s)·knn(s, a)
+// of every item for 256 users as a batch's lists do (qBatch: one forward
+// pass and one product F·Eᵀ for all; then per user the co-occurrence
+// scores and the sum), and, interleaved with it, the plain product of its
+// shapes (scoreShapesMatMul); it reports both GFLOP/s of the product and
+// their ratio. The mixture's other experts and the top-N are
+// BenchmarkServeBatch's.
 func BenchmarkScoreBatch(b *testing.B) {
 	d := benchDQN(b)
 	var users []*UserState
@@ -148,28 +152,47 @@ func BenchmarkScoreBatch(b *testing.B) {
 			users = append(users, st)
 		}
 	}
+	n := len(d.bias)
+	plain, plainFlops := scoreShapesMatMul(len(users), n, d.cfg.Dim)
+	var ours, plainT time.Duration
 	for b.Loop() {
-		for _, u := range users {
-			d.scoreAll(u)
+		t0 := time.Now()
+		dots, alphas := d.qBatch(users)
+		for i, u := range users {
+			d.co.score(u.Recent, d.cfg.Decay, d.knn)
+			d.qScores(dots[i*n:(i+1)*n], alphas[i])
 		}
+		t1 := time.Now()
+		plain()
+		plainT += time.Since(t1)
+		ours += t1.Sub(t0)
 	}
-	sec := b.Elapsed().Seconds() / float64(b.N)
-	flops := 2 * float64(len(users)*benchItems*d.cfg.Dim)
-	b.ReportMetric(flops/sec/1e9, "GFLOP/s")
-	b.ReportMetric(sec*1e3, "ms/batch")
+	reportRatio(b, "batch", plainFlops, ours, plainFlops, plainT)
+}
+
+// scoreShapesMatMul returns the plain product (users×dim)·(dim×items) of
+// random matrices with gonum's Sgemm, and its FLOPs.
+func scoreShapesMatMul(users, items, dim int) (product func(), flops float64) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	gen := func(r, c int) blas32.General {
+		m := blas32.General{Rows: r, Cols: c, Stride: c, Data: make([]float32, r*c)}
+		for i := range m.Data {
+			m.Data[i] = float32(rng.NormFloat64())
+		}
+		return m
+	}
+	a, e, c := gen(users, dim), gen(items, dim), gen(users, items)
+	return func() { blas32.Gemm(blas.NoTrans, blas.Trans, 1, a, e, 0, c) }, 2 * float64(users*items*dim)
 }
 
 // BenchmarkScoreShapesMatMul is the plain (256×32)·(32×9724) product.
 func BenchmarkScoreShapesMatMul(b *testing.B) {
-	dim := DefaultDQN().Dim
-	a := blas32.General{Rows: 256, Cols: dim, Stride: dim, Data: make([]float32, 256*dim)}
-	e := blas32.General{Rows: benchItems, Cols: dim, Stride: dim, Data: make([]float32, benchItems*dim)}
-	c := blas32.General{Rows: 256, Cols: benchItems, Stride: benchItems, Data: make([]float32, 256*benchItems)}
+	product, flops := scoreShapesMatMul(256, benchItems, DefaultDQN().Dim)
 	for b.Loop() {
-		blas32.Gemm(blas.NoTrans, blas.Trans, 1, a, e, 0, c)
+		product()
 	}
 	sec := b.Elapsed().Seconds() / float64(b.N)
-	b.ReportMetric(2*float64(256*benchItems*dim)/sec/1e9, "GFLOP/s")
+	b.ReportMetric(flops/sec/1e9, "GFLOP/s")
 	b.ReportMetric(sec*1e3, "ms/batch")
 }
 

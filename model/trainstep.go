@@ -69,16 +69,17 @@ func newNetPass(n *qnet, rows int) netPass {
 	return p
 }
 
-// run computes the hidden layers, f(s), α and v(s) of the states x
-// (rows×in) through n, which must have the architecture p was sized for;
-// it returns the last hidden layer (x if there is none).
+// run computes the hidden layers, f(s), α and v(s) of the states x (at
+// most p.rows of them, each of n.in values) through n, which must have the
+// architecture p was sized for; it returns the last hidden layer (x if
+// there is none).
 func (p *netPass) run(n *qnet, x []float32) []float32 {
-	rows := p.rows
+	rows := len(x) / p.in
 	h, width := x, n.in
 	for i, l := range n.hidden {
-		z := p.z[i]
+		z := p.z[i][:rows*l.out]
 		affine(rows, h, l, z)
-		hi := p.h[i]
+		hi := p.h[i][:rows*l.out]
 		for j, v := range z {
 			hi[j] = 0
 			if v >= 0 { // gorgonia's Rectify: x·(x ≥ 0)

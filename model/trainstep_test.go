@@ -88,7 +88,7 @@ func near(t *testing.T, what string, got, want []float32) {
 	nonzero := false
 	for i := range want {
 		if math.Abs(float64(got[i]-want[i])) > 1e-4*float64(scale) || math.IsNaN(float64(got[i])) {
-			t.Fatalf("%s[%d]: kernel %v, gorgonia %v (%s)", what, i, got[i], want[i], fmt.Sprint(want[:min(4, len(want))]))
+			t.Fatalf("%s[%d]: got %v, want %v (%s)", what, i, got[i], want[i], fmt.Sprint(want[:min(4, len(want))]))
 		}
 		nonzero = nonzero || want[i] != 0
 	}
@@ -131,5 +131,44 @@ func TestBatchedTDTargetsMatchSingleForwards(t *testing.T) {
 		}
 		want := tr.reward + float32(cfg.Gamma)*(vTg+d.qTD(qt, best))
 		near(t, fmt.Sprintf("TD target of row %d", r), []float32{got}, []float32{want})
+	}
+}
+
+// A batch's lists score every user with one forward pass and one matrix
+// product (qBatch); each user's Q of every item equals the one scored for
+// that user alone (a forward pass and a matrix-vector product), including
+// a user the model has never seen.
+func TestBatchedScoresMatchSingleUsers(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows, cfg.Hidden = 32, []int{24, 16}
+	d := trainedDQN(t, cfg, 700)
+	var users []*UserState
+	for u := range 13 {
+		st, ok := d.users.Lookup(fmt.Sprint("u", u))
+		if !ok {
+			t.Fatalf("u%d unknown", u)
+		}
+		users = append(users, st)
+	}
+	users = append(users, &UserState{ID: "new", Consumed: map[int32]struct{}{}})
+	for round := range 2 { // the second reuses the pass sized by the first
+		dots, alphas := d.qBatch(users[round:])
+		n := len(d.bias)
+		for i, u := range users[round:] {
+			d.features(u.Recent, u.RecentTypes, d.x)
+			alpha := d.net.forward(d.x, d.q, &d.scr)
+			d.expertScores(u.Recent)
+			d.scoreItems(d.q, alpha)
+			want := make([]float32, n)
+			for a, s := range d.scores {
+				want[a] = float32(s)
+			}
+			d.qScores(dots[i*n:(i+1)*n], alphas[i])
+			got := make([]float32, n)
+			for a, s := range d.scores {
+				got[a] = float32(s)
+			}
+			near(t, fmt.Sprintf("Q of %s", u.ID), got, want)
+		}
 	}
 }
