@@ -639,6 +639,39 @@ func (d *DQN) knnToNegatives(recent []int32, out []float32) {
 	}
 }
 
+// knnNowAndNext is knnOf(a) for tr's state and for its next state (the
+// window nextWindow makes), from one co-occurrence lookup per item of
+// either, where two knnOf calls would look the shared items up twice; each
+// equals its knnOf bit for bit (the same terms, summed in the same order).
+func (d *DQN) knnNowAndNext(tr *transition, a int32) (now, next float32) {
+	if d.cfg.NoKNN {
+		return 0, 0
+	}
+	c, recent := &d.co, tr.recent[:tr.n]
+	drop := 0 // the next state drops the oldest item of a full window
+	if len(recent) == d.cfg.Window {
+		drop = 1
+	}
+	var sNow, sNext float64
+	if p, ok := c.nbrs[tr.pos].pos[a]; ok { // the next state's newest item, weight 1
+		sNext += 1 * c.nbrs[tr.pos].count[p] * c.norm(tr.pos) * c.norm(a)
+	}
+	w, wNext := 1.0, d.cfg.Decay
+	for r := len(recent) - 1; r >= 0; r-- {
+		y := recent[r]
+		if p, ok := c.nbrs[y].pos[a]; ok {
+			cnt := c.nbrs[y].count[p]
+			sNow += w * cnt * c.norm(y) * c.norm(a)
+			if r >= drop {
+				sNext += wNext * cnt * c.norm(y) * c.norm(a)
+			}
+		}
+		w *= d.cfg.Decay
+		wNext *= d.cfg.Decay
+	}
+	return float32(sNow), float32(sNext)
+}
+
 // knnOf is knn(s, a), or 0 in the NoKNN ablation.
 func (d *DQN) knnOf(recent []int32, a int32) float32 {
 	if d.cfg.NoKNN {
@@ -796,7 +829,7 @@ func (d *DQN) fillRow(r int, tr *transition, nItems int32) {
 		tr.hard[j] = a
 		copy(g.Ehard[(r*nh+j)*dim:(r*nh+j+1)*dim], d.eout[int(a)*dim:int(a+1)*dim])
 		g.Bhard[r*nh+j] = d.bias[a]
-		g.KnnHard[r*nh+j] = d.knnOf(recent, a)
+		g.KnnHard[r*nh+j], d.kernel.knnNext[r*nh+j] = d.knnNowAndNext(tr, a)
 	}
 	g.Y[r] = d.tdTarget(r, tr, nh)
 }
@@ -843,15 +876,21 @@ func (d *DQN) tdTarget(r int, tr *transition, nh int) float32 {
 	q, aOn := on.q[r*dim:(r+1)*dim], on.alpha[r]
 	qt, vTg := tg.q[r*dim:(r+1)*dim], tg.value[r]
 	best, bestQ := int32(-1), float32(math.Inf(-1))
-	cands := d.negs
+	cands, knnNext := d.negs, []float32(nil)
 	if len(cands) == 0 {
-		cands = tr.hard[:nh]
+		cands, knnNext = tr.hard[:nh], d.kernel.knnNext[r*nh:(r+1)*nh]
 	}
-	for _, a := range cands {
+	for j, a := range cands {
 		if a == tr.pos {
 			continue
 		}
-		if qa := d.qOf(q, aOn, nw, a); qa > bestQ {
+		var qa float32
+		if knnNext != nil { // knn(s', a), from fillRow
+			qa = d.qTD(q, a) + aOn*knnNext[j]
+		} else {
+			qa = d.qOf(q, aOn, nw, a)
+		}
+		if qa > bestQ {
 			best, bestQ = a, qa
 		}
 	}

@@ -43,6 +43,7 @@ type stepKernel struct {
 	// online and the target network, for the TD targets.
 	nextX          []float32
 	nextOn, nextTg netPass
+	knnNext        []float32 // rows×hard: knn(s', a) of each row's negatives
 }
 
 // netPass is the network's forward pass over rows states at once, with
@@ -117,6 +118,7 @@ func newStepKernel(n *qnet, rows, negs, hard int, tdWeight float32) *stepKernel 
 	}
 	k.dq = make([]float32, rows*n.dim)
 	k.nextX, k.nextOn, k.nextTg = make([]float32, rows*n.in), newNetPass(n, rows), newNetPass(n, rows)
+	k.knnNext = make([]float32, rows*hard)
 	perRow := make([]float32, 5*rows)
 	for i, s := range []*[]float32{&k.qpos, &k.qposTD, &k.dqpos, &k.dza, &k.dvalue} {
 		*s = perRow[i*rows : (i+1)*rows : (i+1)*rows]

@@ -98,39 +98,54 @@ func near(t *testing.T, what string, got, want []float32) {
 }
 
 // The TD targets come from one batched pass of every row's next state
-// through the online and the target network (nextStates); each equals the
-// target computed with a forward pass of the row's next state alone.
+// through the online and the target network (nextStates), and the
+// co-occurrence scores of a row's negatives under its state and its next
+// state from one lookup each (knnNowAndNext); each target equals the one
+// computed with a forward pass of the row's next state alone and knnOf,
+// and each score equals knnOf's bit for bit. Windows of every length
+// occur, full ones (whose next state drops the oldest item) included.
 func TestBatchedTDTargetsMatchSingleForwards(t *testing.T) {
 	cfg := DefaultDQN()
-	cfg.Rows = 32
+	cfg.Rows, cfg.Window = 32, 4
 	d := trainedDQN(t, cfg, 700)
 	d.target.head.W[0] += 0.5 // the target network differs from the online one
 	rows := append([]transition(nil), d.replay[40:40+cfg.Rows]...)
-	nh := cfg.Hard + cfg.RowUniform
-	for r := range rows { // the per-row negatives the targets choose among
-		for j := range nh {
-			rows[r].hard[j] = int32((r*7 + j*13) % len(d.bias))
-		}
-	}
+	rows[0].n = 0 // an empty state
+	nh, nItems, g := cfg.Hard+cfg.RowUniform, int32(len(d.bias)), d.graph
+	d.sampleNegatives(nItems)
 	d.nextStates(rows)
+	full := 0
 	for r := range rows {
 		tr := &rows[r]
-		got := d.tdTarget(r, tr, nh)
+		d.fillRow(r, tr, nItems)
+		recent := tr.recent[:tr.n]
 		var next [maxWindow]int32
 		var types [maxWindow]feedback.Type
 		nw := next[:d.nextWindow(tr, &next, &types)]
+		if len(recent) == cfg.Window {
+			full++
+		}
 		d.features(nw, types[:len(nw)], d.x)
 		q, qt := make([]float32, cfg.Dim), make([]float32, cfg.Dim)
 		aOn := d.net.forward(d.x, q, &d.scr)
 		_, vTg := d.target.forwardV(d.x, qt, &d.scr)
 		best, bestQ := int32(-1), float32(math.Inf(-1))
-		for _, a := range tr.hard[:nh] {
+		for j, a := range tr.hard[:nh] {
+			if got, want := g.KnnHard[r*nh+j], d.knnOf(recent, a); got != want {
+				t.Fatalf("row %d, negative %d: knn %v, knnOf %v", r, a, got, want)
+			}
+			if got, want := d.kernel.knnNext[r*nh+j], d.knnOf(nw, a); got != want {
+				t.Fatalf("row %d, negative %d: next state's knn %v, knnOf %v", r, a, got, want)
+			}
 			if qa := d.qOf(q, aOn, nw, a); a != tr.pos && qa > bestQ {
 				best, bestQ = a, qa
 			}
 		}
 		want := tr.reward + float32(cfg.Gamma)*(vTg+d.qTD(qt, best))
-		near(t, fmt.Sprintf("TD target of row %d", r), []float32{got}, []float32{want})
+		near(t, fmt.Sprintf("TD target of row %d", r), []float32{g.Y[r]}, []float32{want})
+	}
+	if full == 0 || full == len(rows) {
+		t.Fatalf("%d of %d windows full: both kinds must occur", full, len(rows))
 	}
 }
 
