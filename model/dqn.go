@@ -29,7 +29,7 @@ type DQNConfig struct {
 	// EmbLR is the SGD step of the item tables, which learn transition by
 	// transition, in order, the ranking of each chosen item above
 	// EmbNegatives uniform and Hard co-occurring negatives (sparse updates,
-	// as embedding tables are usually trained). The gorgonia step trains
+	// as embedding tables are usually trained). The gradient step trains
 	// the network.
 	EmbLR        float64
 	EmbNegatives int
@@ -133,8 +133,9 @@ func DefaultDQN() DQNConfig {
 //
 //	Q(s, a) = f(s)·e_a + b_a + α(s)·knn(s, a),
 //
-// where f is an MLP (gorgonia) over the recency-weighted mean of the input
-// embeddings of the session's last items and their feedback mix, e_a and
+// where f is an MLP (trained on the loss of a gorgonia graph, which
+// stepKernel runs) over the recency-weighted mean of the input embeddings
+// of the session's last items and their feedback mix, e_a and
 // b_a are the item's output embedding and bias, and knn(s, a) is the
 // co-occurrence similarity of a to the session's items, weighted by α(s),
 // which the network learns (how much to trust co-occurrence is learned
@@ -940,8 +941,8 @@ func (d *DQN) hardNegative(recent []int32, pos, nItems int32) int32 {
 }
 
 // weightIndex maps layer i of the network (W, or B if bias) to its node in
-// the training graph: every layer, hidden ones then the q, α and v heads,
-// contributes W then B.
+// the training graph and its gradient in the kernel (stepKernel.grads):
+// every layer, hidden ones then the q, α and v heads, contributes W then B.
 func weightIndex(i int, bias bool) int {
 	if bias {
 		return 2*i + 1
