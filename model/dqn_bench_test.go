@@ -109,13 +109,7 @@ func trainShapesMatMul(cfg DQNConfig) (ops func(), flops float64) {
 	dims = append(dims, cfg.Dim)
 	rows := cfg.Rows
 	rng := rand.New(rand.NewPCG(1, 2))
-	gen := func(r, c int) blas32.General {
-		m := blas32.General{Rows: r, Cols: c, Stride: c, Data: make([]float32, r*c)}
-		for i := range m.Data {
-			m.Data[i] = float32(rng.NormFloat64())
-		}
-		return m
-	}
+	gen := func(r, c int) blas32.General { return randomMatrix(rng, r, c) }
 	type mm struct {
 		ta, tb   blas.Transpose
 		a, bm, c blas32.General
@@ -202,14 +196,16 @@ func scoreShapesGemv(users, items, dim int) (product func()) {
 // users×items result.
 func scoreShapes(users, items, dim int) (a, e, c blas32.General) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	gen := func(r, c int) blas32.General {
-		m := blas32.General{Rows: r, Cols: c, Stride: c, Data: make([]float32, r*c)}
-		for i := range m.Data {
-			m.Data[i] = float32(rng.NormFloat64())
-		}
-		return m
+	return randomMatrix(rng, users, dim), randomMatrix(rng, items, dim), randomMatrix(rng, users, items)
+}
+
+// randomMatrix is an r×c matrix of normal draws.
+func randomMatrix(rng *rand.Rand, r, c int) blas32.General {
+	m := blas32.General{Rows: r, Cols: c, Stride: c, Data: make([]float32, r*c)}
+	for i := range m.Data {
+		m.Data[i] = float32(rng.NormFloat64())
 	}
-	return gen(users, dim), gen(items, dim), gen(users, items)
+	return m
 }
 
 // BenchmarkScoreShapesMatMul is the plain (256×32)·(32×9724) product.
