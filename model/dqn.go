@@ -627,7 +627,7 @@ func (d *DQN) qOf(q []float32, alpha float32, recent []int32, a int32) float32 {
 // knnToNegatives writes knn(s, a) of every shared negative a into out.
 func (d *DQN) knnToNegatives(recent []int32, out []float32) {
 	clear(out)
-	if d.cfg.NoKNN {
+	if d.cfg.NoKNN || len(out) == 0 { // no shared negatives: nothing to score
 		return
 	}
 	w := 1.0
