@@ -644,37 +644,92 @@ func (d *DQN) knnToNegatives(recent []int32, out []float32) {
 	}
 }
 
-// knnNowAndNext is knnOf(a) for tr's state and for its next state (the
-// window nextWindow makes), from one co-occurrence lookup per item of
-// either, where two knnOf calls would look the shared items up twice; each
-// equals its knnOf bit for bit (the same terms, summed in the same order).
-func (d *DQN) knnNowAndNext(tr *transition, a int32) (now, next float32) {
+// knnNowAndNext writes knnOf of every candidate for tr's state into now
+// and for its next state (the window nextWindow makes) into next, each
+// equal to knnOf's bit for bit (the same terms, summed in the same order).
+// The two states share all but one item, and every candidate of a row
+// meets the same items, so each item's co-occurrence counts with the
+// candidates are found once: by scanning its neighbours against a mark of
+// the candidates when it has few (most items), else by one lookup per
+// candidate, where knnOf would take a lookup per item and candidate, for
+// each state.
+func (d *DQN) knnNowAndNext(tr *transition, cands []int32, now, next []float32) {
 	if d.cfg.NoKNN {
-		return 0, 0
+		clear(now)
+		clear(next)
+		return
 	}
-	c, recent := &d.co, tr.recent[:tr.n]
+	k, c, recent := d.kernel, &d.co, tr.recent[:tr.n]
+	if len(k.knnMark) < len(c.nbrs) {
+		k.knnMark = make([]int32, len(c.nbrs))
+	}
+	for j, a := range cands {
+		if k.knnMark[a] == 0 {
+			k.knnMark[a] = int32(j + 1)
+		}
+	}
+	// Row i of the counts is recent[i]'s, row len(recent) pos's.
+	for i := range len(recent) + 1 {
+		y := tr.pos
+		if i < len(recent) {
+			y = recent[i]
+		}
+		d.knnCounts(y, cands, k.knnCnt[i*len(cands):(i+1)*len(cands)], &k.knnFound[i])
+	}
 	drop := 0 // the next state drops the oldest item of a full window
 	if len(recent) == d.cfg.Window {
 		drop = 1
 	}
-	var sNow, sNext float64
-	if p, ok := c.nbrs[tr.pos].pos[a]; ok { // the next state's newest item, weight 1
-		sNext += 1 * c.nbrs[tr.pos].count[p] * c.norm(tr.pos) * c.norm(a)
+	nr := len(recent)
+	for j, a := range cands {
+		if first := int(k.knnMark[a]) - 1; first != j { // a repeated candidate
+			now[j], next[j] = now[first], next[first]
+			continue
+		}
+		var sNow, sNext float64
+		if k.knnFound[nr]&(1<<j) != 0 { // the next state's newest item, weight 1
+			sNext += 1 * k.knnCnt[nr*len(cands)+j] * c.norm(tr.pos) * c.norm(a)
+		}
+		w, wNext := 1.0, d.cfg.Decay
+		for r := nr - 1; r >= 0; r-- {
+			if k.knnFound[r]&(1<<j) != 0 {
+				y, cnt := recent[r], k.knnCnt[r*len(cands)+j]
+				sNow += w * cnt * c.norm(y) * c.norm(a)
+				if r >= drop {
+					sNext += wNext * cnt * c.norm(y) * c.norm(a)
+				}
+			}
+			w *= d.cfg.Decay
+			wNext *= d.cfg.Decay
+		}
+		now[j], next[j] = float32(sNow), float32(sNext)
 	}
-	w, wNext := 1.0, d.cfg.Decay
-	for r := len(recent) - 1; r >= 0; r-- {
-		y := recent[r]
-		if p, ok := c.nbrs[y].pos[a]; ok {
-			cnt := c.nbrs[y].count[p]
-			sNow += w * cnt * c.norm(y) * c.norm(a)
-			if r >= drop {
-				sNext += wNext * cnt * c.norm(y) * c.norm(a)
+	for _, a := range cands {
+		k.knnMark[a] = 0
+	}
+}
+
+// knnCounts writes y's co-occurrence count with each candidate into cnt
+// and sets bit j of found where y neighbours candidate j (the candidates
+// marked in the kernel's knnMark; a repeated one only at its first place).
+func (d *DQN) knnCounts(y int32, cands []int32, cnt []float64, found *uint64) {
+	nb, mark := &d.co.nbrs[y], d.kernel.knnMark
+	*found = 0
+	if len(nb.item) <= 8*len(cands) {
+		for p, it := range nb.item {
+			if m := mark[it]; m != 0 {
+				cnt[m-1] = nb.count[p]
+				*found |= 1 << (m - 1)
 			}
 		}
-		w *= d.cfg.Decay
-		wNext *= d.cfg.Decay
+		return
 	}
-	return float32(sNow), float32(sNext)
+	for j, a := range cands {
+		if p, ok := nb.pos[a]; ok && int(mark[a]) == j+1 {
+			cnt[j] = nb.count[p]
+			*found |= 1 << j
+		}
+	}
 }
 
 // knnOf is knn(s, a), or 0 in the NoKNN ablation.
@@ -834,8 +889,8 @@ func (d *DQN) fillRow(r int, tr *transition, nItems int32) {
 		tr.hard[j] = a
 		copy(g.Ehard[(r*nh+j)*dim:(r*nh+j+1)*dim], d.eout[int(a)*dim:int(a+1)*dim])
 		g.Bhard[r*nh+j] = d.bias[a]
-		g.KnnHard[r*nh+j], d.kernel.knnNext[r*nh+j] = d.knnNowAndNext(tr, a)
 	}
+	d.knnNowAndNext(tr, tr.hard[:nh], g.KnnHard[r*nh:(r+1)*nh], d.kernel.knnNext[r*nh:(r+1)*nh])
 	g.Y[r] = d.tdTarget(r, tr, nh)
 }
 

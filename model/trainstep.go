@@ -44,6 +44,11 @@ type stepKernel struct {
 	nextX          []float32
 	nextOn, nextTg netPass
 	knnNext        []float32 // rows×hard: knn(s', a) of each row's negatives
+	// knnNowAndNext's scratch: a mark per item (its candidate's place + 1),
+	// and per window item the counts with the candidates and which it has.
+	knnMark  []int32
+	knnCnt   []float64
+	knnFound [maxWindow + 1]uint64
 }
 
 // netPass is the network's forward pass over rows states at once, with
@@ -118,7 +123,7 @@ func newStepKernel(n *qnet, rows, negs, hard int, tdWeight float32) *stepKernel 
 	}
 	k.dq = make([]float32, rows*n.dim)
 	k.nextX, k.nextOn, k.nextTg = make([]float32, rows*n.in), newNetPass(n, rows), newNetPass(n, rows)
-	k.knnNext = make([]float32, rows*hard)
+	k.knnNext, k.knnCnt = make([]float32, rows*hard), make([]float64, (maxWindow+1)*hard)
 	perRow := make([]float32, 5*rows)
 	for i, s := range []*[]float32{&k.qpos, &k.qposTD, &k.dqpos, &k.dza, &k.dvalue} {
 		*s = perRow[i*rows : (i+1)*rows : (i+1)*rows]

@@ -100,14 +100,31 @@ func near(t *testing.T, what string, got, want []float32) {
 // The TD targets come from one batched pass of every row's next state
 // through the online and the target network (nextStates), and the
 // co-occurrence scores of a row's negatives under its state and its next
-// state from one lookup each (knnNowAndNext); each target equals the one
-// computed with a forward pass of the row's next state alone and knnOf,
-// and each score equals knnOf's bit for bit. Windows of every length
-// occur, full ones (whose next state drops the oldest item) included.
+// state from one count per item and negative (knnNowAndNext); each target
+// equals the one computed with a forward pass of the row's next state
+// alone and knnOf, and each score equals knnOf's bit for bit. Windows of
+// every length occur, full ones (whose next state drops the oldest item)
+// included, and repeated negatives; with 24 negatives a row's items' counts
+// come from scanning their neighbours, with 2 mostly from lookups.
 func TestBatchedTDTargetsMatchSingleForwards(t *testing.T) {
+	for _, negatives := range []int{24, 2} {
+		t.Run(fmt.Sprint(negatives, " negatives"), func(t *testing.T) {
+			batchedTDTargets(t, negatives)
+		})
+	}
+}
+
+func batchedTDTargets(t *testing.T, negatives int) {
 	cfg := DefaultDQN()
-	cfg.Rows, cfg.Window = 32, 4
+	cfg.Rows, cfg.Window, cfg.RowUniform = 32, 4, negatives
 	d := trainedDQN(t, cfg, 700)
+	wide := make([]int32, 40) // items 0 to 4 get 40 neighbours more
+	for i := range wide {
+		wide[i] = int32(20 + i)
+	}
+	for x := range int32(5) {
+		d.co.add(x, wide)
+	}
 	d.target.head.W[0] += 0.5 // the target network differs from the online one
 	rows := append([]transition(nil), d.replay[40:40+cfg.Rows]...)
 	rows[0].n = 0 // an empty state
@@ -146,6 +163,17 @@ func TestBatchedTDTargetsMatchSingleForwards(t *testing.T) {
 	}
 	if full == 0 || full == len(rows) {
 		t.Fatalf("%d of %d windows full: both kinds must occur", full, len(rows))
+	}
+	scanned, looked := 0, 0
+	for _, nb := range d.co.nbrs {
+		if len(nb.item) <= 8*nh {
+			scanned++
+		} else {
+			looked++
+		}
+	}
+	if negatives == 2 && (scanned == 0 || looked == 0) {
+		t.Fatalf("%d items scanned, %d looked up: both ways must occur", scanned, looked)
 	}
 }
 
