@@ -660,8 +660,8 @@ func (d *DQN) knnNowAndNext(tr *transition, cands []int32, now, next []float32) 
 		return
 	}
 	k, c, recent := d.kernel, &d.co, tr.recent[:tr.n]
-	if len(k.knnMark) < len(c.nbrs) {
-		k.knnMark = make([]int32, len(c.nbrs))
+	if n := max(len(c.nbrs), len(d.bias)); len(k.knnMark) < n {
+		k.knnMark = make([]int32, n)
 	}
 	for j, a := range cands {
 		if k.knnMark[a] == 0 {
