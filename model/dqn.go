@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
@@ -30,7 +29,7 @@ type DQNConfig struct {
 	// EmbLR is the SGD step of the item tables, which learn transition by
 	// transition, in order, the ranking of each chosen item above
 	// EmbNegatives uniform and Hard co-occurring negatives (sparse updates,
-	// as embedding tables are usually trained). The gorgonia step trains
+	// as embedding tables are usually trained). The gradient step trains
 	// the network.
 	EmbLR        float64
 	EmbNegatives int
@@ -138,8 +137,9 @@ func DefaultDQN() DQNConfig {
 //
 //	Q(s, a) = f(s)·e_a + b_a + α(s)·knn(s, a),
 //
-// where f is an MLP (gorgonia) over the recency-weighted mean of the input
-// embeddings of the session's last items and their feedback mix, e_a and
+// where f is an MLP (trained on the loss of a gorgonia graph, which
+// stepKernel runs) over the recency-weighted mean of the input embeddings
+// of the session's last items and their feedback mix, e_a and
 // b_a are the item's output embedding and bias, and knn(s, a) is the
 // co-occurrence similarity of a to the session's items, weighted by α(s),
 // which the network learns (how much to trust co-occurrence is learned
@@ -178,9 +178,12 @@ type DQN struct {
 	xpcg            *rand.PCG
 	probeUser       *UserState // the user and item of the event being probed
 	probeItem       int32
-	qRef            []float32 // rankPair's q of the reference network
-	dotBuf          []float32 // scoreItems' q·E
-	graph           *trainGraph
+	qRef            []float32   // rankPair's q of the reference network
+	dotBuf          []float32   // scoreItems' q·E
+	graph           *trainGraph // defines the step's loss; the kernel runs it
+	kernel          *stepKernel
+	serve           *netPass  // the forward pass of a batch's users (qBatch)
+	serveX          []float32 // their states
 	users           *UserStore
 	replay          []transition
 	replayNext      int
@@ -261,6 +264,8 @@ func (d *DQN) rebuild() error {
 		return err
 	}
 	d.graph = g
+	d.kernel = newStepKernel(d.net, d.cfg.Rows, d.cfg.Negatives, d.cfg.Hard+d.cfg.RowUniform, float32(d.cfg.TDWeight))
+	d.serve = nil // sized for the old architecture
 	d.opts = d.opts[:0]
 	for _, l := range d.net.layers() {
 		lr := d.cfg.LR
@@ -563,11 +568,47 @@ func (d *DQN) scoreItems(q []float32, alpha float32) {
 		d.dotBuf = make([]float32, n)
 	}
 	dots := d.dotBuf[:n]
-	blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: dim, Stride: dim, Data: d.eout[:n*dim]},
-		blas32.Vector{N: dim, Inc: 1, Data: q}, 0, blas32.Vector{N: n, Inc: 1, Data: dots})
+	gemv(blas.NoTrans, n, dim, d.eout[:n*dim], q, dots, 0)
+	d.qScores(dots, alpha)
+}
+
+// qScores writes Q(s, a) = f(s)·e_a + b_a + α·knn(s, a) of every item a
+// into d.scores, given f(s)·e_a in dots, α, and knn(s, ·) in d.knn.
+func (d *DQN) qScores(dots []float32, alpha float32) {
+	scores, bias, knn := d.scores[:len(dots)], d.bias[:len(dots)], d.knn[:len(dots)]
 	for a, s := range dots {
-		d.scores[a] = float64(s+d.bias[a]) + float64(alpha)*d.knn[a]
+		scores[a] = float64(s+bias[a]) + float64(alpha)*knn[a]
 	}
+}
+
+// qBatch computes, for each of users, f(s)·e_a of every known item a (row
+// i of dots, users×items) and α(s): one forward pass of all their states,
+// then the product F·Eᵀ as one gonum Sgemv per user, whose assembly kernel
+// is faster at these shapes (dim 32 against thousands of items) than
+// Sgemm's, which takes a separate dot product per entry
+// (BenchmarkScoreBatch measures both).
+func (d *DQN) qBatch(users []*UserState) (dots, alphas []float32) {
+	nu, dim, n, in := len(users), d.cfg.Dim, len(d.bias), d.in
+	if nu == 0 {
+		return nil, nil
+	}
+	if d.serve == nil || d.serve.rows < nu {
+		p := newNetPass(d.net, max(nu, 64))
+		d.serve, d.serveX = &p, make([]float32, p.rows*in)
+	}
+	x := d.serveX[:nu*in]
+	for i, u := range users {
+		d.features(u.Recent, u.RecentTypes, x[i*in:(i+1)*in])
+	}
+	d.serve.run(d.net, x)
+	if cap(d.dots) < nu*n {
+		d.dots = make([]float32, nu*n)
+	}
+	dots = d.dots[:nu*n]
+	for i := range nu {
+		gemv(blas.NoTrans, n, dim, d.eout[:n*dim], d.serve.q[i*dim:(i+1)*dim], dots[i*n:(i+1)*n], 0)
+	}
+	return dots, d.serve.alpha[:nu]
 }
 
 // rankPair is the rank of item among u's unconsumed items under the online
@@ -593,7 +634,7 @@ func (d *DQN) qOf(q []float32, alpha float32, recent []int32, a int32) float32 {
 // knnToNegatives writes knn(s, a) of every shared negative a into out.
 func (d *DQN) knnToNegatives(recent []int32, out []float32) {
 	clear(out)
-	if d.cfg.NoKNN {
+	if d.cfg.NoKNN || len(out) == 0 { // no shared negatives: nothing to score
 		return
 	}
 	w := 1.0
@@ -607,6 +648,94 @@ func (d *DQN) knnToNegatives(recent []int32, out []float32) {
 			}
 		}
 		w *= d.cfg.Decay
+	}
+}
+
+// knnNowAndNext writes knnOf of every candidate for tr's state into now
+// and for its next state (the window nextWindow makes) into next, each
+// equal to knnOf's bit for bit (the same terms, summed in the same order).
+// The two states share all but one item, and every candidate of a row
+// meets the same items, so each item's co-occurrence counts with the
+// candidates are found once: by scanning its neighbours against a mark of
+// the candidates when it has few (most items), else by one lookup per
+// candidate, where knnOf would take a lookup per item and candidate, for
+// each state.
+func (d *DQN) knnNowAndNext(tr *transition, cands []int32, now, next []float32) {
+	if d.cfg.NoKNN {
+		clear(now)
+		clear(next)
+		return
+	}
+	k, c, recent := d.kernel, &d.co, tr.recent[:tr.n]
+	if n := max(len(c.nbrs), len(d.bias)); len(k.knnMark) < n {
+		k.knnMark = make([]int32, n)
+	}
+	for j, a := range cands {
+		if k.knnMark[a] == 0 {
+			k.knnMark[a] = int32(j + 1)
+		}
+	}
+	// Row i of the counts is recent[i]'s, row len(recent) pos's.
+	for i := range len(recent) + 1 {
+		y := tr.pos
+		if i < len(recent) {
+			y = recent[i]
+		}
+		d.knnCounts(y, cands, k.knnCnt[i*len(cands):(i+1)*len(cands)], &k.knnFound[i])
+	}
+	drop := 0 // the next state drops the oldest item of a full window
+	if len(recent) == d.cfg.Window {
+		drop = 1
+	}
+	nr := len(recent)
+	for j, a := range cands {
+		if first := int(k.knnMark[a]) - 1; first != j { // a repeated candidate
+			now[j], next[j] = now[first], next[first]
+			continue
+		}
+		var sNow, sNext float64
+		if k.knnFound[nr]&(1<<j) != 0 { // the next state's newest item, weight 1
+			sNext += 1 * k.knnCnt[nr*len(cands)+j] * c.norm(tr.pos) * c.norm(a)
+		}
+		w, wNext := 1.0, d.cfg.Decay
+		for r := nr - 1; r >= 0; r-- {
+			if k.knnFound[r]&(1<<j) != 0 {
+				y, cnt := recent[r], k.knnCnt[r*len(cands)+j]
+				sNow += w * cnt * c.norm(y) * c.norm(a)
+				if r >= drop {
+					sNext += wNext * cnt * c.norm(y) * c.norm(a)
+				}
+			}
+			w *= d.cfg.Decay
+			wNext *= d.cfg.Decay
+		}
+		now[j], next[j] = float32(sNow), float32(sNext)
+	}
+	for _, a := range cands {
+		k.knnMark[a] = 0
+	}
+}
+
+// knnCounts writes y's co-occurrence count with each candidate into cnt
+// and sets bit j of found where y neighbours candidate j (the candidates
+// marked in the kernel's knnMark; a repeated one only at its first place).
+func (d *DQN) knnCounts(y int32, cands []int32, cnt []float64, found *uint64) {
+	nb, mark := &d.co.nbrs[y], d.kernel.knnMark
+	*found = 0
+	if len(nb.item) <= 8*len(cands) {
+		for p, it := range nb.item {
+			if m := mark[it]; m != 0 {
+				cnt[m-1] = nb.count[p]
+				*found |= 1 << (m - 1)
+			}
+		}
+		return
+	}
+	for j, a := range cands {
+		if p, ok := nb.pos[a]; ok && int(mark[a]) == j+1 {
+			cnt[j] = nb.count[p]
+			*found |= 1 << j
+		}
 	}
 }
 
@@ -708,13 +837,11 @@ func (d *DQN) step(rows []transition) error {
 	g := d.graph
 	nItems := int32(len(d.bias))
 	d.sampleNegatives(nItems)
+	d.nextStates(rows)
 	for r := range rows {
 		d.fillRow(r, &rows[r], nItems)
 	}
-	bpr, td, err := g.run()
-	if err != nil {
-		return err
-	}
+	bpr, td := d.kernel.run(d.net, &g.stepInputs)
 	if math.IsNaN(float64(bpr)) || math.IsNaN(float64(td)) || math.IsInf(float64(bpr+td), 0) {
 		return fmt.Errorf("dqn diverged at step %d (ranking loss %v, TD loss %v): lower the learning rates", d.steps, bpr, td)
 	}
@@ -769,46 +896,74 @@ func (d *DQN) fillRow(r int, tr *transition, nItems int32) {
 		tr.hard[j] = a
 		copy(g.Ehard[(r*nh+j)*dim:(r*nh+j+1)*dim], d.eout[int(a)*dim:int(a+1)*dim])
 		g.Bhard[r*nh+j] = d.bias[a]
-		g.KnnHard[r*nh+j] = d.knnOf(recent, a)
 	}
-	g.Y[r] = d.tdTarget(tr, nh)
+	d.knnNowAndNext(tr, tr.hard[:nh], g.KnnHard[r*nh:(r+1)*nh], d.kernel.knnNext[r*nh:(r+1)*nh])
+	g.Y[r] = d.tdTarget(r, tr, nh)
 }
 
-// tdTarget is the double DQN target of tr: the online network picks the
-// best next action among the negatives, the target network values it.
-func (d *DQN) tdTarget(tr *transition, nh int) float32 {
-	var next [maxWindow]int32
-	var nextTypes [maxWindow]feedback.Type
-	recent := tr.recent[:tr.n]
-	nn0 := copy(next[:], recent)
+// nextWindow writes the window of tr's next state into next and types
+// and returns its length: tr's items then its chosen one (as a click),
+// the oldest dropped at the window's size.
+func (d *DQN) nextWindow(tr *transition, next *[maxWindow]int32, types *[maxWindow]feedback.Type) int {
+	nn0 := copy(next[:], tr.recent[:tr.n])
 	if nn0 == d.cfg.Window {
 		copy(next[:], next[1:nn0])
-		copy(nextTypes[:], tr.types[1:tr.n])
+		copy(types[:], tr.types[1:tr.n])
 		nn0--
 	} else {
-		copy(nextTypes[:], tr.types[:tr.n])
+		copy(types[:], tr.types[:tr.n])
 	}
-	next[nn0], nextTypes[nn0] = tr.pos, feedback.Click
-	nw := next[:nn0+1]
-	d.features(nw, nextTypes[:nn0+1], d.x)
-	aOn := d.net.forward(d.x, d.q, &d.scr)
-	_, vTg := d.target.forwardV(d.x, d.qt, &d.scr)
+	next[nn0], types[nn0] = tr.pos, feedback.Click
+	return nn0 + 1
+}
+
+// nextStates runs the online and the target network over the next state
+// of every row at once (one batch of matrix products each, not a forward
+// pass per row), for tdTarget.
+func (d *DQN) nextStates(rows []transition) {
+	k := d.kernel
+	var next [maxWindow]int32
+	var types [maxWindow]feedback.Type
+	for r := range rows {
+		n := d.nextWindow(&rows[r], &next, &types)
+		d.features(next[:n], types[:n], k.nextX[r*d.in:(r+1)*d.in])
+	}
+	k.nextOn.run(d.net, k.nextX)
+	k.nextTg.run(d.target, k.nextX)
+}
+
+// tdTarget is the double DQN target of tr, row r of the step: the online
+// network picks the best next action among the negatives, the target
+// network values it (both over the next state, from nextStates).
+func (d *DQN) tdTarget(r int, tr *transition, nh int) float32 {
+	var next [maxWindow]int32
+	var nextTypes [maxWindow]feedback.Type
+	nw := next[:d.nextWindow(tr, &next, &nextTypes)]
+	dim, on, tg := d.cfg.Dim, &d.kernel.nextOn, &d.kernel.nextTg
+	q, aOn := on.q[r*dim:(r+1)*dim], on.alpha[r]
+	qt, vTg := tg.q[r*dim:(r+1)*dim], tg.value[r]
 	best, bestQ := int32(-1), float32(math.Inf(-1))
-	cands := d.negs
+	cands, knnNext := d.negs, []float32(nil)
 	if len(cands) == 0 {
-		cands = tr.hard[:nh]
+		cands, knnNext = tr.hard[:nh], d.kernel.knnNext[r*nh:(r+1)*nh]
 	}
-	for _, a := range cands {
+	for j, a := range cands {
 		if a == tr.pos {
 			continue
 		}
-		if q := d.qOf(d.q, aOn, nw, a); q > bestQ {
-			best, bestQ = a, q
+		var qa float32
+		if knnNext != nil { // knn(s', a), from fillRow
+			qa = d.qTD(q, a) + aOn*knnNext[j]
+		} else {
+			qa = d.qOf(q, aOn, nw, a)
+		}
+		if qa > bestQ {
+			best, bestQ = a, qa
 		}
 	}
 	y := tr.reward
 	if best >= 0 {
-		y += float32(d.cfg.Gamma) * (vTg + d.qTD(d.qt, best))
+		y += float32(d.cfg.Gamma) * (vTg + d.qTD(qt, best))
 	}
 	return y
 }
@@ -816,18 +971,14 @@ func (d *DQN) tdTarget(tr *transition, nh int) float32 {
 // applyGradients moves the network's weights by Adam on the gradients of
 // the step just run (with the EWC penalty when it is on).
 func (d *DQN) applyGradients() {
-	g := d.graph
 	for i, l := range d.net.layers() {
 		for k, w := range [][]float32{l.W, l.B} {
-			gr := grad(g.weights[weightIndex(i, k == 1)])
+			gr := d.kernel.grads[weightIndex(i, k == 1)]
 			if d.ewc != nil {
 				d.ewc.observe(2*i+k, gr)
 				d.ewc.penalize(2*i+k, w, gr)
 			}
 			d.opts[2*i+k].step(w, gr, 1)
-			// gorgonia adds each run's gradient into the weight's dual
-			// value: zero it, or the next step would see the sum of all.
-			clear(gr)
 		}
 	}
 }
@@ -852,8 +1003,8 @@ func (d *DQN) hardNegative(recent []int32, pos, nItems int32) int32 {
 }
 
 // weightIndex maps layer i of the network (W, or B if bias) to its node in
-// the training graph: every layer, hidden ones then the q, α and v heads,
-// contributes W then B.
+// the training graph and its gradient in the kernel (stepKernel.grads):
+// every layer, hidden ones then the q, α and v heads, contributes W then B.
 func weightIndex(i int, bias bool) int {
 	if bias {
 		return 2*i + 1
@@ -867,26 +1018,11 @@ func (d *DQN) lists() []Recommendation {
 	version := fmt.Sprintf("dqn-%d", d.batches)
 	now := time.Now().UTC()
 	out := make([]Recommendation, 0, len(d.batch.order))
-	// One matrix product scores every touched user against every item:
-	// F (users×dim) · Eᵀ (dim×items).
-	users, dim, n := len(d.batch.order), d.cfg.Dim, len(d.bias)
-	f := blas32.General{Rows: users, Cols: dim, Stride: dim, Data: make([]float32, users*dim)}
-	alphas := make([]float32, users)
-	for i, u := range d.batch.order {
-		d.features(u.Recent, u.RecentTypes, d.x)
-		alphas[i] = d.net.forward(d.x, f.Data[i*dim:(i+1)*dim], &d.scr)
-	}
-	if cap(d.dots) < users*n {
-		d.dots = make([]float32, users*n)
-	}
-	dots := blas32.General{Rows: users, Cols: n, Stride: n, Data: d.dots[:users*n]}
-	blas32.Gemm(blas.NoTrans, blas.Trans, 1, f, blas32.General{Rows: n, Cols: dim, Stride: dim, Data: d.eout}, 0, dots)
+	n := len(d.bias)
+	dots, alphas := d.qBatch(d.batch.order)
 	for i, u := range d.batch.order {
 		d.expertScores(u.Recent)
-		row := dots.Data[i*n : (i+1)*n]
-		for a := range n {
-			d.scores[a] = float64(row[a]+d.bias[a]) + float64(alphas[i])*d.knn[a]
-		}
+		d.qScores(dots[i*n:(i+1)*n], alphas[i])
 		d.blend(len(u.Recent))
 		r := Recommendation{UserID: u.ID, SessionID: u.Session, Partition: u.Partition, Offset: u.Offset, ModelVersion: version, TS: now}
 		if d.cfg.Temperature <= 0 {

@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -48,57 +49,97 @@ func (d *DQN) trainFlops() float64 {
 	return 3 * 2 * f
 }
 
-// BenchmarkTrainStep times one gorgonia training step (rows 256) and
-// reports its GFLOP/s next to BenchmarkTrainShapesMatMul, a plain float32
-// matrix multiply of the network's shapes.
+// BenchmarkTrainStep times one training step (rows 256: filling the
+// inputs, TD targets included, then the forward and backward pass) and,
+// interleaved with it so both see the same machine, the plain products of
+// its shapes (trainShapesMatMul); it reports the step's GFLOP/s, the plain
+// products' and their ratio (ns/op is the two together).
 func BenchmarkTrainStep(b *testing.B) {
 	d := benchDQN(b)
 	rows := append([]transition(nil), d.replay[:d.cfg.Rows]...)
+	plain, plainFlops := trainShapesMatMul(d.cfg)
+	var stepT, plainT time.Duration
 	for b.Loop() {
+		t0 := time.Now()
 		if err := d.step(rows); err != nil {
 			b.Fatal(err)
 		}
+		t1 := time.Now()
+		plain()
+		plainT += time.Since(t1)
+		stepT += t1.Sub(t0)
 	}
-	sec := b.Elapsed().Seconds() / float64(b.N)
-	b.ReportMetric(d.trainFlops()/sec/1e9, "GFLOP/s")
-	b.ReportMetric(sec*1e6, "µs/step")
+	reportRatio(b, "step", d.trainFlops(), stepT, plainFlops, plainT)
+}
+
+// reportRatio reports the GFLOP/s of what ran for ours (doing oursFlops
+// per iteration) and for the plain matrix products (plainFlops), their
+// ratio, and ours' time per iteration.
+func reportRatio(b *testing.B, what string, oursFlops float64, ours time.Duration, plainFlops float64, plain time.Duration) {
+	n := float64(b.N)
+	g := oursFlops * n / ours.Seconds() / 1e9
+	p := plainFlops * n / plain.Seconds() / 1e9
+	b.ReportMetric(g, "GFLOP/s")
+	b.ReportMetric(p, "matmul_GFLOP/s")
+	b.ReportMetric(g/p, what+"/matmul")
+	b.ReportMetric(ours.Seconds()/n*1e6, "µs/"+what)
 }
 
 // BenchmarkTrainShapesMatMul multiplies matrices of the training step's
 // shapes (forward, and the two backward products of every layer) with
 // gonum's Sgemm: the practical limit of this machine for these shapes.
 func BenchmarkTrainShapesMatMul(b *testing.B) {
-	cfg := DefaultDQN()
-	dims := []int{cfg.Dim + 4}
-	dims = append(dims, cfg.Hidden...)
-	dims = append(dims, cfg.Dim)
-	rows := cfg.Rows
-	flops := 0.0
-	type mm struct{ a, bm, c blas32.General }
-	var ops []mm
-	gen := func(r, c int) blas32.General {
-		return blas32.General{Rows: r, Cols: c, Stride: c, Data: make([]float32, r*c)}
-	}
-	for i := 1; i < len(dims); i++ {
-		in, out := dims[i-1], dims[i]
-		ops = append(ops, mm{gen(rows, in), gen(in, out), gen(rows, out)}) // forward
-		ops = append(ops, mm{gen(in, rows), gen(rows, out), gen(in, out)}) // weight gradient
-		ops = append(ops, mm{gen(rows, out), gen(out, in), gen(rows, in)}) // input gradient
-		flops += 3 * 2 * float64(rows*in*out)
-	}
+	ops, flops := trainShapesMatMul(DefaultDQN())
 	for b.Loop() {
-		for _, o := range ops {
-			blas32.Gemm(blas.NoTrans, blas.NoTrans, 1, o.a, o.bm, 0, o.c)
-		}
+		ops()
 	}
 	sec := b.Elapsed().Seconds() / float64(b.N)
 	b.ReportMetric(flops/sec/1e9, "GFLOP/s")
 	b.ReportMetric(sec*1e6, "µs/op")
 }
 
-// BenchmarkScoreBatch scores 256 users against every item (the serving
-// path: f(s)·e_a + b_a + α·knn for all items, per user) and reports
-// GFLOP/s of the dot products, next to BenchmarkScoreShapesMatMul.
+// trainShapesMatMul returns the plain products of a training step of cfg's
+// network and their FLOPs: per layer the forward x·W, the weight gradient
+// xᵀ·dy and the input gradient dy·Wᵀ, with the transposes the backward pass
+// uses. The matrices hold random values: gonum's Sgemm skips the zeros of
+// an untransposed A, so zero matrices would measure nothing.
+func trainShapesMatMul(cfg DQNConfig) (ops func(), flops float64) {
+	dims := []int{cfg.Dim + 4}
+	dims = append(dims, cfg.Hidden...)
+	dims = append(dims, cfg.Dim)
+	rows := cfg.Rows
+	rng := rand.New(rand.NewPCG(1, 2))
+	gen := func(r, c int) blas32.General { return randomMatrix(rng, r, c) }
+	type mm struct {
+		ta, tb   blas.Transpose
+		a, bm, c blas32.General
+	}
+	var mms []mm
+	for i := 1; i < len(dims); i++ {
+		in, out := dims[i-1], dims[i]
+		x, w, dy := gen(rows, in), gen(in, out), gen(rows, out)
+		mms = append(mms,
+			mm{blas.NoTrans, blas.NoTrans, x, w, gen(rows, out)}, // forward
+			mm{blas.Trans, blas.NoTrans, x, dy, gen(in, out)},    // weight gradient
+			mm{blas.NoTrans, blas.Trans, dy, w, gen(rows, in)})   // input gradient
+		flops += 3 * 2 * float64(rows*in*out)
+	}
+	return func() {
+		for _, o := range mms {
+			blas32.Gemm(o.ta, o.tb, 1, o.a, o.bm, 0, o.c)
+		}
+	}, flops
+}
+
+// BenchmarkScoreBatch computes Q(s, a) = f(s)·e_a + b_a + α(s)·knn(s, a)
+// of every item for 256 users as a batch's lists do (qBatch: one forward
+// pass for all, then per user the product with E, the co-occurrence
+// scores and the sum) and, interleaved with it, the plain product of its
+// shapes two ways: gonum's Sgemm (scoreShapesMatMul, the figure the
+// targets name) and one Sgemv per user (the faster of the two here, which
+// qBatch uses). It reports the GFLOP/s of the product for each and ours'
+// ratio to each. The mixture's other experts and the top-N are
+// BenchmarkServeBatch's.
 func BenchmarkScoreBatch(b *testing.B) {
 	d := benchDQN(b)
 	var users []*UserState
@@ -107,28 +148,74 @@ func BenchmarkScoreBatch(b *testing.B) {
 			users = append(users, st)
 		}
 	}
+	n := len(d.bias)
+	plain, plainFlops := scoreShapesMatMul(len(users), n, d.cfg.Dim)
+	rows := scoreShapesGemv(len(users), n, d.cfg.Dim)
+	var ours, plainT, rowsT time.Duration
 	for b.Loop() {
-		for _, u := range users {
-			d.scoreAll(u)
+		t0 := time.Now()
+		dots, alphas := d.qBatch(users)
+		for i, u := range users {
+			d.co.score(u.Recent, d.cfg.Decay, d.knn)
+			d.qScores(dots[i*n:(i+1)*n], alphas[i])
+		}
+		t1 := time.Now()
+		plain()
+		t2 := time.Now()
+		rows()
+		rowsT += time.Since(t2)
+		plainT += t2.Sub(t1)
+		ours += t1.Sub(t0)
+	}
+	reportRatio(b, "batch", plainFlops, ours, plainFlops, plainT)
+	g := plainFlops * float64(b.N) / rowsT.Seconds() / 1e9
+	b.ReportMetric(g, "gemv_GFLOP/s")
+	b.ReportMetric(plainFlops*float64(b.N)/ours.Seconds()/1e9/g, "batch/gemv")
+}
+
+// scoreShapesMatMul returns the plain product (users×dim)·(dim×items) of
+// random matrices with gonum's Sgemm, and its FLOPs.
+func scoreShapesMatMul(users, items, dim int) (product func(), flops float64) {
+	a, e, c := scoreShapes(users, items, dim)
+	return func() { blas32.Gemm(blas.NoTrans, blas.Trans, 1, a, e, 0, c) }, 2 * float64(users*items*dim)
+}
+
+// scoreShapesGemv returns the same product as scoreShapesMatMul done as
+// one Sgemv per row of the first matrix.
+func scoreShapesGemv(users, items, dim int) (product func()) {
+	a, e, c := scoreShapes(users, items, dim)
+	return func() {
+		for i := range users {
+			blas32.Gemv(blas.NoTrans, 1, e, blas32.Vector{N: dim, Inc: 1, Data: a.Data[i*dim : (i+1)*dim]},
+				0, blas32.Vector{N: items, Inc: 1, Data: c.Data[i*items : (i+1)*items]})
 		}
 	}
-	sec := b.Elapsed().Seconds() / float64(b.N)
-	flops := 2 * float64(len(users)*benchItems*d.cfg.Dim)
-	b.ReportMetric(flops/sec/1e9, "GFLOP/s")
-	b.ReportMetric(sec*1e3, "ms/batch")
+}
+
+// scoreShapes returns random users×dim and items×dim matrices and a
+// users×items result.
+func scoreShapes(users, items, dim int) (a, e, c blas32.General) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	return randomMatrix(rng, users, dim), randomMatrix(rng, items, dim), randomMatrix(rng, users, items)
+}
+
+// randomMatrix is an r×c matrix of normal draws.
+func randomMatrix(rng *rand.Rand, r, c int) blas32.General {
+	m := blas32.General{Rows: r, Cols: c, Stride: c, Data: make([]float32, r*c)}
+	for i := range m.Data {
+		m.Data[i] = float32(rng.NormFloat64())
+	}
+	return m
 }
 
 // BenchmarkScoreShapesMatMul is the plain (256×32)·(32×9724) product.
 func BenchmarkScoreShapesMatMul(b *testing.B) {
-	dim := DefaultDQN().Dim
-	a := blas32.General{Rows: 256, Cols: dim, Stride: dim, Data: make([]float32, 256*dim)}
-	e := blas32.General{Rows: benchItems, Cols: dim, Stride: dim, Data: make([]float32, benchItems*dim)}
-	c := blas32.General{Rows: 256, Cols: benchItems, Stride: benchItems, Data: make([]float32, 256*benchItems)}
+	product, flops := scoreShapesMatMul(256, benchItems, DefaultDQN().Dim)
 	for b.Loop() {
-		blas32.Gemm(blas.NoTrans, blas.Trans, 1, a, e, 0, c)
+		product()
 	}
 	sec := b.Elapsed().Seconds() / float64(b.N)
-	b.ReportMetric(2*float64(256*benchItems*dim)/sec/1e9, "GFLOP/s")
+	b.ReportMetric(flops/sec/1e9, "GFLOP/s")
 	b.ReportMetric(sec*1e3, "ms/batch")
 }
 

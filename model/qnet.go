@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"gonum.org/v1/gonum/blas"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -111,7 +112,9 @@ func (n *qnet) forward(x []float32, q []float32, scratch *[2][]float32) (alpha f
 	return alpha
 }
 
-// forwardV is forward that also returns v(s).
+// forwardV is forward that also returns v(s). Each layer is one gonum
+// Sgemv (xᵀ·W: an assembly axpy of each nonzero input's row of W, in input
+// order, so the sums are the plain loop's, bit for bit).
 func (n *qnet) forwardV(x []float32, q []float32, scratch *[2][]float32) (alpha, value float32) {
 	h := x
 	for i, l := range n.hidden {
@@ -121,15 +124,7 @@ func (n *qnet) forwardV(x []float32, q []float32, scratch *[2][]float32) (alpha,
 		}
 		out := (*buf)[:l.out]
 		copy(out, l.B)
-		for r, xv := range h {
-			if xv == 0 {
-				continue
-			}
-			row := l.W[r*l.out : (r+1)*l.out]
-			for c, w := range row {
-				out[c] += xv * w
-			}
-		}
+		gemv(blas.Trans, l.in, l.out, l.W, h, out, 1)
 		for c, v := range out {
 			if v < 0 {
 				out[c] = 0
@@ -138,14 +133,11 @@ func (n *qnet) forwardV(x []float32, q []float32, scratch *[2][]float32) (alpha,
 		h = out
 	}
 	copy(q, n.head.B)
+	gemv(blas.Trans, len(h), n.dim, n.head.W, h, q, 1)
 	a, v := n.alpha.B[0], n.value.B[0]
 	for r, hv := range h {
 		if hv == 0 {
 			continue
-		}
-		row := n.head.W[r*n.dim : (r+1)*n.dim]
-		for c, w := range row {
-			q[c] += hv * w
 		}
 		a += hv * n.alpha.W[r]
 		v += hv * n.value.W[r]
@@ -175,6 +167,9 @@ func softplus(x float32) float32 {
 //
 // Weight nodes share memory with the qnet, so gradients come back for the
 // network's own slices; the item rows (e_pos, e_neg, biases) are inputs.
+// The graph defines the step; the DQN runs it with stepKernel
+// (trainstep.go), which computes the same loss and gradients from the
+// same input slices without the graph machine (TestKernelMatchesGraph).
 // A graph is owned by the model's goroutine and never shared.
 type trainGraph struct {
 	g                    *G.ExprGraph
@@ -187,9 +182,8 @@ type trainGraph struct {
 	weights              G.Nodes
 	loss, bprLoss, tdOut *G.Node
 	qpos                 *G.Node // Q(s, pos) per row, for checks
-	// backing slices of the inputs, filled before each step
-	X, Epos, Eneg, Bpos, Bneg, KnnPos, KnnNeg, Y []float32
-	Ehard, Bhard, KnnHard, Ones                  []float32
+	// the backing slices of the inputs, filled before each step
+	stepInputs
 }
 
 func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph, error) {

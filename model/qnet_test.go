@@ -10,8 +10,9 @@ import (
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
-// The gorgonia training graph and the plain-Go serving path compute the
-// same Q(s, a) from the same weights.
+// The training step (the kernel that runs the gorgonia graph's loss, see
+// TestKernelMatchesGraph) and the plain-Go serving path compute the same
+// Q(s, a) from the same weights.
 func TestGraphMatchesServingForward(t *testing.T) {
 	cfg := DefaultDQN()
 	cfg.Rows, cfg.Hidden = 8, []int{16, 12}
@@ -36,10 +37,10 @@ func TestGraphMatchesServingForward(t *testing.T) {
 	if err := d.step(rows); err != nil {
 		t.Fatal(err)
 	}
-	got := d.graph.qpos.Value().Data().([]float32)
+	got := d.kernel.qpos
 	for r := range want {
 		if math.Abs(float64(got[r]-want[r])) > 1e-4*max(1, math.Abs(float64(want[r]))) {
-			t.Fatalf("row %d: graph Q %v, serving Q %v", r, got[r], want[r])
+			t.Fatalf("row %d: training Q %v, serving Q %v", r, got[r], want[r])
 		}
 	}
 }
