@@ -51,6 +51,7 @@ type DQN struct {
 	RowNegatives  int       `mapstructure:"row_negatives"`
 	Rows          int       `mapstructure:"rows"`
 	StepsPerBatch int       `mapstructure:"steps_per_batch"`
+	Engine        string    `mapstructure:"engine"`
 	Gamma         float64   `mapstructure:"gamma"`
 	TDWeight      float64   `mapstructure:"td_weight"`
 	TargetSync    int       `mapstructure:"target_sync"`

@@ -52,6 +52,12 @@ type DQNConfig struct {
 	// StepsPerBatch is the number of gradient steps on every Rows
 	// transitions (one round).
 	StepsPerBatch int
+	// Engine runs the training step: EngineKernel (a hand-written forward
+	// and backward pass of the gorgonia graph's loss over preallocated
+	// buffers, gonum's BLAS) or EngineGorgonia (the graph itself, on
+	// gorgonia's TapeMachine): the same loss and gradients, within float
+	// rounding; the kernel is several times faster.
+	Engine string
 	// Skip adds the state's embedding mean to f(s) (a residual connection).
 	Skip bool
 	// ZeroHead starts the q head at zero, so that with Skip f(s) starts as
@@ -127,7 +133,7 @@ func DefaultDQN() DQNConfig {
 		Temperature: 0.5, ExploreTop: 50,
 		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
 		EWCEvery: 50,
-		Shared:   Shared{TopN: 10, MaxUsers: 1_000_000}, Seed: 1, StepsPerBatch: 1, AlphaInit: 4, Skip: true, ZeroHead: true,
+		Shared:   Shared{TopN: 10, MaxUsers: 1_000_000}, Seed: 1, StepsPerBatch: 1, Engine: EngineKernel, AlphaInit: 4, Skip: true, ZeroHead: true,
 		Mix: true, MixRate: 20, MixMemory: 0.99, MixEvery: 4, MixLearn: 5, SRDecay: 0.8, PopHalfLife: 10_000,
 	}
 }
@@ -832,6 +838,12 @@ func (d *DQN) trainTable(tr *transition) {
 	}
 }
 
+// The training step's engines (DQNConfig.Engine).
+const (
+	EngineKernel   = "kernel"
+	EngineGorgonia = "gorgonia"
+)
+
 // step is one gradient step on exactly cfg.Rows transitions.
 func (d *DQN) step(rows []transition) error {
 	g := d.graph
@@ -841,7 +853,10 @@ func (d *DQN) step(rows []transition) error {
 	for r := range rows {
 		d.fillRow(r, &rows[r], nItems)
 	}
-	bpr, td := d.kernel.run(d.net, &g.stepInputs)
+	bpr, td, err := d.run(g)
+	if err != nil {
+		return err
+	}
 	if math.IsNaN(float64(bpr)) || math.IsNaN(float64(td)) || math.IsInf(float64(bpr+td), 0) {
 		return fmt.Errorf("dqn diverged at step %d (ranking loss %v, TD loss %v): lower the learning rates", d.steps, bpr, td)
 	}
@@ -966,6 +981,26 @@ func (d *DQN) tdTarget(r int, tr *transition, nh int) float32 {
 		y += float32(d.cfg.Gamma) * (vTg + d.qTD(qt, best))
 	}
 	return y
+}
+
+// run runs the step whose inputs g holds on the configured engine, and
+// leaves its gradients in the kernel's (stepKernel.grads).
+func (d *DQN) run(g *trainGraph) (bpr, td float32, err error) {
+	if d.cfg.Engine != EngineGorgonia {
+		bpr, td = d.kernel.run(d.net, &g.stepInputs)
+		return bpr, td, nil
+	}
+	if bpr, td, err = g.run(); err != nil {
+		return 0, 0, err
+	}
+	for i, w := range g.weights {
+		gr := grad(w)
+		copy(d.kernel.grads[i], gr)
+		// gorgonia adds each run's gradient into the weight's dual value:
+		// zero it, or the next step would see the sum of all.
+		clear(gr)
+	}
+	return bpr, td, nil
 }
 
 // applyGradients moves the network's weights by Adam on the gradients of

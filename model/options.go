@@ -256,6 +256,9 @@ func (c SKNNConfig) Validate() error {
 func (c DQNConfig) Validate() error {
 	errs := checkPositive(nil, []string{"dim", "explore_top", "replay", "rows", "steps_per_batch", "target_sync", "window"},
 		c.Dim, c.ExploreTop, c.Replay, c.Rows, c.StepsPerBatch, c.TargetSync, c.Window)
+	if c.Engine != EngineKernel && c.Engine != EngineGorgonia {
+		errs = append(errs, optionErr("engine", "must be %q or %q, got %q", EngineKernel, EngineGorgonia, c.Engine))
+	}
 	if c.Window > maxWindow {
 		errs = append(errs, optionErr("window", "must be at most %d, got %d", maxWindow, c.Window))
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/adaptrec/adaptrec/model/feedback"
@@ -213,5 +214,39 @@ func TestBatchedScoresMatchSingleUsers(t *testing.T) {
 			}
 			near(t, fmt.Sprintf("Q of %s", u.ID), got, want)
 		}
+	}
+}
+
+// The engine is a choice of speed, not of learning: the same events
+// trained by gorgonia's TapeMachine and by the kernel reach the same
+// network, within float rounding, and the network did move.
+func TestEnginesLearnTheSameNetwork(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows = 32
+	evs := replicaEvents()
+	var nets [2]*DQN
+	for i, engine := range []string{EngineKernel, EngineGorgonia} {
+		c := cfg
+		c.Engine = engine
+		nets[i] = newDQN(t, c)
+		learnAll(t, nets[i], evs)
+		if nets[i].steps < 30 {
+			t.Fatalf("engine %s took %d steps, want at least 30", engine, nets[i].steps)
+		}
+	}
+	start := newDQN(t, cfg)
+	moved := maxNetDiff(nets[0], start)
+	d := maxNetDiff(nets[0], nets[1])
+	t.Logf("engines differ by up to %g, moved by up to %g", d, moved)
+	if d > 1e-3*moved || moved == 0 {
+		t.Fatalf("the engines' networks differ by up to %g; training moved them by up to %g", d, moved)
+	}
+	// Their sums run in other orders: bit-identical networks would mean
+	// one engine ran twice.
+	if d == 0 {
+		t.Fatal("the engines' networks are bit-identical: was the graph run at all?")
+	}
+	if err := (DQNConfig{Engine: "tensorflow"}).Validate(); err == nil || !strings.Contains(err.Error(), "engine") {
+		t.Fatalf("engine tensorflow: %v, want an error naming engine", err)
 	}
 }
