@@ -22,6 +22,7 @@ type Recommender struct {
 type Adaptive struct {
 	Controller    string  `mapstructure:"controller"`
 	EpochSessions int     `mapstructure:"epoch_sessions"`
+	EpochEvents   int     `mapstructure:"epoch_events"`
 	Step          int     `mapstructure:"step"`
 	Lambda        float64 `mapstructure:"lambda"`
 	SampleEvery   int     `mapstructure:"sample_every"`

@@ -12,8 +12,12 @@ import (
 // AdaptiveConfig configures the adaptive DQN.
 type AdaptiveConfig struct {
 	DQN DQNConfig
-	// EpochSessions is the number of closed sessions between decisions.
+	// EpochSessions is the number of closed sessions between decisions;
+	// EpochEvents, if positive, ends an epoch after that many events too,
+	// whichever comes first: a stream whose sessions rarely close (one
+	// anonymous session per user, never idle long) still gets decisions.
 	EpochSessions int
+	EpochEvents   int
 	// Step is the number of units a widen or narrow action moves.
 	Step   int
 	Bounds ArchBounds
@@ -61,6 +65,7 @@ type Adaptive struct {
 	acfg      AdaptiveConfig
 	ctrl      Controller
 	closed    int
+	events    int // events learned in the epoch
 	epoch     int
 	ndcg      float64
 	ndcgRef   float64 // the same events ranked by ref
@@ -94,7 +99,9 @@ func NewAdaptive(cfg AdaptiveConfig, ctrl Controller) (*Adaptive, error) {
 	// Decisions are taken at the event that ends an epoch, wherever the
 	// batch around it ends.
 	d.afterEvent = func() {
-		if a.closed >= a.acfg.EpochSessions && a.scored > 0 {
+		a.events++
+		ends := a.closed >= a.acfg.EpochSessions || (a.acfg.EpochEvents > 0 && a.events >= a.acfg.EpochEvents)
+		if ends && a.scored > 0 {
 			a.decide()
 		}
 	}
@@ -176,7 +183,7 @@ func ndcgAt10(rank int) float64 {
 // that followed, so the difficulty of those events cancels out.
 func (a *Adaptive) decide() {
 	if a.follower {
-		a.closed, a.ndcg, a.ndcgRef, a.scored, a.seen = 0, 0, 0, 0, 0
+		a.closed, a.events, a.ndcg, a.ndcgRef, a.scored, a.seen = 0, 0, 0, 0, 0, 0
 		return
 	}
 	t0 := time.Now()
@@ -223,7 +230,7 @@ func (a *Adaptive) decide() {
 	if a.OnDecision != nil {
 		a.OnDecision(dec)
 	}
-	a.closed, a.ndcg, a.ndcgRef, a.scored, a.seen = 0, 0, 0, 0, 0
+	a.closed, a.events, a.ndcg, a.ndcgRef, a.scored, a.seen = 0, 0, 0, 0, 0, 0
 	a.lossStart, a.itemsAt = bpr, a.items.Len()
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,5 +165,58 @@ func TestLearningIgnoresBatchBoundaries(t *testing.T) {
 				t.Errorf("adaptive: %d and %d decisions", len(ad.Decisions()), len(b.(*Adaptive).Decisions()))
 			}
 		}
+	}
+}
+
+// anonymous is a click log of one session per user, as e-commerce logs
+// without accounts are (user id = session id): no session ever closes by
+// a change of session id, and the events come a second apart.
+func anonymous(users, length int) []feedback.Located {
+	var out []feedback.Located
+	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	for u := range users {
+		for k := range length {
+			id := fmt.Sprint("anon", u)
+			out = append(out, feedback.Located{Event: feedback.Event{
+				UserID: id, SessionID: id, ItemID: fmt.Sprint("i", (u*3+k)%60), Type: feedback.Click, TS: at,
+			}, Offset: int64(len(out))})
+			at = at.Add(time.Second)
+		}
+	}
+	return out
+}
+
+// Decisions on an anonymous-session log: its sessions close only by the
+// idle gap (here long: none does), so epochs of sessions never end; with
+// epoch_events they end every that many events.
+func TestDecisionsOnAnAnonymousSessionLog(t *testing.T) {
+	evs := anonymous(100, 6)
+	run := func(epochEvents int) *Adaptive {
+		cfg := DefaultAdaptive()
+		cfg.DQN.Rows, cfg.EpochSessions, cfg.EpochEvents, cfg.SampleEvery = 32, 30, epochEvents, 1
+		cfg.DQN.IdleGap = time.Hour
+		a, err := NewAdaptive(cfg, NewPolicyGradient(0.1, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(a.Close)
+		for lo := 0; lo < len(evs); lo += 50 {
+			b := feedback.BatchOf(evs[lo:min(lo+50, len(evs))]...)
+			if _, err := a.Learn(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+			b.Release()
+		}
+		return a
+	}
+	if a := run(0); len(a.Decisions()) != 0 || a.SessionsClosed() != 0 {
+		t.Fatalf("test is vacuous: %d decisions, %d sessions closed without epoch_events", len(a.Decisions()), a.SessionsClosed())
+	}
+	a := run(100)
+	if got, want := len(a.Decisions()), len(evs)/100; got != want {
+		t.Fatalf("%d decisions over %d events with epoch_events 100, want %d", got, len(evs), want)
+	}
+	if err := (AdaptiveConfig{EpochEvents: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "epoch_events") {
+		t.Fatalf("epoch_events -1: %v, want an error naming it", err)
 	}
 }

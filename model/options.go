@@ -334,6 +334,9 @@ func (c AdaptiveConfig) Validate() error {
 	b := c.Bounds
 	errs := checkPositive(nil, []string{"epoch_sessions", "max_depth", "min_width", "sample_every", "step"},
 		c.EpochSessions, b.MaxDepth, b.MinWidth, c.SampleEvery, c.Step)
+	if c.EpochEvents < 0 {
+		errs = append(errs, optionErr("epoch_events", "must not be negative, got %d", c.EpochEvents))
+	}
 	if b.MaxWidth < b.MinWidth {
 		errs = append(errs, optionErr("max_width", "must be at least min_width (%d), got %d", b.MinWidth, b.MaxWidth))
 	}

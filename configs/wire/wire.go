@@ -75,6 +75,7 @@ func ModelOptions(cfg configs.Config) model.Options {
 	o.SKNN.Window, o.SKNN.Neighbours, o.SKNN.Sample, o.SKNN.MaxSessions = r.SKNN.Window, r.SKNN.Neighbours, r.SKNN.Sample, r.SKNN.MaxSessions
 	o.DQN = dqnOptions(o.DQN, r.DQN)
 	ad := r.Adaptive
+	o.Adaptive.EpochEvents = ad.EpochEvents
 	o.Adaptive.EpochSessions, o.Adaptive.Step, o.Adaptive.Lambda, o.Adaptive.SampleEvery = ad.EpochSessions, ad.Step, ad.Lambda, ad.SampleEvery
 	o.Adaptive.Bounds = model.ArchBounds{MinWidth: ad.MinWidth, MaxWidth: ad.MaxWidth, MinDepth: ad.MinDepth, MaxDepth: ad.MaxDepth, MaxParams: ad.MaxParams}
 	o.Controller = model.ControllerConfig{Kind: ad.Controller, LR: ad.LR, Seed: ad.Seed, Plateau: ad.Plateau, IdleFraction: ad.IdleFraction}
