@@ -235,7 +235,7 @@ func checkPod(t *testing.T, r rendered, cfg configs.Config) {
 	}
 	grace := r.statefulSet.Spec.Template.Spec.TerminationGracePeriodSeconds
 	if grace == nil || float64(*grace) <= cfg.Worker.ShutdownTimeout.Seconds() {
-		t.Errorf("terminationGracePeriodSeconds %v is not longer than worker.shutdown_timeout %v", grace, cfg.Worker.ShutdownTimeout)
+		t.Errorf("terminationGracePeriodSeconds %v is not longer than worker.shutdown_timeout %v", ptrString(grace), cfg.Worker.ShutdownTimeout)
 	}
 	if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().Cmp(*c.Resources.Requests.Memory()) < 0 {
 		t.Errorf("memory request %v, limit %v: want a request and a limit at least as large", c.Resources.Requests.Memory(), c.Resources.Limits.Memory())
@@ -380,4 +380,11 @@ func addrPort(t *testing.T, what, addr string) int {
 		t.Fatalf("%s %q: no port", what, addr)
 	}
 	return n
+}
+
+func ptrString[V any](p *V) string {
+	if p == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*p)
 }
