@@ -27,12 +27,17 @@ import (
 	"github.com/adaptrec/adaptrec/configs"
 )
 
+// object is what every object has: its kind and metadata.
+type object struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        metav1.ObjectMeta `json:"metadata"`
+}
+
 // serviceMonitor is the part of monitoring.coreos.com/v1 ServiceMonitor
 // the manifests use; any other field fails the strict decode.
 type serviceMonitor struct {
-	metav1.TypeMeta `json:",inline"`
-	Metadata        metav1.ObjectMeta `json:"metadata"`
-	Spec            struct {
+	object `json:",inline"`
+	Spec   struct {
 		Selector  metav1.LabelSelector `json:"selector"`
 		Endpoints []struct {
 			Port     string `json:"port"`
@@ -45,9 +50,8 @@ type serviceMonitor struct {
 // scaledObject is the part of keda.sh/v1alpha1 ScaledObject the manifests
 // use.
 type scaledObject struct {
-	metav1.TypeMeta `json:",inline"`
-	Metadata        metav1.ObjectMeta `json:"metadata"`
-	Spec            struct {
+	object `json:",inline"`
+	Spec   struct {
 		ScaleTargetRef struct {
 			APIVersion string `json:"apiVersion"`
 			Kind       string `json:"kind"`
@@ -69,9 +73,8 @@ type scaledObject struct {
 // triggerAuthentication is the part of keda.sh/v1alpha1
 // TriggerAuthentication the manifests use.
 type triggerAuthentication struct {
-	metav1.TypeMeta `json:",inline"`
-	Metadata        metav1.ObjectMeta `json:"metadata"`
-	Spec            struct {
+	object `json:",inline"`
+	Spec   struct {
 		SecretTargetRef []struct {
 			Parameter string `json:"parameter"`
 			Name      string `json:"name"`
