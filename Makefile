@@ -44,12 +44,19 @@ TEST_SERVICES_ENV := KAFKA_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) \
 	JAEGER_TEST_OTLP_ENDPOINT=http://127.0.0.1:$(JAEGER_TEST_OTLP_GRPC_PORT) JAEGER_TEST_OTLP_HTTP_ENDPOINT=http://127.0.0.1:$(JAEGER_TEST_OTLP_HTTP_PORT) \
 	JAEGER_TEST_QUERY_URL=http://127.0.0.1:$(JAEGER_TEST_QUERY_PORT)
 
-.PHONY: all build run test test-failover test-short bench lint kafka-up kafka-down jaeger-up jaeger-down clean
+.PHONY: all build image run test test-failover test-short bench lint kafka-up kafka-down jaeger-up jaeger-down clean
 
 all: build
 
 build:
 	$(GO) build -o bin/adaptrec ./cmd/adaptrec
+
+## image: bin/adaptrec-image.tar, an OCI image of the static binary built without Docker (deploy/image; `docker load -i`, `podman load -i`, `crane push`)
+# The build machine's CA bundle goes in, so kafka.tls.enable trusts public CAs
+# without kafka.tls.ca_file.
+CA_CERTS ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
+image:
+	$(GO) run ./deploy/image -out bin/adaptrec-image.tar -ca-certs '$(CA_CERTS)'
 
 ## run: the worker on an embedded broker with a synthetic event source (Ctrl-C stops it)
 run: build

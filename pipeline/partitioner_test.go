@@ -63,7 +63,7 @@ func TestUsersSplitAcrossPartitions(t *testing.T) {
 			w := pipeline.NewWorker(cfg, kafkatest.LoggerTo(&logs), rec, nil, kafkatest.Outputs(t, cfg))
 			w.Instrument(nil, metrics, nil)
 			runUntilCommitted(t, w, cfg, 60*time.Second, nil)
-			fams := scrape(t, "http://"+srv.Addr())
+			fams := kafkatest.Scrape(t, "http://"+srv.Addr())
 			if got := sum(fams["adaptrec_users_split_partitions_total"]); got != 2 {
 				t.Errorf("adaptrec_users_split_partitions_total %v, want 2 (split-three, split-two)", got)
 			}

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	pmodel "github.com/prometheus/common/model"
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/configs/wire"
@@ -63,22 +61,6 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-// scrape parses /metrics.
-func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(pmodel.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("/metrics is not Prometheus text: %v", err)
-	}
-	return fams
 }
 
 // byLabel sums a counter family's values by one label.
@@ -181,7 +163,7 @@ func TestWorkerMetricsAndReadiness(t *testing.T) {
 			// before its commit: wait for the counter to settle on Stats.
 			var fams map[string]*dto.MetricFamily
 			for range 50 {
-				fams = scrape(t, base)
+				fams = kafkatest.Scrape(t, base)
 				if f := fams["adaptrec_recommendation_lists_total"]; f != nil && int64(sum(f)) == w.Stats().Snapshot().Lists {
 					break
 				}
