@@ -49,7 +49,7 @@ TEST_SERVICES_ENV := KAFKA_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) \
 all: build
 
 build:
-	$(GO) build -o bin/adaptrec ./cmd/adaptrec
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/adaptrec ./cmd/adaptrec
 
 ## image: bin/adaptrec-image.tar, an OCI image of the static binary built without Docker (deploy/image; `docker load -i`, `podman load -i`, `crane push`)
 # The build machine's CA bundle goes in, so kafka.tls.enable trusts public CAs
