@@ -206,7 +206,6 @@ func (w *Worker) load(m model.Snapshotter, all []snapstore.Stored, ends map[int]
 		return nil, "", ends
 	}
 	w.restored = snap.Meta
-	w.status.Snapshot(from.ID, snap.Meta.Created)
 	w.dedupe.Load(snap.Meta.Dedupe) // the events the model learned up to the snapshot
 	for p, o := range snap.Meta.Offsets {
 		w.consumed[p] = o // the users' state ends there (rebuildSessions)

@@ -142,8 +142,8 @@ func (s *Status) SetPeers(peers func(now time.Time) []Replica) {
 	s.peers = peers
 }
 
-// Snapshot records this worker's newest snapshot: published (or
-// restored) with id, written at at.
+// Snapshot records the newest snapshot this worker published: id,
+// acknowledged at at.
 func (s *Status) Snapshot(id string, at time.Time) {
 	if s == nil {
 		return

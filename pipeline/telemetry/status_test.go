@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -208,4 +209,23 @@ func jsonOf(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The page's link names a host a browser on the worker's machine can
+// open: loopback for an unspecified address (metrics.addr ":9464").
+func TestServerURL(t *testing.T) {
+	for _, addr := range []string{":0", "0.0.0.0:0", "127.0.0.1:0"} {
+		srv, err := Serve(addr, nil, &Health{}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, port, err := net.SplitHostPort(srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "http://127.0.0.1:" + port + "/"; srv.URL() != want {
+			t.Errorf("metrics.addr %q: URL %q, want %q", addr, srv.URL(), want)
+		}
+		srv.Close(t.Context())
+	}
 }
