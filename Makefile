@@ -51,7 +51,7 @@ all: build
 build:
 	$(GO) build -o bin/adaptrec ./cmd/adaptrec
 
-## run: the worker on an embedded broker with a synthetic event source (Ctrl-C stops it)
+## run: the worker on an embedded broker with a synthetic event source (Ctrl-C stops it); it prints the link of its live status page first (metrics.addr, default http://127.0.0.1:9464/)
 run: build
 	./bin/adaptrec worker --embedded
 
