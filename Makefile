@@ -58,7 +58,7 @@ CA_CERTS ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 image:
 	$(GO) run ./deploy/image -out bin/adaptrec-image.tar -ca-certs '$(CA_CERTS)'
 
-## run: the worker on an embedded broker with a synthetic event source (Ctrl-C stops it)
+## run: the worker on an embedded broker with a synthetic event source (Ctrl-C stops it); it prints the link of its live status page first (metrics.addr, default http://127.0.0.1:9464/)
 run: build
 	./bin/adaptrec worker --embedded
 

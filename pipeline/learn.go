@@ -107,6 +107,7 @@ func (w *Worker) processBatch(ctx context.Context, items []fetched, asm *session
 	if w.metrics != nil {
 		w.metrics.Model(w.rec.Params(), asm.Users())
 	}
+	w.statusArchitecture(time.Now())
 	return o, nil
 }
 
@@ -210,6 +211,7 @@ func (w *Worker) decisions(bt batchTrace, last kafka.Message) ([]kafka.Message, 
 		if !d.Rewarded {
 			w.metrics.Decision(string(d.Action.Kind))
 		}
+		w.status.Decision(d, d.At)
 		if bt.traced() {
 			w.decisionSpan(trace.ContextWithSpan(context.Background(), bt.span), d)
 		}

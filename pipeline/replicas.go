@@ -60,6 +60,12 @@ type peer struct {
 	merged bool
 }
 
+// live: the snapshot was created within ttl of now and is not the last of
+// a replica that left.
+func (pe *peer) live(now time.Time, ttl time.Duration) bool {
+	return now.Sub(pe.snap.Meta.Created) <= ttl && !pe.snap.Meta.Final
+}
+
 // NewPeers returns the peers of replica self in the group of store.
 func NewPeers(store *snapstore.Store, self string, log *slog.Logger) *Peers {
 	return &Peers{store: store, self: self, log: log, newest: map[string]*peer{}}
@@ -99,7 +105,7 @@ func (p *Peers) Live(now time.Time, ttl time.Duration) []string {
 	defer p.mu.Unlock()
 	var out []string
 	for r, pe := range p.newest {
-		if now.Sub(pe.snap.Meta.Created) <= ttl && !pe.snap.Meta.Final {
+		if pe.live(now, ttl) {
 			out = append(out, r)
 		}
 	}
@@ -191,6 +197,7 @@ func (w *Worker) mergePeers(r model.Replica) {
 		w.log.Info("architecture decider", "replica", w.replica, "decider", decider, "replicas", len(live)+1)
 	}
 	w.decider = decider
+	w.status.SetSelf(w.replica, decider)
 	n := 1 // models averaged so far: our own
 	var merged []string
 	for _, s := range w.peers.Take(now, ttl) {

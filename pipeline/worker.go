@@ -65,8 +65,9 @@ type Worker struct {
 	tracing bool
 	metrics *telemetry.Metrics
 	health  *telemetry.Health
-	reward  model.Reward // scores events for the quality metrics: the DQN's reward (wire.Reward)
-	sampled int          // events seen by the quality sampler
+	status  *telemetry.Status // the status page's data (ShowStatus; nil: none)
+	reward  model.Reward      // scores events for the quality metrics: the DQN's reward (wire.Reward)
+	sampled int               // events seen by the quality sampler
 
 	// snapshots (model goroutine, then the snapshot goroutine)
 	consumed    map[int32]int64 // next offset per partition of the batches learned
@@ -276,6 +277,7 @@ func (w *Worker) prepare(ctx context.Context) (started, error) {
 		st.stopPeers = func() { stop(); <-done }
 	}
 	st.runs, st.feedbackParts = w.recordedOrder(ctx, st.restored)
+	w.statusSelf()
 	return st, nil
 }
 

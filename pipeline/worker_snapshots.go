@@ -127,6 +127,7 @@ func (w *Worker) publishSnapshot(ctx context.Context, blob []byte) {
 		return
 	}
 	w.stats.Snapshots.Add(1)
+	w.status.Snapshot(s.ID, time.Now())
 	w.log.Info("published snapshot", "topic", w.cfg.Snapshot.Topic, "snapshot", s.ID, "bytes", len(blob), "took", time.Since(start).Round(time.Millisecond))
 	w.kept = append(w.kept, snapstore.Stored{ID: s.ID, Group: s.Group, Chunks: s.Chunks}) // what Retire needs, not the blob
 	for len(w.kept) > w.cfg.Snapshot.Keep {

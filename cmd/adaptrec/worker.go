@@ -34,8 +34,13 @@ every output of a batch is acknowledged. Missing topics are created at start.
 With --embedded it starts an in-process broker and a synthetic event source
 instead of connecting to --brokers, and prints a progress line every second.
 
-It serves /metrics (Prometheus), /healthz and /readyz on metrics.addr
-(default 127.0.0.1:9464): /readyz fails while no broker answers, the group is
+It serves a live status page at / on metrics.addr (default
+127.0.0.1:9464; its link is printed at start): events/s and lag, rolling
+HR@10 and reward, the network's layer widths and parameters over time, the
+latest architecture decisions with their reward terms, the replicas and the
+ages of their snapshots. Beside it: /metrics (Prometheus), /status.json
+(the page's data that /metrics cannot carry), /healthz and /readyz.
+/readyz fails while no broker answers, the group is
 not joined, a topic is missing, the model is not loaded or the worker is
 stalled; /healthz fails once it has held partitions with lag and committed
 nothing for worker.stall_timeout. A topic deleted under a running worker
@@ -173,13 +178,16 @@ func (a *app) instrument(ctx context.Context, cfg configs.Config, log *slog.Logg
 			stop()
 			return nil, err
 		}
-		srv, err := telemetry.Serve(cfg.Metrics.Addr, metrics, health, log)
+		status := telemetry.NewStatus()
+		srv, err := telemetry.Serve(cfg.Metrics.Addr, metrics, health, log, telemetry.WithStatus(status))
 		if err != nil {
 			stop()
 			return nil, err
 		}
 		stops = append(stops, func() { srv.Close(context.Background()) }, func() { metrics.Shutdown(context.Background()) })
-		log.Info("serving /metrics, /healthz and /readyz", "addr", srv.Addr())
+		w.ShowStatus(status)
+		log.Info("serving the status page, /metrics, /status.json, /healthz and /readyz", "addr", srv.Addr())
+		fmt.Fprintf(a.stdout, "status page: %s\n", srv.URL())
 	}
 	if tr.Enabled {
 		log.Info("exporting traces", "endpoint", cfg.Tracing.Endpoint)

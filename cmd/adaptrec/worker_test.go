@@ -231,6 +231,14 @@ collect:
 	if !population {
 		t.Fatalf("no progress line shows the simulated population:\n%s", strings.Join(out, "\n"))
 	}
+	// It prints the link of its status page before its progress lines.
+	link := false
+	for _, l := range out {
+		link = link || strings.HasPrefix(l, "status page: http://127.0.0.1:")
+	}
+	if !link {
+		t.Fatalf("make run printed no status page link:\n%s", strings.Join(out, "\n"))
+	}
 	if last := out[len(out)-1]; !strings.HasPrefix(last, "summary:") {
 		t.Fatalf("no summary on SIGINT; last line %q", last)
 	}

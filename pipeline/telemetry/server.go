@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,14 +98,33 @@ func (h *Health) Check(context.Context) map[string]error {
 	return fails
 }
 
-// Server serves /metrics, /healthz and /readyz.
+// Server serves /metrics, /healthz, /readyz, and the status page: / (with
+// its script and style) and /status.json.
 type Server struct {
 	srv *http.Server
 	ln  net.Listener
 }
 
+// ServeOption changes a default of Serve.
+type ServeOption func(*serveOptions)
+
+type serveOptions struct{ status *Status }
+
+// WithStatus serves s at /status.json; the default is an empty status
+// (no model, no history), for which the page says so.
+func WithStatus(s *Status) ServeOption {
+	return func(o *serveOptions) { o.status = s }
+}
+
 // Serve listens on addr and serves in the background.
-func Serve(addr string, m *Metrics, h *Health, log *slog.Logger) (*Server, error) {
+func Serve(addr string, m *Metrics, h *Health, log *slog.Logger, opts ...ServeOption) (*Server, error) {
+	o := serveOptions{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.status == nil {
+		o.status = NewStatus()
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics.addr: listening on %s: %w", addr, err)
@@ -113,6 +133,8 @@ func Serve(addr string, m *Metrics, h *Health, log *slog.Logger) (*Server, error
 	if m != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	}
+	mux.Handle("/status.json", o.status)
+	mux.Handle("/", pageHandler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := h.Live(); err != nil {
 			http.Error(w, fmt.Sprintf("stalled: %v", err), http.StatusServiceUnavailable)
@@ -148,6 +170,18 @@ func Serve(addr string, m *Metrics, h *Health, log *slog.Logger) (*Server, error
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is the status page's address: http://ADDR/, with a loopback host in
+// place of an unspecified one (metrics.addr ":9464" or "0.0.0.0:9464"),
+// so that it can be opened on the worker's machine.
+func (s *Server) URL() string {
+	addr := s.ln.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port)) + "/"
+}
 
 // Close stops the server.
 func (s *Server) Close(ctx context.Context) error { return s.srv.Shutdown(ctx) }
