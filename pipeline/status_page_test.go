@@ -69,7 +69,7 @@ func TestStatusPage(t *testing.T) {
 			}
 			metrics.Batch(1, map[int]int64{1: 5, 4: 7})
 			dom := loadPage(t, browser, base+"/")
-			fams := scrape(t, base)
+			fams := kafkatest.Scrape(t, base)
 			checkFigures(t, dom, fams)
 			var st telemetry.StatusReport
 			if code, body := get(t, base+"/status.json"); code != 200 || json.Unmarshal([]byte(body), &st) != nil {
