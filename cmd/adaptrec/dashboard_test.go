@@ -50,7 +50,7 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 	var missing []string
 	for time.Now().Before(deadline) {
 		if base == "" {
-			if l := logLines(t, p.output(), "serving /metrics, /healthz and /readyz"); len(l) > 0 {
+			if l := logLines(t, p.output(), servingMsg); len(l) > 0 {
 				base = "http://" + l[0]["addr"].(string)
 			}
 		}

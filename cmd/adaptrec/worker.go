@@ -22,6 +22,10 @@ import (
 	"github.com/adaptrec/adaptrec/sink"
 )
 
+// servingMsg is the log message, with the address, of the worker's HTTP
+// server (tests find the address by it).
+const servingMsg = "serving the status page, /metrics, /status.json, /healthz and /readyz"
+
 func (a *app) workerCmd() *cobra.Command {
 	var embed bool
 	cmd := &cobra.Command{
@@ -186,7 +190,7 @@ func (a *app) instrument(ctx context.Context, cfg configs.Config, log *slog.Logg
 		}
 		stops = append(stops, func() { srv.Close(context.Background()) }, func() { metrics.Shutdown(context.Background()) })
 		w.ShowStatus(status)
-		log.Info("serving the status page, /metrics, /status.json, /healthz and /readyz", "addr", srv.Addr())
+		log.Info(servingMsg, "addr", srv.Addr())
 		fmt.Fprintf(a.stdout, "status page: %s\n", srv.URL())
 	}
 	if tr.Enabled {

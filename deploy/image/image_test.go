@@ -97,7 +97,7 @@ func runWorker(t *testing.T, root string, cfg v1.Config) {
 		for sc.Scan() {
 			log.Write(append(sc.Bytes(), '\n'))
 			var l struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Addr != "" && strings.HasPrefix(l.Msg, "serving /metrics") {
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Addr != "" && strings.Contains(l.Msg, "/metrics") {
 				addr <- l.Addr
 			}
 		}
