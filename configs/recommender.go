@@ -52,6 +52,7 @@ type DQN struct {
 	Rows          int       `mapstructure:"rows"`
 	StepsPerBatch int       `mapstructure:"steps_per_batch"`
 	Gamma         float64   `mapstructure:"gamma"`
+	NStep         int       `mapstructure:"n_step"`
 	TDWeight      float64   `mapstructure:"td_weight"`
 	TargetSync    int       `mapstructure:"target_sync"`
 	Replay        int       `mapstructure:"replay"`
