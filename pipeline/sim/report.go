@@ -28,7 +28,7 @@ func Markdown(w io.Writer, sums []Summary) error {
 	for _, s := range sums {
 		if t, ok := twinOf(s, sums); ok {
 			r := RewardRatio(s, t)
-			fmt.Fprintf(&b, "%s ÷ %s (its γ = 0 twin) cumulative reward: %s over %d seeds\n", s.Policy, t.Policy, cell(r, 3), r.N)
+			fmt.Fprintf(&b, "%s ÷ %s (its γ = 0 twin) cumulative reward, seed by seed: %s (%d seeds)\n", s.Policy, t.Policy, cell(r, 3), r.N)
 		}
 	}
 	_, err := io.WriteString(w, b.String())

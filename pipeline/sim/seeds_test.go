@@ -51,7 +51,7 @@ func TestSummarizeOverSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"| dqn | 3 | 30 [10, 60] | 0.200 [0.100, 0.300] |", "| 400 [300, 500] (2 of 3 seeds) |",
-		"dqn ÷ dqn-myopic (its γ = 0 twin) cumulative reward: 1.667 [1.000, 2.000] over 3 seeds"} {
+		"dqn ÷ dqn-myopic (its γ = 0 twin) cumulative reward, seed by seed: 1.667 [1.000, 2.000] (3 seeds)"} {
 		if !strings.Contains(b.String(), want) {
 			t.Fatalf("table lacks %q:\n%s", want, b.String())
 		}
