@@ -59,7 +59,8 @@ shift (sim.shift_at) the reward per list took to recover; then the
 cumulative reward of dqn over that of dqn-myopic, its γ = 0 twin, seed by
 seed. --out writes DIR/results.csv (per model: mean, sd, min and max of
 each figure) and DIR/runs.csv (per model and seed). "random" is the
-control policy.
+control policy; "oracle" shows each user the list of highest expected
+reward for the user's true preferences (the myopic upper bound).
 
 Formats: ` + strings.Join(eval.Formats, ", ") + `.
 Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.* keys.`,
@@ -89,18 +90,18 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 	f.Float64Var(&ef.from, "from", 0, "replay the log from this fraction of its events, in time order")
 	f.Float64Var(&ef.to, "to", 1, "replay the log up to this fraction of its events, in time order")
 	f.StringVar(&ef.out, "out", "", "directory for results.csv and curve.png")
-	f.BoolVar(&ef.simulate, "sim", false, "run the simulated population (sim.* keys) against each model instead of a log (default models: "+simModels+")")
+	f.BoolVar(&ef.simulate, "sim", false, "run the simulated population (sim.* keys) against each model instead of a log (default models: "+simModels+"; also oracle)")
 	f.IntVar(&ef.seeds, "seeds", 3, "--sim: run every model with this many seeds (seed k: sim.seed, recommender.dqn.seed and recommender.adaptive.seed plus k) and report mean and spread")
 	return cmd
 }
 
 // modelNames splits --models and checks that cfg builds each model
-// ("random", the control policy, only where random is true).
-func modelNames(models string, cfg configs.Config, random bool) ([]string, error) {
+// (the simulator's policies "random" and "oracle" only where simulated is true).
+func modelNames(models string, cfg configs.Config, simulated bool) ([]string, error) {
 	names := strings.Split(models, ",")
 	for i, n := range names {
 		names[i] = strings.TrimSpace(n)
-		if random && names[i] == "random" {
+		if simulated && (names[i] == "random" || names[i] == "oracle") {
 			continue
 		}
 		if _, err := wire.Build(names[i], cfg); err != nil {

@@ -66,19 +66,19 @@ func TestEvalCLI(t *testing.T) {
 func TestEvalSimCLI(t *testing.T) {
 	out := t.TempDir()
 	env := append(os.Environ(), "ADAPTREC_SIM_USERS=300", "ADAPTREC_SIM_ITEMS=200", "ADAPTREC_SIM_CONCURRENCY=16", "ADAPTREC_SIM_SESSIONS=200")
-	p := start(t, env, "eval", "--sim", "--models", "random,pop,itemknn", "--seeds", "2", "--out", out)
+	p := start(t, env, "eval", "--sim", "--models", "random,pop,itemknn,oracle", "--seeds", "2", "--out", out)
 	if err := p.wait(t, 120*time.Second); err != nil {
 		t.Fatalf("eval --sim: %v\n%s", err, p.output())
 	}
-	if !strings.Contains(p.output(), "| itemknn | 2 | ") || !strings.Contains(p.output(), "run 6 of 6: itemknn, seed 2 of 2") {
+	if !strings.Contains(p.output(), "| itemknn | 2 | ") || !strings.Contains(p.output(), "run 7 of 8: itemknn, seed 2 of 2") {
 		t.Fatalf("no itemknn row over 2 seeds, or no progress:\n%s", p.output())
 	}
 	runs := readCSV(t, filepath.Join(out, "runs.csv"))
-	if strings.Join(runs[0], ",") != "model,seed,cumulative_reward,hr,mean_session_length,regret_per_list,events,sessions,lists,shift_event,recovery_events" || len(runs) != 7 {
+	if strings.Join(runs[0], ",") != "model,seed,cumulative_reward,hr,mean_session_length,regret_per_list,events,sessions,lists,shift_event,recovery_events" || len(runs) != 9 {
 		t.Fatalf("runs.csv: %v", runs)
 	}
 	results := readCSV(t, filepath.Join(out, "results.csv"))
-	if !strings.HasPrefix(strings.Join(results[0], ","), "model,seeds,cumulative_reward_mean,cumulative_reward_sd,cumulative_reward_min,cumulative_reward_max,hr_mean") || len(results) != 4 {
+	if !strings.HasPrefix(strings.Join(results[0], ","), "model,seeds,cumulative_reward_mean,cumulative_reward_sd,cumulative_reward_min,cumulative_reward_max,hr_mean") || len(results) != 5 {
 		t.Fatalf("results.csv: %v", results)
 	}
 	num := func(s string) float64 { x, _ := strconv.ParseFloat(s, 64); return x }
@@ -89,6 +89,10 @@ func TestEvalSimCLI(t *testing.T) {
 		}
 		if row[1] != "2" || math.Abs(num(row[2])-(a+b)/2) > 1e-3 || num(row[4]) != min(a, b) || num(row[5]) != max(a, b) || num(row[3]) <= 0 {
 			t.Fatalf("%s: results %v, runs %v and %v", row[0], row, a, b)
+		}
+		// The oracle (last) knows the users' preferences: it earns the most.
+		if oracle := num(results[len(results)-1][2]); row[0] != "oracle" && num(row[2]) >= oracle {
+			t.Errorf("%s earned %s, the oracle %v", row[0], row[2], oracle)
 		}
 	}
 	for _, bad := range []struct {

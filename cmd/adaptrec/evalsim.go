@@ -70,9 +70,12 @@ func (a *app) simRun(ctx context.Context, cfg configs.Config, name string) (sim.
 	}
 	s.Oracle = true
 	var p sim.Policy
-	if name == "random" {
+	switch name {
+	case "random":
 		p = sim.NewRandom(cfg.Recommender.TopN, scfg.Seed)
-	} else {
+	case "oracle":
+		p = sim.Oracle{S: s, N: cfg.Recommender.TopN}
+	default:
 		m, err := wire.Build(name, cfg)
 		if err != nil {
 			return sim.Result{}, fmt.Errorf("--models: %w", err)
