@@ -54,6 +54,7 @@ type DQN struct {
 	StepsPerBatch int       `mapstructure:"steps_per_batch"`
 	Engine        string    `mapstructure:"engine"`
 	Gamma         float64   `mapstructure:"gamma"`
+	NStep         int       `mapstructure:"n_step"`
 	TDWeight      float64   `mapstructure:"td_weight"`
 	TargetSync    int       `mapstructure:"target_sync"`
 	Replay        int       `mapstructure:"replay"`

@@ -38,9 +38,15 @@ type DQNConfig struct {
 	RowUniform   int     // per-row uniformly drawn negatives
 	Rows         int     // transitions per training step
 	Gamma        float64 // discount of the TD target
-	TDWeight     float64 // weight of the TD loss against the ranking loss
-	TargetSync   int     // rounds of steps between target-network syncs
-	Replay       int     // replay buffer capacity, transitions
+	// NStep is the number of a session's rewards the TD target sums
+	// before it bootstraps: r_t + γ·r_t+1 + … + γ^(n-1)·r_t+n-1 +
+	// γ^n·Q_target(s_t+n, ·), cut at the session's end (no bootstrap
+	// once it closed), so what an item leads to later in its session
+	// (or that the session ended) reaches its TD target. 1: one-step.
+	NStep      int
+	TDWeight   float64 // weight of the TD loss against the ranking loss
+	TargetSync int     // rounds of steps between target-network syncs
+	Replay     int     // replay buffer capacity, transitions
 
 	// Temperature of the Boltzmann exploration over the ExploreTop best
 	// items; 0 serves the greedy top-N.
@@ -129,7 +135,7 @@ func (r Reward) Of(b *feedback.Batch, i int) float32 {
 func DefaultDQN() DQNConfig {
 	return DQNConfig{
 		Dim: 32, Hidden: []int{64}, Window: 10, Decay: 0.9,
-		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.1, EmbNegatives: 32, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
+		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.1, EmbNegatives: 32, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, NStep: 1, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
 		Temperature: 0.5, ExploreTop: 50,
 		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
 		EWCEvery: 50,
@@ -172,28 +178,32 @@ type DQN struct {
 	// fresh counts each item's interactions learned since the last
 	// snapshot; merged (nil until a merge) accumulates them with the
 	// replicas merged since (Merge weighs each item by them).
-	fresh, merged   []float32
-	sums            replicaSums // what this replica and its peers learned
-	net, target     *qnet
-	opts            []*adam // per layer: W then B
-	ewc             *ewc    // nil: off
-	onSessionEnd    func()  // called when a user's session closes
-	closedSessions  atomic.Int64
-	afterEvent      func()     // called after each event is learned
-	xrng            *rand.Rand // exploration: lists never move the learning's draws
-	xpcg            *rand.PCG
-	probeUser       *UserState // the user and item of the event being probed
-	probeItem       int32
-	qRef            []float32   // rankPair's q of the reference network
-	dotBuf          []float32   // scoreItems' q·E
-	graph           *trainGraph // defines the step's loss; the kernel runs it
-	kernel          *stepKernel
-	serve           *netPass  // the forward pass of a batch's users (qBatch)
-	serveX          []float32 // their states
-	users           *UserStore
-	replay          []transition
-	replayNext      int
-	pending         []transition
+	fresh, merged  []float32
+	sums           replicaSums // what this replica and its peers learned
+	net, target    *qnet
+	opts           []*adam // per layer: W then B
+	ewc            *ewc    // nil: off
+	onSessionEnd   func()  // called when a user's session closes
+	closedSessions atomic.Int64
+	afterEvent     func()     // called after each event is learned
+	xrng           *rand.Rand // exploration: lists never move the learning's draws
+	xpcg           *rand.PCG
+	probeUser      *UserState // the user and item of the event being probed
+	probeItem      int32
+	qRef           []float32   // rankPair's q of the reference network
+	dotBuf         []float32   // scoreItems' q·E
+	graph          *trainGraph // defines the step's loss; the kernel runs it
+	kernel         *stepKernel
+	serve          *netPass  // the forward pass of a batch's users (qBatch)
+	serveX         []float32 // their states
+	users          *UserStore
+	replay         []transition
+	replayNext     int
+	pending        []transition
+	// held are the NStep > 1 transitions waiting for their session's next
+	// events, by user; ready those complete, not yet pending.
+	held            map[*UserState][]transition
+	ready           []transition
 	batches, steps  int64
 	trainTime       time.Duration
 	lastBPR, lastTD float32
@@ -219,6 +229,7 @@ type transition struct {
 	pos    int32
 	reward float32
 	hard   [maxHard]int32 // the step's hard negatives (scratch)
+	ns     *nstep         // NStep > 1: the return after this step
 }
 
 const maxHard = 64
@@ -379,7 +390,8 @@ func (d *DQN) Users() int { return d.users.Len() }
 // sessions d counts (and the adaptive model's epochs).
 func (d *DQN) newUsers() *UserStore {
 	users := newUsers(d.cfg.MaxUsers, d.cfg.UserTTL, d.cfg.IdleGap, d.cfg.Window)
-	users.OnClose = func(*UserState) {
+	users.OnClose = func(u *UserState) {
+		d.endHeld(u)
 		d.closedSessions.Add(1)
 		if d.onSessionEnd != nil {
 			d.onSessionEnd()
@@ -441,12 +453,8 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 		d.users.note(u, b, i)
 		d.batch.add(u)
 		start := time.Now()
-		d.pending = append(d.pending, tr)
-		d.trainTable(&d.pending[len(d.pending)-1])
-		if len(d.pending) == d.cfg.Rows {
-			if err := d.trainRows(); err != nil {
-				return nil, err
-			}
+		if err := d.learnTransition(u, tr); err != nil {
+			return nil, err
 		}
 		d.trainTime += time.Since(start)
 		if d.afterEvent != nil {
@@ -940,30 +948,53 @@ func (d *DQN) nextStates(rows []transition) {
 	var next [maxWindow]int32
 	var types [maxWindow]feedback.Type
 	for r := range rows {
-		n := d.nextWindow(&rows[r], &next, &types)
+		n := d.nextWindow(bootstrap(&rows[r]), &next, &types)
 		d.features(next[:n], types[:n], k.nextX[r*d.in:(r+1)*d.in])
 	}
 	k.nextOn.run(d.net, k.nextX)
 	k.nextTg.run(d.target, k.nextX)
 }
 
+// bootstrap is the transition whose next state tr's TD target
+// bootstraps from: tr itself, or with NStep > 1 the last of the session's
+// transitions its return sums.
+func bootstrap(tr *transition) *transition {
+	if tr.ns != nil {
+		return &tr.ns.last
+	}
+	return tr
+}
+
 // tdTarget is the double DQN target of tr, row r of the step: the online
 // network picks the best next action among the negatives, the target
-// network values it (both over the next state, from nextStates).
+// network values it (both over the next state, from nextStates). With
+// NStep > 1 the target sums the session's rewards after tr and bootstraps
+// from the state after the last of them, if the session went on.
 func (d *DQN) tdTarget(r int, tr *transition, nh int) float32 {
+	y, disc := tr.reward, float32(d.cfg.Gamma)
+	boot := bootstrap(tr)
+	if tr.ns != nil {
+		y, disc = y+tr.ns.ret, tr.ns.disc
+		if disc == 0 {
+			return y
+		}
+	}
 	var next [maxWindow]int32
 	var nextTypes [maxWindow]feedback.Type
-	nw := next[:d.nextWindow(tr, &next, &nextTypes)]
+	nw := next[:d.nextWindow(boot, &next, &nextTypes)]
 	dim, on, tg := d.cfg.Dim, &d.kernel.nextOn, &d.kernel.nextTg
 	q, aOn := on.q[r*dim:(r+1)*dim], on.alpha[r]
 	qt, vTg := tg.q[r*dim:(r+1)*dim], tg.value[r]
 	best, bestQ := int32(-1), float32(math.Inf(-1))
 	cands, knnNext := d.negs, []float32(nil)
 	if len(cands) == 0 {
-		cands, knnNext = tr.hard[:nh], d.kernel.knnNext[r*nh:(r+1)*nh]
+		cands = tr.hard[:nh]
+		if boot == tr { // fillRow's knn(s', a) is of tr's own next state
+			knnNext = d.kernel.knnNext[r*nh : (r+1)*nh]
+		}
 	}
 	for j, a := range cands {
-		if a == tr.pos {
+		if a == boot.pos {
 			continue
 		}
 		var qa float32
@@ -976,9 +1007,8 @@ func (d *DQN) tdTarget(r int, tr *transition, nh int) float32 {
 			best, bestQ = a, qa
 		}
 	}
-	y := tr.reward
 	if best >= 0 {
-		y += float32(d.cfg.Gamma) * (vTg + d.qTD(qt, best))
+		y += disc * (vTg + d.qTD(qt, best))
 	}
 	return y
 }

@@ -282,6 +282,9 @@ func (c DQNConfig) Validate() error {
 	if c.Gamma < 0 || c.Gamma >= 1 {
 		errs = append(errs, optionErr("gamma", "must be within [0, 1), got %g", c.Gamma))
 	}
+	if c.NStep < 0 || c.NStep > maxNStep {
+		errs = append(errs, optionErr("n_step", "must be within [0, %d] (0 and 1: one-step), got %d", maxNStep, c.NStep))
+	}
 	if c.EWCLambda < 0 || c.EWCEvery <= 0 {
 		errs = append(errs, optionErr("ewc_lambda", "ewc_lambda must not be negative and ewc_every must be positive"))
 	}

@@ -17,10 +17,14 @@ import (
 	"github.com/adaptrec/adaptrec/model/eval"
 )
 
+// simModels are the models eval --sim runs by default: the control, the
+// baselines, the default dqn beside its γ = 0 twin, and the adaptive model.
+const simModels = "random,pop,itemknn,dqn,dqn-myopic,adaptive-rl"
+
 // evalFlags are the flags of adaptrec eval.
 type evalFlags struct {
 	data, format, models, out string
-	batch, k                  int
+	batch, k, seeds           int
 	from, to                  float64
 	simulate                  bool
 }
@@ -28,7 +32,7 @@ type evalFlags struct {
 func (a *app) evalCmd() *cobra.Command {
 	var ef evalFlags
 	cmd := &cobra.Command{
-		Use:   "eval (--data PATH --format FORMAT | --sim) [--models pop,itemknn,sr,sknn] [--batch 256] [--k 10] [--from 0 --to 1] [--out DIR]",
+		Use:   "eval (--data PATH --format FORMAT | --sim [--seeds 3]) [--models pop,itemknn,sr,sknn] [--batch 256] [--k 10] [--from 0 --to 1] [--out DIR]",
 		Short: "Evaluate models on a feedback log (prequential) or in the simulated closed loop (--sim), all in one run",
 		Long: `eval replays a feedback log in timestamp order through the worker's own
 batching and each model, test-then-train: every event whose item the model
@@ -45,25 +49,34 @@ mean parameters) and DIR/architecture.png (the adaptive models' network
 size over the stream).
 
 With --sim it runs no log: the simulated population (sim.* keys) reacts to
-each model's lists in a closed loop, with the same seeds for every model,
-and eval reports cumulative reward, mean session length, click-through
-rate, regret against an oracle that knows the users' preferences, and how
-many events after the scheduled interest shift (sim.shift_at) the reward
-per list took to recover; --out writes DIR/results.csv. "random" is the
-control policy.
+each model's lists in a closed loop, once per seed (--seeds N; seed k adds
+k to sim.seed, recommender.dqn.seed and recommender.adaptive.seed), every
+model with the same seeds. eval reports, as the mean and [min, max] over
+the seeds, cumulative reward, HR (the share of lists the user picked
+from), mean session length, regret per list against an oracle that knows
+the users' preferences, and how many events after the scheduled interest
+shift (sim.shift_at) the reward per list took to recover; then the
+cumulative reward of dqn over that of dqn-myopic, its γ = 0 twin, seed by
+seed. --out writes DIR/results.csv (per model: mean, sd, min and max of
+each figure) and DIR/runs.csv (per model and seed). "random" is the
+control policy; "oracle" shows each user the list of highest expected
+reward for the user's true preferences (the myopic upper bound).
 
 Formats: ` + strings.Join(eval.Formats, ", ") + `.
 Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.* keys.`,
 		Example: `  adaptrec eval --data ../shared/data/ml-latest-small/ratings.csv --format movielens-csv --out out/ml
   adaptrec eval --data ../shared/data/ml-latest-small/ratings.csv --format movielens-csv --models pop,itemknn,sr,sknn,dqn --from 0.5
-  adaptrec eval --sim --out out/sim`,
+  adaptrec eval --sim --seeds 3 --out out/sim`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ef.simulate {
 				if !cmd.Flags().Changed("models") {
-					ef.models = "random,pop,itemknn,dqn,adaptive-rl"
+					ef.models = simModels
 				}
 				return a.evalSimulated(cmd.Context(), ef)
+			}
+			if cmd.Flags().Changed("seeds") {
+				return fmt.Errorf("--seeds: runs the simulator's seeds, only with --sim")
 			}
 			return a.evalLog(cmd.Context(), ef)
 		},
@@ -77,17 +90,18 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 	f.Float64Var(&ef.from, "from", 0, "replay the log from this fraction of its events, in time order")
 	f.Float64Var(&ef.to, "to", 1, "replay the log up to this fraction of its events, in time order")
 	f.StringVar(&ef.out, "out", "", "directory for results.csv and curve.png")
-	f.BoolVar(&ef.simulate, "sim", false, "run the simulated population (sim.* keys) against each model instead of a log (default models: random,pop,itemknn,dqn,adaptive-rl)")
+	f.BoolVar(&ef.simulate, "sim", false, "run the simulated population (sim.* keys) against each model instead of a log (default models: "+simModels+"; also oracle)")
+	f.IntVar(&ef.seeds, "seeds", 3, "--sim: run every model with this many seeds (seed k: sim.seed, recommender.dqn.seed and recommender.adaptive.seed plus k) and report mean and spread")
 	return cmd
 }
 
 // modelNames splits --models and checks that cfg builds each model
-// ("random", the control policy, only where random is true).
-func modelNames(models string, cfg configs.Config, random bool) ([]string, error) {
+// (the simulator's policies "random" and "oracle" only where simulated is true).
+func modelNames(models string, cfg configs.Config, simulated bool) ([]string, error) {
 	names := strings.Split(models, ",")
 	for i, n := range names {
 		names[i] = strings.TrimSpace(n)
-		if random && names[i] == "random" {
+		if simulated && (names[i] == "random" || names[i] == "oracle") {
 			continue
 		}
 		if _, err := wire.Build(names[i], cfg); err != nil {
@@ -102,6 +116,9 @@ func (a *app) evalSimulated(ctx context.Context, ef evalFlags) error {
 	if ef.data != "" {
 		return fmt.Errorf("--sim runs the simulated population: drop --data")
 	}
+	if ef.seeds <= 0 {
+		return fmt.Errorf("--seeds: must be positive, got %d", ef.seeds)
+	}
 	cfg, err := a.load()
 	if err != nil {
 		return err
@@ -110,7 +127,7 @@ func (a *app) evalSimulated(ctx context.Context, ef evalFlags) error {
 	if err != nil {
 		return err
 	}
-	return a.evalSim(ctx, cfg, names, ef.out)
+	return a.evalSim(ctx, cfg, names, ef.seeds, ef.out)
 }
 
 // evalLog runs eval on the log --data, prints the table and writes --out.

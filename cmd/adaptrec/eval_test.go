@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/csv"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -57,30 +59,40 @@ func TestEvalCLI(t *testing.T) {
 	}
 }
 
-// eval --sim runs the simulated population against each model and writes
-// the closed-loop figures; a bad sim key is refused by name.
+// eval --sim runs the simulated population against each model over
+// --seeds seeds and writes the closed-loop figures: runs.csv has one run
+// per model and seed, the seeds differ, and results.csv's mean, min and max
+// are those of the runs; bad flags and keys are refused by name.
 func TestEvalSimCLI(t *testing.T) {
 	out := t.TempDir()
 	env := append(os.Environ(), "ADAPTREC_SIM_USERS=300", "ADAPTREC_SIM_ITEMS=200", "ADAPTREC_SIM_CONCURRENCY=16", "ADAPTREC_SIM_SESSIONS=200")
-	p := start(t, env, "eval", "--sim", "--models", "random,pop,itemknn", "--out", out)
+	p := start(t, env, "eval", "--sim", "--models", "random,pop,itemknn,oracle", "--seeds", "2", "--out", out)
 	if err := p.wait(t, 120*time.Second); err != nil {
 		t.Fatalf("eval --sim: %v\n%s", err, p.output())
 	}
-	if !strings.Contains(p.output(), "| itemknn | ") {
-		t.Fatalf("no itemknn row:\n%s", p.output())
+	if !strings.Contains(p.output(), "| itemknn | 2 | ") || !strings.Contains(p.output(), "run 7 of 8: itemknn, seed 2 of 2") {
+		t.Fatalf("no itemknn row over 2 seeds, or no progress:\n%s", p.output())
 	}
-	raw, err := os.ReadFile(filepath.Join(out, "results.csv"))
-	if err != nil {
-		t.Fatal(err)
+	runs := readCSV(t, filepath.Join(out, "runs.csv"))
+	if strings.Join(runs[0], ",") != "model,seed,cumulative_reward,hr,mean_session_length,regret_per_list,events,sessions,lists,shift_event,recovery_events" || len(runs) != 9 {
+		t.Fatalf("runs.csv: %v", runs)
 	}
-	rows := strings.Split(strings.TrimSpace(string(raw)), "\n")
-	if !strings.HasPrefix(rows[0], "model,cumulative_reward,mean_session_length,ctr,regret") || len(rows) != 4 {
-		t.Fatalf("results.csv:\n%s", raw)
+	results := readCSV(t, filepath.Join(out, "results.csv"))
+	if !strings.HasPrefix(strings.Join(results[0], ","), "model,seeds,cumulative_reward_mean,cumulative_reward_sd,cumulative_reward_min,cumulative_reward_max,hr_mean") || len(results) != 5 {
+		t.Fatalf("results.csv: %v", results)
 	}
-	for _, row := range rows[1:] {
-		f := strings.Split(row, ",")
-		if r, _ := strconv.ParseFloat(f[1], 64); r <= 0 {
-			t.Errorf("%s: cumulative reward %s", f[0], f[1])
+	num := func(s string) float64 { x, _ := strconv.ParseFloat(s, 64); return x }
+	for m, row := range results[1:] {
+		a, b := num(runs[1+2*m][2]), num(runs[2+2*m][2])
+		if runs[1+2*m][0] != row[0] || runs[1+2*m][1] == runs[2+2*m][1] || a == b || a <= 0 || b <= 0 {
+			t.Fatalf("%s: seeds %s and %s, rewards %v and %v: want two seeds with different runs", row[0], runs[1+2*m][1], runs[2+2*m][1], a, b)
+		}
+		if row[1] != "2" || math.Abs(num(row[2])-(a+b)/2) > 1e-3 || num(row[4]) != min(a, b) || num(row[5]) != max(a, b) || num(row[3]) <= 0 {
+			t.Fatalf("%s: results %v, runs %v and %v", row[0], row, a, b)
+		}
+		// The oracle (last) knows the users' preferences: it earns the most.
+		if oracle := num(results[len(results)-1][2]); row[0] != "oracle" && num(row[2]) >= oracle {
+			t.Errorf("%s earned %s, the oracle %v", row[0], row[2], oracle)
 		}
 	}
 	for _, bad := range []struct {
@@ -91,10 +103,27 @@ func TestEvalSimCLI(t *testing.T) {
 		{[]string{"ADAPTREC_SIM_TEMPERATURE=0"}, []string{"eval", "--sim"}, "sim.temperature"},
 		{nil, []string{"eval", "--sim", "--data", "x.csv"}, "--data"},
 		{nil, []string{"eval", "--sim", "--models", "magic"}, "magic"},
+		{nil, []string{"eval", "--sim", "--seeds", "0"}, "--seeds: must be positive, got 0"},
+		{nil, []string{"eval", "--data", "x.csv", "--format", "movielens-csv", "--seeds", "2"}, "--seeds"},
 	} {
 		p := start(t, append(os.Environ(), bad.env...), bad.args...)
 		if err := p.wait(t, 30*time.Second); err == nil || !strings.Contains(p.output(), bad.want) {
 			t.Errorf("%v %v: %v, output lacks %q:\n%s", bad.env, bad.args, err, bad.want, p.output())
 		}
 	}
+}
+
+// readCSV reads the rows of a CSV file.
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return rows
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/adaptrec/adaptrec/configs"
@@ -15,85 +13,94 @@ import (
 	"github.com/adaptrec/adaptrec/pipeline/sim"
 )
 
-// evalSim runs the simulated population against every model, each with
-// the same seeds, and reports the closed-loop figures.
-func (a *app) evalSim(ctx context.Context, cfg configs.Config, models []string, out string) error {
-	scfg := sim.FromConfig(cfg.Sim)
-	if err := scfg.Check(); err != nil {
+// evalSim runs the simulated population against every model over seeds
+// seeds (seed k: sim.Seeded(cfg, k), the same for every model) and reports
+// the closed-loop figures' mean and spread.
+func (a *app) evalSim(ctx context.Context, cfg configs.Config, models []string, seeds int, out string) error {
+	if err := sim.FromConfig(cfg.Sim).Check(); err != nil {
 		return err
 	}
-	var results []sim.Result
-	for _, name := range models {
-		s, err := sim.New(scfg)
-		if err != nil {
-			return err
-		}
-		s.Oracle = true
-		var p sim.Policy
-		if name == "random" {
-			p = sim.NewRandom(cfg.Recommender.TopN, scfg.Seed)
-		} else {
-			m, err := wire.Build(name, cfg)
+	fmt.Fprintf(a.stderr, "eval --sim: %d models × %d seeds = %d runs\n", len(models), seeds, len(models)*seeds)
+	runs := make([][]sim.Result, len(models))
+	var simSeeds []uint64
+	for k := range seeds {
+		kcfg := sim.Seeded(cfg, k)
+		simSeeds = append(simSeeds, kcfg.Sim.Seed)
+		for i, name := range models {
+			t0 := time.Now()
+			r, err := a.simRun(ctx, kcfg, name)
 			if err != nil {
-				return fmt.Errorf("--models: %w", err)
+				return err
 			}
-			p = sim.NewModelPolicy(m, cfg.Session)
+			fmt.Fprintf(a.stderr, "eval --sim: run %d of %d: %s, seed %d of %d (sim.seed %d): cumulative reward %.0f over %d sessions in %v\n",
+				k*len(models)+i+1, len(models)*seeds, name, k+1, seeds, kcfg.Sim.Seed, r.CumulativeReward, r.Sessions, time.Since(t0).Round(time.Millisecond))
+			runs[i] = append(runs[i], r)
 		}
-		bar := newProgress(a.stderr, p.Name())
-		t0 := time.Now()
-		r, err := sim.Run(ctx, s, p, func(sim.Tick) { bar.update(s.Started(), scfg.Sessions) })
-		bar.done()
-		if err != nil {
-			return err
-		}
-		r.Policy = name
-		fmt.Fprintf(a.stderr, "eval --sim: %s cumulative reward %.0f over %d sessions in %v\n", name, r.CumulativeReward, r.Sessions, time.Since(t0).Round(time.Millisecond))
-		results = append(results, r)
 	}
-	var b strings.Builder
-	b.WriteString("| model | cumulative reward | mean session length | CTR | regret | regret per list | events | recovery after the shift (events) |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	for _, r := range results {
-		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.3f | %.0f | %.3f | %d | %s |\n", r.Policy, r.CumulativeReward, r.MeanSessionLength,
-			r.CTR, r.Regret, r.Regret/float64(max(r.Shown, 1)), r.Events, recovery(r))
+	sums := make([]sim.Summary, len(models))
+	for i := range models {
+		sums[i] = sim.Summarize(runs[i])
 	}
-	fmt.Fprint(a.stdout, b.String())
+	if err := sim.Markdown(a.stdout, sums); err != nil {
+		return err
+	}
 	if out == "" {
 		return nil
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(out, "results.csv"))
+	if err := writeCSV(filepath.Join(out, "results.csv"), sim.CSVHeader, sim.CSVRows(sums)); err != nil {
+		return err
+	}
+	if err := writeCSV(filepath.Join(out, "runs.csv"), sim.RunsHeader, sim.RunRows(sums, simSeeds)); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "eval --sim: wrote results.csv and runs.csv in %s\n", out)
+	return nil
+}
+
+// simRun runs model name (or the random control) against the population
+// of cfg.Sim, built from cfg's seeds.
+func (a *app) simRun(ctx context.Context, cfg configs.Config, name string) (sim.Result, error) {
+	scfg := sim.FromConfig(cfg.Sim)
+	s, err := sim.New(scfg)
+	if err != nil {
+		return sim.Result{}, err
+	}
+	s.Oracle = true
+	var p sim.Policy
+	switch name {
+	case "random":
+		p = sim.NewRandom(cfg.Recommender.TopN, scfg.Seed)
+	case "oracle":
+		p = sim.Oracle{S: s, N: cfg.Recommender.TopN}
+	default:
+		m, err := wire.Build(name, cfg)
+		if err != nil {
+			return sim.Result{}, fmt.Errorf("--models: %w", err)
+		}
+		p = sim.NewModelPolicy(m, cfg.Session)
+	}
+	bar := newProgress(a.stderr, p.Name())
+	r, err := sim.Run(ctx, s, p, func(sim.Tick) { bar.update(s.Started(), scfg.Sessions) })
+	bar.done()
+	r.Policy = name
+	return r, err
+}
+
+// writeCSV writes header and rows to path.
+func writeCSV(path string, header []string, rows [][]string) error {
+	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	w := csv.NewWriter(f)
-	ff := func(x float64) string { return strconv.FormatFloat(x, 'f', 6, 64) }
-	_ = w.Write([]string{"model", "cumulative_reward", "mean_session_length", "ctr", "regret", "regret_per_list", "events", "sessions", "lists", "shift_event", "recovery_events"})
-	for _, r := range results {
-		_ = w.Write([]string{r.Policy, ff(r.CumulativeReward), ff(r.MeanSessionLength), ff(r.CTR), ff(r.Regret),
-			ff(r.Regret / float64(max(r.Shown, 1))), strconv.Itoa(r.Events), strconv.Itoa(r.Sessions), strconv.Itoa(r.Shown),
-			strconv.Itoa(r.ShiftEvent), strconv.Itoa(r.Recovery)})
-	}
-	w.Flush()
+	_ = w.Write(header)
+	_ = w.WriteAll(rows) // WriteAll flushes
 	if err := w.Error(); err != nil {
 		f.Close()
-		return err
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	fmt.Fprintf(a.stderr, "eval --sim: wrote results.csv in %s\n", out)
-	return nil
-}
-
-func recovery(r sim.Result) string {
-	switch {
-	case r.ShiftEvent == 0:
-		return "no shift"
-	case r.Recovery < 0:
-		return "not recovered"
-	}
-	return strconv.Itoa(r.Recovery)
+	return f.Close()
 }

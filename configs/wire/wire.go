@@ -88,6 +88,7 @@ func dqnOptions(o model.DQNConfig, q configs.DQN) model.DQNConfig {
 	o.EmbLR, o.EmbNegatives, o.Negatives, o.Hard, o.RowUniform, o.Rows = q.EmbLR, q.EmbNegatives, q.Negatives, q.HardNegatives, q.RowNegatives, q.Rows
 	o.Engine = q.Engine
 	o.StepsPerBatch, o.Gamma, o.TDWeight, o.TargetSync, o.Replay = q.StepsPerBatch, q.Gamma, q.TDWeight, q.TargetSync, q.Replay
+	o.NStep = q.NStep
 	o.AlphaInit, o.EWCLambda, o.EWCEvery, o.Temperature, o.ExploreTop, o.Seed = q.AlphaInit, q.EWCLambda, q.EWCEvery, q.Temperature, q.ExploreTop, q.Seed
 	o.Mix, o.MixRate, o.MixMemory, o.MixEvery, o.SRDecay, o.PopHalfLife = q.Mix, q.MixRate, q.MixMemory, q.MixEvery, q.SRDecay, q.PopHalfLife
 	o.MixLearn = q.MixLearn

@@ -30,6 +30,7 @@ func TestBadModelFixtures(t *testing.T) {
 		{"sknn-max-sessions.bad.yaml", `recommender.sknn.max_sessions: must be positive, got 0`},
 		{"dqn-hidden.bad.yaml", `recommender.dqn.hidden: widths must be within 1..4096, got [64 5000]`},
 		{"dqn-window.bad.yaml", `recommender.dqn.window: must be at most 32, got 33`},
+		{"dqn-n-step.bad.yaml", `recommender.dqn.n_step: must be within [0, 64] (0 and 1: one-step), got 65`},
 		{"dqn-row-negatives.bad.yaml", `recommender.dqn.row_negatives: hard_negatives + row_negatives must be at most 64, got 68`},
 		{"dqn-mix-every.bad.yaml", `recommender.dqn.mix_every: must be positive, got 0`},
 		{"adaptive-controller.bad.yaml", `recommender.adaptive.controller: must be rl or heuristic, got "oracle"`},

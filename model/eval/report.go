@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"image/color"
 	"io"
 	"os"
 	"slices"
@@ -13,9 +12,6 @@ import (
 	"strings"
 
 	"github.com/adaptrec/adaptrec/model"
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
 )
 
 // Baselines are the models every other is compared with, by their names
@@ -125,52 +121,6 @@ func decisions(m map[string]int) string {
 	return strings.Join(parts, " ")
 }
 
-// PlotArchitecture draws the Q-network size of the adaptive models over
-// the stream to path (PNG); models without decisions are left out.
-func PlotArchitecture(path, title string, rs []Result) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "events"
-	p.Y.Label.Text = "Q-network parameters"
-	p.Legend.Top = true
-	p.Add(plotter.NewGrid())
-	for i, r := range rs {
-		if r.Decisions == nil || len(r.NetCurve) == 0 {
-			continue
-		}
-		if err := addLine(p, i, r.Model, r.NetCurve); err != nil {
-			return err
-		}
-	}
-	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
-}
-
-// PlotPareto draws HR@K against mean parameters (log scale) for every
-// model with parameters to path (PNG).
-func PlotPareto(path, title string, k int, rs []Result) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "mean parameters (log)"
-	p.Y.Label.Text = fmt.Sprintf("HR@%d", k)
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Add(plotter.NewGrid())
-	for i, r := range rs {
-		if r.ParamsMean <= 0 {
-			continue
-		}
-		sc, err := plotter.NewScatter(plotter.XYs{{X: r.ParamsMean, Y: r.HR}})
-		if err != nil {
-			return err
-		}
-		sc.Color = palette[i%len(palette)]
-		sc.Radius = vg.Points(4)
-		p.Add(sc)
-		p.Legend.Add(r.Model, sc)
-	}
-	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
-}
-
 // perKParam is quality per thousand parameters (0 for parameter-free models).
 func perKParam(q, params float64) float64 {
 	if params <= 0 {
@@ -180,42 +130,3 @@ func perKParam(q, params float64) float64 {
 }
 
 func ff(x float64) string { return strconv.FormatFloat(x, 'f', 6, 64) }
-
-var palette = []color.RGBA{
-	{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
-	{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, {R: 0x94, G: 0x67, B: 0xbd, A: 0xff}, {R: 0x8c, G: 0x56, B: 0x4b, A: 0xff},
-	{R: 0xe3, G: 0x77, B: 0xc2, A: 0xff}, {R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
-}
-
-// PlotCurves draws every model's rolling HR@K over the stream to path (PNG).
-func PlotCurves(path, title string, k, window int, rs []Result) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "events"
-	p.Y.Label.Text = fmt.Sprintf("HR@%d, rolling over %d scored events", k, window)
-	p.Legend.Top = true
-	p.Add(plotter.NewGrid())
-	for i, r := range rs {
-		if err := addLine(p, i, r.Model, r.Curve); err != nil {
-			return err
-		}
-	}
-	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
-}
-
-// addLine draws one model's curve in the model's colour, with a legend entry.
-func addLine(p *plot.Plot, i int, name string, curve []Point) error {
-	pts := make(plotter.XYs, len(curve))
-	for j, c := range curve {
-		pts[j].X, pts[j].Y = float64(c.Events), c.Value
-	}
-	line, err := plotter.NewLine(pts)
-	if err != nil {
-		return fmt.Errorf("curve of %s: %w", name, err)
-	}
-	line.Color = palette[i%len(palette)]
-	line.Width = vg.Points(1.5)
-	p.Add(line)
-	p.Legend.Add(name, line)
-	return nil
-}
