@@ -44,7 +44,7 @@ TEST_SERVICES_ENV := KAFKA_TEST_BROKERS=127.0.0.1:$(KAFKA_TEST_PORT) \
 	JAEGER_TEST_OTLP_ENDPOINT=http://127.0.0.1:$(JAEGER_TEST_OTLP_GRPC_PORT) JAEGER_TEST_OTLP_HTTP_ENDPOINT=http://127.0.0.1:$(JAEGER_TEST_OTLP_HTTP_PORT) \
 	JAEGER_TEST_QUERY_URL=http://127.0.0.1:$(JAEGER_TEST_QUERY_PORT)
 
-.PHONY: all build image run test test-failover test-short bench lint kafka-up kafka-down jaeger-up jaeger-down clean
+.PHONY: all build image manifests run test test-failover test-short bench lint kafka-up kafka-down jaeger-up jaeger-down clean
 
 all: build
 
@@ -61,6 +61,10 @@ image:
 ## run: the worker on an embedded broker with a synthetic event source (Ctrl-C stops it); it prints the link of its live status page first (metrics.addr, default http://127.0.0.1:9464/)
 run: build
 	./bin/adaptrec worker --embedded
+
+## manifests: copy configs/adaptrec.yaml into the Kubernetes base (kustomize reads no file outside it; TestManifests fails when they differ)
+manifests:
+	cp configs/adaptrec.yaml deploy/kubernetes/base/adaptrec.yaml
 
 ## test: unit, in-process, real-Kafka (plaintext and SASL_SSL) and real-Jaeger integration tests, with the race detector
 test:

@@ -21,7 +21,6 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/adaptrec/adaptrec/configs"
@@ -95,13 +94,13 @@ type rendered struct {
 	triggerAuths []*triggerAuthentication
 }
 
-// render builds the kustomization in dir as `kubectl kustomize
-// --load-restrictor LoadRestrictionsNone` does and decodes each object
-// into its type, failing on an unknown kind or field.
+// render builds the kustomization in dir as `kubectl apply -k` does
+// (kustomize's default options: no file outside the kustomization's root)
+// and decodes each object into its type, failing on an unknown kind or
+// field.
 func render(t *testing.T, dir string) rendered {
 	t.Helper()
 	opts := krusty.MakeDefaultOptions()
-	opts.LoadRestrictions = types.LoadRestrictionsNone
 	m, err := krusty.MakeKustomizer(opts).Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
@@ -211,7 +210,7 @@ func checkConfigMap(t *testing.T, r rendered) {
 			return
 		}
 	}
-	t.Error("no ConfigMap holds configs/adaptrec.yaml as its adaptrec.yaml")
+	t.Error("no ConfigMap holds configs/adaptrec.yaml as its adaptrec.yaml: run make manifests (deploy/kubernetes/base/adaptrec.yaml is its copy)")
 }
 
 // checkPod: replica name from the pod name, probes on metrics.addr's port
