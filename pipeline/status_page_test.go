@@ -335,10 +335,17 @@ func checkArchitecture(t *testing.T, dom string, st telemetry.StatusReport) {
 			continue
 		}
 		rewarded++
+		// The page writes each term as JavaScript prints a number (the
+		// shortest text that reads back as the same float64, but in its
+		// own notation: 0.00009 where Go writes 9e-05): compare values.
 		for term, v := range map[string]float64{"gain": d.Gain, "cost": d.Cost, "reward": d.Reward} {
-			want := fmt.Sprintf(`class="%s" data-value="%s"`, term, strconv.FormatFloat(v, 'g', -1, 64))
-			if !strings.Contains(rows[i][2], want) {
-				t.Errorf("epoch %d: row %s lacks %s", d.Epoch, rows[i][2], want)
+			m := regexp.MustCompile(`class="` + term + `" data-value="([^"]+)"`).FindStringSubmatch(rows[i][2])
+			if m == nil {
+				t.Errorf("epoch %d: row %s shows no %s", d.Epoch, rows[i][2], term)
+				continue
+			}
+			if got, err := strconv.ParseFloat(m[1], 64); err != nil || got != v {
+				t.Errorf("epoch %d: the page's %s is %s, /status.json's %v", d.Epoch, term, m[1], v)
 			}
 		}
 	}
