@@ -234,11 +234,19 @@ func (d *DQN) blend(n int) {
 	}
 	parts := d.parts()
 	shift, scale := norms(parts, d.mix.served(mixBucket(n)))
-	for a, q := range d.scores {
-		s := scale[scorerNet] * (q - shift[scorerNet])
-		s += scale[scorerKNN] * (d.knn[a] - shift[scorerKNN])
-		s += scale[scorerSR] * (d.sr[a] - shift[scorerSR])
-		d.scores[a] = s + scale[scorerPop]*(parts[scorerPop][a]-shift[scorerPop])
+	blendInto(d.scores, parts, shift, scale)
+}
+
+// blendInto writes into dst, item by item, the sum over scorers of
+// scale_i × (score_i − shift_i). dst may be one of the parts: every item's
+// parts are read before its sum is written.
+func blendInto(dst []float64, parts [nScorers][]float64, shift, scale [nScorers]float64) {
+	for a := range dst {
+		s := scale[0] * (parts[0][a] - shift[0])
+		for i := 1; i < nScorers; i++ {
+			s += scale[i] * (parts[i][a] - shift[i])
+		}
+		dst[a] = s
 	}
 }
 
@@ -308,9 +316,7 @@ func (d *DQN) learnGains(b int, item int32, consumed map[int32]struct{}) {
 		d.blendBuf = make([]float64, len(d.scores))
 	}
 	s := d.blendBuf[:len(d.scores)]
-	for a := range s {
-		s[a] = scale[scorerNet]*d.scores[a] + scale[scorerKNN]*d.knn[a] + scale[scorerSR]*d.sr[a] + scale[scorerPop]*parts[scorerPop][a]
-	}
+	blendInto(s, parts, [nScorers]float64{}, scale) // a shift moves no item's rank
 	top := order{score: s}.top(d.cfg.TopN, consumed, &d.heap)
 	d.mix.learnGains(b, parts, scale, item, top)
 }

@@ -34,17 +34,38 @@ type dashboard struct {
 	} `json:"templating"`
 }
 
-// TestDashboardQueriesExportedMetrics starts an embedded worker (the
-// adaptive model, decisions every 5 sessions, 5% malformed events so that
-// dead letters come soon), and checks that every metric any query of
-// deploy/grafana/adaptrec.json names shows up on its /metrics.
+// TestDashboardQueriesExportedMetrics runs a worker (the adaptive model,
+// decisions every 5 sessions, 5% malformed events so that dead letters come
+// soon) and checks that every metric any query of deploy/grafana/adaptrec.json
+// names shows up on its /metrics: `worker --embedded` on its in-process
+// broker, and, when KAFKA_TEST_BROKERS is set, `worker` on the real broker
+// fed by `adaptrec produce`.
 func TestDashboardQueriesExportedMetrics(t *testing.T) {
 	queried := dashboardMetrics(t)
-	p := start(t, append(os.Environ(),
-		"ADAPTREC_METRICS_ADDR=127.0.0.1:0", "ADAPTREC_LOG_FORMAT=json",
-		"ADAPTREC_RECOMMENDER_MODEL=adaptive", "ADAPTREC_RECOMMENDER_ADAPTIVE_EPOCH_SESSIONS=5",
-		"ADAPTREC_EMBEDDED_MALFORMED_FRACTION=0.05"),
-		"worker", "--embedded")
+	adaptive := []string{"ADAPTREC_LOG_FORMAT=json", "ADAPTREC_LOG_LEVEL=info",
+		"ADAPTREC_RECOMMENDER_MODEL=adaptive", "ADAPTREC_RECOMMENDER_ADAPTIVE_EPOCH_SESSIONS=5"}
+	t.Run("embedded", func(t *testing.T) {
+		p := start(t, append(os.Environ(), append(adaptive, "ADAPTREC_METRICS_ADDR=127.0.0.1:0",
+			"ADAPTREC_EMBEDDED_MALFORMED_FRACTION=0.05")...), "worker", "--embedded")
+		waitDashboardMetrics(t, p, queried)
+	})
+	t.Run("kafka", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("runs a worker and a producer against the real broker")
+		}
+		cfg := kafkatest.Config(t, kafkatest.Real(t))
+		kafkatest.CreateTopics(t, cfg)
+		p := start(t, append(env(cfg, "dashboard-worker"), adaptive...), "worker")
+		lines, _ := kafkatest.Events(20_000, 20, 200, 17)
+		start(t, env(cfg, "dashboard-producer"), "produce", "--file", eventsFile(t, lines), "--rate", "2000")
+		waitDashboardMetrics(t, p, queried)
+	})
+}
+
+// waitDashboardMetrics scrapes the /metrics of the worker p (found from its
+// log) until it exports every metric in queried, for at most 3 minutes.
+func waitDashboardMetrics(t *testing.T, p *proc, queried []string) {
+	t.Helper()
 	base := ""
 	deadline := time.Now().Add(3 * time.Minute)
 	var missing []string

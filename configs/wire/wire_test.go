@@ -33,6 +33,7 @@ func TestBadModelFixtures(t *testing.T) {
 		{"dqn-n-step.bad.yaml", `recommender.dqn.n_step: must be within [0, 64] (0 and 1: one-step), got 65`},
 		{"dqn-row-negatives.bad.yaml", `recommender.dqn.row_negatives: hard_negatives + row_negatives must be at most 64, got 68`},
 		{"dqn-mix-every.bad.yaml", `recommender.dqn.mix_every: must be positive, got 0`},
+		{"dqn-mix-learn.bad.yaml", `recommender.dqn.mix_learn: must not be negative, got -1`},
 		{"adaptive-controller.bad.yaml", `recommender.adaptive.controller: must be rl or heuristic, got "oracle"`},
 	}
 	seen := map[string]bool{}
