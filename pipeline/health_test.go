@@ -260,9 +260,12 @@ func TestStallFailsLiveness(t *testing.T) {
 }
 
 // A worker whose feedback topic is deleted and re-created under it does
-// not stay stuck while ready: either it consumes the new topic, or it
-// stops with ErrTopicGone and a restarted worker does. Either way the
-// events produced after the re-creation get their lists.
+// not stay stuck while ready: either it consumes the new topic to its end,
+// or it stops with ErrTopicGone and a restarted worker does. Either way
+// the group commits the new topic's end and users of the events produced
+// after the re-creation get lists. (Not every such event: kafka-go knows no
+// topic ids, so a reader whose old position lies inside a re-created
+// partition goes on from there; README, "Failure handling".)
 func TestFeedbackTopicRecreated(t *testing.T) {
 	target := kafkatest.Real(t)
 	cfg := kafkatest.Config(t, target)
@@ -273,7 +276,6 @@ func TestFeedbackTopicRecreated(t *testing.T) {
 	health := &telemetry.Health{}
 	w, done := runUntilStopped(t, cfg, health)
 	kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 60*time.Second)
-	before := w.Stats().Snapshot()
 
 	admin := kafkatest.Client(cfg.Kafka.Brokers)
 	if _, err := admin.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{cfg.Topics.Feedback}}); err != nil {
@@ -298,33 +300,31 @@ func TestFeedbackTopicRecreated(t *testing.T) {
 	fresh, _ := kafkatest.Events(100, 0, 20, 10)
 	produceRetrying(t, cfg, fresh)
 
-	// Either the worker consumes the new topic, or it stops.
+	// Either the worker consumes the new topic to its end, or it stops
+	// with ErrTopicGone and a restarted worker does.
 	var stopped error
-	waitFor(t, 120*time.Second, "the worker consuming the new topic or stopping", func() (bool, string) {
-		if w.Stats().Snapshot().Events >= before.Events+int64(len(fresh)) {
+	waitFor(t, 120*time.Second, "the group committing the new topic's end, or the worker stopping", func() (bool, string) {
+		if ok, last := kafkatest.CommittedEnd(own, cfg.Kafka.Group, cfg.Topics.Feedback); ok {
 			return true, ""
-		}
-		if r, _ := w.CheckHealth(context.Background()); r.Broker != nil {
-			return false, r.Broker.Error()
-		}
-		select {
-		case stopped = <-done:
-			return true, fmt.Sprint(stopped)
-		default:
-			return false, ""
+		} else if r, _ := w.CheckHealth(context.Background()); r.Broker != nil {
+			return false, last + "; " + r.Broker.Error()
+		} else {
+			select {
+			case stopped = <-done:
+				return true, fmt.Sprint(stopped)
+			default:
+				return false, last
+			}
 		}
 	})
-	if stopped != nil || w.Stats().Snapshot().Events < before.Events+int64(len(fresh)) {
+	if stopped != nil {
 		if !errors.Is(stopped, pipeline.ErrTopicGone) || !strings.Contains(stopped.Error(), cfg.Topics.Feedback) {
 			t.Fatalf("worker stopped with %v; want ErrTopicGone naming %s", stopped, cfg.Topics.Feedback)
 		}
 		t.Logf("the worker stopped: %v; a restarted worker takes over", stopped)
-		w2, _ := startWorker(t, cfg)
-		waitFor(t, 120*time.Second, "the restarted worker consuming the new topic", func() (bool, string) {
-			return w2.Stats().Snapshot().Events >= int64(len(fresh)), ""
-		})
+		startWorker(t, cfg)
 	}
-	kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 60*time.Second)
+	kafkatest.WaitCommitted(t, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Topics.Feedback, 120*time.Second)
 	want := map[string]bool{}
 	for _, l := range fresh {
 		e, _ := feedback.Decode(l, feedback.DefaultLimits)
