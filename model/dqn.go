@@ -134,8 +134,8 @@ func (r Reward) Of(b *feedback.Batch, i int) float32 {
 // DefaultDQN is the configuration of the defaults file.
 func DefaultDQN() DQNConfig {
 	return DQNConfig{
-		Dim: 32, Hidden: []int{64}, Window: 10, Decay: 0.9,
-		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.1, EmbNegatives: 32, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, NStep: 1, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
+		Dim: 64, Hidden: []int{64}, Window: 10, Decay: 0.7,
+		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.1, EmbNegatives: 64, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, NStep: 1, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
 		Temperature: 0.5, ExploreTop: 50,
 		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
 		EWCEvery: 50,

@@ -128,8 +128,8 @@ func TestDQNVocabularyGrows(t *testing.T) {
 	p1 := d.Params()
 	out := batch("d", "e", "f", "g")
 	p2 := d.Params()
-	if p2-p1 != 4*(2*32+1) {
-		t.Fatalf("params grew by %d for 4 new items, want 4·(2·32+1)", p2-p1)
+	if dim := model.DefaultDQN().Dim; p2-p1 != 4*(2*dim+1) {
+		t.Fatalf("params grew by %d for 4 new items, want 4·(2·%d+1)", p2-p1, dim)
 	}
 	seen := map[string]bool{}
 	for _, r := range out {

@@ -266,14 +266,38 @@ func norms(parts [nScorers][]float64, w [nScorers]float64) (shift, scale [nScore
 	return shift, scale
 }
 
-// meanMax is the mean and the largest value of s.
+// meanMax is the mean and the largest value of s (scores hold no NaN).
+// Four running sums and maxima, compared with > rather than the builtin
+// max (which orders NaNs), let the loop run several times faster: it
+// passes over every item four times per served list.
 func meanMax(s []float64) (mean, top float64) {
-	top = math.Inf(-1)
-	for _, v := range s {
-		mean += v
-		top = max(top, v)
+	var s0, s1, s2, s3 float64
+	t0, t1, t2, t3 := math.Inf(-1), math.Inf(-1), math.Inf(-1), math.Inf(-1)
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		v0, v1, v2, v3 := s[i], s[i+1], s[i+2], s[i+3]
+		s0, s1, s2, s3 = s0+v0, s1+v1, s2+v2, s3+v3
+		if v0 > t0 {
+			t0 = v0
+		}
+		if v1 > t1 {
+			t1 = v1
+		}
+		if v2 > t2 {
+			t2 = v2
+		}
+		if v3 > t3 {
+			t3 = v3
+		}
 	}
-	return mean / float64(max(len(s), 1)), top
+	for ; i < len(s); i++ {
+		s0 += s[i]
+		if s[i] > t0 {
+			t0 = s[i]
+		}
+	}
+	top = max(t0, t1, t2, t3)
+	return ((s0 + s1) + (s2 + s3)) / float64(max(len(s), 1)), top
 }
 
 // checkMixture is the mixture's prequential check of every MixEvery-th
