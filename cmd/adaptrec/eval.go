@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/eval"
+	"github.com/adaptrec/adaptrec/pipeline/sim"
 )
 
 // simModels are the models eval --sim runs by default: the control, the
@@ -32,7 +34,7 @@ type evalFlags struct {
 func (a *app) evalCmd() *cobra.Command {
 	var ef evalFlags
 	cmd := &cobra.Command{
-		Use:   "eval (--data PATH --format FORMAT | --sim [--seeds 3]) [--models pop,itemknn,sr,sknn] [--batch 256] [--k 10] [--from 0 --to 1] [--out DIR]",
+		Use:   "eval (--data PATH --format FORMAT | --sim) [--models pop,itemknn,sr,sknn] [--seeds N] [--batch 256] [--k 10] [--from 0 --to 1] [--out DIR]",
 		Short: "Evaluate models on a feedback log (prequential) or in the simulated closed loop (--sim), all in one run",
 		Long: `eval replays a feedback log in timestamp order through the worker's own
 batching and each model, test-then-train: every event whose item the model
@@ -46,7 +48,11 @@ fractions of its events in time order (--to 0.5: the first half, from a
 fresh model; --from 0.5: the second). With --out it writes DIR/results.csv,
 DIR/curve.png (rolling HR@K over the stream), DIR/pareto.png (HR@K against
 mean parameters) and DIR/architecture.png (the adaptive models' network
-size over the stream).
+size over the stream). --seeds N (default 1 on a log) runs every model N
+times, seed k adding k to recommender.dqn.seed and
+recommender.adaptive.seed: the table is the first seed's, a second table
+gives HR@K, NDCG@K and mean parameters as mean [min, max] over the seeds,
+and --out adds DIR/seeds.csv (per model and seed).
 
 With --sim it runs no log: the simulated population (sim.* keys) reacts to
 each model's lists in a closed loop, once per seed (--seeds N; seed k adds
@@ -66,17 +72,21 @@ Formats: ` + strings.Join(eval.Formats, ", ") + `.
 Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.* keys.`,
 		Example: `  adaptrec eval --data ../shared/data/ml-latest-small/ratings.csv --format movielens-csv --out out/ml
   adaptrec eval --data ../shared/data/ml-latest-small/ratings.csv --format movielens-csv --models pop,itemknn,sr,sknn,dqn --from 0.5
+  adaptrec eval --data ../shared/data/ml-latest-small/ratings.csv --format movielens-csv --models itemknn,dqn,adaptive-rl --seeds 3
   adaptrec eval --sim --seeds 3 --out out/sim`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("seeds") {
+				ef.seeds = 1 // on a log, the defaults' run alone
+			}
 			if ef.simulate {
 				if !cmd.Flags().Changed("models") {
 					ef.models = simModels
 				}
+				if !cmd.Flags().Changed("seeds") {
+					ef.seeds = 3
+				}
 				return a.evalSimulated(cmd.Context(), ef)
-			}
-			if cmd.Flags().Changed("seeds") {
-				return fmt.Errorf("--seeds: runs the simulator's seeds, only with --sim")
 			}
 			return a.evalLog(cmd.Context(), ef)
 		},
@@ -91,7 +101,7 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 	f.Float64Var(&ef.to, "to", 1, "replay the log up to this fraction of its events, in time order")
 	f.StringVar(&ef.out, "out", "", "directory for results.csv and curve.png")
 	f.BoolVar(&ef.simulate, "sim", false, "run the simulated population (sim.* keys) against each model instead of a log (default models: "+simModels+"; also oracle)")
-	f.IntVar(&ef.seeds, "seeds", 3, "--sim: run every model with this many seeds (seed k: sim.seed, recommender.dqn.seed and recommender.adaptive.seed plus k) and report mean and spread")
+	f.IntVar(&ef.seeds, "seeds", 0, "run every model with this many seeds (seed k: recommender.dqn.seed, recommender.adaptive.seed and with --sim sim.seed, plus k) and report mean and spread (default 3 with --sim, 1 on a log)")
 	return cmd
 }
 
@@ -138,6 +148,9 @@ func (a *app) evalLog(ctx context.Context, ef evalFlags) error {
 	if ef.batch <= 0 || ef.k <= 0 {
 		return fmt.Errorf("--batch and --k must be positive")
 	}
+	if ef.seeds <= 0 {
+		return fmt.Errorf("--seeds: must be positive, got %d", ef.seeds)
+	}
 	cfg, err := a.load()
 	if err != nil {
 		return err
@@ -156,26 +169,48 @@ func (a *app) evalLog(ctx context.Context, ef evalFlags) error {
 		return fmt.Errorf("--from, --to: %w", err)
 	}
 	fmt.Fprintf(a.stderr, "eval: %d of %d events from %s in %v\n", len(events), all, ef.data, time.Since(t0).Round(time.Millisecond))
-	var results []eval.Result
-	for _, n := range names {
-		m, _ := wire.Build(n, cfg)
-		bar := newProgress(a.stderr, m.Name())
-		r, err := eval.Run(ctx, events, m, eval.Options{Batch: ef.batch, K: ef.k, Session: wire.Session(cfg.Session), Progress: bar.update})
-		bar.done()
-		if err != nil {
-			return err
+	runs := make([][]eval.Result, len(names)) // per model, one per seed
+	for k := range ef.seeds {
+		kcfg := sim.Seeded(cfg, k)
+		for i, n := range names {
+			m, _ := wire.Build(n, kcfg)
+			bar := newProgress(a.stderr, m.Name())
+			r, err := eval.Run(ctx, events, m, eval.Options{Batch: ef.batch, K: ef.k, Session: wire.Session(kcfg.Session), Progress: bar.update})
+			bar.done()
+			if err != nil {
+				return err
+			}
+			seed := ""
+			if ef.seeds > 1 {
+				seed = fmt.Sprintf(", seed %d of %d", k+1, ef.seeds)
+			}
+			fmt.Fprintf(a.stderr, "eval: %s%s HR@%d %.4f in %v\n", r.Model, seed, ef.k, r.HR, r.Wall.Round(time.Millisecond))
+			runs[i] = append(runs[i], r)
 		}
-		fmt.Fprintf(a.stderr, "eval: %s HR@%d %.4f in %v\n", r.Model, ef.k, r.HR, r.Wall.Round(time.Millisecond))
-		results = append(results, r)
+	}
+	results := make([]eval.Result, len(names)) // the first seed's: the defaults
+	for i := range runs {
+		results[i] = runs[i][0]
 	}
 	if err := eval.Markdown(a.stdout, ef.k, results); err != nil {
 		return err
+	}
+	if ef.seeds > 1 {
+		if err := seedsMarkdown(a.stdout, ef.k, runs); err != nil {
+			return err
+		}
 	}
 	if ef.out == "" {
 		return nil
 	}
 	if err := writeEval(ef, results); err != nil {
 		return err
+	}
+	if ef.seeds > 1 {
+		if err := writeCSV(filepath.Join(ef.out, "seeds.csv"), seedsHeader, seedRows(runs, cfg)); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stderr, "eval: wrote seeds.csv in %s\n", ef.out)
 	}
 	fmt.Fprintf(a.stderr, "eval: wrote results.csv, decisions.jsonl, curve.png, pareto.png and architecture.png in %s\n", ef.out)
 	return nil
@@ -237,4 +272,52 @@ func (p *progress) done() {
 	if p.tty {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// seedsMarkdown prints, under eval's table of the first seed, each model's
+// HR@K, NDCG@K and mean parameters as mean [min, max] over the seeds.
+func seedsMarkdown(w io.Writer, k int, runs [][]eval.Result) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n| model | seeds | HR@%d | HR@%d sd | NDCG@%d | parameters (mean) |\n| --- | ---: | ---: | ---: | ---: | ---: |\n", k, k, k)
+	for _, rs := range runs {
+		hr, ndcg, params := seedSpread(rs, func(r eval.Result) float64 { return r.HR }),
+			seedSpread(rs, func(r eval.Result) float64 { return r.NDCG }),
+			seedSpread(rs, func(r eval.Result) float64 { return r.ParamsMean })
+		fmt.Fprintf(&b, "| %s | %d | %s | %.4f | %s | %s |\n", rs[0].Model, len(rs), spreadCell(hr, 4), hr.SD, spreadCell(ndcg, 4), spreadCell(params, 0))
+	}
+	b.WriteString("\nmean [min, max] over the seeds (seed k: recommender.dqn.seed and recommender.adaptive.seed plus k); the table above is the first seed's.\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// seedSpread is f's spread over the runs.
+func seedSpread(rs []eval.Result, f func(eval.Result) float64) sim.Spread {
+	xs := make([]float64, len(rs))
+	for i, r := range rs {
+		xs[i] = f(r)
+	}
+	return sim.SpreadOf(xs)
+}
+
+// spreadCell is "mean [min, max]" with prec decimals.
+func spreadCell(s sim.Spread, prec int) string {
+	f := func(x float64) string { return strconv.FormatFloat(x, 'f', prec, 64) }
+	return fmt.Sprintf("%s [%s, %s]", f(s.Mean), f(s.Min), f(s.Max))
+}
+
+// seedsHeader and seedRows are seeds.csv: one row per model and seed.
+var seedsHeader = []string{"model", "seed", "dqn_seed", "adaptive_seed", "hr", "ndcg", "params_mean", "net_params_mean"}
+
+func seedRows(runs [][]eval.Result, cfg configs.Config) [][]string {
+	var rows [][]string
+	for _, rs := range runs {
+		for k, r := range rs {
+			kcfg := sim.Seeded(cfg, k)
+			rows = append(rows, []string{r.Model, strconv.Itoa(k + 1),
+				strconv.FormatUint(kcfg.Recommender.DQN.Seed, 10), strconv.FormatUint(kcfg.Recommender.Adaptive.Seed, 10),
+				strconv.FormatFloat(r.HR, 'g', -1, 64), strconv.FormatFloat(r.NDCG, 'g', -1, 64),
+				strconv.FormatFloat(r.ParamsMean, 'g', -1, 64), strconv.FormatFloat(r.NetParamsMean, 'g', -1, 64)})
+		}
+	}
+	return rows
 }

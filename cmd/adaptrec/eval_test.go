@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
 )
 
 // TestEvalCLI runs `adaptrec eval` on a fixture: a Markdown table on stdout,
@@ -104,7 +106,6 @@ func TestEvalSimCLI(t *testing.T) {
 		{nil, []string{"eval", "--sim", "--data", "x.csv"}, "--data"},
 		{nil, []string{"eval", "--sim", "--models", "magic"}, "magic"},
 		{nil, []string{"eval", "--sim", "--seeds", "0"}, "--seeds: must be positive, got 0"},
-		{nil, []string{"eval", "--data", "x.csv", "--format", "movielens-csv", "--seeds", "2"}, "--seeds"},
 	} {
 		p := start(t, append(os.Environ(), bad.env...), bad.args...)
 		if err := p.wait(t, 30*time.Second); err == nil || !strings.Contains(p.output(), bad.want) {
@@ -126,4 +127,64 @@ func readCSV(t *testing.T, path string) [][]string {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return rows
+}
+
+// eval --seeds on a log runs every model once per seed: the table is the
+// first seed's (the same as a run without --seeds), a second table gives
+// each model's spread over the seeds, and seeds.csv has one row per model
+// and seed, with the seeds moved by k. A model without seeds (itemknn)
+// scores the same every time; the DQN's initial weights move with its seed.
+func TestEvalSeedsOnALog(t *testing.T) {
+	lines, _ := kafkatest.Events(3000, 0, 100, 5)
+	data := eventsFile(t, lines)
+	args := []string{"eval", "--data", data, "--format", "events-jsonl", "--models", "itemknn,dqn", "--batch", "64"}
+	one := start(t, os.Environ(), args...)
+	if err := one.wait(t, 120*time.Second); err != nil {
+		t.Fatalf("eval: %v\n%s", err, one.output())
+	}
+	out := t.TempDir()
+	p := start(t, os.Environ(), append(args, "--seeds", "3", "--out", out)...)
+	if err := p.wait(t, 240*time.Second); err != nil {
+		t.Fatalf("eval --seeds 3: %v\n%s", err, p.output())
+	}
+	dqnRow := func(s string) string { // model, HR, NDCG, scored, parameters (mean): not the timings
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(l, "| dqn | ") {
+				return strings.Join(strings.Split(l, "|")[:6], "|")
+			}
+		}
+		return ""
+	}
+	if r := dqnRow(one.output()); r == "" || !strings.Contains(p.output(), r) {
+		t.Fatalf("the first seed's table differs from a run without --seeds: %q\n%s", r, p.output())
+	}
+	if !strings.Contains(p.output(), "| model | seeds | HR@10 | HR@10 sd | NDCG@10 | parameters (mean) |") || !strings.Contains(p.output(), "| itemknn | 3 | ") {
+		t.Fatalf("no table over the seeds:\n%s", p.output())
+	}
+	f, err := os.Open(filepath.Join(out, "seeds.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) != 7 || strings.Join(rows[0], ",") != "model,seed,dqn_seed,adaptive_seed,hr,ndcg,params_mean,net_params_mean" {
+		t.Fatalf("seeds.csv: %v %v", rows, err)
+	}
+	ndcg := map[string][]string{}
+	for _, r := range rows[1:] {
+		ndcg[r[0]] = append(ndcg[r[0]], r[5])
+		if want := strconv.Itoa(len(ndcg[r[0]])); r[1] != want || r[2] != want {
+			t.Fatalf("seeds.csv row %v: want seed and recommender.dqn.seed %s", r, want)
+		}
+	}
+	if k := ndcg["itemknn"]; k[0] != k[1] || k[1] != k[2] {
+		t.Fatalf("itemknn, which has no seed, scored differently: %v", k)
+	}
+	if d := ndcg["dqn"]; d[0] == d[1] && d[1] == d[2] {
+		t.Fatalf("dqn scored the same with three seeds: %v", d)
+	}
+	bad := start(t, os.Environ(), append(args, "--seeds", "0")...)
+	if err := bad.wait(t, 30*time.Second); err == nil || !strings.Contains(bad.output(), "--seeds: must be positive, got 0") {
+		t.Fatalf("--seeds 0: %v\n%s", err, bad.output())
+	}
 }
