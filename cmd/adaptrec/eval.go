@@ -78,13 +78,13 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("seeds") {
 				ef.seeds = 1 // on a log, the defaults' run alone
+				if ef.simulate {
+					ef.seeds = 3
+				}
 			}
 			if ef.simulate {
 				if !cmd.Flags().Changed("models") {
 					ef.models = simModels
-				}
-				if !cmd.Flags().Changed("seeds") {
-					ef.seeds = 3
 				}
 				return a.evalSimulated(cmd.Context(), ef)
 			}
@@ -283,7 +283,7 @@ func seedsMarkdown(w io.Writer, k int, runs [][]eval.Result) error {
 		hr, ndcg, params := seedSpread(rs, func(r eval.Result) float64 { return r.HR }),
 			seedSpread(rs, func(r eval.Result) float64 { return r.NDCG }),
 			seedSpread(rs, func(r eval.Result) float64 { return r.ParamsMean })
-		fmt.Fprintf(&b, "| %s | %d | %s | %.4f | %s | %s |\n", rs[0].Model, len(rs), spreadCell(hr, 4), hr.SD, spreadCell(ndcg, 4), spreadCell(params, 0))
+		fmt.Fprintf(&b, "| %s | %d | %s | %.4f | %s | %s |\n", rs[0].Model, len(rs), sim.Cell(hr, 4), hr.SD, sim.Cell(ndcg, 4), sim.Cell(params, 0))
 	}
 	b.WriteString("\nmean [min, max] over the seeds (seed k: recommender.dqn.seed and recommender.adaptive.seed plus k); the table above is the first seed's.\n")
 	_, err := io.WriteString(w, b.String())
@@ -297,12 +297,6 @@ func seedSpread(rs []eval.Result, f func(eval.Result) float64) sim.Spread {
 		xs[i] = f(r)
 	}
 	return sim.SpreadOf(xs)
-}
-
-// spreadCell is "mean [min, max]" with prec decimals.
-func spreadCell(s sim.Spread, prec int) string {
-	f := func(x float64) string { return strconv.FormatFloat(x, 'f', prec, 64) }
-	return fmt.Sprintf("%s [%s, %s]", f(s.Mean), f(s.Min), f(s.Max))
 }
 
 // seedsHeader and seedRows are seeds.csv: one row per model and seed.

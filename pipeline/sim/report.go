@@ -21,14 +21,14 @@ func Markdown(w io.Writer, sums []Summary) error {
 	b.WriteString("| model | seeds | cumulative reward | HR (picks per list) | mean session length | regret per list | recovery after the shift (events) |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, s := range sums {
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s |\n", s.Policy, len(s.Runs), cell(s.Reward, 0), cell(s.HR, 3),
-			cell(s.Length, 2), cell(s.RegretPerList, 3), recoveryCell(s))
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s |\n", s.Policy, len(s.Runs), Cell(s.Reward, 0), Cell(s.HR, 3),
+			Cell(s.Length, 2), Cell(s.RegretPerList, 3), recoveryCell(s))
 	}
 	b.WriteString("\nmean [min, max] over the seeds; recovery over the seeds that recovered.\n")
 	for _, s := range sums {
 		if t, ok := twinOf(s, sums); ok {
 			r := RewardRatio(s, t)
-			fmt.Fprintf(&b, "%s ÷ %s (its γ = 0 twin) cumulative reward, seed by seed: %s (%d seeds)\n", s.Policy, t.Policy, cell(r, 3), r.N)
+			fmt.Fprintf(&b, "%s ÷ %s (its γ = 0 twin) cumulative reward, seed by seed: %s (%d seeds)\n", s.Policy, t.Policy, Cell(r, 3), r.N)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -49,8 +49,8 @@ func twinOf(s Summary, sums []Summary) (Summary, bool) {
 	return Summary{}, false
 }
 
-// cell is "mean [min, max]" with prec decimals, or "mean" for one seed.
-func cell(s Spread, prec int) string {
+// Cell is "mean [min, max]" with prec decimals, or "mean" for one seed.
+func Cell(s Spread, prec int) string {
 	f := func(x float64) string { return strconv.FormatFloat(x, 'f', prec, 64) }
 	if s.N <= 1 {
 		return f(s.Mean)
@@ -65,9 +65,9 @@ func recoveryCell(s Summary) string {
 	case s.Recovery.N == 0:
 		return "not recovered"
 	case s.Recovery.N < len(s.Runs):
-		return fmt.Sprintf("%s (%d of %d seeds)", cell(s.Recovery, 0), s.Recovery.N, len(s.Runs))
+		return fmt.Sprintf("%s (%d of %d seeds)", Cell(s.Recovery, 0), s.Recovery.N, len(s.Runs))
 	}
-	return cell(s.Recovery, 0)
+	return Cell(s.Recovery, 0)
 }
 
 // spreadCols names the four columns of a Spread in CSV.
