@@ -234,3 +234,24 @@ func TestMeanMaxMatchesThePlainLoop(t *testing.T) {
 		}
 	}
 }
+
+// qScores, unrolled, writes what the plain loop writes, for every length
+// (the unrolled body and its tail).
+func TestQScoresMatchesThePlainLoop(t *testing.T) {
+	for n := range 11 {
+		d := &DQN{scores: make([]float64, n), bias: make([]float32, n), knn: make([]float64, n)}
+		dots := make([]float32, n)
+		for i := range n {
+			dots[i] = float32(math.Sin(float64(3*i + n)))
+			d.bias[i] = float32(math.Cos(float64(5*i + n)))
+			d.knn[i] = math.Sin(float64(11*i+n)) * 10
+		}
+		const alpha = 0.37
+		d.qScores(dots, alpha)
+		for i := range n {
+			if want := float64(dots[i]+d.bias[i]) + float64(float32(alpha))*d.knn[i]; d.scores[i] != want {
+				t.Errorf("%d items: score %d is %v, want %v", n, i, d.scores[i], want)
+			}
+		}
+	}
+}

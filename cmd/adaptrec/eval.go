@@ -29,12 +29,13 @@ type evalFlags struct {
 	batch, k, seeds           int
 	from, to                  float64
 	simulate                  bool
+	anonymous                 time.Duration
 }
 
 func (a *app) evalCmd() *cobra.Command {
 	var ef evalFlags
 	cmd := &cobra.Command{
-		Use:   "eval (--data PATH --format FORMAT | --sim) [--models pop,itemknn,sr,sknn] [--seeds N] [--batch 256] [--k 10] [--from 0 --to 1] [--out DIR]",
+		Use:   "eval (--data PATH --format FORMAT | --sim) [--models pop,itemknn,sr,sknn] [--seeds N] [--batch 256] [--k 10] [--from 0 --to 1] [--anonymous-sessions GAP] [--out DIR]",
 		Short: "Evaluate models on a feedback log (prequential) or in the simulated closed loop (--sim), all in one run",
 		Long: `eval replays a feedback log in timestamp order through the worker's own
 batching and each model, test-then-train: every event whose item the model
@@ -45,7 +46,10 @@ training time per batch, and each model's HR@K over that of the best
 baseline in the run (the best of ` + strings.Join(eval.Baselines, ", ") + `
 that were run, named below the table); --from and --to replay only that part of the log, as
 fractions of its events in time order (--to 0.5: the first half, from a
-fresh model; --from 0.5: the second). With --out it writes DIR/results.csv,
+fresh model; --from 0.5: the second). --anonymous-sessions GAP makes every
+session (a user's events split at idle gaps over GAP) a user of its own
+before that: a rating log replayed as anonymous visitors, who never
+return, as in e-commerce click logs. With --out it writes DIR/results.csv,
 DIR/curve.png (rolling HR@K over the stream), DIR/pareto.png (HR@K against
 mean parameters) and DIR/architecture.png (the adaptive models' network
 size over the stream). --seeds N (default 1 on a log) runs every model N
@@ -99,6 +103,7 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 	f.IntVar(&ef.k, "k", 10, "cut-off of HR@K and NDCG@K")
 	f.Float64Var(&ef.from, "from", 0, "replay the log from this fraction of its events, in time order")
 	f.Float64Var(&ef.to, "to", 1, "replay the log up to this fraction of its events, in time order")
+	f.DurationVar(&ef.anonymous, "anonymous-sessions", 0, "make each user's sessions (split at this idle gap or a session id change) users of their own, as in a log of anonymous visitors (0: off)")
 	f.StringVar(&ef.out, "out", "", "directory for results.csv and curve.png")
 	f.BoolVar(&ef.simulate, "sim", false, "run the simulated population (sim.* keys) against each model instead of a log (default models: "+simModels+"; also oracle)")
 	f.IntVar(&ef.seeds, "seeds", 0, "run every model with this many seeds (seed k: recommender.dqn.seed, recommender.adaptive.seed and with --sim sim.seed, plus k) and report mean and spread (default 3 with --sim, 1 on a log)")
@@ -148,6 +153,9 @@ func (a *app) evalLog(ctx context.Context, ef evalFlags) error {
 	if ef.batch <= 0 || ef.k <= 0 {
 		return fmt.Errorf("--batch and --k must be positive")
 	}
+	if ef.anonymous < 0 {
+		return fmt.Errorf("--anonymous-sessions: must not be negative, got %v", ef.anonymous)
+	}
 	if ef.seeds <= 0 {
 		return fmt.Errorf("--seeds: must be positive, got %d", ef.seeds)
 	}
@@ -165,6 +173,11 @@ func (a *app) evalLog(ctx context.Context, ef evalFlags) error {
 		return err
 	}
 	all := len(events)
+	if ef.anonymous > 0 {
+		if events, err = eval.Anonymize(events, ef.anonymous); err != nil {
+			return err
+		}
+	}
 	if events, err = eval.Span(events, ef.from, ef.to); err != nil {
 		return fmt.Errorf("--from, --to: %w", err)
 	}

@@ -188,3 +188,44 @@ func TestEvalSeedsOnALog(t *testing.T) {
 		t.Fatalf("--seeds 0: %v\n%s", err, bad.output())
 	}
 }
+
+// eval --anonymous-sessions replays every session as a user of its own: u1
+// comes back after three hours to item a, which it consumed in its first
+// session, so that event is scored only when the sessions are anonymous.
+func TestEvalAnonymousSessions(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "two-visits.jsonl")
+	lines := []string{
+		`{"user_id":"u1","item_id":"a","type":"click","ts":"2026-11-28T10:00:00Z"}`,
+		`{"user_id":"u2","item_id":"a","type":"click","ts":"2026-11-28T10:00:00Z"}`,
+		`{"user_id":"u2","item_id":"b","type":"click","ts":"2026-11-28T10:00:00Z"}`,
+		`{"user_id":"u1","item_id":"b","type":"click","ts":"2026-11-28T10:01:00Z"}`,
+		`{"user_id":"u1","item_id":"a","type":"click","ts":"2026-11-28T13:01:00Z"}`,
+	}
+	if err := os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	scored := func(extra ...string) string {
+		t.Helper()
+		p := start(t, os.Environ(), append([]string{"eval", "--data", data, "--format", "events-jsonl", "--models", "pop", "--batch", "2"}, extra...)...)
+		if err := p.wait(t, 30*time.Second); err != nil {
+			t.Fatalf("eval %v: %v\n%s", extra, err, p.output())
+		}
+		for _, line := range strings.Split(p.output(), "\n") {
+			if f := strings.Split(line, "|"); len(f) > 4 && strings.TrimSpace(f[1]) == "popularity" {
+				return strings.TrimSpace(f[4])
+			}
+		}
+		t.Fatalf("no popularity row:\n%s", p.output())
+		return ""
+	}
+	if got := scored(); got != "2" {
+		t.Errorf("known users: %s events scored, want 2", got)
+	}
+	if got := scored("--anonymous-sessions", "30m"); got != "3" {
+		t.Errorf("anonymous sessions: %s events scored, want 3", got)
+	}
+	bad := start(t, os.Environ(), "eval", "--data", data, "--format", "events-jsonl", "--anonymous-sessions", "-1m")
+	if err := bad.wait(t, 30*time.Second); err == nil || !strings.Contains(bad.output(), "--anonymous-sessions: must not be negative, got -1m0s") {
+		t.Fatalf("a negative gap: %v\n%s", err, bad.output())
+	}
+}

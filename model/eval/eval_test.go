@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // The fixture's figures worked out by hand for plain popularity (no decay
@@ -123,5 +124,38 @@ func TestLoadSortsStablyByTime(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.csv"), "movielens-csv"); !os.IsNotExist(err) {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestAnonymizeMakesEverySessionAUser(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	at := func(user, session string, min int) feedback.Event {
+		return feedback.Event{UserID: user, SessionID: session, ItemID: "i", TS: t0.Add(time.Duration(min) * time.Minute)}
+	}
+	in := []feedback.Event{
+		at("a", "", 0), at("b", "", 1), at("a", "", 30), // a's gap of 30m is not over 30m
+		at("a", "", 61),                  // 31m later: a's second session
+		at("b", "s1", 62),                // b's session id changes: b's second
+		at("b", "s1", 63), at("a", "", 500),
+	}
+	out, err := Anonymize(in, 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, e := range out {
+		if e.SessionID != e.UserID || !e.TS.Equal(in[i].TS) {
+			t.Errorf("event %d: %+v", i, e)
+		}
+		got = append(got, e.UserID)
+	}
+	if want := "a#1 b#1 a#1 a#2 b#2 b#2 a#3"; strings.Join(got, " ") != want {
+		t.Fatalf("users %v, want %s", got, want)
+	}
+	if in[0].UserID != "a" {
+		t.Fatal("Anonymize changed its input")
+	}
+	if _, err := Anonymize(in, 0); err == nil || !strings.Contains(err.Error(), "idle gap must be positive") {
+		t.Fatalf("gap 0: %v", err)
 	}
 }

@@ -178,3 +178,37 @@ func Span(events []feedback.Event, from, to float64) ([]feedback.Event, error) {
 	n := float64(len(events))
 	return events[int(math.Round(from*n)):int(math.Round(to*n))], nil
 }
+
+// Anonymize returns events (in time order) with every user's sessions made
+// users of their own, as in an e-commerce click log of anonymous visitors,
+// where no one is known to return: a user's session ends after gap without
+// an event, or where the event's session id changes, and each session
+// becomes the user "USER#N" (its N-th session) with that session id.
+// events is not changed. A gap that is not positive is an error.
+func Anonymize(events []feedback.Event, gap time.Duration) ([]feedback.Event, error) {
+	if gap <= 0 {
+		return nil, fmt.Errorf("anonymize: the idle gap must be positive, got %v", gap)
+	}
+	type visit struct {
+		last    time.Time
+		session string
+		n       int
+	}
+	seen := map[string]*visit{}
+	out := make([]feedback.Event, len(events))
+	for i, e := range events {
+		v := seen[e.UserID]
+		switch {
+		case v == nil:
+			v = &visit{n: 1}
+			seen[e.UserID] = v
+		case e.TS.Sub(v.last) > gap || e.SessionID != v.session:
+			v.n++
+		}
+		v.last, v.session = e.TS, e.SessionID
+		e.UserID = e.UserID + "#" + strconv.Itoa(v.n)
+		e.SessionID = e.UserID
+		out[i] = e
+	}
+	return out, nil
+}
