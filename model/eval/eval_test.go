@@ -134,8 +134,8 @@ func TestAnonymizeMakesEverySessionAUser(t *testing.T) {
 	}
 	in := []feedback.Event{
 		at("a", "", 0), at("b", "", 1), at("a", "", 30), // a's gap of 30m is not over 30m
-		at("a", "", 61),                  // 31m later: a's second session
-		at("b", "s1", 62),                // b's session id changes: b's second
+		at("a", "", 61),   // 31m later: a's second session
+		at("b", "s1", 62), // b's session id changes: b's second
 		at("b", "s1", 63), at("a", "", 500),
 	}
 	out, err := Anonymize(in, 30*time.Minute)
