@@ -1,7 +1,6 @@
 package model
 
 import (
-	"container/heap"
 	"context"
 	"math"
 
@@ -88,28 +87,39 @@ func (o order) rankUpTo(target int32, exclude map[int32]struct{}, limit int) int
 	return r
 }
 
-// top returns the n best items not in exclude, best first.
+// top returns the n best items not in exclude, best first. The heap is
+// hand-written (container/heap's interface calls cost twice its sifts),
+// and an item scored below the root is passed over on its score alone.
 func (o order) top(n int, exclude map[int32]struct{}, h *minHeap) []int32 {
 	h.items, h.o = h.items[:0], o
 	excluded := func(j int32) bool {
 		_, ex := exclude[j]
 		return ex
 	}
+	root := math.NaN() // the score of the heap's worst item, once it is full
 	for j := range int32(len(o.score)) {
+		if len(h.items) < n {
+			if !excluded(j) {
+				h.push(j)
+				if len(h.items) == n {
+					root = o.score[h.items[0]]
+				}
+			}
+			continue
+		}
+		// s < root is false when either is NaN, which better then orders.
 		// Compare first: most items lose to the heap's root, and the
 		// comparison is cheaper than the exclusion lookup.
-		if h.Len() < n {
-			if !excluded(j) {
-				heap.Push(h, j)
-			}
-		} else if n > 0 && o.better(j, h.items[0]) && !excluded(j) {
-			h.items[0] = j
-			heap.Fix(h, 0)
+		if s := o.score[j]; n == 0 || s < root || !o.better(j, h.items[0]) || excluded(j) {
+			continue
 		}
+		h.items[0] = j
+		h.down(0)
+		root = o.score[h.items[0]]
 	}
-	out := make([]int32, h.Len())
+	out := make([]int32, len(h.items))
 	for i := len(out) - 1; i >= 0; i-- {
-		out[i] = heap.Pop(h).(int32)
+		out[i] = h.pop()
 	}
 	return out
 }
@@ -120,22 +130,48 @@ type minHeap struct {
 	o     order
 }
 
-// Len implements heap.Interface.
-func (h *minHeap) Len() int { return len(h.items) }
+// less orders the heap: the worse item first.
+func (h *minHeap) less(i, j int) bool { return h.o.better(h.items[j], h.items[i]) }
 
-// Less implements heap.Interface: the worse item first.
-func (h *minHeap) Less(i, j int) bool { return h.o.better(h.items[j], h.items[i]) }
+// push adds x.
+func (h *minHeap) push(x int32) {
+	h.items = append(h.items, x)
+	for i := len(h.items) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !h.less(i, parent) {
+			break
+		}
+		h.items[i], h.items[parent] = h.items[parent], h.items[i]
+		i = parent
+	}
+}
 
-// Swap implements heap.Interface.
-func (h *minHeap) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
+// down sifts the item at i down to its place.
+func (h *minHeap) down(i int) {
+	n := len(h.items)
+	for {
+		c := 2*i + 1
+		if c >= n {
+			return
+		}
+		if r := c + 1; r < n && h.less(r, c) {
+			c = r
+		}
+		if !h.less(c, i) {
+			return
+		}
+		h.items[i], h.items[c] = h.items[c], h.items[i]
+		i = c
+	}
+}
 
-// Push implements heap.Interface.
-func (h *minHeap) Push(x any) { h.items = append(h.items, x.(int32)) }
-
-// Pop implements heap.Interface.
-func (h *minHeap) Pop() any {
-	x := h.items[len(h.items)-1]
-	h.items = h.items[:len(h.items)-1]
+// pop removes and returns the worst item.
+func (h *minHeap) pop() int32 {
+	x := h.items[0]
+	last := len(h.items) - 1
+	h.items[0] = h.items[last]
+	h.items = h.items[:last]
+	h.down(0)
 	return x
 }
 
