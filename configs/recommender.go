@@ -47,6 +47,7 @@ type DQN struct {
 	HeadLR        float64   `mapstructure:"head_lr"`
 	EmbLR         float64   `mapstructure:"emb_lr"`
 	EmbNegatives  int       `mapstructure:"emb_negatives"`
+	Tied          bool      `mapstructure:"tied"`
 	Negatives     int       `mapstructure:"negatives"`
 	HardNegatives int       `mapstructure:"hard_negatives"`
 	RowNegatives  int       `mapstructure:"row_negatives"`

@@ -33,11 +33,15 @@ type DQNConfig struct {
 	// the network.
 	EmbLR        float64
 	EmbNegatives int
-	Negatives    int     // sampled negatives per training step, shared by its rows
-	Hard         int     // per-row negatives that co-occur with the row's session
-	RowUniform   int     // per-row uniformly drawn negatives
-	Rows         int     // transitions per training step
-	Gamma        float64 // discount of the TD target
+	// Tied makes the state's input embedding of an item its output
+	// embedding: one table, which every event trains through both the
+	// state and the scored items, instead of two.
+	Tied       bool
+	Negatives  int     // sampled negatives per training step, shared by its rows
+	Hard       int     // per-row negatives that co-occur with the row's session
+	RowUniform int     // per-row uniformly drawn negatives
+	Rows       int     // transitions per training step
+	Gamma      float64 // discount of the TD target
 	// NStep is the number of a session's rewards the TD target sums
 	// before it bootstraps: r_t + γ·r_t+1 + … + γ^(n-1)·r_t+n-1 +
 	// γ^n·Q_target(s_t+n, ·), cut at the session's end (no bootstrap
@@ -135,7 +139,7 @@ func (r Reward) Of(b *feedback.Batch, i int) float32 {
 func DefaultDQN() DQNConfig {
 	return DQNConfig{
 		Dim: 64, Hidden: []int{64}, Window: 10, Decay: 0.7,
-		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.1, EmbNegatives: 64, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, NStep: 1, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
+		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.1, EmbNegatives: 64, Tied: true, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, NStep: 1, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
 		Temperature: 0.5, ExploreTop: 50,
 		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
 		EWCEvery: 50,
@@ -169,7 +173,7 @@ type DQN struct {
 	pcg   *rand.PCG // rng's source, whose state snapshots carry
 	in    int
 	items *Vocab
-	// item tables, row-major rows×dim
+	// item tables, row-major rows×dim; ein is eout when cfg.Tied
 	ein, eout, bias []float32
 	co              cooc
 	rules           cooc    // sequential rules a → b, the sr expert
@@ -378,7 +382,16 @@ func (d *DQN) Name() string {
 }
 
 // Params implements Recommender: network weights plus item tables.
-func (d *DQN) Params() int { return d.net.params() + len(d.ein) + len(d.eout) + len(d.bias) }
+func (d *DQN) Params() int { return d.net.params() + d.tableParams() }
+
+// tableParams is the number of the item tables' parameters (one embedding
+// table when tied).
+func (d *DQN) tableParams() int {
+	if d.cfg.Tied {
+		return len(d.eout) + len(d.bias)
+	}
+	return len(d.ein) + len(d.eout) + len(d.bias)
+}
 
 // TrainTime is the time spent in gradient steps (eval.Trainer).
 func (d *DQN) TrainTime() time.Duration { return d.trainTime }
@@ -482,14 +495,25 @@ func (d *DQN) Observe(b *feedback.Batch) {
 	}
 }
 
+// tie makes the input table the output one when cfg.Tied; called after
+// every change of eout's length or backing array.
+func (d *DQN) tie() {
+	if d.cfg.Tied {
+		d.ein = d.eout
+	}
+}
+
 // addItem returns the index of id, growing the item tables for a new one.
 func (d *DQN) addItem(id string) int32 {
 	x := d.items.Add(id)
 	for int(x) >= len(d.bias) {
 		for range d.cfg.Dim {
-			d.ein = append(d.ein, float32(d.rng.NormFloat64()*0.1))
+			if !d.cfg.Tied {
+				d.ein = append(d.ein, float32(d.rng.NormFloat64()*0.1))
+			}
 			d.eout = append(d.eout, float32(d.rng.NormFloat64()*0.1))
 		}
+		d.tie()
 		d.bias = append(d.bias, 0)
 		d.fresh = append(d.fresh, 0)
 		if d.merged != nil {

@@ -108,9 +108,17 @@ func TestDQNDeterministic(t *testing.T) {
 	}
 }
 
-// New items mid-stream grow the tables without a restart and can be served.
+// New items mid-stream grow the tables without a restart and can be
+// served: by one embedding row and a bias each when the tables are tied,
+// two rows untied.
 func TestDQNVocabularyGrows(t *testing.T) {
-	d := smallDQN(t, nil)
+	for _, tied := range []bool{true, false} {
+		t.Run(fmt.Sprintf("tied=%v", tied), func(t *testing.T) { vocabularyGrows(t, tied) })
+	}
+}
+
+func vocabularyGrows(t *testing.T, tied bool) {
+	d := smallDQN(t, func(c *model.DQNConfig) { c.Tied = tied })
 	batch := func(items ...string) []model.Recommendation {
 		var evs []feedback.Located
 		for i, it := range items {
@@ -128,8 +136,12 @@ func TestDQNVocabularyGrows(t *testing.T) {
 	p1 := d.Params()
 	out := batch("d", "e", "f", "g")
 	p2 := d.Params()
-	if dim := model.DefaultDQN().Dim; p2-p1 != 4*(2*dim+1) {
-		t.Fatalf("params grew by %d for 4 new items, want 4·(2·%d+1)", p2-p1, dim)
+	rows := 2
+	if tied {
+		rows = 1
+	}
+	if dim := model.DefaultDQN().Dim; p2-p1 != 4*(rows*dim+1) {
+		t.Fatalf("params grew by %d for 4 new items, want 4·(%d·%d+1)", p2-p1, rows, dim)
 	}
 	seen := map[string]bool{}
 	for _, r := range out {

@@ -176,9 +176,11 @@ func (d *DQN) rows() []row {
 	}
 	rows = append(rows, d.sumRows()...)
 	n, dim := int64(len(d.bias)), int64(d.cfg.Dim)
+	rows = append(rows, row{name: "items.ids", shape: []int64{n}, str: d.items.ids})
+	if !d.cfg.Tied { // tied tables are one: items.eout
+		rows = append(rows, row{name: "items.ein", shape: []int64{n, dim}, f32: d.ein})
+	}
 	rows = append(rows,
-		row{name: "items.ids", shape: []int64{n}, str: d.items.ids},
-		row{name: "items.ein", shape: []int64{n, dim}, f32: d.ein},
 		row{name: "items.eout", shape: []int64{n, dim}, f32: d.eout},
 		row{name: "items.bias", shape: []int64{n}, f32: d.bias},
 		row{name: "items.fresh", shape: []int64{n}, f32: d.fresh},

@@ -52,7 +52,7 @@ func (d *DQN) merge(s *Snapshot, w float64, average bool) error {
 	if err != nil {
 		return err
 	}
-	it, err := s.items(d.cfg.Dim)
+	it, err := s.items(d.cfg.Dim, d.cfg.Tied)
 	if err != nil {
 		return err
 	}
@@ -124,8 +124,11 @@ func (d *DQN) mergeItems(it snapItems, w float64, average bool) []int32 {
 		if !known {
 			x = d.items.Add(id)
 			local[k] = x
-			d.ein = append(d.ein, it.ein[k*dim:(k+1)*dim]...)
+			if !d.cfg.Tied {
+				d.ein = append(d.ein, it.ein[k*dim:(k+1)*dim]...)
+			}
 			d.eout = append(d.eout, it.eout[k*dim:(k+1)*dim]...)
+			d.tie()
 			d.bias = append(d.bias, it.bias[k])
 			d.fresh = append(d.fresh, 0)
 			d.merged = append(d.merged, it.fresh[k])
@@ -142,7 +145,9 @@ func (d *DQN) mergeItems(it snapItems, w float64, average bool) []int32 {
 		}
 		d.merged[x] += it.fresh[k]
 		for j := range dim {
-			d.ein[int(x)*dim+j] = ia*d.ein[int(x)*dim+j] + ib*it.ein[k*dim+j]
+			if !d.cfg.Tied {
+				d.ein[int(x)*dim+j] = ia*d.ein[int(x)*dim+j] + ib*it.ein[k*dim+j]
+			}
 			d.eout[int(x)*dim+j] = ia*d.eout[int(x)*dim+j] + ib*it.eout[k*dim+j]
 		}
 		d.bias[x] = ia*d.bias[x] + ib*it.bias[k]

@@ -22,7 +22,7 @@ func (d *DQN) Restore(s *Snapshot) error {
 	if ids, ok := s.rows["items.ids"]; !ok || len(ids.str) != m.Items {
 		return fmt.Errorf("snapshot's vocabulary does not hold its %d items", m.Items)
 	}
-	it, err := s.items(d.cfg.Dim)
+	it, err := s.items(d.cfg.Dim, d.cfg.Tied)
 	if err != nil {
 		return err
 	}
@@ -45,6 +45,7 @@ func (d *DQN) Restore(s *Snapshot) error {
 	}
 	// The model owns its state: one snapshot can restore several.
 	d.ein, d.eout, d.bias = slices.Clone(it.ein), slices.Clone(it.eout), slices.Clone(it.bias)
+	d.tie()
 	d.fresh, d.merged = make([]float32, n), nil
 	// The tables are the snapshot's own plus its legacy.
 	d.co, d.sums.legacyT, d.sums.peerT = cooc{}, tallies{}, nil
@@ -158,15 +159,23 @@ func (d *DQN) Adopt(s *Snapshot) error {
 // against its vocabulary; not copies (a snapshot may be read again).
 type snapItems struct {
 	ids                    []string
-	ein, eout, bias, fresh []float32
+	ein, eout, bias, fresh []float32 // ein is eout when tied
 	own, legacy            snapTally
 }
 
-// items reads the item tables of s, whose embeddings have dim values.
-func (s *Snapshot) items(dim int) (snapItems, error) {
+// items reads the item tables of s, whose embeddings have dim values and
+// are tied (one table, no items.ein row) or not, as the model's are.
+func (s *Snapshot) items(dim int, tied bool) (snapItems, error) {
+	ein, untied := s.rows["items.ein"]
+	if untied == tied {
+		return snapItems{}, fmt.Errorf("snapshot's item embeddings are %s, recommender.dqn.tied is %v", map[bool]string{true: "two tables (untied)", false: "one table (tied)"}[untied], tied)
+	}
 	it := snapItems{
-		ids: s.rows["items.ids"].str, ein: s.rows["items.ein"].f32, eout: s.rows["items.eout"].f32,
+		ids: s.rows["items.ids"].str, ein: ein.f32, eout: s.rows["items.eout"].f32,
 		bias: s.rows["items.bias"].f32, fresh: s.rows["items.fresh"].f32,
+	}
+	if tied {
+		it.ein = it.eout
 	}
 	n := len(it.ids)
 	if len(it.ein) != n*dim || len(it.eout) != n*dim || len(it.bias) != n || len(it.fresh) != n {

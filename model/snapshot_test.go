@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,7 +158,14 @@ func TestSnapshotRejectsCorruption(t *testing.T) {
 // the same batches, both end with the same weights, bit for bit, and serve
 // the same lists (exploration draws from the restored generator).
 func TestSnapshotContinuesBitForBit(t *testing.T) {
+	for _, tied := range []bool{true, false} {
+		t.Run(fmt.Sprintf("tied=%v", tied), func(t *testing.T) { snapshotContinuesBitForBit(t, tied) })
+	}
+}
+
+func snapshotContinuesBitForBit(t *testing.T, tied bool) {
 	cfg := DefaultDQN()
+	cfg.Tied = tied
 	cfg.Rows = 32
 	var evs []feedback.Located
 	for i := range 1500 {
@@ -209,7 +217,14 @@ func TestSnapshotContinuesBitForBit(t *testing.T) {
 // the items both know, adds the items only the replica knows, and refuses
 // a replica of another architecture.
 func TestMergeAddsUpReplicas(t *testing.T) {
+	for _, tied := range []bool{true, false} {
+		t.Run(fmt.Sprintf("tied=%v", tied), func(t *testing.T) { mergeAddsUpReplicas(t, tied) })
+	}
+}
+
+func mergeAddsUpReplicas(t *testing.T, tied bool) {
 	cfg := DefaultDQN()
+	cfg.Tied = tied
 	cfg.Rows = 32
 	train := func(offset int) *DQN {
 		d := newDQN(t, cfg)
@@ -237,6 +252,7 @@ func TestMergeAddsUpReplicas(t *testing.T) {
 	w0, tw0 := slices.Clone(a.net.hidden[0].W), slices.Clone(a.target.hidden[0].W)
 	shared, _ := a.items.Lookup("i30")
 	e0 := slices.Clone(a.eout[int(shared)*cfg.Dim : int(shared+1)*cfg.Dim])
+	in0 := slices.Clone(a.ein[int(shared)*cfg.Dim : int(shared+1)*cfg.Dim])
 	fresh0 := a.fresh[shared]
 	countsBefore := map[string]float64{}
 	for x, id := range a.items.ids {
@@ -266,6 +282,9 @@ func TestMergeAddsUpReplicas(t *testing.T) {
 	for j := range cfg.Dim {
 		if got, want := a.eout[int(shared)*cfg.Dim+j], (1-wb)*e0[j]+wb*b.eout[int(bx)*cfg.Dim+j]; got != want {
 			t.Fatalf("shared item's embedding[%d] = %v, want %v", j, got, want)
+		}
+		if got, want := a.ein[int(shared)*cfg.Dim+j], (1-wb)*in0[j]+wb*b.ein[int(bx)*cfg.Dim+j]; got != want {
+			t.Fatalf("shared item's input embedding[%d] = %v, want %v (averaged once)", j, got, want)
 		}
 	}
 	// Co-occurrence counts add up; merging again changes nothing.
@@ -437,5 +456,41 @@ func TestRankIsTheProbesRank(t *testing.T) {
 	}
 	if _, ok := d.Rank("u3", "never-seen"); ok {
 		t.Fatal("ranked an unknown item")
+	}
+}
+
+// A snapshot of tied item tables (one embedding table) is refused by a
+// model with two, and the other way round, naming the key; neither model
+// changes.
+func TestTiedTablesMustMatch(t *testing.T) {
+	for _, tied := range []bool{true, false} {
+		cfg := DefaultDQN()
+		cfg.Rows, cfg.Tied = 32, tied
+		d := trainedDQN(t, cfg, 300)
+		var buf bytes.Buffer
+		if _, err := d.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
+			t.Fatal(err)
+		}
+		s, err := ReadSnapshot(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, has := s.rows["items.ein"]; has == tied {
+			t.Fatalf("tied %v: snapshot has items.ein: %v", tied, has)
+		}
+		other := cfg
+		other.Tied = !tied
+		o := trainedDQN(t, other, 300)
+		sum := o.Checksum()
+		want := fmt.Sprintf("recommender.dqn.tied is %v", !tied)
+		if err := o.Restore(s); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("tied %v: restore into tied %v: %v, want %q", tied, !tied, err, want)
+		}
+		if err := o.Merge(s, 0.5); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("tied %v: merge into tied %v: %v, want %q", tied, !tied, err, want)
+		}
+		if o.Checksum() != sum {
+			t.Fatalf("tied %v: a refused snapshot changed the model", tied)
+		}
 	}
 }

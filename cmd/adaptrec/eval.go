@@ -16,6 +16,7 @@ import (
 	"github.com/adaptrec/adaptrec/configs/wire"
 	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/eval"
+	"github.com/adaptrec/adaptrec/model/feedback"
 	"github.com/adaptrec/adaptrec/pipeline/sim"
 )
 
@@ -145,6 +146,27 @@ func (a *app) evalSimulated(ctx context.Context, ef evalFlags) error {
 	return a.evalSim(ctx, cfg, names, ef.seeds, ef.out)
 }
 
+// evalEvents loads --data, anonymous (--anonymous-sessions) and cut to
+// --from and --to.
+func (a *app) evalEvents(ef evalFlags) ([]feedback.Event, error) {
+	t0 := time.Now()
+	events, err := eval.Load(ef.data, ef.format)
+	if err != nil {
+		return nil, err
+	}
+	all := len(events)
+	if ef.anonymous > 0 {
+		if events, err = eval.Anonymize(events, ef.anonymous); err != nil {
+			return nil, err
+		}
+	}
+	if events, err = eval.Span(events, ef.from, ef.to); err != nil {
+		return nil, fmt.Errorf("--from, --to: %w", err)
+	}
+	fmt.Fprintf(a.stderr, "eval: %d of %d events from %s in %v\n", len(events), all, ef.data, time.Since(t0).Round(time.Millisecond))
+	return events, nil
+}
+
 // evalLog runs eval on the log --data, prints the table and writes --out.
 func (a *app) evalLog(ctx context.Context, ef evalFlags) error {
 	if ef.data == "" || ef.format == "" {
@@ -167,21 +189,10 @@ func (a *app) evalLog(ctx context.Context, ef evalFlags) error {
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
-	events, err := eval.Load(ef.data, ef.format)
+	events, err := a.evalEvents(ef)
 	if err != nil {
 		return err
 	}
-	all := len(events)
-	if ef.anonymous > 0 {
-		if events, err = eval.Anonymize(events, ef.anonymous); err != nil {
-			return err
-		}
-	}
-	if events, err = eval.Span(events, ef.from, ef.to); err != nil {
-		return fmt.Errorf("--from, --to: %w", err)
-	}
-	fmt.Fprintf(a.stderr, "eval: %d of %d events from %s in %v\n", len(events), all, ef.data, time.Since(t0).Round(time.Millisecond))
 	runs := make([][]eval.Result, len(names)) // per model, one per seed
 	for k := range ef.seeds {
 		kcfg := sim.Seeded(cfg, k)

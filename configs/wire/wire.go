@@ -86,7 +86,7 @@ func ModelOptions(cfg configs.Config) model.Options {
 func dqnOptions(o model.DQNConfig, q configs.DQN) model.DQNConfig {
 	o.Dim, o.Hidden, o.Window, o.Decay, o.LR, o.HeadLR = q.Dim, q.Hidden, q.Window, q.Decay, q.LR, q.HeadLR
 	o.EmbLR, o.EmbNegatives, o.Negatives, o.Hard, o.RowUniform, o.Rows = q.EmbLR, q.EmbNegatives, q.Negatives, q.HardNegatives, q.RowNegatives, q.Rows
-	o.Engine = q.Engine
+	o.Engine, o.Tied = q.Engine, q.Tied
 	o.StepsPerBatch, o.Gamma, o.TDWeight, o.TargetSync, o.Replay = q.StepsPerBatch, q.Gamma, q.TDWeight, q.TargetSync, q.Replay
 	o.NStep = q.NStep
 	o.AlphaInit, o.EWCLambda, o.EWCEvery, o.Temperature, o.ExploreTop, o.Seed = q.AlphaInit, q.EWCLambda, q.EWCEvery, q.Temperature, q.ExploreTop, q.Seed
