@@ -139,7 +139,7 @@ func (r Reward) Of(b *feedback.Batch, i int) float32 {
 func DefaultDQN() DQNConfig {
 	return DQNConfig{
 		Dim: 64, Hidden: []int{64}, Window: 10, Decay: 0.7,
-		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.1, EmbNegatives: 64, Tied: true, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, NStep: 1, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
+		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.05, EmbNegatives: 64, Tied: true, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, NStep: 1, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
 		Temperature: 0.5, ExploreTop: 50,
 		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
 		EWCEvery: 50,
