@@ -48,8 +48,8 @@ baseline in the run (the best of ` + strings.Join(eval.Baselines, ", ") + `
 that were run, named below the table); --from and --to replay only that part of the log, as
 fractions of its events in time order (--to 0.5: the first half, from a
 fresh model; --from 0.5: the second). --anonymous-sessions GAP makes every
-session (a user's events split at idle gaps over GAP) a user of its own
-before that: a rating log replayed as anonymous visitors, who never
+session (a user's events split at idle gaps over GAP or where the
+session id changes) a user of its own before that: a rating log replayed as anonymous visitors, who never
 return, as in e-commerce click logs. With --out it writes DIR/results.csv,
 DIR/curve.png (rolling HR@K over the stream), DIR/pareto.png (HR@K against
 mean parameters) and DIR/architecture.png (the adaptive models' network
