@@ -49,8 +49,9 @@ that were run, named below the table); --from and --to replay only that part of 
 fractions of its events in time order (--to 0.5: the first half, from a
 fresh model; --from 0.5: the second). --anonymous-sessions GAP makes every
 session (a user's events split at idle gaps over GAP or where the
-session id changes) a user of its own before that: a rating log replayed as anonymous visitors, who never
-return, as in e-commerce click logs. With --out it writes DIR/results.csv,
+session id changes) a user of its own before that: a rating log
+replayed as anonymous visitors, who never return, as in e-commerce click
+logs. With --out it writes DIR/results.csv,
 DIR/curve.png (rolling HR@K over the stream), DIR/pareto.png (HR@K against
 mean parameters) and DIR/architecture.png (the adaptive models' network
 size over the stream). --seeds N (default 1 on a log) runs every model N
