@@ -36,7 +36,14 @@ type DQNConfig struct {
 	// Tied makes the state's input embedding of an item its output
 	// embedding: one table, which every event trains through both the
 	// state and the scored items, instead of two.
-	Tied       bool
+	Tied bool
+	// Tiers are narrower widths than Dim for the tied embedding of items
+	// with little evidence (ascending): an item starts in the first and
+	// moves up a tier once its interactions reach TierAt of its tier
+	// (one threshold per tier; the last tier, past them all, is Dim wide).
+	// Rows of a tier are stored at its width. Empty: every row is Dim.
+	Tiers      []int
+	TierAt     []float64
 	Negatives  int     // sampled negatives per training step, shared by its rows
 	Hard       int     // per-row negatives that co-occur with the row's session
 	RowUniform int     // per-row uniformly drawn negatives
@@ -173,8 +180,11 @@ type DQN struct {
 	pcg   *rand.PCG // rng's source, whose state snapshots carry
 	in    int
 	items *Vocab
-	// item tables, row-major rows×dim; ein is eout when cfg.Tied
+	// item tables, row-major rows×dim; ein is eout when cfg.Tied; with
+	// cfg.Tiers the embeddings are tab's rows instead (ein, eout empty)
 	ein, eout, bias []float32
+	tab             *tiers
+	tierBuf         []float32 // scratch of tab's products
 	co              cooc
 	rules           cooc    // sequential rules a → b, the sr expert
 	pop             recency // the recency popularity expert
@@ -253,6 +263,9 @@ func NewDQN(cfg DQNConfig) (*DQN, error) {
 		items: NewVocab(),
 	}
 	d.users = d.newUsers()
+	if len(cfg.Tiers) > 0 {
+		d.tab, _ = newTiers(append(slices.Clone(cfg.Tiers), cfg.Dim)) // Validate checked the widths
+	}
 	d.mix = newMixture(cfg)
 	d.rng = rand.New(d.pcg)
 	d.xpcg = rand.NewPCG(cfg.Seed, 0xe47)
@@ -387,6 +400,9 @@ func (d *DQN) Params() int { return d.net.params() + d.tableParams() }
 // tableParams is the number of the item tables' parameters (one embedding
 // table when tied).
 func (d *DQN) tableParams() int {
+	if d.tab != nil {
+		return d.tab.params() + len(d.bias)
+	}
 	if d.cfg.Tied {
 		return len(d.eout) + len(d.bias)
 	}
@@ -452,6 +468,7 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 		copy(tr.types[:], u.RecentTypes)
 		tr.pos, tr.reward = x, d.cfg.Reward.Of(b, i)
 		d.co.add(x, u.Recent)
+		d.widen(x, d.co.count[x])
 		if d.cfg.Mix {
 			d.rules.addRules(x, u.Recent)
 			if f := d.pop.add(x, d.cfg.PopHalfLife); f != 1 {
@@ -495,6 +512,57 @@ func (d *DQN) Observe(b *feedback.Batch) {
 	}
 }
 
+// erow is item x's output embedding (and, tied, its input one): Dim
+// values, or its tier's width with cfg.Tiers (the rest being zero).
+func (d *DQN) erow(x int32) []float32 {
+	if d.tab != nil {
+		return d.tab.row(x)
+	}
+	return d.eout[int(x)*d.cfg.Dim : int(x+1)*d.cfg.Dim]
+}
+
+// inrow is item x's input embedding, as erow.
+func (d *DQN) inrow(x int32) []float32 {
+	if d.tab != nil {
+		return d.tab.row(x)
+	}
+	return d.ein[int(x)*d.cfg.Dim : int(x+1)*d.cfg.Dim]
+}
+
+// widen moves item x up the tiers its interactions (count) reached.
+func (d *DQN) widen(x int32, count float64) {
+	if d.tab == nil {
+		return
+	}
+	to := int(d.tab.tier[x])
+	for to < len(d.cfg.TierAt) && count >= d.cfg.TierAt[to] {
+		to++
+	}
+	if to > int(d.tab.tier[x]) {
+		d.tab.move(x, to, widenSigma, d.rng)
+	}
+}
+
+// tierWidths are the widths of the item tiers, the last dim; nil without
+// cfg.Tiers.
+func (d *DQN) tierWidths() []int {
+	if d.tab == nil {
+		return nil
+	}
+	return d.tab.widths
+}
+
+// widenSigma is the spread of the values a widened row starts its new
+// dimensions at (see tiers.move).
+const widenSigma = 0.01
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // tie makes the input table the output one when cfg.Tied; called after
 // every change of eout's length or backing array.
 func (d *DQN) tie() {
@@ -507,7 +575,14 @@ func (d *DQN) tie() {
 func (d *DQN) addItem(id string) int32 {
 	x := d.items.Add(id)
 	for int(x) >= len(d.bias) {
-		for range d.cfg.Dim {
+		if d.tab != nil {
+			row := make([]float32, d.tab.widths[0])
+			for j := range row {
+				row[j] = float32(d.rng.NormFloat64() * 0.1)
+			}
+			d.tab.add(0, row)
+		}
+		for range d.cfg.Dim * btoi(d.tab == nil) {
 			if !d.cfg.Tied {
 				d.ein = append(d.ein, float32(d.rng.NormFloat64()*0.1))
 			}
@@ -542,7 +617,7 @@ func (d *DQN) features(recent []int32, types []feedback.Type, x []float32) []flo
 	}
 	for k, item := range recent {
 		d.wts[k] /= total
-		row := d.ein[int(item)*dim : int(item+1)*dim]
+		row := d.inrow(item)
 		for j, v := range row {
 			x[j] += d.wts[k] * v
 		}
@@ -606,7 +681,11 @@ func (d *DQN) scoreItems(q []float32, alpha float32) {
 		d.dotBuf = make([]float32, n)
 	}
 	dots := d.dotBuf[:n]
-	gemv(blas.NoTrans, n, dim, d.eout[:n*dim], q, dots, 0)
+	if d.tab != nil {
+		d.tab.dots(q, dots, &d.tierBuf)
+	} else {
+		gemv(blas.NoTrans, n, dim, d.eout[:n*dim], q, dots, 0)
+	}
 	d.qScores(dots, alpha)
 }
 
@@ -654,7 +733,11 @@ func (d *DQN) qBatch(users []*UserState) (dots, alphas []float32) {
 		d.dots = make([]float32, nu*n)
 	}
 	dots = d.dots[:nu*n]
-	gemm(blas.NoTrans, blas.Trans, nu, n, dim, d.serve.q[:nu*dim], d.eout[:n*dim], dots, 0)
+	if d.tab != nil {
+		d.tab.dotsBatch(d.serve.q[:nu*dim], nu, dim, dots, &d.tierBuf)
+	} else {
+		gemm(blas.NoTrans, blas.Trans, nu, n, dim, d.serve.q[:nu*dim], d.eout[:n*dim], dots, 0)
+	}
 	return dots, d.serve.alpha[:nu]
 }
 
@@ -796,9 +879,8 @@ func (d *DQN) knnOf(recent []int32, a int32) float32 {
 
 // qTD is the part of Q the TD loss fits, less v(s): f(s)·e_a + b_a.
 func (d *DQN) qTD(q []float32, a int32) float32 {
-	dim := d.cfg.Dim
 	s := d.bias[a]
-	for j, v := range d.eout[int(a)*dim : int(a+1)*dim] {
+	for j, v := range d.erow(a) {
 		s += q[j] * v
 	}
 	return s
@@ -860,20 +942,34 @@ func (d *DQN) trainTable(tr *transition) {
 		// mixed by the network's α(s).
 		diff := d.qTD(d.q, tr.pos) - d.qTD(d.q, a)
 		g := lr * float32(1/(1+math.Exp(float64(diff)))) // lr·σ(-diff)
-		pos := d.eout[int(tr.pos)*dim : int(tr.pos+1)*dim]
-		neg := d.eout[int(a)*dim : int(a+1)*dim]
-		for j := range dim {
-			gq[j] += g * (pos[j] - neg[j])
-			pos[j] += g * d.q[j]
-			neg[j] -= g * d.q[j]
+		pos, neg := d.erow(tr.pos), d.erow(a)
+		if d.tab != nil { // rows of their tiers' widths
+			for j, v := range pos {
+				gq[j] += g * v
+			}
+			for j, v := range neg {
+				gq[j] -= g * v
+			}
+			for j := range pos {
+				pos[j] += g * d.q[j]
+			}
+			for j := range neg {
+				neg[j] -= g * d.q[j]
+			}
+		} else {
+			for j := range dim {
+				gq[j] += g * (pos[j] - neg[j])
+				pos[j] += g * d.q[j]
+				neg[j] -= g * d.q[j]
+			}
 		}
 		d.bias[tr.pos] += g
 		d.bias[a] -= g
 	}
 	// The state's embedding mean reaches q through the skip path.
 	for k, item := range recent {
-		row := d.ein[int(item)*dim : int(item+1)*dim]
-		for j := range dim {
+		row := d.inrow(item)
+		for j := range row {
 			row[j] += wts[k] * gq[j]
 		}
 	}
@@ -916,7 +1012,7 @@ func (d *DQN) sampleNegatives(nItems int32) {
 		d.negs = append(d.negs, d.rng.Int32N(nItems))
 	}
 	for j, a := range d.negs {
-		copy(g.Eneg[j*dim:(j+1)*dim], d.eout[int(a)*dim:int(a+1)*dim])
+		clear(g.Eneg[j*dim+copy(g.Eneg[j*dim:(j+1)*dim], d.erow(a)) : (j+1)*dim])
 		g.Bneg[j] = d.bias[a]
 	}
 	// negCol maps an item to its negative columns, so each row's knn to all
@@ -939,7 +1035,7 @@ func (d *DQN) fillRow(r int, tr *transition, nItems int32) {
 	g, dim, in, nn := d.graph, d.cfg.Dim, d.in, d.cfg.Negatives
 	recent := tr.recent[:tr.n]
 	d.features(recent, tr.types[:tr.n], g.X[r*in:(r+1)*in])
-	copy(g.Epos[r*dim:(r+1)*dim], d.eout[int(tr.pos)*dim:int(tr.pos+1)*dim])
+	clear(g.Epos[r*dim+copy(g.Epos[r*dim:(r+1)*dim], d.erow(tr.pos)) : (r+1)*dim])
 	g.Bpos[r] = d.bias[tr.pos]
 	g.KnnPos[r] = d.knnOf(recent, tr.pos)
 	d.knnToNegatives(recent, g.KnnNeg[r*nn:(r+1)*nn])
@@ -950,7 +1046,8 @@ func (d *DQN) fillRow(r int, tr *transition, nItems int32) {
 			a = d.hardNegative(recent, tr.pos, nItems)
 		}
 		tr.hard[j] = a
-		copy(g.Ehard[(r*nh+j)*dim:(r*nh+j+1)*dim], d.eout[int(a)*dim:int(a+1)*dim])
+		o := (r*nh + j) * dim
+		clear(g.Ehard[o+copy(g.Ehard[o:o+dim], d.erow(a)) : o+dim])
 		g.Bhard[r*nh+j] = d.bias[a]
 	}
 	d.knnNowAndNext(tr, tr.hard[:nh], g.KnnHard[r*nh:(r+1)*nh], d.kernel.knnNext[r*nh:(r+1)*nh])
@@ -1199,6 +1296,12 @@ func (d *DQN) Checksum() uint64 {
 	}
 	put(d.ein)
 	put(d.eout)
+	if d.tab != nil {
+		put(d.tab.dense())
+		for x := range int32(d.tab.len()) {
+			put([]float32{float32(d.tab.width(x))})
+		}
+	}
 	put(d.bias)
 	for _, b := range d.mix.quality {
 		for _, q := range b {

@@ -294,6 +294,7 @@ func (c DQNConfig) Validate() error {
 	if c.Mix {
 		errs = checkMix(errs, c)
 	}
+	errs = checkTiers(errs, c)
 	if c.Reward.RatingScale <= 0 {
 		errs = append(errs, optionErr("reward.rating_scale", "must be positive, got %g", c.Reward.RatingScale))
 	}
@@ -384,4 +385,29 @@ func (c ControllerConfig) New() Controller {
 		return &Heuristic{Plateau: c.Plateau, IdleFrac: c.IdleFraction}
 	}
 	return NewPolicyGradient(c.LR, c.Seed)
+}
+
+// checkTiers checks tiers and tier_at: narrower widths than dim,
+// ascending, one threshold each (positive, ascending), tied tables only.
+func checkTiers(errs []error, c DQNConfig) []error {
+	if len(c.Tiers) == 0 && len(c.TierAt) == 0 {
+		return errs
+	}
+	switch {
+	case !c.Tied:
+		return append(errs, optionErr("tiers", "needs tied item tables (tied: true)"))
+	case len(c.TierAt) != len(c.Tiers):
+		return append(errs, optionErr("tier_at", "needs one threshold per tier: %d tiers, %d thresholds", len(c.Tiers), len(c.TierAt)))
+	}
+	for i, w := range c.Tiers {
+		if w <= 0 || w >= c.Dim || i > 0 && w <= c.Tiers[i-1] {
+			return append(errs, optionErr("tiers", "widths must be ascending, positive and below dim %d, got %v", c.Dim, c.Tiers))
+		}
+	}
+	for i, a := range c.TierAt {
+		if !(a > 0) || i > 0 && a <= c.TierAt[i-1] {
+			return append(errs, optionErr("tier_at", "thresholds must be positive and ascending, got %v", c.TierAt))
+		}
+	}
+	return errs
 }

@@ -180,8 +180,17 @@ func (d *DQN) rows() []row {
 	if !d.cfg.Tied { // tied tables are one: items.eout
 		rows = append(rows, row{name: "items.ein", shape: []int64{n, dim}, f32: d.ein})
 	}
+	eout := d.eout
+	if d.tab != nil { // the rows padded to dim, and each one's width
+		eout = d.tab.dense()
+		widths := make([]int64, n)
+		for x := range widths {
+			widths[x] = int64(d.tab.width(int32(x)))
+		}
+		rows = append(rows, row{name: "items.width", shape: []int64{n}, i64: widths})
+	}
 	rows = append(rows,
-		row{name: "items.eout", shape: []int64{n, dim}, f32: d.eout},
+		row{name: "items.eout", shape: []int64{n, dim}, f32: eout},
 		row{name: "items.bias", shape: []int64{n}, f32: d.bias},
 		row{name: "items.fresh", shape: []int64{n}, f32: d.fresh},
 	)

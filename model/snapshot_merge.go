@@ -52,7 +52,7 @@ func (d *DQN) merge(s *Snapshot, w float64, average bool) error {
 	if err != nil {
 		return err
 	}
-	it, err := s.items(d.cfg.Dim, d.cfg.Tied)
+	it, err := s.items(d.cfg.Dim, d.cfg.Tied, d.tierWidths())
 	if err != nil {
 		return err
 	}
@@ -124,11 +124,16 @@ func (d *DQN) mergeItems(it snapItems, w float64, average bool) []int32 {
 		if !known {
 			x = d.items.Add(id)
 			local[k] = x
-			if !d.cfg.Tied {
+			switch {
+			case d.tab != nil:
+				d.tab.add(it.tier[k], it.eout[k*dim:k*dim+d.tab.widths[it.tier[k]]])
+			case !d.cfg.Tied:
 				d.ein = append(d.ein, it.ein[k*dim:(k+1)*dim]...)
+				fallthrough
+			default:
+				d.eout = append(d.eout, it.eout[k*dim:(k+1)*dim]...)
+				d.tie()
 			}
-			d.eout = append(d.eout, it.eout[k*dim:(k+1)*dim]...)
-			d.tie()
 			d.bias = append(d.bias, it.bias[k])
 			d.fresh = append(d.fresh, 0)
 			d.merged = append(d.merged, it.fresh[k])
@@ -144,6 +149,19 @@ func (d *DQN) mergeItems(it snapItems, w float64, average bool) []int32 {
 			ia = 1 - ib
 		}
 		d.merged[x] += it.fresh[k]
+		if d.tab != nil {
+			// The wider row wins the width (exactly: the new values are 0);
+			// the narrower one's missing values average in as 0.
+			if it.tier[k] > int(d.tab.tier[x]) {
+				d.tab.move(x, it.tier[k], 0, nil)
+			}
+			row := d.tab.row(x)
+			for j := range row {
+				row[j] = ia*row[j] + ib*it.eout[k*dim+j]
+			}
+			d.bias[x] = ia*d.bias[x] + ib*it.bias[k]
+			continue
+		}
 		for j := range dim {
 			if !d.cfg.Tied {
 				d.ein[int(x)*dim+j] = ia*d.ein[int(x)*dim+j] + ib*it.ein[k*dim+j]

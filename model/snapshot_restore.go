@@ -22,7 +22,7 @@ func (d *DQN) Restore(s *Snapshot) error {
 	if ids, ok := s.rows["items.ids"]; !ok || len(ids.str) != m.Items {
 		return fmt.Errorf("snapshot's vocabulary does not hold its %d items", m.Items)
 	}
-	it, err := s.items(d.cfg.Dim, d.cfg.Tied)
+	it, err := s.items(d.cfg.Dim, d.cfg.Tied, d.tierWidths())
 	if err != nil {
 		return err
 	}
@@ -46,6 +46,13 @@ func (d *DQN) Restore(s *Snapshot) error {
 	// The model owns its state: one snapshot can restore several.
 	d.ein, d.eout, d.bias = slices.Clone(it.ein), slices.Clone(it.eout), slices.Clone(it.bias)
 	d.tie()
+	if d.tab != nil {
+		d.tab, _ = newTiers(d.tab.widths)
+		for k, tr := range it.tier {
+			d.tab.add(tr, it.eout[k*d.cfg.Dim:k*d.cfg.Dim+d.tab.widths[tr]])
+		}
+		d.ein, d.eout = nil, nil
+	}
 	d.fresh, d.merged = make([]float32, n), nil
 	// The tables are the snapshot's own plus its legacy.
 	d.co, d.sums.legacyT, d.sums.peerT = cooc{}, tallies{}, nil
@@ -160,12 +167,14 @@ func (d *DQN) Adopt(s *Snapshot) error {
 type snapItems struct {
 	ids                    []string
 	ein, eout, bias, fresh []float32 // ein is eout when tied
+	tier                   []int     // with tiers: each item's tier (eout padded to dim)
 	own, legacy            snapTally
 }
 
 // items reads the item tables of s, whose embeddings have dim values and
-// are tied (one table, no items.ein row) or not, as the model's are.
-func (s *Snapshot) items(dim int, tied bool) (snapItems, error) {
+// are tied (one table, no items.ein row) or not, and in tiers of the
+// widths tiers (items.width) or not (tiers nil), as the model's are.
+func (s *Snapshot) items(dim int, tied bool, tiers []int) (snapItems, error) {
 	ein, untied := s.rows["items.ein"]
 	if untied == tied {
 		return snapItems{}, fmt.Errorf("snapshot's item embeddings are %s, recommender.dqn.tied is %v", map[bool]string{true: "two tables (untied)", false: "one table (tied)"}[untied], tied)
@@ -180,6 +189,21 @@ func (s *Snapshot) items(dim int, tied bool) (snapItems, error) {
 	n := len(it.ids)
 	if len(it.ein) != n*dim || len(it.eout) != n*dim || len(it.bias) != n || len(it.fresh) != n {
 		return snapItems{}, fmt.Errorf("snapshot's item tables do not match its vocabulary")
+	}
+	widths, tiered := s.rows["items.width"]
+	if tiered != (tiers != nil) {
+		return snapItems{}, fmt.Errorf("snapshot's item embeddings are %s, recommender.dqn.tiers is %v", map[bool]string{true: "in tiers of width", false: "all one width"}[tiered], tiers[:max(len(tiers)-1, 0)])
+	}
+	if tiered {
+		if len(widths.i64) != n {
+			return snapItems{}, fmt.Errorf("snapshot's items.width holds %d widths for %d items", len(widths.i64), n)
+		}
+		it.tier = make([]int, n)
+		for k, w := range widths.i64 {
+			if it.tier[k] = slices.Index(tiers, int(w)); it.tier[k] < 0 {
+				return snapItems{}, fmt.Errorf("snapshot's item %q is %d wide, not one of the widths %v (recommender.dqn.tiers and dim)", it.ids[k], w, tiers)
+			}
+		}
 	}
 	var err error
 	if it.own, err = readTally(s, false, n); err != nil {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 
 	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
 )
 
 // tiers is an item embedding table whose rows have one of a few widths
@@ -72,7 +73,7 @@ func (t *tiers) add(tr int, init []float32) int32 {
 	return x
 }
 
-// move puts item x in tier to. Widening keeps the row as the prefix of
+// move puts item x in tier to (rng is not used when sigma is 0). Widening keeps the row as the prefix of
 // the new one and starts the new values at N(0, sigma²): with sigma 0 it
 // preserves every score exactly, but then the new values never learn (the
 // gradient of q·e in them is q's, whose values there come from rows that
@@ -87,7 +88,7 @@ func (t *tiers) move(x int32, to int, sigma float64, rng *rand.Rand) {
 	w := t.widths[to]
 	row := make([]float32, w)
 	n := copy(row, old)
-	for j := n; j < w; j++ {
+	for j := n; j < w && sigma > 0; j++ {
 		row[j] = float32(rng.NormFloat64() * sigma)
 	}
 	t.remove(x)
@@ -141,4 +142,31 @@ func (t *tiers) dense() []float32 {
 		copy(out[int(x)*full:], t.row(x))
 	}
 	return out
+}
+
+// dotsBatch is dots for nu states at once: qs is nu×dim row-major, out
+// nu×len() (row u: q_u·e_x of every item x); one matrix product per tier
+// against the states' prefixes.
+func (t *tiers) dotsBatch(qs []float32, nu, dim int, out []float32, buf *[]float32) {
+	n := t.len()
+	for tr, w := range t.widths {
+		nt := len(t.items[tr])
+		if nt == 0 {
+			continue
+		}
+		if cap(*buf) < nu*nt {
+			*buf = make([]float32, nu*nt)
+		}
+		c := (*buf)[:nu*nt]
+		blas32.Gemm(blas.NoTrans, blas.Trans, 1,
+			blas32.General{Rows: nu, Cols: w, Stride: dim, Data: qs},
+			blas32.General{Rows: nt, Cols: w, Stride: w, Data: t.data[tr]},
+			0, blas32.General{Rows: nu, Cols: nt, Stride: nt, Data: c})
+		for u := range nu {
+			row, dst := c[u*nt:(u+1)*nt], out[u*n:(u+1)*n]
+			for s, x := range t.items[tr] {
+				dst[x] = row[s]
+			}
+		}
+	}
 }
