@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -197,7 +198,7 @@ func decode(settings map[string]any, c *Config) error {
 		ErrorUnused:      true,
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			mapstructure.StringToTimeDurationHookFunc(),
-			mapstructure.StringToSliceHookFunc(","),
+			stringToList,
 		),
 	})
 	if err != nil {
@@ -266,3 +267,23 @@ func positive[V int | time.Duration](p *problems, m map[string]V) {
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// stringToList splits a string (an environment variable) into the
+// elements of a list key on commas, trimming spaces, whatever the
+// elements' type: ADAPTREC_RECOMMENDER_DQN_HIDDEN="64,32" is [64 32].
+// (mapstructure's StringToSliceHookFunc splits only into []string, and a
+// []int key then took the whole string as one element it could not parse.)
+func stringToList(f, t reflect.Type, data any) (any, error) {
+	if f.Kind() != reflect.String || t.Kind() != reflect.Slice {
+		return data, nil
+	}
+	s := strings.TrimSpace(reflect.ValueOf(data).String())
+	if s == "" {
+		return []string{}, nil
+	}
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		parts[i] = strings.TrimSpace(p)
+	}
+	return parts, nil
+}

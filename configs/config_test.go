@@ -163,6 +163,27 @@ func TestBadEnvironment(t *testing.T) {
 	}
 }
 
+// A list key set by an environment variable is split on commas into
+// elements of its own type, not only strings.
+func TestEnvironmentLists(t *testing.T) {
+	c, err := Load(LoadOptions{Environ: []string{
+		"ADAPTREC_RECOMMENDER_DQN_HIDDEN=16, 32",
+		"ADAPTREC_KAFKA_BROKERS=a:1,b:2",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := c.Recommender.DQN.Hidden; len(h) != 2 || h[0] != 16 || h[1] != 32 {
+		t.Errorf("recommender.dqn.hidden %v, want [16 32]", h)
+	}
+	if b := c.Kafka.Brokers; len(b) != 2 || b[0] != "a:1" || b[1] != "b:2" {
+		t.Errorf("kafka.brokers %q, want [a:1 b:2]", b)
+	}
+	if _, err := Load(LoadOptions{Environ: []string{"ADAPTREC_RECOMMENDER_DQN_HIDDEN=16,x"}}); err == nil || !strings.Contains(err.Error(), "recommender.dqn.hidden[1]") {
+		t.Errorf("a bad element: %v", err)
+	}
+}
+
 // A secret must not reach an error message, where it would be logged.
 func TestPasswordNotEchoed(t *testing.T) {
 	for _, fixture := range []string{"sasl-password-env.bad.yaml", "sasl-password-key.bad.yaml"} {

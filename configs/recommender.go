@@ -48,6 +48,8 @@ type DQN struct {
 	EmbLR         float64   `mapstructure:"emb_lr"`
 	EmbNegatives  int       `mapstructure:"emb_negatives"`
 	Tied          bool      `mapstructure:"tied"`
+	Tiers         []int     `mapstructure:"tiers"`
+	TierAt        []float64 `mapstructure:"tier_at"`
 	Negatives     int       `mapstructure:"negatives"`
 	HardNegatives int       `mapstructure:"hard_negatives"`
 	RowNegatives  int       `mapstructure:"row_negatives"`

@@ -87,6 +87,9 @@ func dqnOptions(o model.DQNConfig, q configs.DQN) model.DQNConfig {
 	o.Dim, o.Hidden, o.Window, o.Decay, o.LR, o.HeadLR = q.Dim, q.Hidden, q.Window, q.Decay, q.LR, q.HeadLR
 	o.EmbLR, o.EmbNegatives, o.Negatives, o.Hard, o.RowUniform, o.Rows = q.EmbLR, q.EmbNegatives, q.Negatives, q.HardNegatives, q.RowNegatives, q.Rows
 	o.Engine, o.Tied = q.Engine, q.Tied
+	if len(q.Tiers) > 0 || len(q.TierAt) > 0 { // empty lists: no tiers, as the defaults' nil
+		o.Tiers, o.TierAt = q.Tiers, q.TierAt
+	}
 	o.StepsPerBatch, o.Gamma, o.TDWeight, o.TargetSync, o.Replay = q.StepsPerBatch, q.Gamma, q.TDWeight, q.TargetSync, q.Replay
 	o.NStep = q.NStep
 	o.AlphaInit, o.EWCLambda, o.EWCEvery, o.Temperature, o.ExploreTop, o.Seed = q.AlphaInit, q.EWCLambda, q.EWCEvery, q.Temperature, q.ExploreTop, q.Seed
