@@ -521,6 +521,12 @@ func (d *DQN) erow(x int32) []float32 {
 	return d.eout[int(x)*d.cfg.Dim : int(x+1)*d.cfg.Dim]
 }
 
+// putRow writes item x's output embedding into dst (Dim long), zero past
+// its width.
+func (d *DQN) putRow(dst []float32, x int32) {
+	clear(dst[copy(dst, d.erow(x)):])
+}
+
 // inrow is item x's input embedding, as erow.
 func (d *DQN) inrow(x int32) []float32 {
 	if d.tab != nil {
@@ -556,13 +562,6 @@ func (d *DQN) tierWidths() []int {
 // dimensions at (see tiers.move).
 const widenSigma = 0.01
 
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // tie makes the input table the output one when cfg.Tied; called after
 // every change of eout's length or backing array.
 func (d *DQN) tie() {
@@ -581,14 +580,15 @@ func (d *DQN) addItem(id string) int32 {
 				row[j] = float32(d.rng.NormFloat64() * 0.1)
 			}
 			d.tab.add(0, row)
-		}
-		for range d.cfg.Dim * btoi(d.tab == nil) {
-			if !d.cfg.Tied {
-				d.ein = append(d.ein, float32(d.rng.NormFloat64()*0.1))
+		} else {
+			for range d.cfg.Dim {
+				if !d.cfg.Tied {
+					d.ein = append(d.ein, float32(d.rng.NormFloat64()*0.1))
+				}
+				d.eout = append(d.eout, float32(d.rng.NormFloat64()*0.1))
 			}
-			d.eout = append(d.eout, float32(d.rng.NormFloat64()*0.1))
+			d.tie()
 		}
-		d.tie()
 		d.bias = append(d.bias, 0)
 		d.fresh = append(d.fresh, 0)
 		if d.merged != nil {
@@ -942,26 +942,22 @@ func (d *DQN) trainTable(tr *transition) {
 		// mixed by the network's α(s).
 		diff := d.qTD(d.q, tr.pos) - d.qTD(d.q, a)
 		g := lr * float32(1/(1+math.Exp(float64(diff)))) // lr·σ(-diff)
+		// With tiers the rows may differ in width (a row is zero past
+		// its own): the common prefix, then each one's tail.
 		pos, neg := d.erow(tr.pos), d.erow(a)
-		if d.tab != nil { // rows of their tiers' widths
-			for j, v := range pos {
-				gq[j] += g * v
-			}
-			for j, v := range neg {
-				gq[j] -= g * v
-			}
-			for j := range pos {
-				pos[j] += g * d.q[j]
-			}
-			for j := range neg {
-				neg[j] -= g * d.q[j]
-			}
-		} else {
-			for j := range dim {
-				gq[j] += g * (pos[j] - neg[j])
-				pos[j] += g * d.q[j]
-				neg[j] -= g * d.q[j]
-			}
+		m := min(len(pos), len(neg))
+		for j := range m {
+			gq[j] += g * (pos[j] - neg[j])
+			pos[j] += g * d.q[j]
+			neg[j] -= g * d.q[j]
+		}
+		for j := m; j < len(pos); j++ {
+			gq[j] += g * pos[j]
+			pos[j] += g * d.q[j]
+		}
+		for j := m; j < len(neg); j++ {
+			gq[j] -= g * neg[j]
+			neg[j] -= g * d.q[j]
 		}
 		d.bias[tr.pos] += g
 		d.bias[a] -= g
@@ -1012,7 +1008,7 @@ func (d *DQN) sampleNegatives(nItems int32) {
 		d.negs = append(d.negs, d.rng.Int32N(nItems))
 	}
 	for j, a := range d.negs {
-		clear(g.Eneg[j*dim+copy(g.Eneg[j*dim:(j+1)*dim], d.erow(a)) : (j+1)*dim])
+		d.putRow(g.Eneg[j*dim:(j+1)*dim], a)
 		g.Bneg[j] = d.bias[a]
 	}
 	// negCol maps an item to its negative columns, so each row's knn to all
@@ -1035,7 +1031,7 @@ func (d *DQN) fillRow(r int, tr *transition, nItems int32) {
 	g, dim, in, nn := d.graph, d.cfg.Dim, d.in, d.cfg.Negatives
 	recent := tr.recent[:tr.n]
 	d.features(recent, tr.types[:tr.n], g.X[r*in:(r+1)*in])
-	clear(g.Epos[r*dim+copy(g.Epos[r*dim:(r+1)*dim], d.erow(tr.pos)) : (r+1)*dim])
+	d.putRow(g.Epos[r*dim:(r+1)*dim], tr.pos)
 	g.Bpos[r] = d.bias[tr.pos]
 	g.KnnPos[r] = d.knnOf(recent, tr.pos)
 	d.knnToNegatives(recent, g.KnnNeg[r*nn:(r+1)*nn])
@@ -1046,8 +1042,7 @@ func (d *DQN) fillRow(r int, tr *transition, nItems int32) {
 			a = d.hardNegative(recent, tr.pos, nItems)
 		}
 		tr.hard[j] = a
-		o := (r*nh + j) * dim
-		clear(g.Ehard[o+copy(g.Ehard[o:o+dim], d.erow(a)) : o+dim])
+		d.putRow(g.Ehard[(r*nh+j)*dim:(r*nh+j+1)*dim], a)
 		g.Bhard[r*nh+j] = d.bias[a]
 	}
 	d.knnNowAndNext(tr, tr.hard[:nh], g.KnnHard[r*nh:(r+1)*nh], d.kernel.knnNext[r*nh:(r+1)*nh])

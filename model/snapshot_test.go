@@ -466,15 +466,7 @@ func TestTiedTablesMustMatch(t *testing.T) {
 	for _, tied := range []bool{true, false} {
 		cfg := DefaultDQN()
 		cfg.Rows, cfg.Tied = 32, tied
-		d := trainedDQN(t, cfg, 300)
-		var buf bytes.Buffer
-		if _, err := d.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
-			t.Fatal(err)
-		}
-		s, err := ReadSnapshot(&buf)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := snapshotOf(t, trainedDQN(t, cfg, 300), "")
 		if _, has := s.rows["items.ein"]; has == tied {
 			t.Fatalf("tied %v: snapshot has items.ein: %v", tied, has)
 		}

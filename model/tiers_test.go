@@ -1,7 +1,6 @@
 package model
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -148,14 +147,7 @@ func TestDQNTiersWidenWithEvidence(t *testing.T) {
 func TestDQNTiersSnapshotsAndMerges(t *testing.T) {
 	cfg := tieredDQN(t)
 	a, b := trainedDQN(t, cfg, 400), trainedDQN(t, cfg, 900) // b's items have more interactions
-	var buf bytes.Buffer
-	if _, err := b.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := ReadSnapshot(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := snapshotOf(t, b, "")
 	r := restoredDQN(t, cfg, s)
 	if r.Checksum() != b.Checksum() || r.Params() != b.Params() {
 		t.Fatalf("restored checksum %x params %d, original %x %d", r.Checksum(), r.Params(), b.Checksum(), b.Params())
@@ -198,12 +190,7 @@ func TestDQNTiersSnapshotsAndMerges(t *testing.T) {
 	if err := p.Restore(s); err == nil || !strings.Contains(err.Error(), "recommender.dqn.tiers") {
 		t.Fatalf("a tiered snapshot restored into a model without tiers: %v", err)
 	}
-	buf.Reset()
-	if _, err := trainedDQN(t, plain, 100).WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
-		t.Fatal(err)
-	}
-	s2, _ := ReadSnapshot(&buf)
-	if err := a.Merge(s2, 0.5); err == nil || !strings.Contains(err.Error(), "recommender.dqn.tiers is [8 16]") {
+	if err := a.Merge(snapshotOf(t, trainedDQN(t, plain, 100), ""), 0.5); err == nil || !strings.Contains(err.Error(), "recommender.dqn.tiers is [8 16]") {
 		t.Fatalf("a snapshot without tiers merged into a tiered model: %v", err)
 	}
 }
