@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
 
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
@@ -42,13 +43,23 @@ type DQNConfig struct {
 	// moves up a tier once its interactions reach TierAt of its tier
 	// (one threshold per tier; the last tier, past them all, is Dim wide).
 	// Rows of a tier are stored at its width. Empty: every row is Dim.
-	Tiers      []int
-	TierAt     []float64
-	Negatives  int     // sampled negatives per training step, shared by its rows
-	Hard       int     // per-row negatives that co-occur with the row's session
-	RowUniform int     // per-row uniformly drawn negatives
-	Rows       int     // transitions per training step
-	Gamma      float64 // discount of the TD target
+	Tiers  []int
+	TierAt []float64
+	// Nested are narrower widths than Dim (ascending) at which the item
+	// tables also learn to rank, each a prefix of the full width, with
+	// NestedWeight the weight of their ranking losses against the full
+	// width's 1; WidthPolicy chooses the width each session's lists are
+	// scored at (slim.go). Empty: every list at the full width.
+	Nested          []int
+	NestedWeight    float64
+	WidthPolicy     string
+	WidthLambda     float64
+	WidthProbeEvery int
+	Negatives       int     // sampled negatives per training step, shared by its rows
+	Hard            int     // per-row negatives that co-occur with the row's session
+	RowUniform      int     // per-row uniformly drawn negatives
+	Rows            int     // transitions per training step
+	Gamma           float64 // discount of the TD target
 	// NStep is the number of a session's rewards the TD target sums
 	// before it bootstraps: r_t + γ·r_t+1 + … + γ^(n-1)·r_t+n-1 +
 	// γ^n·Q_target(s_t+n, ·), cut at the session's end (no bootstrap
@@ -151,6 +162,7 @@ func DefaultDQN() DQNConfig {
 		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
 		EWCEvery: 50,
 		Shared:   Shared{TopN: 10, MaxUsers: 1_000_000}, Seed: 1, StepsPerBatch: 1, Engine: EngineKernel, AlphaInit: 4, Skip: true, ZeroHead: true,
+		NestedWeight: 0.1, WidthPolicy: WidthLearned, WidthLambda: 0.01, WidthProbeEvery: 16,
 		Mix: true, MixRate: 20, MixMemory: 0.99, MixEvery: 4, MixLearn: 5, SRDecay: 0.8, PopHalfLife: 10_000,
 	}
 }
@@ -184,7 +196,8 @@ type DQN struct {
 	// cfg.Tiers the embeddings are tab's rows instead (ein, eout empty)
 	ein, eout, bias []float32
 	tab             *tiers
-	tierBuf         []float32 // scratch of tab's products
+	wp              *widthPolicy // nil without cfg.Nested
+	tierBuf         []float32    // scratch of tab's products
 	co              cooc
 	rules           cooc    // sequential rules a → b, the sr expert
 	pop             recency // the recency popularity expert
@@ -204,8 +217,10 @@ type DQN struct {
 	xpcg           *rand.PCG
 	probeUser      *UserState // the user and item of the event being probed
 	probeItem      int32
-	qRef           []float32   // rankPair's q of the reference network
-	dotBuf         []float32   // scoreItems' q·E
+	qRef           []float32 // rankPair's q of the reference network
+	dotBuf         []float32 // scoreItems' q·E
+	armUsers       []int32   // qBatch's users of one width
+	armQ, armDots  []float32
 	graph          *trainGraph // defines the step's loss; the kernel runs it
 	kernel         *stepKernel
 	serve          *netPass  // the forward pass of a batch's users (qBatch)
@@ -266,6 +281,7 @@ func NewDQN(cfg DQNConfig) (*DQN, error) {
 	if len(cfg.Tiers) > 0 {
 		d.tab, _ = newTiers(append(slices.Clone(cfg.Tiers), cfg.Dim)) // Validate checked the widths
 	}
+	d.wp = newWidthPolicy(cfg)
 	d.mix = newMixture(cfg)
 	d.rng = rand.New(d.pcg)
 	d.xpcg = rand.NewPCG(cfg.Seed, 0xe47)
@@ -447,7 +463,25 @@ func (d *DQN) Learn(ctx context.Context, b *feedback.Batch) ([]Recommendation, e
 func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) ([]Recommendation, error) {
 	d.batch.reset()
 	for i := range b.Len() {
+		var lastTS int64 // the user's last event before this one
+		if d.wp != nil {
+			if u, ok := d.users.Lookup(b.UserID(i)); ok {
+				lastTS = u.LastTS
+			}
+		}
 		u := d.users.Get(b.UserID(i), b.TSMicros(i))
+		if d.wp != nil {
+			if !u.open || b.SessionID(i) != u.Session {
+				d.startSession(u, lastTS, b.TSMicros(i))
+			}
+			if item, known := d.items.Lookup(b.ItemID(i)); known {
+				if _, seen := u.Consumed[item]; !seen {
+					if d.wp.seen++; d.wp.seen%int64(d.wp.every) == 0 {
+						d.probeWidths(u, item)
+					}
+				}
+			}
+		}
 		if probe != nil {
 			item, known := d.items.Lookup(b.ItemID(i))
 			_, seen := u.Consumed[item]
@@ -669,21 +703,27 @@ func (d *DQN) components(u *UserState) {
 	d.features(u.Recent, u.RecentTypes, d.x)
 	alpha := d.net.forward(d.x, d.q, &d.scr)
 	d.expertScores(u.Recent)
-	d.scoreItems(d.q, alpha)
+	arm := d.armOf(u)
+	if d.wp != nil {
+		d.wp.count(arm, len(d.bias), d.netFlops())
+	}
+	d.scoreItems(d.q, alpha, d.widthOf(arm))
 }
 
 // scoreItems writes Q(s, a) = q·e_a + b_a + α·knn(s, a) of every item into
 // d.scores, given q and α of the state and d.knn; q·E is one matrix-vector
-// product.
-func (d *DQN) scoreItems(q []float32, alpha float32) {
+// product, over the first w values of q and the embeddings (w < Dim: a
+// nested width).
+func (d *DQN) scoreItems(q []float32, alpha float32, w int) {
 	n, dim := len(d.bias), d.cfg.Dim
 	if cap(d.dotBuf) < n {
 		d.dotBuf = make([]float32, n)
 	}
 	dots := d.dotBuf[:n]
-	if d.tab != nil {
-		d.tab.dots(q, dots, &d.tierBuf)
-	} else {
+	switch {
+	case d.tab != nil || w < dim:
+		d.dotsRange(q, dots, 0, w, false)
+	default:
 		gemv(blas.NoTrans, n, dim, d.eout[:n*dim], q, dots, 0)
 	}
 	d.qScores(dots, alpha)
@@ -733,12 +773,65 @@ func (d *DQN) qBatch(users []*UserState) (dots, alphas []float32) {
 		d.dots = make([]float32, nu*n)
 	}
 	dots = d.dots[:nu*n]
-	if d.tab != nil {
-		d.tab.dotsBatch(d.serve.q[:nu*dim], nu, dim, dots, &d.tierBuf)
-	} else {
-		gemm(blas.NoTrans, blas.Trans, nu, n, dim, d.serve.q[:nu*dim], d.eout[:n*dim], dots, 0)
+	if d.wp == nil {
+		d.productAt(d.serve.q[:nu*dim], nu, dim, dots)
+		return dots, d.serve.alpha[:nu]
+	}
+	// With nested widths, the users of each width take one product at it.
+	for arm, w := range d.wp.widths {
+		group := d.armUsers[:0]
+		for i, u := range users {
+			if u.arm == uint8(arm) {
+				group = append(group, int32(i))
+			}
+		}
+		d.armUsers = group
+		if len(group) == 0 {
+			continue
+		}
+		for range group {
+			d.wp.count(uint8(arm), n, d.netFlops())
+		}
+		if len(group) == nu {
+			d.productAt(d.serve.q[:nu*dim], nu, w, dots)
+			break
+		}
+		ng := len(group)
+		qs, out := growF32(&d.armQ, ng*dim), growF32(&d.armDots, ng*n)
+		for k, i := range group {
+			copy(qs[k*dim:(k+1)*dim], d.serve.q[int(i)*dim:])
+		}
+		d.productAt(qs, ng, w, out)
+		for k, i := range group {
+			copy(dots[int(i)*n:(int(i)+1)*n], out[k*n:(k+1)*n])
+		}
 	}
 	return dots, d.serve.alpha[:nu]
+}
+
+// productAt writes into out (nu×items) the products of nu state vectors
+// qs (nu×Dim) with every item's embedding over their first w values.
+func (d *DQN) productAt(qs []float32, nu, w int, out []float32) {
+	n, dim := len(d.bias), d.cfg.Dim
+	switch {
+	case d.tab != nil:
+		d.tab.dotsBatch(qs, nu, dim, w, out, &d.tierBuf)
+	case w < dim:
+		blas32.Gemm(blas.NoTrans, blas.Trans, 1,
+			blas32.General{Rows: nu, Cols: w, Stride: dim, Data: qs},
+			blas32.General{Rows: n, Cols: w, Stride: dim, Data: d.eout[:n*dim]},
+			0, blas32.General{Rows: nu, Cols: n, Stride: n, Data: out})
+	default:
+		gemm(blas.NoTrans, blas.Trans, nu, n, dim, qs, d.eout[:n*dim], out, 0)
+	}
+}
+
+// growF32 returns (*buf)[:n], growing it as needed.
+func growF32(buf *[]float32, n int) []float32 {
+	if cap(*buf) < n {
+		*buf = make([]float32, n)
+	}
+	return (*buf)[:n]
 }
 
 // rankPair is the rank of item among u's unconsumed items under the online
@@ -751,7 +844,7 @@ func (d *DQN) rankPair(ref *qnet, u *UserState, item int32) (live, other int) {
 	if len(d.qRef) != d.cfg.Dim {
 		d.qRef = make([]float32, d.cfg.Dim)
 	}
-	d.scoreItems(d.qRef, ref.forward(d.x, d.qRef, &d.scr))
+	d.scoreItems(d.qRef, ref.forward(d.x, d.qRef, &d.scr), d.widthOf(d.armOf(u)))
 	d.blend(len(u.Recent))
 	return live, order{score: d.scores}.rankUpTo(item, u.Consumed, 10)
 }
@@ -935,6 +1028,10 @@ func (d *DQN) trainTable(tr *transition) {
 			a = d.hardNegative(recent, tr.pos, nItems)
 		}
 		if a == tr.pos {
+			continue
+		}
+		if d.wp != nil {
+			d.nestedPair(tr.pos, a, lr, gq)
 			continue
 		}
 		// The tables learn the ranking on their own, without the

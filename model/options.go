@@ -295,6 +295,7 @@ func (c DQNConfig) Validate() error {
 		errs = checkMix(errs, c)
 	}
 	errs = checkTiers(errs, c)
+	errs = checkNested(errs, c)
 	if c.Reward.RatingScale <= 0 {
 		errs = append(errs, optionErr("reward.rating_scale", "must be positive, got %g", c.Reward.RatingScale))
 	}

@@ -91,7 +91,7 @@ func New(opts Options) (Recommender, error) {
 }
 
 // Names lists the models Build knows; "pop" is short for popularity.
-var Names = []string{"dqn", "dqn-small", "dqn-medium", "dqn-large", "dqn-noexperts", "dqn-nonet", "dqn-myopic", "adaptive", "adaptive-rl", "adaptive-heuristic", "popularity", "pop", "itemknn", "sr", "sknn"}
+var Names = []string{"dqn", "dqn-small", "dqn-medium", "dqn-large", "dqn-noexperts", "dqn-nonet", "dqn-myopic", "dqn-slim", "dqn-slim-full", "dqn-slim-narrow", "adaptive", "adaptive-rl", "adaptive-heuristic", "popularity", "pop", "itemknn", "sr", "sknn"}
 
 // FixedSizes are the hidden widths of the fixed-size DQNs the adaptive
 // models are compared with.
@@ -102,11 +102,17 @@ var FixedSizes = map[string][]int{"dqn-small": {16}, "dqn-medium": {64}, "dqn-la
 // dqn-noexperts is the network alone (no co-occurrence term, no mixture),
 // dqn-nonet the experts (co-occurrence and sequential rules) with fixed,
 // equal weights and no network, dqn-myopic the dqn with γ = 0 (no TD
-// bootstrapping).
+// bootstrapping). Not ablations but the same device: dqn-slim serves each
+// session at the nested width its policy picks (issue 16), dqn-slim-full
+// and dqn-slim-narrow the same weights always at the full and the
+// narrowest width.
 var Ablations = map[string]func(*DQNConfig){
-	"dqn-noexperts": func(c *DQNConfig) { c.NoKNN, c.Mix = true, false },
-	"dqn-nonet":     func(c *DQNConfig) { c.Mix, c.NoNet, c.MixRate = true, true, 0 },
-	"dqn-myopic":    func(c *DQNConfig) { c.Gamma = 0 },
+	"dqn-noexperts":   func(c *DQNConfig) { c.NoKNN, c.Mix = true, false },
+	"dqn-slim":        func(c *DQNConfig) { slim(c, WidthLearned) },
+	"dqn-slim-full":   func(c *DQNConfig) { slim(c, WidthFull) },
+	"dqn-slim-narrow": func(c *DQNConfig) { slim(c, WidthNarrowest) },
+	"dqn-nonet":       func(c *DQNConfig) { c.Mix, c.NoNet, c.MixRate = true, true, 0 },
+	"dqn-myopic":      func(c *DQNConfig) { c.Gamma = 0 },
 }
 
 // Build returns a new model by name (one of Names), configured from opts
@@ -121,7 +127,7 @@ func Build(name string, opts Options) (Probed, error) {
 			ctrl.Kind = strings.TrimPrefix(name, "adaptive-")
 		}
 		return NewAdaptive(opts.adaptive(), ctrl.New())
-	case "dqn", "dqn-small", "dqn-medium", "dqn-large", "dqn-noexperts", "dqn-nonet", "dqn-myopic":
+	case "dqn", "dqn-small", "dqn-medium", "dqn-large", "dqn-noexperts", "dqn-nonet", "dqn-myopic", "dqn-slim", "dqn-slim-full", "dqn-slim-narrow":
 		hidden := opts.DQN.Hidden
 		if w, ok := FixedSizes[name]; ok {
 			hidden = w
@@ -144,4 +150,21 @@ func Build(name string, opts Options) (Probed, error) {
 		return NewSKNN(opts.sknn()), nil
 	}
 	return nil, fmt.Errorf("unknown model %q (known: %s)", name, strings.Join(Names, ", "))
+}
+
+// SlimWidths are the nested widths of the dqn-slim models when
+// recommender.dqn.nested is empty.
+var SlimWidths = []int{16, 32}
+
+// slim makes c serve at nested widths with the width policy p: the
+// configured nested widths, or SlimWidths below Dim.
+func slim(c *DQNConfig, p string) {
+	if len(c.Nested) == 0 {
+		for _, w := range SlimWidths {
+			if w < c.Dim {
+				c.Nested = append(c.Nested, w)
+			}
+		}
+	}
+	c.WidthPolicy = p
 }

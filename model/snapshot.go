@@ -197,6 +197,7 @@ func (d *DQN) rows() []row {
 	co, sr, pop := d.ownTables()
 	rows = append(rows, co.table().rows("cooc")...)
 	rows = append(rows, d.mixRows(sr, pop)...)
+	rows = append(rows, d.widthRows()...)
 	return append(rows, d.stateRows()...)
 }
 
@@ -209,9 +210,11 @@ func (d *DQN) stateRows() []row {
 	var ids, sessions []string
 	var consumedOff, consumed, recentOff, recent, types, parts []int32
 	var lastTS, offsets []int64
+	var flags []int32
 	consumedOff, recentOff = append(consumedOff, 0), append(recentOff, 0)
 	d.users.each(func(u *UserState) {
 		ids, sessions = append(ids, u.ID), append(sessions, u.Session)
+		flags = append(flags, userFlags(u))
 		c := make([]int32, 0, len(u.Consumed))
 		for it := range u.Consumed {
 			c = append(c, it)
@@ -248,7 +251,19 @@ func (d *DQN) stateRows() []row {
 		// A row of its own, not a third value of users.store, so that
 		// builds before it still read the snapshot.
 		{name: "users.clock", shape: n(1), i64: []int64{d.users.clock.last}},
+		// Whether each user's session is open, and its width (slim.go).
+		{name: "users.flags", shape: n(len(flags)), i32: flags},
 	}...)
+}
+
+// userFlags packs what of u's session state is not a row of its own: its
+// width's arm (bits 0–7), its context (8–15) and whether it is open (16).
+func userFlags(u *UserState) int32 {
+	f := int32(u.arm) | int32(u.wctx)<<8
+	if u.open {
+		f |= 1 << 16
+	}
+	return f
 }
 
 // restoreState is the inverse of stateRows, into fresh replay and user
@@ -297,6 +312,25 @@ func (d *DQN) restoreState(s *Snapshot) error {
 	users.clock, users.evicted = EventClock{now: store[0], last: store[0]}, store[1]
 	if last := r("users.clock").i64; len(last) == 1 { // absent before the row existed
 		users.clock.last = last[0]
+	}
+	// Absent before the row existed: every session starts closed.
+	if flags := r("users.flags").i32; len(flags) == nu {
+		arms := 1
+		if d.wp != nil {
+			arms = len(d.wp.widths)
+		}
+		i := 0
+		users.each(func(u *UserState) { // in the order written, least recently seen first
+			f := flags[i]
+			i++
+			if a := uint8(f); int(a) < arms {
+				u.arm, u.wctx = a, uint8(f>>8)%widthContexts
+			}
+			if f&(1<<16) != 0 {
+				u.open = true
+				users.open.Put(u, struct{}{})
+			}
+		})
 	}
 	*d.pcg, *d.xpcg = pcg, xpcg
 	d.replay, d.replayNext, d.users, d.pending = replay, s.Meta.ReplayNext, users, pending

@@ -59,6 +59,9 @@ func (d *DQN) merge(s *Snapshot, w float64, average bool) error {
 	if average {
 		d.averageTensors(s, w)
 		d.mix.average(readQuality(s), w)
+		if o := d.readWidths(s); o != nil {
+			d.wp.average(o, w)
+		}
 	}
 	if sameNet {
 		d.mergeNet(s, sums.own)

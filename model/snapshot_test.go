@@ -159,14 +159,23 @@ func TestSnapshotRejectsCorruption(t *testing.T) {
 // the same lists (exploration draws from the restored generator).
 func TestSnapshotContinuesBitForBit(t *testing.T) {
 	for _, tied := range []bool{true, false} {
-		t.Run(fmt.Sprintf("tied=%v", tied), func(t *testing.T) { snapshotContinuesBitForBit(t, tied) })
+		t.Run(fmt.Sprintf("tied=%v", tied), func(t *testing.T) { snapshotContinuesBitForBit(t, tied, nil) })
 	}
+	// Lists at the widths a learned policy picks per session (slim.go).
+	t.Run("nested", func(t *testing.T) {
+		snapshotContinuesBitForBit(t, true, func(c *DQNConfig) {
+			c.Nested, c.WidthPolicy, c.WidthProbeEvery, c.IdleGap = []int{16, 32}, WidthLearned, 1, 100*time.Second
+		})
+	})
 }
 
-func snapshotContinuesBitForBit(t *testing.T, tied bool) {
+func snapshotContinuesBitForBit(t *testing.T, tied bool, mod func(*DQNConfig)) {
 	cfg := DefaultDQN()
 	cfg.Tied = tied
 	cfg.Rows = 32
+	if mod != nil {
+		mod(&cfg)
+	}
 	var evs []feedback.Located
 	for i := range 1500 {
 		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", i%23), SessionID: fmt.Sprint("s", i/200),

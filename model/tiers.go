@@ -117,18 +117,37 @@ func (t *tiers) remove(x int32) {
 // full-width: one matrix-vector product per tier against q's prefix,
 // scattered to the items' places. buf is scratch, grown as needed.
 func (t *tiers) dots(q, out []float32, buf *[]float32) {
+	t.dotsRange(q, out, 0, t.widths[len(t.widths)-1], 0, buf)
+}
+
+// dotsRange writes into out, scaled by beta first, the products of every
+// item's values in columns from to to with q's (a row narrower than to
+// counts as zero past its width).
+func (t *tiers) dotsRange(q, out []float32, from, to int, beta float32, buf *[]float32) {
 	for tr, w := range t.widths {
 		n := len(t.items[tr])
 		if n == 0 {
+			continue
+		}
+		hi := min(w, to)
+		if hi <= from {
+			for _, x := range t.items[tr] {
+				if beta == 0 {
+					out[x] = 0
+				} else {
+					out[x] *= beta
+				}
+			}
 			continue
 		}
 		if cap(*buf) < n {
 			*buf = make([]float32, n)
 		}
 		b := (*buf)[:n]
-		gemv(blas.NoTrans, n, w, t.data[tr], q[:w], b, 0)
+		blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: hi - from, Stride: w, Data: t.data[tr][from:]},
+			blas32.Vector{N: hi - from, Inc: 1, Data: q[from:hi]}, 0, blas32.Vector{N: n, Inc: 1, Data: b})
 		for s, x := range t.items[tr] {
-			out[x] = b[s]
+			out[x] = beta*out[x] + b[s]
 		}
 	}
 }
@@ -145,22 +164,23 @@ func (t *tiers) dense() []float32 {
 }
 
 // dotsBatch is dots for nu states at once: qs is nu×dim row-major, out
-// nu×len() (row u: q_u·e_x of every item x); one matrix product per tier
-// against the states' prefixes.
-func (t *tiers) dotsBatch(qs []float32, nu, dim int, out []float32, buf *[]float32) {
+// nu×len() (row u: q_u·e_x of every item x), over the first upto
+// values; one matrix product per tier against the states' prefixes.
+func (t *tiers) dotsBatch(qs []float32, nu, dim, upto int, out []float32, buf *[]float32) {
 	n := t.len()
 	for tr, w := range t.widths {
 		nt := len(t.items[tr])
 		if nt == 0 {
 			continue
 		}
+		w := min(w, upto)
 		if cap(*buf) < nu*nt {
 			*buf = make([]float32, nu*nt)
 		}
 		c := (*buf)[:nu*nt]
 		blas32.Gemm(blas.NoTrans, blas.Trans, 1,
 			blas32.General{Rows: nu, Cols: w, Stride: dim, Data: qs},
-			blas32.General{Rows: nt, Cols: w, Stride: w, Data: t.data[tr]},
+			blas32.General{Rows: nt, Cols: w, Stride: t.widths[tr], Data: t.data[tr]},
 			0, blas32.General{Rows: nu, Cols: nt, Stride: nt, Data: c})
 		for u := range nu {
 			row, dst := c[u*nt:(u+1)*nt], out[u*n:(u+1)*n]

@@ -126,7 +126,7 @@ func TestDQNTiersWidenWithEvidence(t *testing.T) {
 	d.features(u.Recent, u.RecentTypes, d.x)
 	alpha := d.net.forward(d.x, d.q, &d.scr)
 	d.expertScores(u.Recent)
-	d.scoreItems(d.q, alpha)
+	d.scoreItems(d.q, alpha, d.cfg.Dim)
 	dense := d.tab.dense()
 	for x := range int32(d.items.Len()) {
 		want := float64(d.bias[x]) + float64(alpha)*d.knn[x]

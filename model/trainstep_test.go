@@ -202,7 +202,7 @@ func TestBatchedScoresMatchSingleUsers(t *testing.T) {
 			d.features(u.Recent, u.RecentTypes, d.x)
 			alpha := d.net.forward(d.x, d.q, &d.scr)
 			d.expertScores(u.Recent)
-			d.scoreItems(d.q, alpha)
+			d.scoreItems(d.q, alpha, d.cfg.Dim)
 			want := make([]float32, n)
 			for a, s := range d.scores {
 				want[a] = float32(s)

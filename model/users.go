@@ -26,6 +26,9 @@ type UserState struct {
 	// open is set by the user's first event after a close: the session
 	// has events and has not closed yet.
 	open bool
+	// arm is the width the session's lists are scored at, chosen as it
+	// started in context wctx (slim.go).
+	arm, wctx uint8
 }
 
 // UserStore bounds the users a model remembers: at most max users (the

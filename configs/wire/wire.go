@@ -90,6 +90,10 @@ func dqnOptions(o model.DQNConfig, q configs.DQN) model.DQNConfig {
 	if len(q.Tiers) > 0 || len(q.TierAt) > 0 { // empty lists: no tiers, as the defaults' nil
 		o.Tiers, o.TierAt = q.Tiers, q.TierAt
 	}
+	if len(q.Nested) > 0 {
+		o.Nested = q.Nested
+	}
+	o.NestedWeight, o.WidthPolicy, o.WidthLambda, o.WidthProbeEvery = q.NestedWeight, q.WidthPolicy, q.WidthLambda, q.WidthProbeEvery
 	o.StepsPerBatch, o.Gamma, o.TDWeight, o.TargetSync, o.Replay = q.StepsPerBatch, q.Gamma, q.TDWeight, q.TargetSync, q.Replay
 	o.NStep = q.NStep
 	o.AlphaInit, o.EWCLambda, o.EWCEvery, o.Temperature, o.ExploreTop, o.Seed = q.AlphaInit, q.EWCLambda, q.EWCEvery, q.Temperature, q.ExploreTop, q.Seed

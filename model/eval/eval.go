@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/adaptrec/adaptrec/model"
@@ -68,6 +69,10 @@ type Result struct {
 	TrainMicrosPerBatch float64
 	Curve               []Point // rolling HR@K
 	Wall                time.Duration
+	// FLOPsPerList is the mean serving work of a list and WidthShare the
+	// share of lists at each width, for models with nested widths.
+	FLOPsPerList float64
+	WidthShare   string
 }
 
 // Trainer is implemented by models that time their own training steps; the
@@ -80,6 +85,21 @@ type Trainer interface {
 // Adapting is implemented by models that change their architecture.
 type Adapting interface {
 	Decisions() []model.Decision
+}
+
+// Slimmable is implemented by models that score lists at several widths
+// (model.DQNConfig.Nested).
+type Slimmable interface {
+	WidthStats() (model.WidthStats, bool)
+}
+
+// widthShare renders the share of lists at each width: "16:0.42 64:0.58".
+func widthShare(s model.WidthStats) string {
+	parts := make([]string, len(s.Widths))
+	for i, w := range s.Widths {
+		parts[i] = fmt.Sprintf("%d:%.2f", w, s.Share[i])
+	}
+	return strings.Join(parts, " ")
 }
 
 // Networked is implemented by models with a Q-network whose size is
@@ -203,6 +223,11 @@ func (r *run) finish() {
 		res.TrainMicrosPerBatch = float64(learn.Microseconds()) / float64(res.Batches)
 	}
 	res.ParamsFinal = r.m.Params()
+	if sl, ok := r.m.(Slimmable); ok {
+		if st, ok := sl.WidthStats(); ok {
+			res.FLOPsPerList, res.WidthShare = st.FLOPsPerList, widthShare(st)
+		}
+	}
 	if ad, ok := r.m.(Adapting); ok {
 		res.Decisions = map[string]int{}
 		res.DecisionLog = ad.Decisions()

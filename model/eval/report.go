@@ -44,12 +44,12 @@ func vsBest(r Result, rs []Result, best int) string {
 func Markdown(w io.Writer, k int, rs []Result) error {
 	var b strings.Builder
 	best := BestBaseline(rs)
-	fmt.Fprintf(&b, "| model | HR@%d | NDCG@%d | scored | parameters (mean) | parameters (final) | Q-network (mean) | HR@%d per kparam | HR@%d per Q-network kparam | events/s | train µs/event | decisions | HR@%d ÷ best baseline |\n", k, k, k, k, k)
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n")
+	fmt.Fprintf(&b, "| model | HR@%d | NDCG@%d | scored | parameters (mean) | parameters (final) | Q-network (mean) | HR@%d per kparam | HR@%d per Q-network kparam | events/s | train µs/event | decisions | MFLOP/list | lists by width | HR@%d ÷ best baseline |\n", k, k, k, k, k)
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: |\n")
 	for _, r := range rs {
-		fmt.Fprintf(&b, "| %s | %.4f | %.4f | %d | %.0f | %d | %.0f | %.5f | %.4f | %.0f | %.1f | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %.4f | %.4f | %d | %.0f | %d | %.0f | %.5f | %.4f | %.0f | %.1f | %s | %s | %s | %s |\n",
 			r.Model, r.HR, r.NDCG, r.Scored, r.ParamsMean, r.ParamsFinal, r.NetParamsMean, perKParam(r.HR, r.ParamsMean),
-			perKParam(r.HR, r.NetParamsMean), r.EventsPerSec, r.TrainMicrosPerEvent(), decisions(r.Decisions), vsBest(r, rs, best))
+			perKParam(r.HR, r.NetParamsMean), r.EventsPerSec, r.TrainMicrosPerEvent(), decisions(r.Decisions), mflops(r.FLOPsPerList), r.WidthShare, vsBest(r, rs, best))
 	}
 	if best >= 0 {
 		fmt.Fprintf(&b, "\nbest baseline (of %s in this run): %s, HR@%d %.4f\n", strings.Join(Baselines, ", "), rs[best].Model, k, rs[best].HR)
@@ -130,3 +130,12 @@ func perKParam(q, params float64) float64 {
 }
 
 func ff(x float64) string { return strconv.FormatFloat(x, 'f', 6, 64) }
+
+// mflops renders FLOPs per list in millions, "" for a model that does not
+// report them.
+func mflops(f float64) string {
+	if f == 0 {
+		return ""
+	}
+	return strconv.FormatFloat(f/1e6, 'f', 3, 64)
+}
