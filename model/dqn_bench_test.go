@@ -16,8 +16,11 @@ import (
 const benchItems = 9724 // ml-latest-small
 
 // benchDQN is a DQN with benchItems items and a full replay buffer.
-func benchDQN(b *testing.B) *DQN {
-	d, err := NewDQN(DefaultDQN())
+func benchDQN(b *testing.B) *DQN { return benchDQNOf(b, DefaultDQN()) }
+
+// benchDQNOf is benchDQN's model with configuration cfg.
+func benchDQNOf(b *testing.B, cfg DQNConfig) *DQN {
+	d, err := NewDQN(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -236,4 +239,29 @@ func BenchmarkServeBatch(b *testing.B) {
 	sec := b.Elapsed().Seconds() / float64(b.N)
 	b.ReportMetric(2*float64(len(d.batch.order)*benchItems*d.cfg.Dim)/sec/1e9, "GFLOP/s")
 	b.ReportMetric(sec*1e3, "ms/batch")
+}
+
+// BenchmarkServeAtWidth is BenchmarkServeBatch with nested widths, every
+// user's lists at one width: what the time of a batch's serving saves
+// against the FLOPs it saves (a width of w does w/64 of the item
+// product's multiply-adds).
+func BenchmarkServeAtWidth(b *testing.B) {
+	cfg := DefaultDQN()
+	cfg.Nested, cfg.WidthPolicy = []int{16, 32}, WidthFull
+	d := benchDQNOf(b, cfg)
+	for arm, w := range d.wp.widths {
+		b.Run(fmt.Sprint("width=", w), func(b *testing.B) {
+			d.batch.reset()
+			for u := range 256 {
+				if st, ok := d.users.Lookup(fmt.Sprint("u", u)); ok {
+					st.arm = uint8(arm)
+					d.batch.add(st)
+				}
+			}
+			for b.Loop() {
+				d.lists()
+			}
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)*1e3, "ms/batch")
+		})
+	}
 }

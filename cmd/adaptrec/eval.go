@@ -53,8 +53,9 @@ session id changes) a user of its own before that: a rating log
 replayed as anonymous visitors, who never return, as in e-commerce click
 logs. With --out it writes DIR/results.csv,
 DIR/curve.png (rolling HR@K over the stream), DIR/pareto.png (HR@K against
-mean parameters) and DIR/architecture.png (the adaptive models' network
-size over the stream). --seeds N (default 1 on a log) runs every model N
+mean parameters), DIR/pareto-flops.png (HR@K against MFLOP per list, for
+models with nested widths, such as dqn-slim; only when one ran) and
+DIR/architecture.png (the adaptive models' network size over the stream). --seeds N (default 1 on a log) runs every model N
 times, seed k adding k to recommender.dqn.seed and
 recommender.adaptive.seed: the table is the first seed's, a second table
 gives HR@K, NDCG@K and mean parameters as mean [min, max] over the seeds,
@@ -237,7 +238,7 @@ func (a *app) evalLog(ctx context.Context, ef evalFlags) error {
 		}
 		fmt.Fprintf(a.stderr, "eval: wrote seeds.csv in %s\n", ef.out)
 	}
-	fmt.Fprintf(a.stderr, "eval: wrote results.csv, decisions.jsonl, curve.png, pareto.png and architecture.png in %s\n", ef.out)
+	fmt.Fprintf(a.stderr, "eval: wrote results.csv, decisions.jsonl, curve.png, pareto.png (and pareto-flops.png with nested widths) and architecture.png in %s\n", ef.out)
 	return nil
 }
 
@@ -255,6 +256,9 @@ func writeEval(ef evalFlags, results []eval.Result) error {
 		return err
 	}
 	if err := eval.PlotPareto(filepath.Join(out, "pareto.png"), title, k, results); err != nil {
+		return err
+	}
+	if _, err := eval.PlotFLOPs(filepath.Join(out, "pareto-flops.png"), title, k, results); err != nil {
 		return err
 	}
 	if err := eval.PlotArchitecture(filepath.Join(out, "architecture.png"), title, results); err != nil {

@@ -145,6 +145,36 @@ func PlotPareto(path, title string, k int, rs []Result) error {
 	})
 }
 
+// PlotFLOPs draws HR@K against the mean MFLOP of a list's serving work
+// for the models that report it (nested widths: dqn-slim and its twins),
+// each a ring labelled with its name, to path (PNG). It writes nothing
+// and returns false when no model reports it.
+func PlotFLOPs(path, title string, k int, rs []Result) (bool, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "MFLOP per list (the forward pass and the item product at the list's width)"
+	p.Y.Label.Text = fmt.Sprintf("HR@%d", k)
+	p.Add(plotter.NewGrid())
+	var pts paretoPoints
+	for i, r := range rs {
+		if r.FLOPsPerList > 0 {
+			pts.add(r.Model, r.FLOPsPerList/1e6, r.HR, palette[i%len(palette)])
+		}
+	}
+	if len(pts.names) == 0 {
+		return false, nil
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, q := range pts.xy {
+		lo, hi = min(lo, q.X), max(hi, q.X)
+	}
+	pad := max((hi-lo)/5, 0.01)
+	p.X.Min, p.X.Max = max(0, lo-pad), hi+pad
+	p.Y.Min, p.Y.Max = paddedRange(pts.xy)
+	p.Add(pts)
+	return true, savePNG(path, func(c draw.Canvas) { p.Draw(c) })
+}
+
 // paretoFigure is the figure of PlotPareto: the plot, its points, and
 // the x axis's label, which the figure draws below the plot itself
 // (gonum/plot pads a log axis as if its label sat at the arithmetic

@@ -153,3 +153,23 @@ func TestParetoEveryModelVisible(t *testing.T) {
 }
 
 func abs(x vg.Length) vg.Length { return max(x, -x) }
+
+// pareto-flops.png places the models that report serving FLOPs and is not
+// written when none does.
+func TestPlotFLOPs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pareto-flops.png")
+	rs := []Result{{Model: "pop", HR: 0.05}, {Model: "dqn", HR: 0.15, ParamsMean: 1e5}}
+	if wrote, err := PlotFLOPs(path, "t", 10, rs); err != nil || wrote {
+		t.Fatalf("no model reports FLOPs: wrote %v, %v", wrote, err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("a file was written: %v", err)
+	}
+	rs = append(rs, Result{Model: "dqn-slim", HR: 0.15, FLOPsPerList: 3e5}, Result{Model: "dqn-slim-full", HR: 0.16, FLOPsPerList: 6e5})
+	if wrote, err := PlotFLOPs(path, "t", 10, rs); err != nil || !wrote {
+		t.Fatalf("wrote %v, %v", wrote, err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() < 1000 {
+		t.Fatalf("pareto-flops.png: %v", err)
+	}
+}

@@ -77,7 +77,7 @@ func WriteDecisions(path string, rs []Result) error {
 }
 
 // CSVHeader is the header of results.csv.
-var CSVHeader = []string{"model", "hr", "ndcg", "params_mean", "params_final", "events_per_s", "train_us_per_batch", "scored", "events", "batches", "k", "hr_per_kparam", "net_params_mean", "decisions", "train_us_per_event", "hr_per_net_kparam", "best_baseline", "hr_vs_best_baseline"}
+var CSVHeader = []string{"model", "hr", "ndcg", "params_mean", "params_final", "events_per_s", "train_us_per_batch", "scored", "events", "batches", "k", "hr_per_kparam", "net_params_mean", "decisions", "train_us_per_event", "hr_per_net_kparam", "flops_per_list", "width_share", "best_baseline", "hr_vs_best_baseline"}
 
 // WriteCSV writes one row per model to path.
 func WriteCSV(path string, k int, rs []Result) error {
@@ -96,7 +96,7 @@ func WriteCSV(path string, k int, rs []Result) error {
 			r.Model, ff(r.HR), ff(r.NDCG), ff(r.ParamsMean), strconv.Itoa(r.ParamsFinal), ff(r.EventsPerSec),
 			ff(r.TrainMicrosPerBatch), strconv.Itoa(r.Scored), strconv.Itoa(r.Events), strconv.Itoa(r.Batches), strconv.Itoa(k),
 			ff(perKParam(r.HR, r.ParamsMean)), ff(r.NetParamsMean), decisions(r.Decisions),
-			ff(r.TrainMicrosPerEvent()), ff(perKParam(r.HR, r.NetParamsMean)), bestName, vsBest(r, rs, best),
+			ff(r.TrainMicrosPerEvent()), ff(perKParam(r.HR, r.NetParamsMean)), ff(r.FLOPsPerList), r.WidthShare, bestName, vsBest(r, rs, best),
 		})
 	}
 	w.Flush()
