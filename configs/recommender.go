@@ -20,21 +20,23 @@ type Recommender struct {
 
 // Adaptive configures the architecture controller of the adaptive DQN.
 type Adaptive struct {
-	Controller    string  `mapstructure:"controller"`
-	EpochSessions int     `mapstructure:"epoch_sessions"`
-	EpochEvents   int     `mapstructure:"epoch_events"`
-	Step          int     `mapstructure:"step"`
-	Lambda        float64 `mapstructure:"lambda"`
-	SampleEvery   int     `mapstructure:"sample_every"`
-	MinWidth      int     `mapstructure:"min_width"`
-	MaxWidth      int     `mapstructure:"max_width"`
-	MinDepth      int     `mapstructure:"min_depth"`
-	MaxDepth      int     `mapstructure:"max_depth"`
-	MaxParams     int     `mapstructure:"max_params"`
-	LR            float64 `mapstructure:"lr"`
-	Plateau       float64 `mapstructure:"plateau"`
-	IdleFraction  float64 `mapstructure:"idle_fraction"`
-	Seed          uint64  `mapstructure:"seed"`
+	Controller    string    `mapstructure:"controller"`
+	EpochSessions int       `mapstructure:"epoch_sessions"`
+	EpochEvents   int       `mapstructure:"epoch_events"`
+	Step          int       `mapstructure:"step"`
+	Lambda        float64   `mapstructure:"lambda"`
+	SampleEvery   int       `mapstructure:"sample_every"`
+	MinWidth      int       `mapstructure:"min_width"`
+	MaxWidth      int       `mapstructure:"max_width"`
+	MinDepth      int       `mapstructure:"min_depth"`
+	MaxDepth      int       `mapstructure:"max_depth"`
+	MaxParams     int       `mapstructure:"max_params"`
+	LR            float64   `mapstructure:"lr"`
+	Plateau       float64   `mapstructure:"plateau"`
+	IdleFraction  float64   `mapstructure:"idle_fraction"`
+	Seed          uint64    `mapstructure:"seed"`
+	Tiers         []int     `mapstructure:"tiers"`
+	TierAt        []float64 `mapstructure:"tier_at"`
 }
 
 // DQN configures the deep RL recommender (see model.DQNConfig).

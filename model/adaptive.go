@@ -27,18 +27,29 @@ type AdaptiveConfig struct {
 	// SampleEvery scores one in this many events for the quality signal
 	// (ranking every event would cost more than learning from it).
 	SampleEvery int
+	// Tiers and TierAt, if set, replace DQN.Tiers and DQN.TierAt: the
+	// adaptive model's item embeddings start in these tiers, whose
+	// thresholds its controller then scales (TiersNarrower, TiersWider).
+	Tiers  []int
+	TierAt []float64
 }
 
 // Decision is one architecture decision with the terms of its reward,
 // which arrive one epoch later.
 type Decision struct {
-	Epoch       int     `json:"epoch"`
-	Before      []int   `json:"before"`
-	Action      Action  `json:"action"`
-	After       []int   `json:"after"`
-	ParamsAdded int     `json:"params_added"`
-	Params      int     `json:"params"`
-	Quality     float64 `json:"quality_before"`
+	Epoch  int    `json:"epoch"`
+	Before []int  `json:"before"`
+	Action Action `json:"action"`
+	After  []int  `json:"after"`
+	// ParamsAdded is what the action added to all the model's
+	// parameters, item tables included (negative: freed); Params is the
+	// Q-network's size after it and TableParams the item tables', TierAt
+	// the tier thresholds (with tiers).
+	ParamsAdded int       `json:"params_added"`
+	Params      int       `json:"params"`
+	TableParams int       `json:"table_params"`
+	TierAt      []float64 `json:"tier_at,omitempty"`
+	Quality     float64   `json:"quality_before"`
 	// QualityAfter is the NDCG@10 of the network over the epoch after the
 	// decision, QualityRef that of the network as it was before the
 	// decision, frozen, on the same events; Gain is their difference.
@@ -87,6 +98,9 @@ func (a *Adaptive) SetDecisionHook(f func(Decision)) { a.OnDecision = f }
 
 // NewAdaptive returns an adaptive DQN driven by ctrl.
 func NewAdaptive(cfg AdaptiveConfig, ctrl Controller) (*Adaptive, error) {
+	if len(cfg.Tiers) > 0 || len(cfg.TierAt) > 0 {
+		cfg.DQN.Tiers, cfg.DQN.TierAt = cfg.Tiers, cfg.TierAt
+	}
 	d, err := NewDQN(cfg.DQN)
 	if err != nil {
 		return nil, err
@@ -122,7 +136,7 @@ func (a *Adaptive) Adopt(s *Snapshot) error {
 	if err := a.DQN.Adopt(s); err != nil {
 		return err
 	}
-	a.ref, a.pending = nil, -1
+	a.ref, a.refMoved, a.pending = nil, nil, -1
 	return nil
 }
 
@@ -213,16 +227,24 @@ func (a *Adaptive) decide() {
 		obs.QualityTrend = quality - prev.Quality
 	}
 	prev = nil // appending below may move the slice
-	act := a.ctrl.Decide(obs, Candidates(a.net, a.acfg.Bounds, a.acfg.Step))
-	before, paramsBefore := a.Widths(), a.NetParams()
-	a.ref = a.net.clone()
-	if err := a.Apply(act, a.acfg.Bounds); err != nil {
-		act = Action{Kind: Keep} // Candidates only offers valid actions; keep on the unexpected
+	act := a.ctrl.Decide(obs, append(Candidates(a.net, a.acfg.Bounds, a.acfg.Step), a.tierActions()...))
+	before, paramsBefore := a.Widths(), a.Params()
+	a.ref, a.refMoved = a.net.clone(), nil
+	var err error
+	switch act.Kind {
+	case TiersNarrower, TiersWider:
+		a.refMoved, err = a.scaleTiers(act.Kind)
+	default:
+		err = a.Apply(act, a.acfg.Bounds)
+	}
+	if err != nil {
+		act = Action{Kind: Keep} // only valid actions are offered; keep on the unexpected
 	}
 	a.epoch++
 	dec := Decision{
 		Epoch: a.epoch, Before: before, Action: act, After: a.Widths(), Params: a.NetParams(),
-		ParamsAdded: a.NetParams() - paramsBefore, Quality: quality, Controller: a.ctrl.Name(),
+		TableParams: a.tableParams(), TierAt: a.TierAt(),
+		ParamsAdded: a.Params() - paramsBefore, Quality: quality, Controller: a.ctrl.Name(),
 		At: t0, Took: time.Since(t0),
 	}
 	a.decisions = append(a.decisions, dec)

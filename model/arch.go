@@ -24,6 +24,11 @@ const (
 	Narrow      ActionKind = "narrow"
 	AddLayer    ActionKind = "add_layer"
 	RemoveLayer ActionKind = "remove_layer"
+	// TiersNarrower doubles the interaction counts at which an item's
+	// embedding moves up a tier (tiers.go), so rows with less evidence
+	// than the new thresholds narrow; TiersWider halves them.
+	TiersNarrower ActionKind = "tiers_narrower"
+	TiersWider    ActionKind = "tiers_wider"
 )
 
 // Action is one architecture decision: Layer indexes the hidden layers; K

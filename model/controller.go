@@ -107,7 +107,7 @@ func obsFeatures(o Observation) []float64 {
 // jointFeatures crosses the observation with a one-hot of the action kind,
 // so each kind gets its own weights over the observation.
 func jointFeatures(obs []float64, a Action) []float64 {
-	kinds := []ActionKind{Keep, Widen, Narrow, AddLayer, RemoveLayer}
+	kinds := []ActionKind{Keep, Widen, Narrow, AddLayer, RemoveLayer, TiersNarrower, TiersWider}
 	f := make([]float64, len(obs)*len(kinds))
 	for k, kind := range kinds {
 		if kind == a.Kind {

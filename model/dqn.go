@@ -196,6 +196,8 @@ type DQN struct {
 	// cfg.Tiers the embeddings are tab's rows instead (ein, eout empty)
 	ein, eout, bias []float32
 	tab             *tiers
+	tierAt          []float64    // the thresholds of tab's tiers now (cfg.TierAt, scaled by decisions)
+	refMoved        []movedRow   // the rows the pending tier decision moved, as they were (rankPair)
 	wp              *widthPolicy // nil without cfg.Nested
 	tierBuf         []float32    // scratch of tab's products
 	co              cooc
@@ -280,6 +282,7 @@ func NewDQN(cfg DQNConfig) (*DQN, error) {
 	d.users = d.newUsers()
 	if len(cfg.Tiers) > 0 {
 		d.tab, _ = newTiers(append(slices.Clone(cfg.Tiers), cfg.Dim)) // Validate checked the widths
+		d.tierAt = slices.Clone(cfg.TierAt)
 	}
 	d.wp = newWidthPolicy(cfg)
 	d.mix = newMixture(cfg)
@@ -348,8 +351,12 @@ func (d *DQN) netTensors() [][]float32 {
 // of surviving weights is carried over; the target network is changed the
 // same way.
 func (d *DQN) Apply(a Action, b ArchBounds) error {
-	if a.Kind == Keep {
+	switch a.Kind {
+	case Keep:
 		return nil
+	case TiersNarrower, TiersWider:
+		_, err := d.scaleTiers(a.Kind)
+		return err
 	}
 	if err := d.net.valid(a, b); err != nil {
 		return fmt.Errorf("architecture action %s: %w", a, err)
@@ -575,7 +582,7 @@ func (d *DQN) widen(x int32, count float64) {
 		return
 	}
 	to := int(d.tab.tier[x])
-	for to < len(d.cfg.TierAt) && count >= d.cfg.TierAt[to] {
+	for to < len(d.tierAt) && count >= d.tierAt[to] {
 		to++
 	}
 	if to > int(d.tab.tier[x]) {
@@ -844,7 +851,9 @@ func (d *DQN) rankPair(ref *qnet, u *UserState, item int32) (live, other int) {
 	if len(d.qRef) != d.cfg.Dim {
 		d.qRef = make([]float32, d.cfg.Dim)
 	}
-	d.scoreItems(d.qRef, ref.forward(d.x, d.qRef, &d.scr), d.widthOf(d.armOf(u)))
+	w := d.widthOf(d.armOf(u))
+	d.scoreItems(d.qRef, ref.forward(d.x, d.qRef, &d.scr), w)
+	d.refScores(d.qRef[:w], d.refMoved)
 	d.blend(len(u.Recent))
 	return live, order{score: d.scores}.rankUpTo(item, u.Consumed, 10)
 }

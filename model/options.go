@@ -117,6 +117,11 @@ func (o Options) Validate() error {
 	errs = append(errs, within("sknn.", o.SKNN.Validate())...)
 	errs = append(errs, within("dqn.", o.DQN.Validate())...)
 	errs = append(errs, within("adaptive.", o.Adaptive.Validate())...)
+	if a := o.Adaptive; len(a.Tiers) > 0 || len(a.TierAt) > 0 {
+		d := o.DQN
+		d.Tiers, d.TierAt = a.Tiers, a.TierAt
+		errs = append(errs, within("adaptive.", errors.Join(checkTiers(nil, d)...))...)
+	}
 	errs = append(errs, within("adaptive.", o.Controller.Validate())...)
 	return errors.Join(errs...)
 }
@@ -329,7 +334,7 @@ func checkMix(errs []error, c DQNConfig) []error {
 // controller's own options (DefaultController); its DQN is DefaultDQN.
 func DefaultAdaptive() AdaptiveConfig {
 	return AdaptiveConfig{
-		DQN: DefaultDQN(), EpochSessions: 100, Step: 16, Lambda: 0.005, SampleEvery: 16,
+		DQN: DefaultDQN(), EpochSessions: 100, Step: 16, Lambda: 0.005, SampleEvery: 16, Tiers: []int{24}, TierAt: []float64{50},
 		Bounds: ArchBounds{MinWidth: 8, MaxWidth: 256, MinDepth: 1, MaxDepth: 3},
 	}
 }

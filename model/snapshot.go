@@ -37,6 +37,9 @@ type SnapshotMeta struct {
 	In     int   `json:"in"`
 	Dim    int   `json:"dim"`
 	Widths []int `json:"widths"`
+	// TierAt are the item tiers' thresholds, which the architecture
+	// controller scales (absent without tiers).
+	TierAt []float64 `json:"tier_at,omitempty"`
 	// Items is the vocabulary size; Steps and Batches the training
 	// counters; AdamT the optimiser's step count.
 	Items   int   `json:"items"`
@@ -419,6 +422,7 @@ func (d *DQN) WriteSnapshot(w io.Writer, meta SnapshotMeta) (SnapshotMeta, error
 		rows = append(rows, row{name: dedupeRow, shape: []int64{int64(len(keys))}, i64: keys})
 	}
 	meta.Format, meta.Model, meta.In, meta.Dim, meta.Widths = SnapshotFormat, d.Name(), d.in, d.cfg.Dim, d.net.widths()
+	meta.TierAt = d.TierAt()
 	meta.Items, meta.Steps, meta.Batches, meta.Seed = d.items.Len(), d.steps, d.batches, d.cfg.Seed
 	meta.ReplayNext = d.replayNext
 	if len(d.opts) > 0 {

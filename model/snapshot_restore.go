@@ -48,6 +48,9 @@ func (d *DQN) Restore(s *Snapshot) error {
 	d.ein, d.eout, d.bias = slices.Clone(it.ein), slices.Clone(it.eout), slices.Clone(it.bias)
 	d.tie()
 	if d.tab != nil {
+		if len(m.TierAt) == len(d.cfg.TierAt) { // absent before the controller scaled them
+			d.tierAt = slices.Clone(m.TierAt)
+		}
 		d.tab, _ = newTiers(d.tab.widths)
 		for k, tr := range it.tier {
 			d.tab.add(tr, it.eout[k*d.cfg.Dim:k*d.cfg.Dim+d.tab.widths[tr]])
@@ -160,6 +163,10 @@ func (d *DQN) Adopt(s *Snapshot) error {
 		return err
 	}
 	d.inheritSums(s, nets.sums)
+	// The decider's tier thresholds too: the architecture covers the tables.
+	if d.tab != nil && len(m.TierAt) == len(d.tierAt) && !slices.Equal(m.TierAt, d.tierAt) {
+		d.setTierAt(m.TierAt)
+	}
 	return nil
 }
 
