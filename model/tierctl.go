@@ -97,3 +97,15 @@ func (d *DQN) refScores(q []float32, moved []movedRow) {
 		d.scores[m.x] += float64(was - now)
 	}
 }
+
+// TierParams is the parameters each tier's rows hold, by width (nil
+// without tiers).
+func (d *DQN) TierParams() (widths, params []int) {
+	if d.tab == nil {
+		return nil, nil
+	}
+	for t, w := range d.tab.widths {
+		widths, params = append(widths, w), append(params, len(d.tab.data[t]))
+	}
+	return widths, params
+}

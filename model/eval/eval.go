@@ -63,6 +63,9 @@ type Result struct {
 	// NetCurve is the Q-network's size over the stream, at the points of
 	// Curve; Decisions counts architecture decisions by kind.
 	NetCurve            []Point
+	// TierCurves are the item tables' parameters in each tier over the
+	// stream, at the points of Curve, for models with tiers.
+	TierCurves []TierCurve
 	Decisions           map[string]int
 	DecisionLog         []model.Decision // every decision, in order
 	EventsPerSec        float64          // learning and serving only: ranking for the metric is excluded
@@ -85,6 +88,18 @@ type Trainer interface {
 // Adapting is implemented by models that change their architecture.
 type Adapting interface {
 	Decisions() []model.Decision
+}
+
+// Tiered is implemented by models whose item embeddings come in tiers of
+// widths: the parameters each tier holds (none without tiers).
+type Tiered interface {
+	TierParams() (widths, params []int)
+}
+
+// TierCurve is one tier's parameters over the stream.
+type TierCurve struct {
+	Width int
+	Curve []Point
 }
 
 // Slimmable is implemented by models that score lists at several widths
@@ -196,6 +211,16 @@ func (r *run) batch(ctx context.Context, events []feedback.Event, lo, hi int) er
 		r.res.Curve = append(r.res.Curve, Point{Events: r.nextPoint, Value: r.sc.rolling()})
 		if r.netted != nil {
 			r.res.NetCurve = append(r.res.NetCurve, Point{Events: r.nextPoint, Value: float64(r.netted.NetParams())})
+		}
+		if t, ok := r.m.(Tiered); ok {
+			widths, params := t.TierParams()
+			if r.res.TierCurves == nil && len(widths) > 0 {
+				r.res.TierCurves = make([]TierCurve, len(widths))
+			}
+			for i := range r.res.TierCurves {
+				r.res.TierCurves[i].Width = widths[i]
+				r.res.TierCurves[i].Curve = append(r.res.TierCurves[i].Curve, Point{Events: r.nextPoint, Value: float64(params[i])})
+			}
 		}
 		r.nextPoint += r.step
 	}

@@ -159,3 +159,42 @@ func TestAnonymizeMakesEverySessionAUser(t *testing.T) {
 		t.Fatalf("gap 0: %v", err)
 	}
 }
+
+// An adaptive model with tiers reports each tier's parameters over the
+// stream, and the architecture figure draws them in a panel of their own.
+func TestTierCurves(t *testing.T) {
+	var events []feedback.Event
+	for i := range 3000 {
+		events = append(events, feedback.Event{UserID: "u" + string(rune('a'+i%13)), SessionID: "s", ItemID: "i" + string(rune('a'+(i*7)%37)),
+			Type: feedback.Click, TS: time.Unix(int64(i), 0)})
+	}
+	opts := model.DefaultOptions()
+	opts.Adaptive.TierAt = []float64{40}
+	m, err := model.Build("adaptive-rl", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), events, m, Options{Batch: 64, Points: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.TierCurves) != 2 || r.TierCurves[0].Width != 24 || r.TierCurves[1].Width != 64 {
+		t.Fatalf("tier curves %+v", r.TierCurves)
+	}
+	first, last := r.TierCurves[0].Curve, r.TierCurves[1].Curve
+	if len(first) != len(r.NetCurve) || len(last) != len(r.NetCurve) {
+		t.Fatalf("%d and %d tier points, %d network points", len(first), len(last), len(r.NetCurve))
+	}
+	// Items start 24 wide and move up at 40 interactions: early on all are
+	// narrow, by the end (about 80 each) all are wide.
+	if first[0].Value == 0 || last[0].Value != 0 || last[len(last)-1].Value == 0 {
+		t.Fatalf("24-wide %v ... , 64-wide %v ... %v", first[0], last[0], last[len(last)-1])
+	}
+	path := filepath.Join(t.TempDir(), "architecture.png")
+	if err := PlotArchitecture(path, "t", []Result{r}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() < 1000 {
+		t.Fatalf("architecture.png: %v", err)
+	}
+}

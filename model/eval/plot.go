@@ -54,7 +54,8 @@ func curvePlot(title string, k, window int, rs []Result) (*plot.Plot, plot.Legen
 
 // PlotArchitecture draws the Q-network size of the adaptive models over
 // the stream to path (PNG), with the legend beside the plot; models
-// without decisions are left out.
+// without decisions are left out. When one has tiers of item embeddings
+// a second panel below draws each tier's parameters over the stream.
 func PlotArchitecture(path, title string, rs []Result) error {
 	p := plot.New()
 	p.Title.Text = title
@@ -62,6 +63,11 @@ func PlotArchitecture(path, title string, rs []Result) error {
 	p.Y.Label.Text = "Q-network parameters"
 	p.Add(plotter.NewGrid())
 	leg := plot.NewLegend()
+	tiers := plot.New()
+	tiers.X.Label.Text = "events"
+	tiers.Y.Label.Text = "item-table parameters, by tier"
+	tiers.Add(plotter.NewGrid())
+	tiered := false
 	for i, r := range rs {
 		if r.Decisions == nil || len(r.NetCurve) == 0 {
 			continue
@@ -69,25 +75,53 @@ func PlotArchitecture(path, title string, rs []Result) error {
 		if err := addLine(p, &leg, i, r.Model, r.NetCurve); err != nil {
 			return err
 		}
+		for k, tc := range r.TierCurves {
+			line, err := addLineOf(tiers, &leg, i, fmt.Sprintf("%s: %d wide", r.Model, tc.Width), tc.Curve)
+			if err != nil {
+				return err
+			}
+			// Each tier of a model its own dash, in the model's colour.
+			line.Dashes = []vg.Length{vg.Points(float64(2 + 4*k)), vg.Points(2)}
+			tiered = true
+		}
 	}
-	return saveBeside(p, leg, path)
+	if !tiered {
+		return saveBeside(p, leg, path)
+	}
+	// Two panels: the network above, the item tables' tiers below.
+	plotArea, legendArea := besideLayout(leg, figureW, figureH)
+	leg.Top, leg.Left = true, true
+	return savePNG(path, func(c draw.Canvas) {
+		mid := (plotArea.Min.Y + plotArea.Max.Y) / 2
+		top, bottom := plotArea, plotArea
+		top.Min.Y, bottom.Max.Y = mid, mid
+		p.Draw(draw.Canvas{Canvas: c.Canvas, Rectangle: top})
+		tiers.Draw(draw.Canvas{Canvas: c.Canvas, Rectangle: bottom})
+		leg.Draw(draw.Canvas{Canvas: c.Canvas, Rectangle: legendArea})
+	})
 }
 
 // addLine draws one model's curve in the model's colour, with an entry in leg.
 func addLine(p *plot.Plot, leg *plot.Legend, i int, name string, curve []Point) error {
+	_, err := addLineOf(p, leg, i, name, curve)
+	return err
+}
+
+// addLineOf is addLine, returning the line.
+func addLineOf(p *plot.Plot, leg *plot.Legend, i int, name string, curve []Point) (*plotter.Line, error) {
 	pts := make(plotter.XYs, len(curve))
 	for j, c := range curve {
 		pts[j].X, pts[j].Y = float64(c.Events), c.Value
 	}
 	line, err := plotter.NewLine(pts)
 	if err != nil {
-		return fmt.Errorf("curve of %s: %w", name, err)
+		return nil, fmt.Errorf("curve of %s: %w", name, err)
 	}
 	line.Color = palette[i%len(palette)]
 	line.Width = vg.Points(1.5)
 	p.Add(line)
 	leg.Add(name, line)
-	return nil
+	return line, nil
 }
 
 // besideLayout splits a figure of w × h into the plot's area (axes and
