@@ -62,10 +62,10 @@ type Result struct {
 	NetParamsMean float64
 	// NetCurve is the Q-network's size over the stream, at the points of
 	// Curve; Decisions counts architecture decisions by kind.
-	NetCurve            []Point
+	NetCurve []Point
 	// TierCurves are the item tables' parameters in each tier over the
 	// stream, at the points of Curve, for models with tiers.
-	TierCurves []TierCurve
+	TierCurves          []TierCurve
 	Decisions           map[string]int
 	DecisionLog         []model.Decision // every decision, in order
 	EventsPerSec        float64          // learning and serving only: ranking for the metric is excluded
