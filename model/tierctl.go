@@ -87,6 +87,9 @@ func (d *DQN) TierAt() []float64 { return slices.Clone(d.tierAt) }
 // that of the rows it changed.
 func (d *DQN) refScores(q []float32, moved []movedRow) {
 	for _, m := range moved {
+		if int(m.x) >= len(d.scores) {
+			continue
+		}
 		var now, was float32
 		for j, v := range d.erow(m.x)[:min(len(q), len(d.erow(m.x)))] {
 			now += q[j] * v
