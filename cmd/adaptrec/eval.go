@@ -55,7 +55,8 @@ logs. With --out it writes DIR/results.csv,
 DIR/curve.png (rolling HR@K over the stream), DIR/pareto.png (HR@K against
 mean parameters), DIR/pareto-flops.png (HR@K against MFLOP per list, for
 models with nested widths, such as dqn-slim; only when one ran) and
-DIR/architecture.png (the adaptive models' network size over the stream). --seeds N (default 1 on a log) runs every model N
+DIR/architecture.png (the adaptive models' network size over the stream, and
+the parameters of each tier of their item embeddings). --seeds N (default 1 on a log) runs every model N
 times, seed k adding k to recommender.dqn.seed and
 recommender.adaptive.seed: the table is the first seed's, a second table
 gives HR@K, NDCG@K and mean parameters as mean [min, max] over the seeds,
