@@ -6,20 +6,22 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/pipeline"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
 )
 
 // BenchmarkWorkerRSS feeds 1,000,000 events from 1,000,000 distinct users
-// (over 10,000 items) through a worker process running the default model on
-// the real broker, and reports its peak resident memory. Run with
-// -benchtime 1x.
+// (over 10,000 items) through a worker process on the real broker, running
+// the default model and then the adaptive one, and reports each one's peak
+// resident memory. Run with -benchtime 1x.
 func BenchmarkWorkerRSS(b *testing.B) {
 	target := kafkatest.Real(b)
 	const users = 1_000_000
@@ -36,12 +38,26 @@ func BenchmarkWorkerRSS(b *testing.B) {
 	}
 	w.Flush()
 	f.Close()
-	env := env(cfg, "rss")
-	env = append(env, "ADAPTREC_RECOMMENDER_MODEL=dqn")
-	prod := start(b, env, "produce", "--file", file)
+	base := env(cfg, "rss")
+	prod := start(b, base, "produce", "--file", file)
 	if err := prod.wait(b, 10*time.Minute); err != nil {
 		b.Fatalf("produce: %v\n%s", err, prod.output())
 	}
+	// The default model, then the adaptive one (its item tiers and its
+	// controller), each a consumer group of its own over the same events.
+	for _, model := range []string{"dqn", "adaptive"} {
+		b.Run("model="+model, func(b *testing.B) {
+			cfg := cfg
+			cfg.Kafka.Group += "-" + model
+			env := append(slices.Clone(base), "ADAPTREC_RECOMMENDER_MODEL="+model, "ADAPTREC_KAFKA_GROUP="+cfg.Kafka.Group)
+			workerRSS(b, cfg, env, users)
+		})
+	}
+}
+
+// workerRSS runs a worker of env until it has committed every event of
+// the feedback topic and reports its peak and final RSS and events/s.
+func workerRSS(b *testing.B, cfg configs.Config, env []string, users int) {
 	for b.Loop() {
 		worker := start(b, env, "worker")
 		peak := int64(0)
