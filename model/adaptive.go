@@ -229,15 +229,8 @@ func (a *Adaptive) decide() {
 	prev = nil // appending below may move the slice
 	act := a.ctrl.Decide(obs, append(Candidates(a.net, a.acfg.Bounds, a.acfg.Step), a.tierActions()...))
 	before, paramsBefore := a.Widths(), a.Params()
-	a.ref, a.refMoved = a.net.clone(), nil
-	var err error
-	switch act.Kind {
-	case TiersNarrower, TiersWider:
-		a.refMoved, err = a.scaleTiers(act.Kind)
-	default:
-		err = a.Apply(act, a.acfg.Bounds)
-	}
-	if err != nil {
+	a.ref = a.net.clone()
+	if err := a.Apply(act, a.acfg.Bounds); err != nil {
 		act = Action{Kind: Keep} // only valid actions are offered; keep on the unexpected
 	}
 	a.epoch++

@@ -349,13 +349,18 @@ func (d *DQN) netTensors() [][]float32 {
 // and AddLayer preserve the function; Narrow and RemoveLayer change it
 // (their cost is measured by the controller's reward). The optimiser state
 // of surviving weights is carried over; the target network is changed the
-// same way.
+// same way. A tier action (TiersNarrower, TiersWider) scales the item
+// tiers' thresholds instead and keeps the rows it moved, as they were, for
+// the reference scores of the decision (rankPair); any other action drops
+// them.
 func (d *DQN) Apply(a Action, b ArchBounds) error {
+	d.refMoved = nil
 	switch a.Kind {
 	case Keep:
 		return nil
 	case TiersNarrower, TiersWider:
-		_, err := d.scaleTiers(a.Kind)
+		moved, err := d.scaleTiers(a.Kind)
+		d.refMoved = moved
 		return err
 	}
 	if err := d.net.valid(a, b); err != nil {
@@ -470,29 +475,24 @@ func (d *DQN) Learn(ctx context.Context, b *feedback.Batch) ([]Recommendation, e
 func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) ([]Recommendation, error) {
 	d.batch.reset()
 	for i := range b.Len() {
-		var lastTS int64 // the user's last event before this one
-		if d.wp != nil {
-			if u, ok := d.users.Lookup(b.UserID(i)); ok {
-				lastTS = u.LastTS
-			}
-		}
-		u := d.users.Get(b.UserID(i), b.TSMicros(i))
+		u, lastTS := d.users.getLast(b.UserID(i), b.TSMicros(i))
+		// An event is scorable when the model knows its item and the user
+		// has not consumed it.
+		item, known := d.items.Lookup(b.ItemID(i))
+		_, seen := u.Consumed[item]
+		scorable := known && !seen
 		if d.wp != nil {
 			if !u.open || b.SessionID(i) != u.Session {
 				d.startSession(u, lastTS, b.TSMicros(i))
 			}
-			if item, known := d.items.Lookup(b.ItemID(i)); known {
-				if _, seen := u.Consumed[item]; !seen {
-					if d.wp.seen++; d.wp.seen%int64(d.wp.every) == 0 {
-						d.probeWidths(u, item)
-					}
+			if scorable {
+				if d.wp.seen++; d.wp.seen%int64(d.wp.every) == 0 {
+					d.probeWidths(u, item)
 				}
 			}
 		}
 		if probe != nil {
-			item, known := d.items.Lookup(b.ItemID(i))
-			_, seen := u.Consumed[item]
-			if known && !seen {
+			if scorable {
 				d.probeUser, d.probeItem = u, item
 				probe(i, true, func() int {
 					d.scoreAll(u)
@@ -581,13 +581,19 @@ func (d *DQN) widen(x int32, count float64) {
 	if d.tab == nil {
 		return
 	}
-	to := int(d.tab.tier[x])
+	if to := d.tierOf(count); to > int(d.tab.tier[x]) {
+		d.tab.move(x, to, widenSigma, d.rng)
+	}
+}
+
+// tierOf is the tier an item of count interactions earns under the
+// thresholds now.
+func (d *DQN) tierOf(count float64) int {
+	to := 0
 	for to < len(d.tierAt) && count >= d.tierAt[to] {
 		to++
 	}
-	if to > int(d.tab.tier[x]) {
-		d.tab.move(x, to, widenSigma, d.rng)
-	}
+	return to
 }
 
 // tierWidths are the widths of the item tiers, the last dim; nil without
@@ -707,14 +713,21 @@ func (d *DQN) scoreAll(u *UserState) {
 // components fills d.scores with Q(s, a) of every known item for u's
 // state, with the online network, and d.knn and d.sr with the experts'.
 func (d *DQN) components(u *UserState) {
-	d.features(u.Recent, u.RecentTypes, d.x)
-	alpha := d.net.forward(d.x, d.q, &d.scr)
-	d.expertScores(u.Recent)
+	alpha := d.state(u)
 	arm := d.armOf(u)
 	if d.wp != nil {
-		d.wp.count(arm, len(d.bias), d.netFlops())
+		d.wp.count(arm, 1, len(d.bias), d.netFlops())
 	}
 	d.scoreItems(d.q, alpha, d.widthOf(arm))
+}
+
+// state computes u's state vector into d.x, the network's q into d.q and
+// the experts' scores, and returns α(s).
+func (d *DQN) state(u *UserState) (alpha float32) {
+	d.features(u.Recent, u.RecentTypes, d.x)
+	alpha = d.net.forward(d.x, d.q, &d.scr)
+	d.expertScores(u.Recent)
+	return alpha
 }
 
 // scoreItems writes Q(s, a) = q·e_a + b_a + α·knn(s, a) of every item into
@@ -722,17 +735,8 @@ func (d *DQN) components(u *UserState) {
 // product, over the first w values of q and the embeddings (w < Dim: a
 // nested width).
 func (d *DQN) scoreItems(q []float32, alpha float32, w int) {
-	n, dim := len(d.bias), d.cfg.Dim
-	if cap(d.dotBuf) < n {
-		d.dotBuf = make([]float32, n)
-	}
-	dots := d.dotBuf[:n]
-	switch {
-	case d.tab != nil || w < dim:
-		d.dotsRange(q, dots, 0, w, false)
-	default:
-		gemv(blas.NoTrans, n, dim, d.eout[:n*dim], q, dots, 0)
-	}
+	dots := growF32(&d.dotBuf, len(d.bias))
+	d.dotsRange(q, dots, 0, w, false)
 	d.qScores(dots, alpha)
 }
 
@@ -796,9 +800,7 @@ func (d *DQN) qBatch(users []*UserState) (dots, alphas []float32) {
 		if len(group) == 0 {
 			continue
 		}
-		for range group {
-			d.wp.count(uint8(arm), n, d.netFlops())
-		}
+		d.wp.count(uint8(arm), len(group), n, d.netFlops())
 		if len(group) == nu {
 			d.productAt(d.serve.q[:nu*dim], nu, w, dots)
 			break
@@ -820,17 +822,14 @@ func (d *DQN) qBatch(users []*UserState) (dots, alphas []float32) {
 // qs (nu×Dim) with every item's embedding over their first w values.
 func (d *DQN) productAt(qs []float32, nu, w int, out []float32) {
 	n, dim := len(d.bias), d.cfg.Dim
-	switch {
-	case d.tab != nil:
+	if d.tab != nil {
 		d.tab.dotsBatch(qs, nu, dim, w, out, &d.tierBuf)
-	case w < dim:
-		blas32.Gemm(blas.NoTrans, blas.Trans, 1,
-			blas32.General{Rows: nu, Cols: w, Stride: dim, Data: qs},
-			blas32.General{Rows: n, Cols: w, Stride: dim, Data: d.eout[:n*dim]},
-			0, blas32.General{Rows: nu, Cols: n, Stride: n, Data: out})
-	default:
-		gemm(blas.NoTrans, blas.Trans, nu, n, dim, qs, d.eout[:n*dim], out, 0)
+		return
 	}
+	blas32.Gemm(blas.NoTrans, blas.Trans, 1,
+		blas32.General{Rows: nu, Cols: w, Stride: dim, Data: qs},
+		blas32.General{Rows: n, Cols: w, Stride: dim, Data: d.eout[:n*dim]},
+		0, blas32.General{Rows: nu, Cols: n, Stride: n, Data: out})
 }
 
 // growF32 returns (*buf)[:n], growing it as needed.

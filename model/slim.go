@@ -136,12 +136,12 @@ func (p *widthPolicy) observe(c int, hit []bool) {
 	}
 }
 
-// count adds a scoring of nItems items at width w to the bookkeeping,
-// with netFlops for the state's forward pass.
-func (p *widthPolicy) count(arm uint8, nItems, netFlops int) {
-	p.lists[arm]++
-	p.calls++
-	p.flops += float64(netFlops + 2*p.widths[arm]*nItems)
+// count adds lists scorings of nItems items at arm's width to the
+// bookkeeping, with netFlops for each state's forward pass.
+func (p *widthPolicy) count(arm uint8, lists, nItems, netFlops int) {
+	p.lists[arm] += int64(lists)
+	p.calls += int64(lists)
+	p.flops += float64(lists * (netFlops + 2*p.widths[arm]*nItems))
 }
 
 // WidthStats is the serving work of a DQN's lists (issue 16): the mean
@@ -209,14 +209,9 @@ func (d *DQN) startSession(u *UserState, last, ts int64) {
 // are one full-width product, accumulated prefix by prefix.
 func (d *DQN) probeWidths(u *UserState, item int32) {
 	p := d.wp
-	d.features(u.Recent, u.RecentTypes, d.x)
-	alpha := d.net.forward(d.x, d.q, &d.scr)
-	d.expertScores(u.Recent)
+	alpha := d.state(u)
 	n := len(d.bias)
-	if cap(d.dotBuf) < n {
-		d.dotBuf = make([]float32, n)
-	}
-	dots := d.dotBuf[:n]
+	dots := growF32(&d.dotBuf, n)
 	var hit [maxArms]bool
 	from := 0
 	for a, w := range p.widths {

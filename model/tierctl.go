@@ -66,11 +66,7 @@ func (d *DQN) setTierAt(at []float64) []movedRow {
 	d.tierAt = slices.Clone(at)
 	var moved []movedRow
 	for x := range int32(d.tab.len()) {
-		to, count := 0, d.co.count[x]
-		for to < len(at) && count >= at[to] {
-			to++
-		}
-		if to != int(d.tab.tier[x]) {
+		if to := d.tierOf(d.co.count[x]); to != int(d.tab.tier[x]) {
 			moved = append(moved, movedRow{x: x, old: slices.Clone(d.tab.row(x))})
 			d.tab.move(x, to, widenSigma, d.rng)
 		}
@@ -90,14 +86,7 @@ func (d *DQN) refScores(q []float32, moved []movedRow) {
 		if int(m.x) >= len(d.scores) {
 			continue
 		}
-		var now, was float32
-		for j, v := range d.erow(m.x)[:min(len(q), len(d.erow(m.x)))] {
-			now += q[j] * v
-		}
-		for j, v := range m.old[:min(len(q), len(m.old))] {
-			was += q[j] * v
-		}
-		d.scores[m.x] += float64(was - now)
+		d.scores[m.x] += float64(prefixDot(q, m.old) - prefixDot(q, d.erow(m.x)))
 	}
 }
 
@@ -111,4 +100,13 @@ func (d *DQN) TierParams() (widths, params []int) {
 		widths, params = append(widths, w), append(params, len(d.tab.data[t]))
 	}
 	return widths, params
+}
+
+// prefixDot is the dot product of q and row over the shorter of the two.
+func prefixDot(q, row []float32) float32 {
+	var s float32
+	for j, v := range row[:min(len(q), len(row))] {
+		s += q[j] * v
+	}
+	return s
 }

@@ -113,16 +113,11 @@ func (t *tiers) remove(x int32) {
 	t.data[tr] = t.data[tr][:last*w]
 }
 
-// dots writes q·e_x of every item x into out (len() long), q being
-// full-width: one matrix-vector product per tier against q's prefix,
-// scattered to the items' places. buf is scratch, grown as needed.
-func (t *tiers) dots(q, out []float32, buf *[]float32) {
-	t.dotsRange(q, out, 0, t.widths[len(t.widths)-1], 0, buf)
-}
-
-// dotsRange writes into out, scaled by beta first, the products of every
-// item's values in columns from to to with q's (a row narrower than to
-// counts as zero past its width).
+// dotsRange writes into out (len() long), scaled by beta first, the
+// products of every item's values in columns from to to with q's (a row
+// narrower than to counts as zero past its width): one matrix-vector
+// product per tier against that range of q, scattered to the items'
+// places. buf is scratch, grown as needed.
 func (t *tiers) dotsRange(q, out []float32, from, to int, beta float32, buf *[]float32) {
 	for tr, w := range t.widths {
 		n := len(t.items[tr])

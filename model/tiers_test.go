@@ -37,7 +37,7 @@ func TestTiersMoveAndScore(t *testing.T) {
 		}
 		got := make([]float32, items)
 		var buf []float32
-		tb.dots(q, got, &buf)
+		tb.dotsRange(q, got, 0, 16, 0, &buf)
 		dense := tb.dense()
 		params := 0
 		for x := range items {

@@ -83,6 +83,13 @@ func (s *UserStore) SetIdleGap(gapMicros int64) { s.idleGap = gapMicros }
 // users idle past the TTL. id may alias a transient buffer; it is copied
 // before being kept.
 func (s *UserStore) Get(id string, ts int64) *UserState {
+	u, _ := s.getLast(id, ts)
+	return u
+}
+
+// getLast is Get, also returning the event time of the user's last event
+// before this one (0 for a new user).
+func (s *UserStore) getLast(id string, ts int64) (u *UserState, last int64) {
 	s.clock.Observe(ts)
 	s.closeIdle()
 	u, ok := s.lru.Get(id)
@@ -90,12 +97,13 @@ func (s *UserStore) Get(id string, ts int64) *UserState {
 		u = &UserState{ID: strings.Clone(id), Consumed: map[int32]struct{}{}}
 		s.lru.Put(u.ID, u)
 	}
+	last = u.LastTS
 	if s.idleGap > 0 && ts-u.LastTS > s.idleGap {
 		s.closeSession(u) // its own event comes after the gap, before the clock did
 	}
 	u.LastTS = max(u.LastTS, ts)
 	s.expire()
-	return u
+	return u, last
 }
 
 // Lookup returns the state of user id without creating or touching it.
