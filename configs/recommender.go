@@ -6,16 +6,18 @@ import "time"
 // values are decoded here and checked by model.Options.Validate, onto which
 // configs/wire maps them.
 type Recommender struct {
-	Model      string        `mapstructure:"model"`
-	TopN       int           `mapstructure:"top_n"`
-	MaxUsers   int           `mapstructure:"max_users"`
-	UserTTL    time.Duration `mapstructure:"user_ttl"`
-	Popularity Popularity    `mapstructure:"popularity"`
-	ItemKNN    ItemKNN       `mapstructure:"itemknn"`
-	SR         SR            `mapstructure:"sr"`
-	SKNN       SKNN          `mapstructure:"sknn"`
-	DQN        DQN           `mapstructure:"dqn"`
-	Adaptive   Adaptive      `mapstructure:"adaptive"`
+	Model    string        `mapstructure:"model"`
+	TopN     int           `mapstructure:"top_n"`
+	MaxUsers int           `mapstructure:"max_users"`
+	UserTTL  time.Duration `mapstructure:"user_ttl"`
+	// CompactUsers keeps users with one event as compact records.
+	CompactUsers bool       `mapstructure:"compact_users"`
+	Popularity   Popularity `mapstructure:"popularity"`
+	ItemKNN      ItemKNN    `mapstructure:"itemknn"`
+	SR           SR         `mapstructure:"sr"`
+	SKNN         SKNN       `mapstructure:"sknn"`
+	DQN          DQN        `mapstructure:"dqn"`
+	Adaptive     Adaptive   `mapstructure:"adaptive"`
 }
 
 // Adaptive configures the architecture controller of the adaptive DQN.

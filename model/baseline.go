@@ -76,7 +76,9 @@ func (m *baseline) LearnProbed(ctx context.Context, b *feedback.Batch, probe Pro
 		m.batch.add(u)
 	}
 	m.batches++
-	return m.lists(), ctx.Err()
+	recs := m.lists()
+	m.users.Compact()
+	return recs, ctx.Err()
 }
 
 // fill fills m.scores with u's candidate scores.

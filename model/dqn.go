@@ -446,7 +446,10 @@ func (d *DQN) Users() int { return d.users.Len() }
 // newUsers returns an empty user store of d's bounds, whose closed
 // sessions d counts (and the adaptive model's epochs).
 func (d *DQN) newUsers() *UserStore {
-	users := newUsers(d.cfg.MaxUsers, d.cfg.UserTTL, d.cfg.IdleGap, d.cfg.Window)
+	users := newUsers(d.cfg.Shared, d.cfg.Window)
+	// A user whose transitions wait for its next events (n_step) stays in
+	// full: they are keyed by its state.
+	users.SetCompact(d.cfg.CompactUsers, func(u *UserState) bool { return len(d.held[u]) > 0 })
 	users.OnClose = func(u *UserState) {
 		d.endHeld(u)
 		d.closedSessions.Add(1)
@@ -533,7 +536,9 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 		}
 	}
 	d.batches++
-	return d.lists(), ctx.Err()
+	recs := d.lists()
+	d.users.Compact()
+	return recs, ctx.Err()
 }
 
 // Observe rebuilds the users' session state from b's events without
@@ -551,6 +556,7 @@ func (d *DQN) Observe(b *feedback.Batch) {
 		d.users.Consume(u, d.addItem(b.ItemID(i)), b.Type(i))
 		d.users.note(u, b, i)
 	}
+	d.users.Compact()
 }
 
 // erow is item x's output embedding (and, tied, its input one): Dim

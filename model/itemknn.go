@@ -224,7 +224,7 @@ func (c *cooc) apply(t *coocTable, sign float64) {
 func NewItemKNN(cfg ItemKNNConfig) *ItemKNN {
 	k := &ItemKNN{cfg: cfg}
 	k.baseline = baseline{name: "itemknn", topN: cfg.TopN, s: k, items: NewVocab(),
-		users: newUsers(cfg.MaxUsers, cfg.UserTTL, cfg.IdleGap, cfg.Window)}
+		users: newUsers(cfg.Shared, cfg.Window)}
 	return k
 }
 

@@ -37,7 +37,7 @@ var Models = []string{"dqn", "adaptive", "popularity", "itemknn", "sr", "sknn"}
 // (configs/adaptrec.yaml, recommender.*); a test checks that they agree.
 func DefaultOptions() Options {
 	return Options{
-		Model: "dqn", Shared: Shared{TopN: 10, MaxUsers: 1_000_000, IdleGap: 30 * time.Minute},
+		Model: "dqn", Shared: Shared{TopN: 10, MaxUsers: 1_000_000, IdleGap: 30 * time.Minute, CompactUsers: true},
 		Popularity: DefaultPopularity(), ItemKNN: DefaultItemKNN(), SR: DefaultSR(), SKNN: DefaultSKNN(), DQN: DefaultDQN(),
 		Adaptive: DefaultAdaptive(), Controller: DefaultController(),
 	}
@@ -58,6 +58,10 @@ type Shared struct {
 	// one (configs/wire maps session.idle_gap onto it); 0: sessions close
 	// only on a change of session id or the eviction of their user.
 	IdleGap time.Duration
+	// CompactUsers keeps each user with one event so far as a compact
+	// record until its second event (liteusers.go): the same lists and
+	// learning in a fraction of the memory.
+	CompactUsers bool
 }
 
 // popularity, itemKNN, sr, sknn, dqn and adaptive return the model configs

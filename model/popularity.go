@@ -40,7 +40,7 @@ func NewPopularity(cfg PopularityConfig) *Popularity {
 		cfg:   cfg,
 		items: NewVocab(),
 		k:     math.Ln2 / float64(cfg.HalfLife.Microseconds()),
-		users: newUsers(cfg.MaxUsers, cfg.UserTTL, cfg.IdleGap, 0),
+		users: newUsers(cfg.Shared, 0),
 	}
 }
 
@@ -72,7 +72,9 @@ func (p *Popularity) LearnProbed(ctx context.Context, b *feedback.Batch, probe P
 		p.observe(b, i, u)
 	}
 	p.batches++
-	return p.lists(), ctx.Err()
+	recs := p.lists()
+	p.users.Compact()
+	return recs, ctx.Err()
 }
 
 func (p *Popularity) observe(b *feedback.Batch, i int, u *UserState) {

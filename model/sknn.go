@@ -67,8 +67,10 @@ func NewSKNN(cfg SKNNConfig) *SKNN {
 		m.sessions[i].id = -1
 	}
 	m.baseline = baseline{name: "sknn", topN: cfg.TopN, s: m, items: NewVocab(),
-		users: newUsers(cfg.MaxUsers, cfg.UserTTL, cfg.IdleGap, cfg.Window)}
+		users: newUsers(cfg.Shared, cfg.Window)}
 	m.users.OnClose = func(u *UserState) { delete(m.open, u) }
+	// The sessions being stored are keyed by their user's state.
+	m.users.SetCompact(cfg.CompactUsers, func(u *UserState) bool { _, ok := m.open[u]; return ok })
 	return m
 }
 

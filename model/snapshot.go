@@ -335,6 +335,7 @@ func (d *DQN) restoreState(s *Snapshot) error {
 			}
 		})
 	}
+	users.Compact()
 	*d.pcg, *d.xpcg = pcg, xpcg
 	d.replay, d.replayNext, d.users, d.pending = replay, s.Meta.ReplayNext, users, pending
 	return nil

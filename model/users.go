@@ -1,9 +1,9 @@
 package model
 
 import (
+	"math"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
@@ -29,6 +29,9 @@ type UserState struct {
 	// arm is the width the session's lists are scored at, chosen as it
 	// started in context wctx (slim.go).
 	arm, wctx uint8
+	// seq orders users by their last event, across a store's full and
+	// compact users.
+	seq uint64
 }
 
 // UserStore bounds the users a model remembers: at most max users (the
@@ -38,9 +41,13 @@ type UserState struct {
 // when its session id changes, when the user is evicted, and after the
 // idle gap without an event of the user (SetIdleGap), by the same clock,
 // so that streams where every session is a new user close theirs too.
-// Not safe for concurrent use, but for SessionsClosed.
+// With compact users (SetCompact), a user with one event so far is kept as
+// a compact record (liteusers.go) from the end of its batch to its second
+// event. Not safe for concurrent use, but for SessionsClosed.
 type UserStore struct {
 	lru       *LRU[string, *UserState]
+	max       int
+	seq       uint64
 	ttl       int64
 	recentLen int
 	clock     EventClock
@@ -52,13 +59,20 @@ type UserStore struct {
 	closed  atomic.Int64
 	// OnClose, if set, is called with each user whose session closes.
 	OnClose func(*UserState)
+	// lite holds the compact users (nil: none are kept compact); fresh
+	// the users made since the last Compact.
+	lite  *liteUsers
+	fresh []*UserState
+	// keep, if set, tells Compact to keep a user in full.
+	keep func(*UserState) bool
 }
 
 // NewUserStore returns an empty store. ttl is in microseconds of event time
 // (0: no TTL); recentLen is how many recent items each user keeps.
-func NewUserStore(max int, ttlMicros int64, recentLen int) *UserStore {
-	s := &UserStore{lru: NewLRU[string, *UserState](max), ttl: ttlMicros, recentLen: recentLen,
-		open: NewLRU[*UserState, struct{}](max)}
+func NewUserStore(maxUsers int, ttlMicros int64, recentLen int) *UserStore {
+	// The store bounds its users itself (bound), across full and compact.
+	s := &UserStore{lru: NewLRU[string, *UserState](math.MaxInt), max: max(maxUsers, 1), ttl: ttlMicros, recentLen: recentLen,
+		open: NewLRU[*UserState, struct{}](math.MaxInt)}
 	s.lru.OnEvict = func(_ string, u *UserState) {
 		s.evicted++
 		s.closeSession(u)
@@ -67,10 +81,11 @@ func NewUserStore(max int, ttlMicros int64, recentLen int) *UserStore {
 }
 
 // newUsers is NewUserStore of the bounds of a model's config, closing
-// sessions after idleGap.
-func newUsers(maxUsers int, ttl, idleGap time.Duration, recentLen int) *UserStore {
-	s := NewUserStore(maxUsers, ttl.Microseconds(), recentLen)
-	s.SetIdleGap(idleGap.Microseconds())
+// sessions after its idle gap, its users compact if it says so.
+func newUsers(sh Shared, recentLen int) *UserStore {
+	s := NewUserStore(sh.MaxUsers, sh.UserTTL.Microseconds(), recentLen)
+	s.SetIdleGap(sh.IdleGap.Microseconds())
+	s.SetCompact(sh.CompactUsers, nil)
 	return s
 }
 
@@ -92,11 +107,26 @@ func (s *UserStore) Get(id string, ts int64) *UserState {
 func (s *UserStore) getLast(id string, ts int64) (u *UserState, last int64) {
 	s.clock.Observe(ts)
 	s.closeIdle()
+	s.seq++
 	u, ok := s.lru.Get(id)
 	if !ok {
-		u = &UserState{ID: strings.Clone(id), Consumed: map[int32]struct{}{}}
+		if i := s.lite.lookup(id); i >= 0 {
+			l := s.lite.remove(i)
+			u = l.state()
+		} else {
+			u = &UserState{ID: strings.Clone(id), Consumed: map[int32]struct{}{}}
+			if s.lite != nil {
+				s.fresh = append(s.fresh, u)
+			}
+		}
+		u.seq = s.seq
 		s.lru.Put(u.ID, u)
+		if u.open {
+			s.open.Put(u, struct{}{})
+		}
+		s.bound()
 	}
+	u.seq = s.seq
 	last = u.LastTS
 	if s.idleGap > 0 && ts-u.LastTS > s.idleGap {
 		s.closeSession(u) // its own event comes after the gap, before the clock did
@@ -107,8 +137,91 @@ func (s *UserStore) getLast(id string, ts int64) (u *UserState, last int64) {
 }
 
 // Lookup returns the state of user id without creating or touching it.
+// A compact user's is a copy: changing it changes nothing.
 func (s *UserStore) Lookup(id string) (*UserState, bool) {
-	return s.lru.Peek(id)
+	if u, ok := s.lru.Peek(id); ok {
+		return u, true
+	}
+	if i := s.lite.lookup(id); i >= 0 {
+		return s.lite.nodes[i].state(), true
+	}
+	return nil, false
+}
+
+// SetCompact keeps users with one event compact (or not) from the next
+// Compact on; keep, if not nil, names users to keep in full all the same.
+// Only a store with no compact users can turn it off.
+func (s *UserStore) SetCompact(on bool, keep func(*UserState) bool) {
+	switch {
+	case on && s.lite == nil:
+		s.lite = newLiteUsers()
+	case !on && s.lite.len() == 0:
+		s.lite = nil
+	}
+	s.keep = keep
+}
+
+// Compact turns the users made since the last Compact that still have
+// one event into compact records, in the order of their events. Models
+// call it once their batch is done with its users' states.
+func (s *UserStore) Compact() {
+	if s.lite == nil {
+		return
+	}
+	for _, u := range s.fresh {
+		if cur, ok := s.lru.Peek(u.ID); !ok || cur != u || !isLite(u) || (s.keep != nil && s.keep(u)) {
+			continue
+		}
+		s.lru.Take(u.ID)
+		if u.open {
+			s.open.Take(u)
+		}
+		s.lite.add(liteOf(u))
+	}
+	clear(s.fresh)
+	s.fresh = s.fresh[:0]
+}
+
+// Compacted is the number of users kept compact.
+func (s *UserStore) Compacted() int { return s.lite.len() }
+
+// bound evicts the least recently seen users past the store's bound.
+func (s *UserStore) bound() {
+	for s.Len() > s.max {
+		s.evictOldest(false)
+	}
+}
+
+// evictOldest evicts the least recently seen user, full or compact (with
+// idle, only if it is idle past the TTL); it reports whether it did.
+func (s *UserStore) evictOldest(idle bool) bool {
+	k, u, full := s.lru.Oldest()
+	li := s.lite.oldestNode()
+	if full && (li < 0 || u.seq < s.lite.nodes[li].seq) {
+		if idle && s.clock.Now()-u.LastTS <= s.ttl {
+			return false
+		}
+		s.lru.Remove(k)
+		return true
+	}
+	if li < 0 || idle && s.clock.Now()-s.lite.nodes[li].ts <= s.ttl {
+		return false
+	}
+	l := s.lite.remove(li)
+	s.evicted++
+	if l.flags&liteOpen != 0 {
+		s.closeLite(&l)
+	}
+	return true
+}
+
+// closeLite counts the close of a compact user's session.
+func (s *UserStore) closeLite(l *liteUser) {
+	l.flags &^= liteOpen
+	s.closed.Add(1)
+	if s.OnClose != nil {
+		s.OnClose(l.state())
+	}
 }
 
 // Consume records that u consumed item with feedback typ: it is excluded
@@ -132,12 +245,7 @@ func (s *UserStore) expire() {
 	if s.ttl <= 0 {
 		return
 	}
-	for {
-		k, u, ok := s.lru.Oldest()
-		if !ok || s.clock.Now()-u.LastTS <= s.ttl {
-			return
-		}
-		s.lru.Remove(k)
+	for s.evictOldest(true) {
 	}
 }
 
@@ -148,11 +256,19 @@ func (s *UserStore) closeIdle() {
 		return
 	}
 	for {
-		u, _, ok := s.open.Oldest()
-		if !ok || s.clock.Now()-u.LastTS <= s.idleGap {
+		u, _, full := s.open.Oldest()
+		li := s.lite.oldestOpen()
+		if full && (li < 0 || u.seq < s.lite.nodes[li].seq) {
+			if s.clock.Now()-u.LastTS <= s.idleGap {
+				return
+			}
+			s.closeSession(u)
+			continue
+		}
+		if li < 0 || s.clock.Now()-s.lite.nodes[li].ts <= s.idleGap {
 			return
 		}
-		s.closeSession(u)
+		s.closeLite(&s.lite.nodes[li])
 	}
 }
 
@@ -192,11 +308,21 @@ func (s *UserStore) SessionsClosed() int64 { return s.closed.Load() }
 func (s *UserStore) Clock() int64 { return s.clock.Now() }
 
 // Len is the number of users remembered.
-func (s *UserStore) Len() int { return s.lru.Len() }
+func (s *UserStore) Len() int { return s.lru.Len() + s.lite.len() }
 
-// each calls f for every user, least recently seen first.
+// each calls f for every user, least recently seen first; a compact
+// user's state is a copy.
 func (s *UserStore) each(f func(*UserState)) {
-	s.lru.Each(func(_ string, u *UserState) { f(u) })
+	li := s.lite.oldestNode()
+	s.lru.Each(func(_ string, u *UserState) {
+		for ; li >= 0 && s.lite.nodes[li].seq < u.seq; li = s.lite.nodes[li].newer {
+			f(s.lite.nodes[li].state())
+		}
+		f(u)
+	})
+	for ; li >= 0; li = s.lite.nodes[li].newer {
+		f(s.lite.nodes[li].state())
+	}
 }
 
 // Evicted is the number of users forgotten so far.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
@@ -82,5 +83,42 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/users, "bytes/session")
 		runtime.KeepAlive(s)
+	}
+}
+
+// BenchmarkOneEventUserMemory reports the heap bytes one user with a single
+// event (a click in a derived session) costs the user store, in full and
+// compact (liteusers.go), side by side.
+func BenchmarkOneEventUserMemory(b *testing.B) {
+	const users = 200_000
+	ids := make([]string, users)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("user-%07d", i)
+	}
+	for _, compact := range []bool{false, true} {
+		b.Run(fmt.Sprintf("compact=%v", compact), func(b *testing.B) {
+			for b.Loop() {
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				s := NewUserStore(users, 0, 10)
+				s.SetCompact(compact, nil)
+				for i, id := range ids {
+					ts := int64(i) * 1e6
+					u := s.Get(id, ts)
+					s.Consume(u, int32(i%9724), feedback.Click)
+					u.Session, u.open = SessionName(id, time.UnixMicro(ts)), true
+					s.open.Put(u, struct{}{})
+					if i%256 == 255 {
+						s.Compact()
+					}
+				}
+				s.Compact()
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/users, "bytes/user")
+				runtime.KeepAlive(s)
+			}
+		})
 	}
 }

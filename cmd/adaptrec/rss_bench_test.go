@@ -20,8 +20,9 @@ import (
 
 // BenchmarkWorkerRSS feeds 1,000,000 events from 1,000,000 distinct users
 // (over 10,000 items) through a worker process on the real broker, running
-// the default model and then the adaptive one, and reports each one's peak
-// resident memory. Run with -benchtime 1x.
+// the default model, the default with its users all kept in full, and the
+// adaptive model, and reports each one's peak resident memory. Run with
+// -benchtime 1x.
 func BenchmarkWorkerRSS(b *testing.B) {
 	target := kafkatest.Real(b)
 	const users = 1_000_000
@@ -43,13 +44,20 @@ func BenchmarkWorkerRSS(b *testing.B) {
 	if err := prod.wait(b, 10*time.Minute); err != nil {
 		b.Fatalf("produce: %v\n%s", err, prod.output())
 	}
-	// The default model, then the adaptive one (its item tiers and its
-	// controller), each a consumer group of its own over the same events.
-	for _, model := range []string{"dqn", "adaptive"} {
-		b.Run("model="+model, func(b *testing.B) {
+	// The default model, the same with every user kept in full (no
+	// compact users: the memory they save), then the adaptive one (its
+	// item tiers and its controller), each a consumer group of its own
+	// over the same events.
+	for _, run := range []struct{ name, model, compact string }{
+		{"dqn", "dqn", "true"},
+		{"dqn-full-users", "dqn", "false"},
+		{"adaptive", "adaptive", "true"},
+	} {
+		b.Run("model="+run.name, func(b *testing.B) {
 			cfg := cfg
-			cfg.Kafka.Group += "-" + model
-			env := append(slices.Clone(base), "ADAPTREC_RECOMMENDER_MODEL="+model, "ADAPTREC_KAFKA_GROUP="+cfg.Kafka.Group)
+			cfg.Kafka.Group += "-" + run.name
+			env := append(slices.Clone(base), "ADAPTREC_RECOMMENDER_MODEL="+run.model,
+				"ADAPTREC_RECOMMENDER_COMPACT_USERS="+run.compact, "ADAPTREC_KAFKA_GROUP="+cfg.Kafka.Group)
 			workerRSS(b, cfg, env, users)
 		})
 	}

@@ -6,7 +6,6 @@
 package session
 
 import (
-	"strconv"
 	"strings"
 	"time"
 
@@ -62,10 +61,10 @@ func (s *Sessions) AssignFrom(e *feedback.Event, partition int32) (first int32, 
 		}
 		st.id, st.given = e.SessionID, true
 	case !ok:
-		st = &sessionState{id: sessionName(e.UserID, e.TS), partition: partition}
+		st = &sessionState{id: model.SessionName(e.UserID, e.TS), partition: partition}
 		s.users.Put(strings.Clone(e.UserID), st)
 	case st.given || abs(t-st.last) > s.idleGap:
-		st.id, st.given = sessionName(e.UserID, e.TS), false
+		st.id, st.given = model.SessionName(e.UserID, e.TS), false
 	}
 	st.last = max(st.last, t)
 	if !st.given {
@@ -94,10 +93,6 @@ func (s *Sessions) expire() {
 
 // Len is the number of users with a live session.
 func (s *Sessions) Len() int { return s.users.Len() }
-
-func sessionName(user string, ts time.Time) string {
-	return user + "@" + strconv.FormatInt(ts.Unix(), 10)
-}
 
 func abs(x int64) int64 {
 	if x < 0 {

@@ -1,0 +1,197 @@
+package model
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/adaptrec/adaptrec/model/feedback"
+)
+
+// SessionName is the name of a session derived from the idle gap: its
+// user and the Unix second of its first event ("USER@START"), so that a
+// replay derives the same names.
+func SessionName(user string, start time.Time) string {
+	return user + "@" + strconv.FormatInt(start.Unix(), 10)
+}
+
+// A user with one event so far is, in a store with compact users, a
+// liteUser: the event's item, type, time and location and the session's
+// flags, in one record of a slice (about 80 bytes, no map of its own, no
+// list element, its session's name not kept when it is the derived one).
+// The user's second event turns it back into a UserState, equal to the
+// one it was made from. Most users of a click log never have a second
+// event, so this is where their memory goes.
+type liteUser struct {
+	id, session  string // session is "" when derived (liteDerived)
+	ts, offset   int64
+	seq          uint64
+	item, part   int32 // item is -1 when nothing was consumed
+	typ          feedback.Type
+	flags        uint8
+	arm, wctx    uint8
+	newer, older int32
+}
+
+const (
+	liteOpen    = 1 << iota // the session is open
+	liteRecent              // item is also the user's one recent item
+	liteDerived             // the session is SessionName(id, ts)
+)
+
+// liteUsers holds the compact users in order of their last event
+// (UserState.seq), oldest first, linked by index like LRU's nodes.
+type liteUsers struct {
+	index                map[string]int32
+	nodes                []liteUser
+	newest, oldest, free int32
+	// open is the oldest node whose session may be open (-1: none is):
+	// every older one's is closed.
+	open int32
+}
+
+func newLiteUsers() *liteUsers {
+	return &liteUsers{index: map[string]int32{}, newest: -1, oldest: -1, free: -1, open: -1}
+}
+
+// isLite reports whether u is what a liteUser keeps without loss: at
+// most one consumed item, which is its one recent item if it has one.
+func isLite(u *UserState) bool {
+	switch {
+	case len(u.Consumed) > 1, len(u.Recent) > 1, len(u.RecentTypes) != len(u.Recent):
+		return false
+	case len(u.Recent) == 1:
+		_, ok := u.Consumed[u.Recent[0]]
+		return ok
+	}
+	return true
+}
+
+// liteOf is u as a liteUser; u must be isLite.
+func liteOf(u *UserState) liteUser {
+	l := liteUser{id: u.ID, session: u.Session, ts: u.LastTS, offset: u.Offset, seq: u.seq,
+		item: -1, part: u.Partition, arm: u.arm, wctx: u.wctx}
+	for it := range u.Consumed {
+		l.item = it
+	}
+	if len(u.Recent) == 1 {
+		l.flags |= liteRecent
+		l.typ = u.RecentTypes[0]
+	}
+	if u.open {
+		l.flags |= liteOpen
+	}
+	if u.Session == SessionName(u.ID, time.UnixMicro(u.LastTS)) {
+		l.session, l.flags = "", l.flags|liteDerived
+	}
+	return l
+}
+
+// state is l as the UserState it was made from.
+func (l *liteUser) state() *UserState {
+	u := &UserState{ID: l.id, Consumed: make(map[int32]struct{}, 1), LastTS: l.ts, Session: l.session,
+		Partition: l.part, Offset: l.offset, open: l.flags&liteOpen != 0, arm: l.arm, wctx: l.wctx, seq: l.seq}
+	if l.item >= 0 {
+		u.Consumed[l.item] = struct{}{}
+	}
+	if l.flags&liteRecent != 0 {
+		u.Recent, u.RecentTypes = []int32{l.item}, []feedback.Type{l.typ}
+	}
+	if l.flags&liteDerived != 0 {
+		u.Session = SessionName(l.id, time.UnixMicro(l.ts))
+	}
+	return u
+}
+
+func (s *liteUsers) len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.index)
+}
+
+// lookup returns the node of id (-1: none).
+func (s *liteUsers) lookup(id string) int32 {
+	if s == nil {
+		return -1
+	}
+	if i, ok := s.index[id]; ok {
+		return i
+	}
+	return -1
+}
+
+// add inserts l in order of seq (at the newest end but for a user older
+// than some kept ones).
+func (s *liteUsers) add(l liteUser) {
+	i := s.free
+	if i >= 0 {
+		s.free = s.nodes[i].older
+	} else {
+		i = int32(len(s.nodes))
+		s.nodes = append(s.nodes, liteUser{})
+	}
+	s.nodes[i] = l
+	s.index[l.id] = i
+	newer := int32(-1) // the node l goes before
+	at := s.newest
+	for at >= 0 && s.nodes[at].seq > l.seq {
+		newer, at = at, s.nodes[at].older
+	}
+	n := &s.nodes[i]
+	n.newer, n.older = newer, at
+	if at >= 0 {
+		s.nodes[at].newer = i
+	} else {
+		s.oldest = i
+	}
+	if newer >= 0 {
+		s.nodes[newer].older = i
+	} else {
+		s.newest = i
+	}
+	if l.flags&liteOpen != 0 && (s.open < 0 || l.seq < s.nodes[s.open].seq) {
+		s.open = i
+	}
+}
+
+// remove deletes node i and returns it.
+func (s *liteUsers) remove(i int32) liteUser {
+	n := &s.nodes[i]
+	l := *n
+	if s.open == i {
+		s.open = n.newer
+	}
+	if n.newer >= 0 {
+		s.nodes[n.newer].older = n.older
+	} else {
+		s.newest = n.older
+	}
+	if n.older >= 0 {
+		s.nodes[n.older].newer = n.newer
+	} else {
+		s.oldest = n.newer
+	}
+	delete(s.index, l.id)
+	*n = liteUser{older: s.free} // drop the strings
+	s.free = i
+	return l
+}
+
+// oldestOpen returns the oldest node whose session is open (-1: none).
+func (s *liteUsers) oldestOpen() int32 {
+	if s == nil {
+		return -1
+	}
+	for s.open >= 0 && s.nodes[s.open].flags&liteOpen == 0 {
+		s.open = s.nodes[s.open].newer
+	}
+	return s.open
+}
+
+// oldestNode is the least recently seen node (-1: none).
+func (s *liteUsers) oldestNode() int32 {
+	if s == nil {
+		return -1
+	}
+	return s.oldest
+}
