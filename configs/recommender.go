@@ -10,6 +10,8 @@ type Recommender struct {
 	TopN     int           `mapstructure:"top_n"`
 	MaxUsers int           `mapstructure:"max_users"`
 	UserTTL  time.Duration `mapstructure:"user_ttl"`
+	// MaxItems bounds the items the DQN models hold (0: no bound).
+	MaxItems int `mapstructure:"max_items"`
 	// CompactUsers keeps users with one event as compact records.
 	CompactUsers bool       `mapstructure:"compact_users"`
 	Popularity   Popularity `mapstructure:"popularity"`

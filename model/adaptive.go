@@ -220,7 +220,7 @@ func (a *Adaptive) decide() {
 	}
 	obs := Observation{
 		Widths: a.Widths(), NetParams: a.NetParams(), Quality: quality, LossTrend: lossTrend,
-		DataRate: float64(a.seen), VocabGrowth: float64(a.items.Len()-a.itemsAt) / math.Max(1, float64(a.items.Len())),
+		DataRate: float64(a.seen), VocabGrowth: float64(max(a.items.Len()-a.itemsAt, 0)) / math.Max(1, float64(a.items.Len())), // 0 once items expired
 		IdleUnits: a.idleFraction(),
 	}
 	if prev != nil {

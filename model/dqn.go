@@ -207,7 +207,11 @@ type DQN struct {
 	// fresh counts each item's interactions learned since the last
 	// snapshot; merged (nil until a merge) accumulates them with the
 	// replicas merged since (Merge weighs each item by them).
-	fresh, merged  []float32
+	fresh, merged []float32
+	// seen is each item's last event time (expire.go; growSeen pads it);
+	// expired counts the items expired.
+	seen           []int64
+	expired        atomic.Int64
 	sums           replicaSums // what this replica and its peers learned
 	net, target    *qnet
 	opts           []*adam // per layer: W then B
@@ -520,6 +524,8 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 			}
 		}
 		d.fresh[x]++
+		d.growSeen()
+		d.seenItem(x, b.TSMicros(i))
 		if d.merged != nil {
 			d.merged[x]++
 		}
@@ -537,6 +543,7 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 	}
 	d.batches++
 	recs := d.lists()
+	d.boundItems()
 	d.users.Compact()
 	return recs, ctx.Err()
 }
@@ -553,9 +560,13 @@ func (d *DQN) Observe(b *feedback.Batch) {
 			continue
 		}
 		u := d.users.Get(b.UserID(i), b.TSMicros(i))
-		d.users.Consume(u, d.addItem(b.ItemID(i)), b.Type(i))
+		x := d.addItem(b.ItemID(i))
+		d.growSeen()
+		d.seenItem(x, b.TSMicros(i))
+		d.users.Consume(u, x, b.Type(i))
 		d.users.note(u, b, i)
 	}
+	d.boundItems()
 	d.users.Compact()
 }
 

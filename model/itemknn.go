@@ -210,10 +210,13 @@ func readTable(s *Snapshot, prefix string, n int) (*coocTable, error) {
 func (c *cooc) apply(t *coocTable, sign float64) {
 	for k := range t.count {
 		x := t.local[k]
+		if x < 0 { // expired since the table was read
+			continue
+		}
 		c.grow(x)
 		c.count[x] += sign * float64(t.count[k])
 		for j := t.offsets[k]; j < t.offsets[k+1]; j++ {
-			if c.nbrs[x].bump(t.local[t.nbr[j]], sign*float64(t.counts[j])) {
+			if y := t.local[t.nbr[j]]; y >= 0 && c.nbrs[x].bump(y, sign*float64(t.counts[j])) {
 				c.pairs++
 			}
 		}

@@ -110,7 +110,8 @@ func liteStream() []feedback.Located {
 // TestCompactUsersChangeNothing replays one stream through every model
 // with and without compact users: the lists, the closed sessions, the
 // users remembered and evicted, and the DQNs' weights and snapshots must
-// be the same, and most users must have been kept compact.
+// be the same, and most users must have been kept compact. Items expire
+// too (max_items), taking their place in compact users' states with them.
 func TestCompactUsersChangeNothing(t *testing.T) {
 	evs := liteStream()
 	for _, name := range []string{"dqn", "dqn-slim", "adaptive-rl", "itemknn", "sr", "sknn", "pop"} {
@@ -122,7 +123,7 @@ func TestCompactUsersChangeNothing(t *testing.T) {
 			var compact int
 			for k, on := range []bool{false, true} {
 				opts := DefaultOptions()
-				opts.CompactUsers, opts.MaxUsers, opts.UserTTL, opts.IdleGap = on, 400, 20*time.Minute, 5*time.Minute
+				opts.CompactUsers, opts.MaxUsers, opts.UserTTL, opts.IdleGap, opts.MaxItems = on, 400, 20*time.Minute, 5*time.Minute, 100
 				opts.DQN.Rows = 32
 				m, err := Build(name, opts)
 				if err != nil {
@@ -139,6 +140,9 @@ func TestCompactUsersChangeNothing(t *testing.T) {
 						r.TS = time.Time{}
 						lists[k] = append(lists[k], fmt.Sprint(r))
 					}
+				}
+				if e, ok := m.(interface{ ItemsExpired() int64 }); ok && e.ItemsExpired() == 0 {
+					t.Fatal("no item expired")
 				}
 				store := usersOf(m)
 				closed[k], users[k] = store.SessionsClosed(), store.Len()

@@ -37,7 +37,7 @@ var Models = []string{"dqn", "adaptive", "popularity", "itemknn", "sr", "sknn"}
 // (configs/adaptrec.yaml, recommender.*); a test checks that they agree.
 func DefaultOptions() Options {
 	return Options{
-		Model: "dqn", Shared: Shared{TopN: 10, MaxUsers: 1_000_000, IdleGap: 30 * time.Minute, CompactUsers: true},
+		Model: "dqn", Shared: Shared{TopN: 10, MaxUsers: 1_000_000, IdleGap: 30 * time.Minute, CompactUsers: true, MaxItems: 1_000_000},
 		Popularity: DefaultPopularity(), ItemKNN: DefaultItemKNN(), SR: DefaultSR(), SKNN: DefaultSKNN(), DQN: DefaultDQN(),
 		Adaptive: DefaultAdaptive(), Controller: DefaultController(),
 	}
@@ -62,6 +62,9 @@ type Shared struct {
 	// record until its second event (liteusers.go): the same lists and
 	// learning in a fraction of the memory.
 	CompactUsers bool
+	// MaxItems bounds the items the DQN and the adaptive model hold (0: no
+	// bound); past it the least recently seen expire (expire.go).
+	MaxItems int
 }
 
 // popularity, itemKNN, sr, sknn, dqn and adaptive return the model configs
@@ -109,6 +112,9 @@ func (o Options) Validate() error {
 		errs = append(errs, optionErr("model", "must be one of %s, got %q", strings.Join(Models, ", "), o.Model))
 	}
 	errs = checkPositive(errs, []string{"max_users", "top_n"}, o.MaxUsers, o.TopN)
+	if o.MaxItems < 0 {
+		errs = append(errs, optionErr("max_items", "must be 0 (no bound) or positive, got %d", o.MaxItems))
+	}
 	if o.TopN > 1000 {
 		errs = append(errs, optionErr("top_n", "must be at most 1000, got %d", o.TopN))
 	}

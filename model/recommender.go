@@ -63,6 +63,13 @@ type SessionCounter interface {
 	SessionsClosed() int64
 }
 
+// ItemExpirer is a recommender that expires items past
+// recommender.max_items (the DQN and the adaptive model). ItemsExpired is
+// safe to call from any goroutine, while another one learns.
+type ItemExpirer interface {
+	ItemsExpired() int64
+}
+
 // Observer is a recommender that can rebuild its users' session state
 // from events without learning from them (the DQN and the adaptive model).
 type Observer interface {

@@ -173,5 +173,6 @@ func (d *DQN) mergeItems(it snapItems, w float64, average bool) []int32 {
 		}
 		d.bias[x] = ia*d.bias[x] + ib*it.bias[k]
 	}
+	d.growSeen() // a peer's new items count as seen now
 	return local
 }

@@ -59,6 +59,11 @@ func (d *DQN) Restore(s *Snapshot) error {
 		d.ein, d.eout = nil, nil
 	}
 	d.fresh, d.merged = make([]float32, n), nil
+	d.seen = nil
+	if seen := s.rows["items.seen"].i64; len(seen) == n {
+		d.seen = slices.Clone(seen)
+	}
+	d.growSeen()
 	// The tables are the snapshot's own plus its legacy.
 	d.co, d.sums.legacyT, d.sums.peerT = cooc{}, tallies{}, nil
 	d.co.grow(int32(n) - 1)

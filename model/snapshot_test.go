@@ -161,6 +161,14 @@ func TestSnapshotContinuesBitForBit(t *testing.T) {
 	for _, tied := range []bool{true, false} {
 		t.Run(fmt.Sprintf("tied=%v", tied), func(t *testing.T) { snapshotContinuesBitForBit(t, tied, nil) })
 	}
+	// Items expiring as the stream goes (expire.go), in dense and tiered
+	// tables: the snapshot carries when each item was last seen.
+	t.Run("max_items", func(t *testing.T) {
+		snapshotContinuesBitForBit(t, true, func(c *DQNConfig) { c.MaxItems = 60 })
+	})
+	t.Run("max_items_tiers", func(t *testing.T) {
+		snapshotContinuesBitForBit(t, true, func(c *DQNConfig) { c.MaxItems, c.Tiers, c.TierAt = 60, []int{16}, []float64{5} })
+	})
 	// Lists at the widths a learned policy picks per session (slim.go).
 	t.Run("nested", func(t *testing.T) {
 		snapshotContinuesBitForBit(t, true, func(c *DQNConfig) {

@@ -124,10 +124,15 @@ func ownTable(c *cooc, peers []*coocTable, legacy *cooc) csr64 {
 	for _, p := range peers {
 		for k := range p.count {
 			x := p.local[k]
+			if x < 0 { // expired: the model lost it too (expire.go)
+				continue
+			}
 			t.count[x] -= float64(p.count[k])
 			pos := c.nbrs[x].pos
 			for j := p.offsets[k]; j < p.offsets[k+1]; j++ {
-				t.counts[t.offsets[x]+pos[p.local[p.nbr[j]]]] -= float64(p.counts[j])
+				if y := p.local[p.nbr[j]]; y >= 0 {
+					t.counts[t.offsets[x]+pos[y]] -= float64(p.counts[j])
+				}
 			}
 		}
 	}

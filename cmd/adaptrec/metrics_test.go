@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -98,4 +99,48 @@ func TestMetricsCountClosedSessions(t *testing.T) {
 		}
 	}
 	t.Fatal("no adaptrec_sessions_closed_total")
+}
+
+// The worker exports the items its model expired: 30 items against
+// recommender.max_items 10 leave 9 (nine tenths of the bound), so 21 count
+// in adaptrec_items_expired_total.
+func TestMetricsCountExpiredItems(t *testing.T) {
+	cfg := configs.Default()
+	cfg.Recommender.MaxItems = 10
+	rec, err := wire.Model(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := newMetrics(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Shutdown(t.Context())
+	if err := countSessions(m, rec); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	var evs []feedback.Located
+	for k := range 30 {
+		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", k%3), ItemID: fmt.Sprint("i", k), Type: feedback.Click,
+			TS: start.Add(time.Duration(k) * time.Second)}, Offset: int64(k)})
+	}
+	b := feedback.BatchOf(evs...)
+	defer b.Release()
+	if _, err := rec.Learn(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == "adaptrec_items_expired_total" {
+			if got := f.Metric[0].GetCounter().GetValue(); got != 21 {
+				t.Fatalf("adaptrec_items_expired_total %v, want 21", got)
+			}
+			return
+		}
+	}
+	t.Fatal("no adaptrec_items_expired_total")
 }

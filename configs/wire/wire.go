@@ -68,7 +68,7 @@ func ModelOptions(cfg configs.Config) model.Options {
 	r := cfg.Recommender
 	o := model.DefaultOptions()
 	o.Model, o.TopN, o.MaxUsers, o.UserTTL = r.Model, r.TopN, r.MaxUsers, r.UserTTL
-	o.IdleGap, o.CompactUsers = cfg.Session.IdleGap, r.CompactUsers
+	o.IdleGap, o.CompactUsers, o.MaxItems = cfg.Session.IdleGap, r.CompactUsers, r.MaxItems
 	o.Popularity.HalfLife = r.Popularity.HalfLife
 	o.ItemKNN.Window, o.ItemKNN.Decay = r.ItemKNN.Window, r.ItemKNN.Decay
 	o.SR.Window, o.SR.Decay = r.SR.Window, r.SR.Decay

@@ -143,6 +143,27 @@ func (m *Metrics) CountClosedSessions(closed func() int64) error {
 	return nil
 }
 
+// CountExpiredItems exports expired, the number of items the model has
+// expired so far (recommender.max_items), as the counter
+// adaptrec.items.expired, read at each collection; like
+// CountClosedSessions's, expired must be safe to call while the model
+// learns.
+func (m *Metrics) CountExpiredItems(expired func() int64) error {
+	if m == nil {
+		return nil
+	}
+	_, err := m.provider.Meter(meterName).Int64ObservableCounter("adaptrec.items.expired",
+		metric.WithDescription("Items the model expired, the least recently seen, to hold at most recommender.max_items."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(expired())
+			return nil
+		}))
+	if err != nil {
+		return fmt.Errorf("metrics: adaptrec.items.expired: %w", err)
+	}
+	return nil
+}
+
 // Shutdown stops the meter provider.
 func (m *Metrics) Shutdown(ctx context.Context) error {
 	if m == nil {
