@@ -88,18 +88,26 @@ func liteOf(u *UserState) liteUser {
 
 // state is l as the UserState it was made from.
 func (l *liteUser) state() *UserState {
-	u := &UserState{ID: l.id, Consumed: make(map[int32]struct{}, 1), LastTS: l.ts, Session: l.session,
+	u := &UserState{Consumed: make(map[int32]struct{}, 1)}
+	l.into(u)
+	return u
+}
+
+// into makes u the UserState l was made from, reusing u's map and slices.
+func (l *liteUser) into(u *UserState) {
+	consumed, recent, types := u.Consumed, u.Recent[:0], u.RecentTypes[:0]
+	clear(consumed)
+	*u = UserState{ID: l.id, Consumed: consumed, LastTS: l.ts, Session: l.session,
 		Partition: l.part, Offset: l.offset, open: l.flags&liteOpen != 0, arm: l.arm, wctx: l.wctx, seq: l.seq}
 	if l.item >= 0 {
 		u.Consumed[l.item] = struct{}{}
 	}
 	if l.flags&liteRecent != 0 {
-		u.Recent, u.RecentTypes = []int32{l.item}, []feedback.Type{l.typ}
+		u.Recent, u.RecentTypes = append(recent, l.item), append(types, l.typ)
 	}
 	if l.flags&liteDerived != 0 {
 		u.Session = SessionName(l.id, time.UnixMicro(l.ts))
 	}
-	return u
 }
 
 func (s *liteUsers) len() int {

@@ -310,18 +310,24 @@ func (s *UserStore) Clock() int64 { return s.clock.Now() }
 // Len is the number of users remembered.
 func (s *UserStore) Len() int { return s.lru.Len() + s.lite.len() }
 
-// each calls f for every user, least recently seen first; a compact
-// user's state is a copy.
+// each calls f for every user, least recently seen first. A compact
+// user's state is a copy, valid only until f returns (one is reused for
+// them all: a snapshot of a million users allocates none).
 func (s *UserStore) each(f func(*UserState)) {
 	li := s.lite.oldestNode()
+	scratch := &UserState{Consumed: map[int32]struct{}{}}
+	lite := func() {
+		s.lite.nodes[li].into(scratch)
+		f(scratch)
+	}
 	s.lru.Each(func(_ string, u *UserState) {
 		for ; li >= 0 && s.lite.nodes[li].seq < u.seq; li = s.lite.nodes[li].newer {
-			f(s.lite.nodes[li].state())
+			lite()
 		}
 		f(u)
 	})
 	for ; li >= 0; li = s.lite.nodes[li].newer {
-		f(s.lite.nodes[li].state())
+		lite()
 	}
 }
 
