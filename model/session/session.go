@@ -21,23 +21,26 @@ import (
 // that no single event can evict the others). Not safe for concurrent use.
 type Sessions struct {
 	idleGap, ttl int64 // microseconds
-	users        *model.LRU[string, *sessionState]
+	users        *model.LRU[string, sessionState]
 	clock        model.EventClock
 }
 
+// sessionState is a user's session, held by value: a derived session's
+// name is not kept but made again from its start, so a user costs the
+// table about 100 bytes.
 type sessionState struct {
-	id    string
-	last  int64
-	given bool
+	id          string // a given session id ("": derived, model.SessionName(user, start))
+	start, last int64  // start: the derived session's first event, Unix microseconds
 	// partition is where the user's events were first read (-1: not
 	// known); split is set once one arrived on another partition.
 	partition int32
+	given     bool
 	split     bool
 }
 
 // NewSessions returns an empty session table.
 func NewSessions(idleGap, ttl time.Duration, max int) *Sessions {
-	return &Sessions{idleGap: idleGap.Microseconds(), ttl: ttl.Microseconds(), users: model.NewLRU[string, *sessionState](max)}
+	return &Sessions{idleGap: idleGap.Microseconds(), ttl: ttl.Microseconds(), users: model.NewLRU[string, sessionState](max)}
 }
 
 // Assign fills e.SessionID if empty and records the event.
@@ -56,25 +59,28 @@ func (s *Sessions) AssignFrom(e *feedback.Event, partition int32) (first int32, 
 	switch {
 	case e.SessionID != "":
 		if !ok {
-			st = &sessionState{partition: partition}
-			s.users.Put(strings.Clone(e.UserID), st)
+			st = sessionState{partition: partition}
 		}
 		st.id, st.given = e.SessionID, true
 	case !ok:
-		st = &sessionState{id: model.SessionName(e.UserID, e.TS), partition: partition}
-		s.users.Put(strings.Clone(e.UserID), st)
+		st = sessionState{start: t, partition: partition}
 	case st.given || abs(t-st.last) > s.idleGap:
-		st.id, st.given = model.SessionName(e.UserID, e.TS), false
+		st.id, st.start, st.given = "", t, false
 	}
 	st.last = max(st.last, t)
 	if !st.given {
-		e.SessionID = st.id
+		e.SessionID = model.SessionName(e.UserID, time.UnixMicro(st.start))
 	}
 	switch {
 	case st.partition < 0:
 		st.partition = partition
 	case partition >= 0 && partition != st.partition && !st.split:
 		st.split, first, split = true, st.partition, true
+	}
+	if ok {
+		s.users.Put(e.UserID, st) // the key is held already
+	} else {
+		s.users.Put(strings.Clone(e.UserID), st)
 	}
 	s.expire()
 	return first, split

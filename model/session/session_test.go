@@ -2,6 +2,7 @@ package session
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -25,11 +26,17 @@ func TestSessionsAssign(t *testing.T) {
 		t.Fatalf("event within the idle gap started a new session %q", got)
 	}
 	second := assign("u", "", 29*time.Minute+31*time.Minute)
-	if second == first {
-		t.Fatal("event after the idle gap kept the old session")
+	if want := "u@" + itoa(t0.Add(time.Hour).Unix()); second != want {
+		t.Fatalf("event after the idle gap: session %q, want %q (named after its own time)", second, want)
+	}
+	if got := assign("u", "", time.Hour+30*time.Second); got != second {
+		t.Fatalf("the next event of the new session: %q, want %q", got, second)
 	}
 	if got := assign("u", "given", time.Hour+time.Minute); got != "given" {
 		t.Fatalf("given session id overwritten: %q", got)
+	}
+	if got, want := assign("u", "", time.Hour+2*time.Minute), "u@"+itoa(t0.Add(time.Hour+2*time.Minute).Unix()); got != want {
+		t.Fatalf("no session id after a given one: %q, want a new derived one %q", got, want)
 	}
 	if got := assign("v", "", 0); got == first {
 		t.Fatal("two users share a session")
@@ -100,5 +107,30 @@ func TestSessionsAssignFromReportsSplitUsersOnce(t *testing.T) {
 	}
 	if want := "[a:2->3 c:1->5]"; fmt.Sprint(got) != want {
 		t.Fatalf("split users reported %v, want %s", got, want)
+	}
+}
+
+// BenchmarkSessionsMemory reports the heap bytes the session table takes
+// per user with one event in a derived session.
+func BenchmarkSessionsMemory(b *testing.B) {
+	const users = 200_000
+	ids := make([]string, users)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("user-%07d", i)
+	}
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		s := NewSessions(30*time.Minute, 24*time.Hour, users)
+		for i, id := range ids {
+			e := feedback.Event{UserID: id, TS: t0.Add(time.Duration(i) * time.Millisecond)}
+			s.Assign(&e)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/users, "bytes/user")
+		runtime.KeepAlive(s)
 	}
 }
