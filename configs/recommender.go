@@ -41,6 +41,7 @@ type Adaptive struct {
 	Seed          uint64    `mapstructure:"seed"`
 	Tiers         []int     `mapstructure:"tiers"`
 	TierAt        []float64 `mapstructure:"tier_at"`
+	Revert        bool      `mapstructure:"revert"`
 }
 
 // DQN configures the deep RL recommender (see model.DQNConfig).

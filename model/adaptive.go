@@ -32,6 +32,11 @@ type AdaptiveConfig struct {
 	// thresholds its controller then scales (TiersNarrower, TiersWider).
 	Tiers  []int
 	TierAt []float64
+	// Revert undoes a decision whose reward came out negative: the
+	// network goes back to the one before it (weights, target and Adam
+	// moments as they were), a tier action's rows to their widths and
+	// tails. A decision stands only if it paid.
+	Revert bool
 }
 
 // Decision is one architecture decision with the terms of its reward,
@@ -59,6 +64,9 @@ type Decision struct {
 	Cost         float64 `json:"cost"`
 	Reward       float64 `json:"reward"`
 	Rewarded     bool    `json:"rewarded"`
+	// Reverted is set when the reward came out negative and the model
+	// undid the decision (AdaptiveConfig.Revert).
+	Reverted bool `json:"reverted,omitempty"`
 	Controller   string  `json:"controller"`
 	// At is when the decision was taken and Took how long taking and
 	// applying it lasted (for tracing; not published).
@@ -81,6 +89,9 @@ type Adaptive struct {
 	ndcg      float64
 	ndcgRef   float64 // the same events ranked by ref
 	ref       *qnet   // the network before the pending decision, frozen
+	// before are the target network and Adam moments before the pending
+	// decision, for Revert (nil: nothing to revert to).
+	before *netState
 	scored    int
 	seen      int
 	lossStart float32
@@ -136,7 +147,7 @@ func (a *Adaptive) Adopt(s *Snapshot) error {
 	if err := a.DQN.Adopt(s); err != nil {
 		return err
 	}
-	a.ref, a.refMoved, a.pending = nil, nil, -1
+	a.ref, a.before, a.refMoved, a.pending = nil, nil, nil, -1
 	return nil
 }
 
@@ -209,6 +220,9 @@ func (a *Adaptive) decide() {
 		prev.QualityAfter, prev.QualityRef = quality, a.ndcgRef/float64(a.scored)
 		prev.Reward, prev.Gain, prev.Cost = ArchReward(prev.QualityRef, prev.QualityAfter, prev.ParamsAdded, a.acfg.Lambda)
 		prev.Rewarded, prev.At, prev.Took = true, t0, 0
+		if a.acfg.Revert && prev.Reward < 0 && prev.Action.Kind != Keep {
+			prev.Reverted = a.revert(prev.Action) == nil
+		}
 		a.ctrl.Feedback(prev.Reward)
 		if a.OnDecision != nil {
 			a.OnDecision(*prev)
@@ -229,7 +243,10 @@ func (a *Adaptive) decide() {
 	prev = nil // appending below may move the slice
 	act := a.ctrl.Decide(obs, append(Candidates(a.net, a.acfg.Bounds, a.acfg.Step), a.tierActions()...))
 	before, paramsBefore := a.Widths(), a.Params()
-	a.ref = a.net.clone()
+	a.ref, a.before = a.net.clone(), nil
+	if a.acfg.Revert {
+		a.before = a.saveNet()
+	}
 	if err := a.Apply(act, a.acfg.Bounds); err != nil {
 		act = Action{Kind: Keep} // only valid actions are offered; keep on the unexpected
 	}
@@ -275,4 +292,72 @@ func (a *Adaptive) idleFraction() float64 {
 		}
 	}
 	return float64(idle) / float64(last)
+}
+
+// netState is what a network action changes besides the online network:
+// the target network and the Adam moments (as networks) and step.
+type netState struct {
+	target, m, v *qnet
+	t            int
+}
+
+// saveNet copies the target network and the Adam moments.
+func (a *Adaptive) saveNet() *netState {
+	m, v := a.momentNets()
+	st := &netState{target: a.target.clone(), m: m.clone(), v: v.clone()}
+	if len(a.opts) > 0 {
+		st.t = a.opts[0].t
+	}
+	return st
+}
+
+// revert undoes act, the pending decision (AdaptiveConfig.Revert). A
+// network action's network goes back to the frozen one before it, with
+// its target and Adam moments: the epoch's training of the network is
+// lost with the decision. A tier action's thresholds go back, and the rows
+// it narrowed get their tails back as they were.
+func (a *Adaptive) revert(act Action) error {
+	switch act.Kind {
+	case TiersNarrower, TiersWider:
+		old := a.refMoved
+		at := make([]int, len(old)) // each moved row's width now
+		for k, r := range old {
+			if r.x >= 0 && int(r.x) < a.tab.len() {
+				at[k] = a.tab.width(r.x)
+			}
+		}
+		inverse := TiersWider
+		if act.Kind == TiersWider {
+			inverse = TiersNarrower
+		}
+		if _, err := a.scaleTiers(inverse); err != nil {
+			return err
+		}
+		for k, r := range old {
+			if r.x < 0 || int(r.x) >= a.tab.len() {
+				continue
+			}
+			if row := a.tab.row(r.x); len(row) == len(r.old) && at[k] < len(row) {
+				copy(row[at[k]:], r.old[at[k]:])
+			}
+		}
+		a.refMoved = nil
+		return nil
+	}
+	if a.ref == nil || a.before == nil {
+		return fmt.Errorf("adaptive: no network to revert to")
+	}
+	a.net, a.target = a.ref, a.before.target
+	a.ref = a.net.clone()
+	if err := a.rebuild(); err != nil {
+		return err
+	}
+	m, v := a.before.m.layers(), a.before.v.layers()
+	for i := range m {
+		a.opts[2*i].m, a.opts[2*i].v, a.opts[2*i].t = m[i].W, v[i].W, a.before.t
+		a.opts[2*i+1].m, a.opts[2*i+1].v, a.opts[2*i+1].t = m[i].B, v[i].B, a.before.t
+	}
+	a.resetSums()
+	a.before = nil
+	return nil
 }

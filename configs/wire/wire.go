@@ -76,7 +76,7 @@ func ModelOptions(cfg configs.Config) model.Options {
 	o.DQN = dqnOptions(o.DQN, r.DQN)
 	ad := r.Adaptive
 	o.Adaptive.EpochEvents = ad.EpochEvents
-	o.Adaptive.Tiers, o.Adaptive.TierAt = ad.Tiers, ad.TierAt
+	o.Adaptive.Tiers, o.Adaptive.TierAt, o.Adaptive.Revert = ad.Tiers, ad.TierAt, ad.Revert
 	o.Adaptive.EpochSessions, o.Adaptive.Step, o.Adaptive.Lambda, o.Adaptive.SampleEvery = ad.EpochSessions, ad.Step, ad.Lambda, ad.SampleEvery
 	o.Adaptive.Bounds = model.ArchBounds{MinWidth: ad.MinWidth, MaxWidth: ad.MaxWidth, MinDepth: ad.MinDepth, MaxDepth: ad.MaxDepth, MaxParams: ad.MaxParams}
 	o.Controller = model.ControllerConfig{Kind: ad.Controller, LR: ad.LR, Seed: ad.Seed, Plateau: ad.Plateau, IdleFraction: ad.IdleFraction}
