@@ -66,8 +66,8 @@ type Decision struct {
 	Rewarded     bool    `json:"rewarded"`
 	// Reverted is set when the reward came out negative and the model
 	// undid the decision (AdaptiveConfig.Revert).
-	Reverted bool `json:"reverted,omitempty"`
-	Controller   string  `json:"controller"`
+	Reverted   bool   `json:"reverted,omitempty"`
+	Controller string `json:"controller"`
 	// At is when the decision was taken and Took how long taking and
 	// applying it lasted (for tracing; not published).
 	At   time.Time     `json:"-"`
@@ -81,17 +81,17 @@ type Decision struct {
 // the next decision.
 type Adaptive struct {
 	*DQN
-	acfg      AdaptiveConfig
-	ctrl      Controller
-	closed    int
-	events    int // events learned in the epoch
-	epoch     int
-	ndcg      float64
-	ndcgRef   float64 // the same events ranked by ref
-	ref       *qnet   // the network before the pending decision, frozen
+	acfg    AdaptiveConfig
+	ctrl    Controller
+	closed  int
+	events  int // events learned in the epoch
+	epoch   int
+	ndcg    float64
+	ndcgRef float64 // the same events ranked by ref
+	ref     *qnet   // the network before the pending decision, frozen
 	// before are the target network and Adam moments before the pending
 	// decision, for Revert (nil: nothing to revert to).
-	before *netState
+	before    *netState
 	scored    int
 	seen      int
 	lossStart float32
