@@ -22,15 +22,17 @@ func SessionName(user string, start time.Time) string {
 // one it was made from. Most users of a click log never have a second
 // event, so this is where their memory goes.
 type liteUser struct {
-	id, session  string // session is "" when derived (liteDerived)
-	ts, offset   int64
-	seq          uint64
-	item, part   int32 // item is -1 when nothing was consumed
-	typ          feedback.Type
-	flags        uint8
-	arm, wctx    uint8
-	newer, older int32
+	id, session string // session is "" when derived (liteDerived)
+	ts, offset  int64
+	seq         uint64
+	item, part  int32 // item is -1 when nothing was consumed
+	typ         feedback.Type
+	flags       uint8
+	arm, wctx   uint8
+	link
 }
+
+func (l *liteUser) links() *link { return &l.link }
 
 const (
 	liteOpen    = 1 << iota // the session is open
@@ -39,18 +41,17 @@ const (
 )
 
 // liteUsers holds the compact users in order of their last event
-// (UserState.seq), oldest first, linked by index like LRU's nodes.
+// (UserState.seq), oldest first, in a slab.
 type liteUsers struct {
-	index                map[string]int32
-	nodes                []liteUser
-	newest, oldest, free int32
+	index map[string]int32
+	slab[liteUser, *liteUser]
 	// open is the oldest node whose session may be open (-1: none is):
 	// every older one's is closed.
 	open int32
 }
 
 func newLiteUsers() *liteUsers {
-	return &liteUsers{index: map[string]int32{}, newest: -1, oldest: -1, free: -1, open: -1}
+	return &liteUsers{index: map[string]int32{}, slab: newSlab[liteUser](), open: -1}
 }
 
 // isLite reports whether u is what a liteUser keeps without loss: at
@@ -131,32 +132,14 @@ func (s *liteUsers) lookup(id string) int32 {
 // add inserts l in order of seq (at the newest end but for a user older
 // than some kept ones).
 func (s *liteUsers) add(l liteUser) {
-	i := s.free
-	if i >= 0 {
-		s.free = s.nodes[i].older
-	} else {
-		i = int32(len(s.nodes))
-		s.nodes = append(s.nodes, liteUser{})
-	}
+	i := s.alloc()
 	s.nodes[i] = l
 	s.index[l.id] = i
-	newer := int32(-1) // the node l goes before
-	at := s.newest
-	for at >= 0 && s.nodes[at].seq > l.seq {
-		newer, at = at, s.nodes[at].older
+	newer, older := int32(-1), s.newest // the nodes l goes between
+	for older >= 0 && s.nodes[older].seq > l.seq {
+		newer, older = older, s.nodes[older].older
 	}
-	n := &s.nodes[i]
-	n.newer, n.older = newer, at
-	if at >= 0 {
-		s.nodes[at].newer = i
-	} else {
-		s.oldest = i
-	}
-	if newer >= 0 {
-		s.nodes[newer].older = i
-	} else {
-		s.newest = i
-	}
+	s.insert(i, newer, older)
 	if l.flags&liteOpen != 0 && (s.open < 0 || l.seq < s.nodes[s.open].seq) {
 		s.open = i
 	}
@@ -164,24 +147,13 @@ func (s *liteUsers) add(l liteUser) {
 
 // remove deletes node i and returns it.
 func (s *liteUsers) remove(i int32) liteUser {
-	n := &s.nodes[i]
-	l := *n
+	l := s.nodes[i]
 	if s.open == i {
-		s.open = n.newer
+		s.open = l.newer
 	}
-	if n.newer >= 0 {
-		s.nodes[n.newer].older = n.older
-	} else {
-		s.newest = n.older
-	}
-	if n.older >= 0 {
-		s.nodes[n.older].newer = n.newer
-	} else {
-		s.oldest = n.newer
-	}
+	s.unlink(i)
 	delete(s.index, l.id)
-	*n = liteUser{older: s.free} // drop the strings
-	s.free = i
+	s.release(i) // drops the strings
 	return l
 }
 

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/configs/wire"
+	"github.com/adaptrec/adaptrec/model"
 	"github.com/adaptrec/adaptrec/model/feedback"
+	"github.com/adaptrec/adaptrec/pipeline/telemetry"
 )
 
 // The worker's metrics carry the service name its traces use
@@ -59,18 +62,7 @@ func TestMetricsServiceName(t *testing.T) {
 func TestMetricsCountClosedSessions(t *testing.T) {
 	cfg := configs.Default()
 	cfg.Recommender.Model = "itemknn"
-	rec, err := wire.Model(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := newMetrics(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Shutdown(t.Context())
-	if err := countSessions(m, rec); err != nil {
-		t.Fatal(err)
-	}
+	rec, m := countingModel(t, cfg)
 	start := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	var evs []feedback.Located
 	for k, user := range []string{"a", "b", "b"} {
@@ -86,27 +78,15 @@ func TestMetricsCountClosedSessions(t *testing.T) {
 	if _, err := rec.Learn(t.Context(), b); err != nil {
 		t.Fatal(err)
 	}
-	fams, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
+	if got := counter(t, m, "adaptrec_sessions_closed_total"); got != 1 {
+		t.Fatalf("adaptrec_sessions_closed_total %v, want 1", got)
 	}
-	for _, f := range fams {
-		if f.GetName() == "adaptrec_sessions_closed_total" {
-			if got := f.Metric[0].GetCounter().GetValue(); got != 1 {
-				t.Fatalf("adaptrec_sessions_closed_total %v, want 1", got)
-			}
-			return
-		}
-	}
-	t.Fatal("no adaptrec_sessions_closed_total")
 }
 
-// The worker exports the items its model expired: 30 items against
-// recommender.max_items 10 leave 9 (nine tenths of the bound), so 21 count
-// in adaptrec_items_expired_total.
-func TestMetricsCountExpiredItems(t *testing.T) {
-	cfg := configs.Default()
-	cfg.Recommender.MaxItems = 10
+// countingModel is cfg's model with the worker's metrics counting what it
+// closes and expires, shut down when the test ends.
+func countingModel(t *testing.T, cfg configs.Config) (model.Recommender, *telemetry.Metrics) {
+	t.Helper()
 	rec, err := wire.Model(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -115,10 +95,36 @@ func TestMetricsCountExpiredItems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Shutdown(t.Context())
+	t.Cleanup(func() { m.Shutdown(context.Background()) })
 	if err := countSessions(m, rec); err != nil {
 		t.Fatal(err)
 	}
+	return rec, m
+}
+
+// counter is the value of the counter name that m exports.
+func counter(t *testing.T, m *telemetry.Metrics, name string) float64 {
+	t.Helper()
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name {
+			return f.Metric[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no %s", name)
+	return 0
+}
+
+// The worker exports the items its model expired: 30 items against
+// recommender.max_items 10 leave 9 (nine tenths of the bound), so 21 count
+// in adaptrec_items_expired_total.
+func TestMetricsCountExpiredItems(t *testing.T) {
+	cfg := configs.Default()
+	cfg.Recommender.MaxItems = 10
+	rec, m := countingModel(t, cfg)
 	start := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	var evs []feedback.Located
 	for k := range 30 {
@@ -130,17 +136,7 @@ func TestMetricsCountExpiredItems(t *testing.T) {
 	if _, err := rec.Learn(t.Context(), b); err != nil {
 		t.Fatal(err)
 	}
-	fams, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
+	if got := counter(t, m, "adaptrec_items_expired_total"); got != 21 {
+		t.Fatalf("adaptrec_items_expired_total %v, want 21", got)
 	}
-	for _, f := range fams {
-		if f.GetName() == "adaptrec_items_expired_total" {
-			if got := f.Metric[0].GetCounter().GetValue(); got != 21 {
-				t.Fatalf("adaptrec_items_expired_total %v, want 21", got)
-			}
-			return
-		}
-	}
-	t.Fatal("no adaptrec_items_expired_total")
 }
