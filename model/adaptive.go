@@ -151,6 +151,17 @@ func (a *Adaptive) Adopt(s *Snapshot) error {
 	return nil
 }
 
+// Restore restores the DQN's state (DQN.Restore); a decision awaiting its
+// reward is dropped, as Adopt drops it: the network it would be measured
+// against, or reverted to, is not the restored one.
+func (a *Adaptive) Restore(s *Snapshot) error {
+	if err := a.DQN.Restore(s); err != nil {
+		return err
+	}
+	a.ref, a.before, a.refMoved, a.pending = nil, nil, nil, -1
+	return nil
+}
+
 // Name implements Recommender.
 func (a *Adaptive) Name() string { return "adaptive-" + a.ctrl.Name() }
 

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -105,5 +106,41 @@ func TestNegativeRewardReverts(t *testing.T) {
 		if ds[0].Reverted != revert || slices.Equal(ds[1].Before, ds[0].After) == revert || slices.Equal(ds[1].Before, ds[0].Before) != revert {
 			t.Fatalf("revert %v: reverted %v, widths %v -> %v, then %v", revert, ds[0].Reverted, ds[0].Before, ds[0].After, ds[1].Before)
 		}
+	}
+}
+
+// A restore drops the decision awaiting its reward: it is neither
+// rewarded nor reverted, so the restored network is not swapped for the
+// one from before the decision.
+func TestRestoreDropsThePendingDecision(t *testing.T) {
+	a := revertModel(t, true, &scripted{kinds: []ActionKind{Widen}})
+	a.acfg.Lambda = 1000 // the widening's reward would be negative
+	learn := func(from, n int) {
+		b := feedback.BatchOf(clicks(from, n, 9, func(i int) int { return (i * 7) % 41 })...)
+		defer b.Release()
+		if _, err := a.Learn(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	learn(0, 160) // the widening is taken at the 150th event
+	if ds := a.Decisions(); len(ds) != 1 || ds[0].Action.Kind != Widen || ds[0].Rewarded {
+		t.Fatalf("decisions %+v, want one widening awaiting its reward", ds)
+	}
+	var buf bytes.Buffer
+	if _, err := a.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ReadSnapshot(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Restore(s); err != nil {
+		t.Fatal(err)
+	}
+	restored := a.Widths()
+	learn(160, 200)
+	ds := a.Decisions()
+	if len(ds) < 2 || ds[0].Rewarded || ds[0].Reverted || !slices.Equal(ds[1].Before, restored) {
+		t.Fatalf("after the restore: decisions %+v, want the first unrewarded and the second from %v", ds, restored)
 	}
 }
