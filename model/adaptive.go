@@ -147,7 +147,7 @@ func (a *Adaptive) Adopt(s *Snapshot) error {
 	if err := a.DQN.Adopt(s); err != nil {
 		return err
 	}
-	a.ref, a.before, a.refMoved, a.pending = nil, nil, nil, -1
+	a.dropPending()
 	return nil
 }
 
@@ -158,8 +158,14 @@ func (a *Adaptive) Restore(s *Snapshot) error {
 	if err := a.DQN.Restore(s); err != nil {
 		return err
 	}
-	a.ref, a.before, a.refMoved, a.pending = nil, nil, nil, -1
+	a.dropPending()
 	return nil
+}
+
+// dropPending forgets the decision awaiting its reward, with what it would
+// be measured against or reverted to.
+func (a *Adaptive) dropPending() {
+	a.ref, a.before, a.refMoved, a.pending = nil, nil, nil, -1
 }
 
 // Name implements Recommender.

@@ -450,10 +450,9 @@ func (d *DQN) Users() int { return d.users.Len() }
 // newUsers returns an empty user store of d's bounds, whose closed
 // sessions d counts (and the adaptive model's epochs).
 func (d *DQN) newUsers() *UserStore {
-	users := newUsers(d.cfg.Shared, d.cfg.Window)
 	// A user whose transitions wait for its next events (n_step) stays in
 	// full: they are keyed by its state.
-	users.SetCompact(d.cfg.CompactUsers, func(u *UserState) bool { return len(d.held[u]) > 0 })
+	users := newUsers(d.cfg.Shared, d.cfg.Window, func(u *UserState) bool { return len(d.held[u]) > 0 })
 	users.OnClose = func(u *UserState) {
 		d.endHeld(u)
 		d.closedSessions.Add(1)
@@ -524,7 +523,6 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 			}
 		}
 		d.fresh[x]++
-		d.growSeen()
 		d.seenItem(x, b.TSMicros(i))
 		if d.merged != nil {
 			d.merged[x]++
@@ -561,7 +559,6 @@ func (d *DQN) Observe(b *feedback.Batch) {
 		}
 		u := d.users.Get(b.UserID(i), b.TSMicros(i))
 		x := d.addItem(b.ItemID(i))
-		d.growSeen()
 		d.seenItem(x, b.TSMicros(i))
 		d.users.Consume(u, x, b.Type(i))
 		d.users.note(u, b, i)
@@ -659,6 +656,7 @@ func (d *DQN) addItem(id string) int32 {
 			d.merged = append(d.merged, 0)
 		}
 	}
+	d.growSeen()
 	d.co.grow(x)
 	return x
 }

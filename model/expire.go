@@ -3,6 +3,8 @@ package model
 import (
 	"cmp"
 	"slices"
+
+	"github.com/adaptrec/adaptrec/model/feedback"
 )
 
 // Item expiry (recommender.max_items). A model holds at most cfg.MaxItems
@@ -23,8 +25,9 @@ func (d *DQN) seenItem(x int32, ts int64) {
 	d.seen[x] = max(d.seen[x], ts)
 }
 
-// growSeen gives the items added since the last call (a merge's, a new
-// event's) the user clock's time as their last seen.
+// growSeen gives the items added since the last call the user clock's
+// time as their last seen; every path that adds items calls it (addItem,
+// mergeItems, Restore).
 func (d *DQN) growSeen() {
 	for len(d.seen) < len(d.bias) {
 		d.seen = append(d.seen, d.users.Clock())
@@ -37,7 +40,6 @@ func (d *DQN) boundItems() {
 	if d.cfg.MaxItems <= 0 || n <= d.cfg.MaxItems {
 		return
 	}
-	d.growSeen()
 	keep := max(d.cfg.MaxItems-d.cfg.MaxItems/10, 1)
 	byAge := make([]int32, n)
 	for x := range byAge {
@@ -206,13 +208,7 @@ func (c *cooc) remap(m []int32, n int) {
 // leave their histories and consumed sets.
 func (s *UserStore) remapItems(m []int32) {
 	s.lru.Each(func(_ string, u *UserState) {
-		w := 0
-		for k, it := range u.Recent {
-			if z := m[it]; z >= 0 {
-				u.Recent[w], u.RecentTypes[w] = z, u.RecentTypes[k]
-				w++
-			}
-		}
+		w := remapHistory(u.Recent, u.RecentTypes, m)
 		u.Recent, u.RecentTypes = u.Recent[:w], u.RecentTypes[:w]
 		consumed := make(map[int32]struct{}, len(u.Consumed))
 		for it := range u.Consumed {
@@ -237,6 +233,20 @@ func (s *UserStore) remapItems(m []int32) {
 	}
 }
 
+// remapHistory moves the items of a history (and their feedback types
+// beside them) as remapItems does, in place, dropping the expired ones;
+// it returns how many are left.
+func remapHistory(items []int32, types []feedback.Type, m []int32) int {
+	w := 0
+	for k, it := range items {
+		if z := m[it]; z >= 0 {
+			items[w], types[w] = z, types[k]
+			w++
+		}
+	}
+	return w
+}
+
 // remapTransitions drops the transitions that chose an expired item and
 // takes expired items out of the others' states, in place.
 func remapTransitions(trs []transition, m []int32) []transition {
@@ -245,14 +255,7 @@ func remapTransitions(trs []transition, m []int32) []transition {
 		if tr.pos = m[tr.pos]; tr.pos < 0 {
 			continue
 		}
-		w := uint8(0)
-		for k := range tr.n {
-			if z := m[tr.recent[k]]; z >= 0 {
-				tr.recent[w], tr.types[w] = z, tr.types[k]
-				w++
-			}
-		}
-		tr.n = w
+		tr.n = uint8(remapHistory(tr.recent[:tr.n], tr.types[:tr.n], m))
 		out = append(out, tr)
 	}
 	clear(trs[len(out):])

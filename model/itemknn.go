@@ -227,7 +227,7 @@ func (c *cooc) apply(t *coocTable, sign float64) {
 func NewItemKNN(cfg ItemKNNConfig) *ItemKNN {
 	k := &ItemKNN{cfg: cfg}
 	k.baseline = baseline{name: "itemknn", topN: cfg.TopN, s: k, items: NewVocab(),
-		users: newUsers(cfg.Shared, cfg.Window)}
+		users: newUsers(cfg.Shared, cfg.Window, nil)}
 	return k
 }
 

@@ -40,7 +40,7 @@ func NewPopularity(cfg PopularityConfig) *Popularity {
 		cfg:   cfg,
 		items: NewVocab(),
 		k:     math.Ln2 / float64(cfg.HalfLife.Microseconds()),
-		users: newUsers(cfg.Shared, 0),
+		users: newUsers(cfg.Shared, 0, nil),
 	}
 }
 

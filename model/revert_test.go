@@ -1,7 +1,6 @@
 package model
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -126,15 +125,7 @@ func TestRestoreDropsThePendingDecision(t *testing.T) {
 	if ds := a.Decisions(); len(ds) != 1 || ds[0].Action.Kind != Widen || ds[0].Rewarded {
 		t.Fatalf("decisions %+v, want one widening awaiting its reward", ds)
 	}
-	var buf bytes.Buffer
-	if _, err := a.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := ReadSnapshot(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Restore(s); err != nil {
+	if err := a.Restore(snapshotOf(t, a.DQN, "")); err != nil {
 		t.Fatal(err)
 	}
 	restored := a.Widths()

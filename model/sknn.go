@@ -66,11 +66,12 @@ func NewSKNN(cfg SKNNConfig) *SKNN {
 	for i := range m.sessions {
 		m.sessions[i].id = -1
 	}
+	// The sessions being stored are keyed by their user's state: such a
+	// user stays in full.
+	storing := func(u *UserState) bool { _, ok := m.open[u]; return ok }
 	m.baseline = baseline{name: "sknn", topN: cfg.TopN, s: m, items: NewVocab(),
-		users: newUsers(cfg.Shared, cfg.Window)}
+		users: newUsers(cfg.Shared, cfg.Window, storing)}
 	m.users.OnClose = func(u *UserState) { delete(m.open, u) }
-	// The sessions being stored are keyed by their user's state.
-	m.users.SetCompact(cfg.CompactUsers, func(u *UserState) bool { _, ok := m.open[u]; return ok })
 	return m
 }
 

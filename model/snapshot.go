@@ -197,7 +197,6 @@ func (d *DQN) rows() []row {
 		row{name: "items.bias", shape: []int64{n}, f32: d.bias},
 		row{name: "items.fresh", shape: []int64{n}, f32: d.fresh},
 	)
-	d.growSeen()
 	// Each item's last event time, which expiry goes by (absent before
 	// recommender.max_items: a restore counts every item seen then).
 	rows = append(rows, row{name: "items.seen", shape: []int64{n}, i64: d.seen})

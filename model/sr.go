@@ -30,7 +30,7 @@ type SR struct {
 func NewSR(cfg SRConfig) *SR {
 	m := &SR{cfg: cfg}
 	m.baseline = baseline{name: "sr", topN: cfg.TopN, s: m, items: NewVocab(),
-		users: newUsers(cfg.Shared, cfg.Window)}
+		users: newUsers(cfg.Shared, cfg.Window, nil)}
 	return m
 }
 

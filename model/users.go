@@ -81,11 +81,12 @@ func NewUserStore(maxUsers int, ttlMicros int64, recentLen int) *UserStore {
 }
 
 // newUsers is NewUserStore of the bounds of a model's config, closing
-// sessions after its idle gap, its users compact if it says so.
-func newUsers(sh Shared, recentLen int) *UserStore {
+// sessions after its idle gap, its users compact if it says so but those
+// keep names (SetCompact).
+func newUsers(sh Shared, recentLen int, keep func(*UserState) bool) *UserStore {
 	s := NewUserStore(sh.MaxUsers, sh.UserTTL.Microseconds(), recentLen)
 	s.SetIdleGap(sh.IdleGap.Microseconds())
-	s.SetCompact(sh.CompactUsers, nil)
+	s.SetCompact(sh.CompactUsers, keep)
 	return s
 }
 
@@ -119,14 +120,15 @@ func (s *UserStore) getLast(id string, ts int64) (u *UserState, last int64) {
 				s.fresh = append(s.fresh, u)
 			}
 		}
-		u.seq = s.seq
+	}
+	u.seq = s.seq
+	if !ok {
 		s.lru.Put(u.ID, u)
 		if u.open {
 			s.open.Put(u, struct{}{})
 		}
 		s.bound()
 	}
-	u.seq = s.seq
 	last = u.LastTS
 	if s.idleGap > 0 && ts-u.LastTS > s.idleGap {
 		s.closeSession(u) // its own event comes after the gap, before the clock did

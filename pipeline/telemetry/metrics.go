@@ -128,38 +128,34 @@ func NewMetrics(window int, opts ...MetricsOption) (*Metrics, error) {
 // closed is called from the collecting goroutine: it must be safe to call
 // while the model learns (model.SessionCounter is).
 func (m *Metrics) CountClosedSessions(closed func() int64) error {
-	if m == nil {
-		return nil
-	}
-	_, err := m.provider.Meter(meterName).Int64ObservableCounter("adaptrec.sessions.closed",
-		metric.WithDescription("Sessions the model closed: by a new session id, after session.idle_gap without events, or by evicting their user."),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(closed())
-			return nil
-		}))
-	if err != nil {
-		return fmt.Errorf("metrics: adaptrec.sessions.closed: %w", err)
-	}
-	return nil
+	return m.observeCounter("adaptrec.sessions.closed",
+		"Sessions the model closed: by a new session id, after session.idle_gap without events, or by evicting their user.", closed)
 }
 
 // CountExpiredItems exports expired, the number of items the model has
 // expired so far (recommender.max_items), as the counter
-// adaptrec.items.expired, read at each collection; like
-// CountClosedSessions's, expired must be safe to call while the model
-// learns.
+// adaptrec.items.expired, read at each collection; like closed of
+// CountClosedSessions, expired must be safe to call while the model
+// learns (model.ItemExpirer is).
 func (m *Metrics) CountExpiredItems(expired func() int64) error {
+	return m.observeCounter("adaptrec.items.expired",
+		"Items the model expired, the least recently seen, to hold at most recommender.max_items.", expired)
+}
+
+// observeCounter exports the counter name whose value read reads at each
+// collection, from the collecting goroutine.
+func (m *Metrics) observeCounter(name, description string, read func() int64) error {
 	if m == nil {
 		return nil
 	}
-	_, err := m.provider.Meter(meterName).Int64ObservableCounter("adaptrec.items.expired",
-		metric.WithDescription("Items the model expired, the least recently seen, to hold at most recommender.max_items."),
+	_, err := m.provider.Meter(meterName).Int64ObservableCounter(name,
+		metric.WithDescription(description),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(expired())
+			o.Observe(read())
 			return nil
 		}))
 	if err != nil {
-		return fmt.Errorf("metrics: adaptrec.items.expired: %w", err)
+		return fmt.Errorf("metrics: %s: %w", name, err)
 	}
 	return nil
 }
