@@ -53,6 +53,7 @@ type DQN struct {
 	LR              float64   `mapstructure:"lr"`
 	HeadLR          float64   `mapstructure:"head_lr"`
 	EmbLR           float64   `mapstructure:"emb_lr"`
+	BiasLR          float64   `mapstructure:"bias_lr"`
 	EmbNegatives    int       `mapstructure:"emb_negatives"`
 	Tied            bool      `mapstructure:"tied"`
 	Tiers           []int     `mapstructure:"tiers"`

@@ -34,6 +34,10 @@ type DQNConfig struct {
 	// the network.
 	EmbLR        float64
 	EmbNegatives int
+	// BiasLR is the SGD step of the item biases in the same ranking loss
+	// (0: they stay 0). Below EmbLR, a bias, which is an item's
+	// popularity, follows its recent events less than its row does.
+	BiasLR float64
 	// Tied makes the state's input embedding of an item its output
 	// embedding: one table, which every event trains through both the
 	// state and the scored items, instead of two.
@@ -157,7 +161,7 @@ func (r Reward) Of(b *feedback.Batch, i int) float32 {
 func DefaultDQN() DQNConfig {
 	return DQNConfig{
 		Dim: 64, Hidden: []int{64}, Window: 10, Decay: 0.7,
-		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.05, EmbNegatives: 64, Tied: true, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, NStep: 1, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
+		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.05, BiasLR: 0.025, EmbNegatives: 64, Tied: true, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, NStep: 1, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
 		Temperature: 0.5, ExploreTop: 50,
 		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
 		EWCEvery: 50,
@@ -1036,6 +1040,7 @@ func (d *DQN) trainRows() error {
 func (d *DQN) trainTable(tr *transition) {
 	dim := d.cfg.Dim
 	lr := float32(d.cfg.EmbLR)
+	br := float32(d.cfg.BiasLR / d.cfg.EmbLR) // the biases' step, relative
 	nItems := int32(len(d.bias))
 	if len(d.gq) != dim {
 		d.gq = make([]float32, dim)
@@ -1079,8 +1084,8 @@ func (d *DQN) trainTable(tr *transition) {
 			gq[j] -= g * neg[j]
 			neg[j] -= g * d.q[j]
 		}
-		d.bias[tr.pos] += g
-		d.bias[a] -= g
+		d.bias[tr.pos] += g * br
+		d.bias[a] -= g * br
 	}
 	// The state's embedding mean reaches q through the skip path.
 	for k, item := range recent {

@@ -290,6 +290,9 @@ func (c DQNConfig) Validate() error {
 		errs = append(errs, optionErr("row_negatives", "hard_negatives + row_negatives must be at most %d, got %d", maxHard, c.Hard+c.RowUniform))
 	}
 	errs = checkPositive(errs, []string{"alpha_init", "emb_lr", "head_lr", "lr"}, c.AlphaInit, c.EmbLR, c.HeadLR, c.LR)
+	if !(c.BiasLR >= 0) {
+		errs = append(errs, optionErr("bias_lr", "must not be negative, got %v", c.BiasLR))
+	}
 	if c.EmbNegatives < 0 || c.EmbNegatives+c.Hard == 0 {
 		errs = append(errs, optionErr("emb_negatives", "emb_negatives + hard_negatives must be positive, got %d", c.EmbNegatives+c.Hard))
 	}

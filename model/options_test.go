@@ -20,6 +20,7 @@ func TestOptionsValidateNamesTheOption(t *testing.T) {
 		{"top_n", func(o *Options) { o.TopN = 0 }, "top_n"},
 		{"max_items", func(o *Options) { o.MaxItems = -1 }, "max_items"},
 		{"window", func(o *Options) { o.DQN.Window = maxWindow + 1 }, "dqn.window"},
+		{"bias_lr", func(o *Options) { o.DQN.BiasLR = -1 }, "dqn.bias_lr"},
 		{"per-row negatives", func(o *Options) { o.DQN.RowUniform = maxHard + 1 }, "dqn.row_negatives"},
 		{"mixture memory", func(o *Options) { o.DQN.MixMemory = 1 }, "dqn.mix_memory"},
 		{"sequential rules decay", func(o *Options) { o.DQN.SRDecay = 0 }, "dqn.sr_decay"},

@@ -119,7 +119,8 @@ func TestNestedPairIsTheNestedGradient(t *testing.T) {
 			for j := range gq {
 				near("q", j, float64(gq[j])/lr, wantQ[j])
 			}
-			near("bias", 0, float64(d.bias[pos]-b0)/lr, wantBias)
+			// The bias steps at bias_lr where the rows step at emb_lr.
+			near("bias", 0, float64(d.bias[pos]-b0)/(lr*cfg.BiasLR/cfg.EmbLR), wantBias)
 		})
 	}
 	// Weight 0: only the full width's term, the plain step.
