@@ -242,6 +242,48 @@ func checkPod(t *testing.T, r rendered, cfg configs.Config) {
 	if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().Cmp(*c.Resources.Requests.Memory()) < 0 {
 		t.Errorf("memory request %v, limit %v: want a request and a limit at least as large", c.Resources.Requests.Memory(), c.Resources.Limits.Memory())
 	}
+	checkMemLimit(t, c)
+}
+
+// checkMemLimit: the Go runtime's soft limit (GOMEMLIMIT) is set, in a form
+// the runtime reads, and leaves the collector room under the container's
+// limit: at most 90% of it, and at least the request.
+func checkMemLimit(t *testing.T, c corev1.Container) {
+	e := envVar(c, "GOMEMLIMIT")
+	if e == nil {
+		t.Error("no GOMEMLIMIT: the Go runtime does not know the container's memory limit")
+		return
+	}
+	soft, err := goMemLimit(e.Value)
+	if err != nil {
+		t.Errorf("GOMEMLIMIT %q: %v", e.Value, err)
+		return
+	}
+	limit, request := c.Resources.Limits.Memory().Value(), c.Resources.Requests.Memory().Value()
+	if soft > limit*9/10 || soft < request {
+		t.Errorf("GOMEMLIMIT %s (%d bytes): want between the request (%d) and 90%% of the limit (%d)", e.Value, soft, request, limit*9/10)
+	}
+}
+
+// goMemLimit parses GOMEMLIMIT as the Go runtime does: a number of bytes
+// with an optional unit B, KiB, MiB, GiB or TiB.
+func goMemLimit(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		scale  int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	scale := int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, scale = n, u.scale
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("not a positive number of bytes with a unit B, KiB, MiB, GiB or TiB")
+	}
+	return n * scale, nil
 }
 
 // checkSelectors: the Service, the PodDisruptionBudget and the
