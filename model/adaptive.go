@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/adaptrec/adaptrec/model/feedback"
@@ -98,7 +99,11 @@ type Adaptive struct {
 	itemsAt   int
 	pending   int  // index of the decision awaiting its reward, -1: none
 	follower  bool // another replica decides the architecture
+	// decisions are the latest decisions, at most logCap (a long-running
+	// worker takes one every epoch for ever; OnDecision publishes them
+	// all).
 	decisions []Decision
+	logCap    int
 	// OnDecision, if set, is called with each decision once it is taken
 	// and again once its reward is known (Rewarded true).
 	OnDecision func(Decision)
@@ -119,7 +124,7 @@ func NewAdaptive(cfg AdaptiveConfig, ctrl Controller) (*Adaptive, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("adaptive: %w", err)
 	}
-	a := &Adaptive{DQN: d, acfg: cfg, ctrl: ctrl, pending: -1}
+	a := &Adaptive{DQN: d, acfg: cfg, ctrl: ctrl, pending: -1, logCap: DecisionLog}
 	d.onSessionEnd = func() { a.closed++ }
 	// Decisions are taken at the event that ends an epoch, wherever the
 	// batch around it ends.
@@ -171,7 +176,13 @@ func (a *Adaptive) dropPending() {
 // Name implements Recommender.
 func (a *Adaptive) Name() string { return "adaptive-" + a.ctrl.Name() }
 
-// Decisions returns the decisions taken so far.
+// DecisionLog is how many of its latest decisions an Adaptive keeps in
+// memory (Decisions): each epoch's decision is also published through
+// OnDecision, and the log must not grow for as long as a worker runs.
+const DecisionLog = 10_000
+
+// Decisions returns the decisions taken so far: the latest DecisionLog of
+// them once there were more.
 func (a *Adaptive) Decisions() []Decision { return a.decisions }
 
 // Learn implements Recommender.
@@ -273,6 +284,9 @@ func (a *Adaptive) decide() {
 		TableParams: a.tableParams(), TierAt: a.TierAt(),
 		ParamsAdded: a.Params() - paramsBefore, Quality: quality, Controller: a.ctrl.Name(),
 		At: t0, Took: time.Since(t0),
+	}
+	if len(a.decisions) >= a.logCap { // drop the oldest half, rewarded long since
+		a.decisions = slices.Delete(a.decisions, 0, len(a.decisions)-a.logCap/2)
 	}
 	a.decisions = append(a.decisions, dec)
 	a.pending = len(a.decisions) - 1

@@ -220,3 +220,59 @@ func TestDecisionsOnAnAnonymousSessionLog(t *testing.T) {
 		t.Fatalf("epoch_events -1: %v, want an error naming it", err)
 	}
 }
+
+// TestDecisionLogIsBounded checks that the decisions an Adaptive keeps in
+// memory stop growing at its bound, the latest kept, while every decision
+// is still rewarded and published.
+func TestDecisionLogIsBounded(t *testing.T) {
+	cfg := AdaptiveConfig{
+		DQN: DefaultDQN(), EpochSessions: 5, Step: 8, Lambda: 0.005, SampleEvery: 1,
+		Bounds: ArchBounds{MinWidth: 8, MaxWidth: 96, MinDepth: 1, MaxDepth: 3},
+	}
+	cfg.DQN.Rows = 32
+	a, err := NewAdaptive(cfg, NewPolicyGradient(0.1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.logCap = 8
+	var taken, rewarded []int
+	a.OnDecision = func(d Decision) {
+		if d.Rewarded {
+			rewarded = append(rewarded, d.Epoch)
+		} else {
+			taken = append(taken, d.Epoch)
+		}
+	}
+	evs := sessions(40, 8, 5, 2)
+	for lo := 0; lo < len(evs); lo += 64 {
+		b := feedback.BatchOf(evs[lo:min(lo+64, len(evs))]...)
+		if _, err := a.Learn(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		b.Release()
+	}
+	ds := a.Decisions()
+	if len(taken) <= 2*a.logCap {
+		t.Fatalf("%d decisions: too few to pass the bound %d twice", len(taken), a.logCap)
+	}
+	if len(ds) > a.logCap || len(ds) < a.logCap/2 {
+		t.Fatalf("%d decisions kept of %d, bound %d", len(ds), len(taken), a.logCap)
+	}
+	for i, d := range ds {
+		if want := len(taken) - len(ds) + i + 1; d.Epoch != want {
+			t.Fatalf("kept decision %d is epoch %d, want the latest ones (epoch %d)", i, d.Epoch, want)
+		}
+		if i < len(ds)-1 && !d.Rewarded {
+			t.Fatalf("kept decision of epoch %d never rewarded", d.Epoch)
+		}
+	}
+	if len(rewarded) != len(taken)-1 {
+		t.Fatalf("%d decisions taken, %d rewarded: want all but the last", len(taken), len(rewarded))
+	}
+	for i, e := range rewarded {
+		if e != i+1 {
+			t.Fatalf("reward %d was for epoch %d, want %d", i, e, i+1)
+		}
+	}
+}
