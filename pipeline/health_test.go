@@ -103,6 +103,15 @@ func TestReadinessFailsWhileBrokerDown(t *testing.T) {
 // topics the worker stops with ErrTopicGone naming them, instead of staying
 // in its group holding nothing.
 func TestBrokerWipedUnderWorker(t *testing.T) {
+	if raceEnabled {
+		// kafka-go v0.4.51 (the latest) races with itself here: a consumer
+		// group generation that the wiped broker ends before the Reader
+		// calls gen.Start runs the Reader's unsubscribe in a goroutine the
+		// generation does not wait for (Generation.Start on a closed
+		// generation), and it reads Reader.cancel while the next
+		// generation's subscribe writes it. Nothing of ours is in the race.
+		t.Skip("kafka-go races with itself when a broker is wiped: make test runs this test in its own pass without -race")
+	}
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(6), kfake.GroupMinSessionTimeout(time.Second)}
 	first, err := kfake.NewCluster(opts...)
 	if err != nil {
