@@ -31,15 +31,34 @@ func sessions(users, perUser, length int, seed uint64) []feedback.Located {
 	return out
 }
 
+// smallAdaptive is these tests' adaptive configuration: an epoch every
+// epochSessions closed sessions, every event sampled, a small network.
+func smallAdaptive(epochSessions int) AdaptiveConfig {
+	cfg := AdaptiveConfig{
+		DQN: DefaultDQN(), EpochSessions: epochSessions, Step: 8, Lambda: 0.005, SampleEvery: 1,
+		Bounds: ArchBounds{MinWidth: 8, MaxWidth: 96, MinDepth: 1, MaxDepth: 3},
+	}
+	cfg.DQN.Rows = 32
+	return cfg
+}
+
+// learnBatches has r learn evs in batches of size events.
+func learnBatches(t testing.TB, r Recommender, evs []feedback.Located, size int) {
+	t.Helper()
+	for lo := 0; lo < len(evs); lo += size {
+		b := feedback.BatchOf(evs[lo:min(lo+size, len(evs))]...)
+		_, err := r.Learn(context.Background(), b)
+		b.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestAdaptiveTakesAndRewardsDecisions(t *testing.T) {
 	for _, ctrl := range []Controller{NewPolicyGradient(0.1, 1), &Heuristic{Plateau: 0.5, IdleFrac: 0.9}} {
 		t.Run(ctrl.Name(), func(t *testing.T) {
-			cfg := AdaptiveConfig{
-				DQN: DefaultDQN(), EpochSessions: 30, Step: 8, Lambda: 0.005, SampleEvery: 1,
-				Bounds: ArchBounds{MinWidth: 8, MaxWidth: 96, MinDepth: 1, MaxDepth: 3},
-			}
-			cfg.DQN.Rows = 32
-			a, err := NewAdaptive(cfg, ctrl)
+			a, err := NewAdaptive(smallAdaptive(30), ctrl)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,13 +66,7 @@ func TestAdaptiveTakesAndRewardsDecisions(t *testing.T) {
 			var seen []Decision
 			a.OnDecision = func(d Decision) { seen = append(seen, d) }
 			evs := sessions(40, 8, 5, 2)
-			for lo := 0; lo < len(evs); lo += 64 {
-				b := feedback.BatchOf(evs[lo:min(lo+64, len(evs))]...)
-				if _, err := a.Learn(context.Background(), b); err != nil {
-					t.Fatal(err)
-				}
-				b.Release()
-			}
+			learnBatches(t, a, evs, 64)
 			ds := a.Decisions()
 			if len(ds) < 5 {
 				t.Fatalf("%d decisions over %d sessions, want one per 30", len(ds), 40*8)
@@ -88,11 +101,7 @@ func TestAdaptiveTakesAndRewardsDecisions(t *testing.T) {
 // TestFollowerTakesNoDecisions checks that a replica which is not the
 // group's decider never changes its own architecture.
 func TestFollowerTakesNoDecisions(t *testing.T) {
-	cfg := AdaptiveConfig{
-		DQN: DefaultDQN(), EpochSessions: 30, Step: 8, Lambda: 0.005, SampleEvery: 1,
-		Bounds: ArchBounds{MinWidth: 8, MaxWidth: 96, MinDepth: 1, MaxDepth: 3},
-	}
-	cfg.DQN.Rows = 32
+	cfg := smallAdaptive(30)
 	for _, decider := range []bool{true, false} {
 		a, err := NewAdaptive(cfg, &Heuristic{Plateau: 10, IdleFrac: 0.9}) // always widens
 		if err != nil {
@@ -100,13 +109,7 @@ func TestFollowerTakesNoDecisions(t *testing.T) {
 		}
 		a.SetDecider(decider)
 		evs := sessions(40, 4, 5, 3)
-		for lo := 0; lo < len(evs); lo += 64 {
-			b := feedback.BatchOf(evs[lo:min(lo+64, len(evs))]...)
-			if _, err := a.Learn(context.Background(), b); err != nil {
-				t.Fatal(err)
-			}
-			b.Release()
-		}
+		learnBatches(t, a, evs, 64)
 		if n := len(a.Decisions()); (n > 0) != decider {
 			t.Fatalf("decider %v took %d decisions", decider, n)
 		}
@@ -200,13 +203,7 @@ func TestDecisionsOnAnAnonymousSessionLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(a.Close)
-		for lo := 0; lo < len(evs); lo += 50 {
-			b := feedback.BatchOf(evs[lo:min(lo+50, len(evs))]...)
-			if _, err := a.Learn(context.Background(), b); err != nil {
-				t.Fatal(err)
-			}
-			b.Release()
-		}
+		learnBatches(t, a, evs, 50)
 		return a
 	}
 	if a := run(0); len(a.Decisions()) != 0 || a.SessionsClosed() != 0 {
@@ -225,12 +222,7 @@ func TestDecisionsOnAnAnonymousSessionLog(t *testing.T) {
 // memory stop growing at its bound, the latest kept, while every decision
 // is still rewarded and published.
 func TestDecisionLogIsBounded(t *testing.T) {
-	cfg := AdaptiveConfig{
-		DQN: DefaultDQN(), EpochSessions: 5, Step: 8, Lambda: 0.005, SampleEvery: 1,
-		Bounds: ArchBounds{MinWidth: 8, MaxWidth: 96, MinDepth: 1, MaxDepth: 3},
-	}
-	cfg.DQN.Rows = 32
-	a, err := NewAdaptive(cfg, NewPolicyGradient(0.1, 1))
+	a, err := NewAdaptive(smallAdaptive(5), NewPolicyGradient(0.1, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,13 +237,7 @@ func TestDecisionLogIsBounded(t *testing.T) {
 		}
 	}
 	evs := sessions(40, 8, 5, 2)
-	for lo := 0; lo < len(evs); lo += 64 {
-		b := feedback.BatchOf(evs[lo:min(lo+64, len(evs))]...)
-		if _, err := a.Learn(context.Background(), b); err != nil {
-			t.Fatal(err)
-		}
-		b.Release()
-	}
+	learnBatches(t, a, evs, 64)
 	ds := a.Decisions()
 	if len(taken) <= 2*a.logCap {
 		t.Fatalf("%d decisions: too few to pass the bound %d twice", len(taken), a.logCap)

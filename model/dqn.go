@@ -1040,7 +1040,7 @@ func (d *DQN) trainRows() error {
 func (d *DQN) trainTable(tr *transition) {
 	dim := d.cfg.Dim
 	lr := float32(d.cfg.EmbLR)
-	br := float32(d.cfg.BiasLR / d.cfg.EmbLR) // the biases' step, relative
+	br := d.biasScale()
 	nItems := int32(len(d.bias))
 	if len(d.gq) != dim {
 		d.gq = make([]float32, dim)
@@ -1095,6 +1095,10 @@ func (d *DQN) trainTable(tr *transition) {
 		}
 	}
 }
+
+// biasScale is the biases' step relative to the rows' (BiasLR / EmbLR):
+// the ranking steps scale their bias updates by it.
+func (d *DQN) biasScale() float32 { return float32(d.cfg.BiasLR / d.cfg.EmbLR) }
 
 // The training step's engines (DQNConfig.Engine).
 const (

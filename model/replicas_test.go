@@ -2,7 +2,6 @@ package model
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -48,13 +47,7 @@ func twoReplicas(t *testing.T) (cfg DQNConfig, evs, ea, eb []feedback.Located, o
 
 func learnAll(t *testing.T, d *DQN, evs []feedback.Located) {
 	t.Helper()
-	for lo := 0; lo < len(evs); lo += 100 {
-		b := feedback.BatchOf(evs[lo:min(lo+100, len(evs))]...)
-		if _, err := d.Learn(context.Background(), b); err != nil {
-			t.Fatal(err)
-		}
-		b.Release()
-	}
+	learnBatches(t, d, evs, 100)
 }
 
 func snapshotOf(t *testing.T, d *DQN, replica string) *Snapshot {

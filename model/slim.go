@@ -303,7 +303,7 @@ func (d *DQN) nestedPair(posX, negX int32, lr float32, gq []float32) {
 			}
 		}
 	}
-	gb *= float32(d.cfg.BiasLR / d.cfg.EmbLR)
+	gb *= d.biasScale()
 	d.bias[posX] += gb
 	d.bias[negX] -= gb
 }
