@@ -90,32 +90,36 @@ func (o order) rankUpTo(target int32, exclude map[int32]struct{}, limit int) int
 // top returns the n best items not in exclude, best first. The heap is
 // hand-written (container/heap's interface calls cost twice its sifts),
 // and an item scored below the root is passed over on its score alone.
+// Items are scanned newest first: the recent ones score high (recency
+// popularity, fresh co-occurrence), so the heap fills with good items
+// early and few later ones displace its root. The result does not depend
+// on the order of the scan: the order of items is total.
 func (o order) top(n int, exclude map[int32]struct{}, h *minHeap) []int32 {
 	h.items, h.o = h.items[:0], o
 	excluded := func(j int32) bool {
 		_, ex := exclude[j]
 		return ex
 	}
-	root := math.NaN() // the score of the heap's worst item, once it is full
-	for j := range int32(len(o.score)) {
-		if len(h.items) < n {
-			if !excluded(j) {
-				h.push(j)
-				if len(h.items) == n {
-					root = o.score[h.items[0]]
-				}
+	score := o.score
+	j := int32(len(score)) - 1
+	for ; j >= 0 && len(h.items) < n; j-- {
+		if !excluded(j) {
+			h.push(j)
+		}
+	}
+	if len(h.items) == n && n > 0 {
+		root := score[h.items[0]] // the score of the heap's worst item
+		for ; j >= 0; j-- {
+			// s < root is false when either is NaN, which better then
+			// orders. Compare first: most items lose to the heap's root,
+			// and the comparison is cheaper than the exclusion lookup.
+			if s := score[j]; s < root || !o.better(j, h.items[0]) || excluded(j) {
+				continue
 			}
-			continue
+			h.items[0] = j
+			h.down(0)
+			root = score[h.items[0]]
 		}
-		// s < root is false when either is NaN, which better then orders.
-		// Compare first: most items lose to the heap's root, and the
-		// comparison is cheaper than the exclusion lookup.
-		if s := o.score[j]; n == 0 || s < root || !o.better(j, h.items[0]) || excluded(j) {
-			continue
-		}
-		h.items[0] = j
-		h.down(0)
-		root = o.score[h.items[0]]
 	}
 	out := make([]int32, len(h.items))
 	for i := len(out) - 1; i >= 0; i-- {
