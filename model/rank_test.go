@@ -58,8 +58,9 @@ func sameTop(o order, exclude map[int32]struct{}, got, want []int32) bool {
 }
 
 // top returns the n best non-excluded items, best first, as sorting them
-// all by better does: with ties (broken by the tie key, then by index),
-// NaN scores, exclusions, and n of 0, 1, many and more than there are.
+// all by better does, and rank is a non-NaN item's place in that order:
+// with ties (broken by the tie key, then by index), NaN scores,
+// exclusions, and n of 0, 1, many and more than there are.
 func TestTopIsTheSortedPrefix(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	var h minHeap
@@ -98,6 +99,17 @@ func TestTopIsTheSortedPrefix(t *testing.T) {
 			}
 			return 1
 		})
+		for r, target := range want {
+			if o.score[target] != o.score[target] {
+				break // NaNs sort last, unordered among themselves
+			}
+			if got := o.rank(target, exclude); got != r {
+				t.Fatalf("trial %d, %d items: rank of %d is %d, want %d", trial, items, target, got, r)
+			}
+			if got := o.rankUpTo(target, exclude, 7); got != min(r, 7) {
+				t.Fatalf("trial %d, %d items: rankUpTo(%d, 7) is %d, want %d", trial, items, target, got, min(r, 7))
+			}
+		}
 		for _, n := range []int{0, 1, 7, 50, items + 3} {
 			got := o.top(n, exclude, &h)
 			w := want[:min(n, len(want))]
