@@ -253,14 +253,12 @@ type DQN struct {
 	scr      [2][]float32
 	scores   []float64
 	knn, sr  []float64
-	// The items whose knn and sr entries may be non-zero (knnScores).
-	knnSet, srSet []int32
-	heap          minHeap
-	blendBuf      []float64 // the served scores while the mixture's gains learn
-	negs          []int32
-	dots          []float32
-	negCol        [][]int32
-	wts           []float32
+	heap     minHeap
+	blendBuf []float64 // the served scores while the mixture's gains learn
+	negs     []int32
+	dots     []float32
+	negCol   [][]int32
+	wts      []float32
 }
 
 type transition struct {
@@ -771,18 +769,13 @@ func (d *DQN) qScores(dots []float32, alpha float32) {
 	scores, bias, knn := d.scores[:n], d.bias[:n], d.knn[:n]
 	a := 0
 	for ; a+4 <= n; a += 4 {
-		q, b, s := dots[a:a+4:a+4], bias[a:a+4:a+4], scores[a:a+4:a+4]
-		s[0] = float64(q[0] + b[0])
-		s[1] = float64(q[1] + b[1])
-		s[2] = float64(q[2] + b[2])
-		s[3] = float64(q[3] + b[3])
+		q, b, k, s := dots[a:a+4:a+4], bias[a:a+4:a+4], knn[a:a+4:a+4], scores[a:a+4:a+4]
+		s[0] = float64(q[0]+b[0]) + al*k[0]
+		s[1] = float64(q[1]+b[1]) + al*k[1]
+		s[2] = float64(q[2]+b[2]) + al*k[2]
+		s[3] = float64(q[3]+b[3]) + al*k[3]
 	}
 	for ; a < n; a++ {
-		scores[a] = float64(dots[a] + bias[a])
-	}
-	// knn is zero but where d.knnSet says (knnScores); the sum is written
-	// whole, so an item listed twice gets it once.
-	for _, a := range d.knnSet {
 		scores[a] = float64(dots[a]+bias[a]) + al*knn[a]
 	}
 }

@@ -159,7 +159,7 @@ func BenchmarkScoreBatch(b *testing.B) {
 		t0 := time.Now()
 		dots, alphas := d.qBatch(users)
 		for i, u := range users {
-			d.knnScores(u.Recent)
+			d.co.score(u.Recent, d.cfg.Decay, d.knn)
 			d.qScores(dots[i*n:(i+1)*n], alphas[i])
 		}
 		t1 := time.Now()

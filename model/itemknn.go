@@ -69,22 +69,12 @@ func (c *cooc) norm(x int32) float64 { return 1 / math.Sqrt(max(c.count[x], 1)) 
 // of every item to the recent items (oldest first).
 func (c *cooc) score(recent []int32, decay float64, out []float64) {
 	clear(out)
-	c.addScores(recent, decay, out, nil)
-}
-
-// addScores adds what score writes into out, and, unless touched is nil,
-// appends to *touched every item whose entry it finds at 0 (so every entry
-// it makes non-zero is listed; an item can be listed twice).
-func (c *cooc) addScores(recent []int32, decay float64, out []float64, touched *[]int32) {
 	w := 1.0
 	for r := len(recent) - 1; r >= 0; r-- {
 		y := recent[r]
 		ny := c.nbrs[y]
 		inv := w * c.norm(y)
 		for j, it := range ny.item {
-			if touched != nil && out[it] == 0 {
-				*touched = append(*touched, it)
-			}
 			out[it] += inv * ny.count[j] * c.norm(it)
 		}
 		w *= decay

@@ -209,40 +209,20 @@ func (d *DQN) parts() [nScorers][]float64 {
 // expertScores fills d.knn and d.sr with the experts' scores of every item
 // for the window recent (zero for an expert left out).
 func (d *DQN) expertScores(recent []int32) {
-	d.knnScores(recent)
-	if d.cfg.Mix {
-		unset(d.sr, &d.srSet)
-		d.rules.addRuleScores(recent, d.cfg.SRDecay, d.sr, &d.srSet)
-	}
-}
-
-// knnScores sizes the per-item score buffers to the items known and fills
-// d.knn with knn(s, ·) of the window recent (zero with NoKNN). The experts'
-// scores are sparse: only the entries a window made non-zero, which
-// d.knnSet and d.srSet list, are cleared for the next one, and qScores
-// adds α·knn at those alone.
-func (d *DQN) knnScores(recent []int32) {
 	n := len(d.bias)
 	if cap(d.knn) < n {
 		d.knn, d.sr, d.scores = make([]float64, n), make([]float64, n), make([]float64, n)
-		d.knnSet, d.srSet = d.knnSet[:0], d.srSet[:0]
 	}
 	d.knn, d.sr, d.scores = d.knn[:n], d.sr[:n], d.scores[:n]
 	d.pop.grow(n)
-	unset(d.knn, &d.knnSet)
-	if !d.cfg.NoKNN {
-		d.co.addScores(recent, d.cfg.Decay, d.knn, &d.knnSet)
+	if d.cfg.NoKNN {
+		clear(d.knn)
+	} else {
+		d.co.score(recent, d.cfg.Decay, d.knn)
 	}
-}
-
-// unset zeroes the entries of s's whole backing array that touched lists,
-// and empties the list: every other entry is already zero.
-func unset(s []float64, touched *[]int32) {
-	s = s[:cap(s)]
-	for _, x := range *touched {
-		s[x] = 0
+	if d.cfg.Mix {
+		d.rules.scoreRules(recent, d.cfg.SRDecay, d.sr)
 	}
-	*touched = (*touched)[:0]
 }
 
 // blend replaces Q in d.scores with the mixture's score of every item for

@@ -3,7 +3,6 @@ package model
 import (
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -237,8 +236,7 @@ func TestMeanMaxMatchesThePlainLoop(t *testing.T) {
 }
 
 // qScores, unrolled, writes what the plain loop writes, for every length
-// (the unrolled body and its tail), with knn non-zero only at the items
-// d.knnSet lists (one listed twice) as knnScores leaves it.
+// (the unrolled body and its tail).
 func TestQScoresMatchesThePlainLoop(t *testing.T) {
 	for n := range 11 {
 		d := &DQN{scores: make([]float64, n), bias: make([]float32, n), knn: make([]float64, n)}
@@ -246,13 +244,7 @@ func TestQScoresMatchesThePlainLoop(t *testing.T) {
 		for i := range n {
 			dots[i] = float32(math.Sin(float64(3*i + n)))
 			d.bias[i] = float32(math.Cos(float64(5*i + n)))
-			if i%3 == 1 {
-				d.knn[i] = math.Sin(float64(11*i+n)) * 10
-				d.knnSet = append(d.knnSet, int32(i))
-			}
-		}
-		if len(d.knnSet) > 0 {
-			d.knnSet = append(d.knnSet, d.knnSet[0])
+			d.knn[i] = math.Sin(float64(11*i+n)) * 10
 		}
 		const alpha = 0.37
 		d.qScores(dots, alpha)
@@ -261,42 +253,5 @@ func TestQScoresMatchesThePlainLoop(t *testing.T) {
 				t.Errorf("%d items: score %d is %v, want %v", n, i, d.scores[i], want)
 			}
 		}
-	}
-}
-
-// The experts' buffers are cleared only where the last window wrote them:
-// window after window, while items are added and expired, d.knn and d.sr
-// hold exactly what the dense co-occurrence and rule scores of the window
-// are, and d.scores the dense Q.
-func TestSparseExpertScoresMatchDense(t *testing.T) {
-	cfg := DefaultDQN()
-	cfg.Rows, cfg.MaxItems = 64, 150
-	d := newDQN(t, cfg)
-	for round, b := range chunks(clicks(0, 3000, 40, func(i int) int { return i*7%97 + i/20 }), 64) {
-		learn(t, d, b...)
-		if round%5 != 0 {
-			continue
-		}
-		for _, u := range d.batch.order {
-			d.components(u)
-			n := len(d.bias)
-			knn, sr := make([]float64, n), make([]float64, n)
-			d.co.score(u.Recent, d.cfg.Decay, knn)
-			d.rules.scoreRules(u.Recent, d.cfg.SRDecay, sr)
-			if !slices.Equal(d.knn, knn) || !slices.Equal(d.sr, sr) {
-				t.Fatalf("round %d, user %s: the sparse expert scores differ from the dense ones", round, u.ID)
-			}
-			dots := make([]float32, n)
-			d.dotsRange(d.q, dots, 0, d.cfg.Dim, false)
-			for a := range n {
-				want := float64(dots[a]+d.bias[a]) + float64(d.net.forward(d.x, d.q, &d.scr))*knn[a]
-				if d.scores[a] != want {
-					t.Fatalf("round %d, user %s: Q of item %d is %v, want %v", round, u.ID, a, d.scores[a], want)
-				}
-			}
-		}
-	}
-	if d.ItemsExpired() == 0 {
-		t.Fatalf("no item expired: the test does not cover a shrinking catalogue")
 	}
 }

@@ -62,20 +62,11 @@ func (c *cooc) addRules(x int32, recent []int32) {
 // over the recent items a_k, the most recent first (k = 0).
 func (c *cooc) scoreRules(recent []int32, decay float64, out []float64) {
 	clear(out)
-	c.addRuleScores(recent, decay, out, nil)
-}
-
-// addRuleScores adds what scoreRules writes into out, listing in *touched
-// (unless nil) the items it makes non-zero, as cooc.addScores does.
-func (c *cooc) addRuleScores(recent []int32, decay float64, out []float64, touched *[]int32) {
 	w := 1.0
 	for r := len(recent) - 1; r >= 0; r-- {
 		if int(recent[r]) < len(c.nbrs) {
 			rules := &c.nbrs[recent[r]]
 			for j, it := range rules.item {
-				if touched != nil && out[it] == 0 {
-					*touched = append(*touched, it)
-				}
 				out[it] += w * rules.count[j]
 			}
 		}

@@ -1,0 +1,51 @@
+package eval_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/adaptrec/adaptrec/model"
+	"github.com/adaptrec/adaptrec/model/eval"
+	"github.com/adaptrec/adaptrec/model/feedback"
+)
+
+// BenchmarkLearn reports the events/s of the default DQN learning
+// ml-latest-small in batches of 256 (learning, the mixture's checks and
+// serving every touched user), in-process: the model's share of the
+// worker's end-to-end rate, without Kafka. One iteration is the whole log
+// from a fresh model.
+func BenchmarkLearn(b *testing.B) {
+	events, err := eval.Load("../../../shared/data/ml-latest-small/ratings.csv", "movielens-csv")
+	if err != nil {
+		b.Skipf("ml-latest-small not available: %v", err)
+	}
+	var batches [][]feedback.Located
+	for lo := 0; lo < len(events); lo += 256 {
+		evs := events[lo:min(lo+256, len(events))]
+		loc := make([]feedback.Located, len(evs))
+		for i, e := range evs {
+			loc[i] = feedback.Located{Event: e}
+		}
+		batches = append(batches, loc)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		d, err := model.NewDQN(model.DefaultDQN())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		for _, loc := range batches {
+			batch := feedback.BatchOf(loc...)
+			if _, err := d.Learn(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			batch.Release()
+		}
+		b.StopTimer()
+		d.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(len(events))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
