@@ -982,7 +982,7 @@ func (d *DQN) knnCounts(y int32, cands []int32, cnt []float64, found *uint64) {
 		return
 	}
 	for j, a := range cands {
-		if p, ok := nb.pos[a]; ok && int(mark[a]) == j+1 {
+		if p, ok := nb.at(a); ok && int(mark[a]) == j+1 {
 			cnt[j] = nb.count[p]
 			*found |= 1 << j
 		}

@@ -192,10 +192,7 @@ func (c *cooc) remap(m []int32, n int) {
 			}
 		}
 		nb.item, nb.count = nb.item[:w], nb.count[:w]
-		clear(nb.pos)
-		for j, it := range nb.item {
-			nb.pos[it] = int32(j)
-		}
+		nb.reindex()
 		c.pairs += int64(w)
 		c.count[y], c.nbrs[y] = c.count[x], nb
 		kept = int(y) + 1

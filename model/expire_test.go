@@ -57,8 +57,10 @@ func viewOf(d *DQN) itemView {
 			for j, y := range nb.item {
 				c.out[[2]string{id(int32(x)), id(y)}] = nb.count[j]
 			}
-			if nb.pos != nil && len(nb.pos) != len(nb.item) {
-				panic("a neighbour index out of step")
+			for j, y := range nb.item {
+				if p, ok := nb.at(y); !ok || int(p) != j {
+					panic("a neighbour index out of step")
+				}
 			}
 		}
 	}

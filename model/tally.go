@@ -128,19 +128,19 @@ func ownTable(c *cooc, peers []*coocTable, legacy *cooc) csr64 {
 				continue
 			}
 			t.count[x] -= float64(p.count[k])
-			pos := c.nbrs[x].pos
+			nb := &c.nbrs[x]
 			for j := p.offsets[k]; j < p.offsets[k+1]; j++ {
 				if y := p.local[p.nbr[j]]; y >= 0 {
-					t.counts[t.offsets[x]+pos[y]] -= float64(p.counts[j])
+					t.counts[t.offsets[x]+place(nb, y)] -= float64(p.counts[j])
 				}
 			}
 		}
 	}
 	for x, n := range legacy.count {
 		t.count[x] -= n
-		nb, pos := legacy.nbrs[x], c.nbrs[x].pos
+		nb, ours := legacy.nbrs[x], &c.nbrs[x]
 		for j, y := range nb.item {
-			t.counts[t.offsets[x]+pos[y]] -= nb.count[j]
+			t.counts[t.offsets[x]+place(ours, y)] -= nb.count[j]
 		}
 	}
 	n := 0
@@ -245,4 +245,12 @@ func (d *DQN) legacyRows() []row {
 	}
 	rows := append(l.co.table().rows("legacy.cooc"), l.sr.table().rows("legacy.sr")...)
 	return append(rows, row{name: "legacy.pop", shape: []int64{int64(len(pop))}, f32: pop})
+}
+
+// place is y's place in row nb; every pair a peer or the legacy counted
+// is in it (merged before), and, as an index map's zero value did, 0 if
+// not.
+func place(nb *neighbours, y int32) int32 {
+	p, _ := nb.at(y)
+	return p
 }
