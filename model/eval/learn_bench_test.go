@@ -2,6 +2,7 @@ package eval_test
 
 import (
 	"context"
+	"runtime"
 	"testing"
 
 	"github.com/adaptrec/adaptrec/model"
@@ -13,7 +14,8 @@ import (
 // ml-latest-small in batches of 256 (learning, the mixture's checks and
 // serving every touched user), in-process: the model's share of the
 // worker's end-to-end rate, without Kafka. One iteration is the whole log
-// from a fresh model.
+// from a fresh model; heap_MB is the live heap the model holds after it
+// (after a GC).
 func BenchmarkLearn(b *testing.B) {
 	events, err := eval.Load("../../../shared/data/ml-latest-small/ratings.csv", "movielens-csv")
 	if err != nil {
@@ -29,8 +31,12 @@ func BenchmarkLearn(b *testing.B) {
 		batches = append(batches, loc)
 	}
 	ctx := context.Background()
+	var heap int64
 	for b.Loop() {
 		b.StopTimer()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
 		d, err := model.NewDQN(model.DefaultDQN())
 		if err != nil {
 			b.Fatal(err)
@@ -44,8 +50,12 @@ func BenchmarkLearn(b *testing.B) {
 			batch.Release()
 		}
 		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heap = int64(after.HeapAlloc) - int64(before.HeapAlloc)
 		d.Close()
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(len(events))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(heap)/1e6, "heap_MB")
 }
