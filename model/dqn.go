@@ -999,11 +999,21 @@ func (d *DQN) knnOf(recent []int32, a int32) float32 {
 
 // qTD is the part of Q the TD loss fits, less v(s): f(s)·e_a + b_a.
 func (d *DQN) qTD(q []float32, a int32) float32 {
-	s := d.bias[a]
-	for j, v := range d.erow(a) {
-		s += q[j] * v
+	row := d.erow(a)
+	q = q[:len(row)]
+	var s0, s1, s2, s3 float32
+	j := 0
+	for ; j+4 <= len(row); j += 4 {
+		r, x := row[j:j+4:j+4], q[j:j+4:j+4]
+		s0 += x[0] * r[0]
+		s1 += x[1] * r[1]
+		s2 += x[2] * r[2]
+		s3 += x[3] * r[3]
 	}
-	return s
+	for ; j < len(row); j++ {
+		s0 += q[j] * row[j]
+	}
+	return d.bias[a] + ((s0 + s1) + (s2 + s3))
 }
 
 // trainRows runs the network's gradient steps on the cfg.Rows pending
@@ -1071,10 +1081,13 @@ func (d *DQN) trainTable(tr *transition) {
 		// its own): the common prefix, then each one's tail.
 		pos, neg := d.erow(tr.pos), d.erow(a)
 		m := min(len(pos), len(neg))
-		for j := range m {
-			gq[j] += g * (pos[j] - neg[j])
-			pos[j] += g * d.q[j]
-			neg[j] -= g * d.q[j]
+		{
+			pos, neg, gq, q := pos[:m], neg[:m], gq[:m], d.q[:m]
+			for j := range m {
+				gq[j] += g * (pos[j] - neg[j])
+				pos[j] += g * q[j]
+				neg[j] -= g * q[j]
+			}
 		}
 		for j := m; j < len(pos); j++ {
 			gq[j] += g * pos[j]
