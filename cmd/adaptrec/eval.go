@@ -59,8 +59,9 @@ DIR/architecture.png (the adaptive models' network size over the stream, and
 the parameters of each tier of their item embeddings). --seeds N (default 1 on a log) runs every model N
 times, seed k adding k to recommender.dqn.seed and
 recommender.adaptive.seed: the table is the first seed's, a second table
-gives HR@K, NDCG@K and mean parameters as mean [min, max] over the seeds,
-and --out adds DIR/seeds.csv (per model and seed).
+gives HR@K, NDCG@K, mean parameters and (models with nested widths) MFLOP
+per list as mean [min, max] over the seeds, and --out adds DIR/seeds.csv
+(per model and seed).
 
 With --sim it runs no log: the simulated population (sim.* keys) reacts to
 each model's lists in a closed loop, once per seed (--seeds N; seed k adds
@@ -305,15 +306,20 @@ func (p *progress) done() {
 }
 
 // seedsMarkdown prints, under eval's table of the first seed, each model's
-// HR@K, NDCG@K and mean parameters as mean [min, max] over the seeds.
+// HR@K, NDCG@K, mean parameters and, for models with nested widths, MFLOP
+// per list as mean [min, max] over the seeds.
 func seedsMarkdown(w io.Writer, k int, runs [][]eval.Result) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n| model | seeds | HR@%d | HR@%d sd | NDCG@%d | parameters (mean) |\n| --- | ---: | ---: | ---: | ---: | ---: |\n", k, k, k)
+	fmt.Fprintf(&b, "\n| model | seeds | HR@%d | HR@%d sd | NDCG@%d | parameters (mean) | MFLOP/list |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n", k, k, k)
 	for _, rs := range runs {
 		hr, ndcg, params := seedSpread(rs, func(r eval.Result) float64 { return r.HR }),
 			seedSpread(rs, func(r eval.Result) float64 { return r.NDCG }),
 			seedSpread(rs, func(r eval.Result) float64 { return r.ParamsMean })
-		fmt.Fprintf(&b, "| %s | %d | %s | %.4f | %s | %s |\n", rs[0].Model, len(rs), sim.Cell(hr, 4), hr.SD, sim.Cell(ndcg, 4), sim.Cell(params, 0))
+		flops := ""
+		if f := seedSpread(rs, func(r eval.Result) float64 { return r.FLOPsPerList / 1e6 }); f.Max > 0 {
+			flops = sim.Cell(f, 3)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %.4f | %s | %s | %s |\n", rs[0].Model, len(rs), sim.Cell(hr, 4), hr.SD, sim.Cell(ndcg, 4), sim.Cell(params, 0), flops)
 	}
 	b.WriteString("\nmean [min, max] over the seeds (seed k: recommender.dqn.seed and recommender.adaptive.seed plus k); the table above is the first seed's.\n")
 	_, err := io.WriteString(w, b.String())
@@ -330,7 +336,7 @@ func seedSpread(rs []eval.Result, f func(eval.Result) float64) sim.Spread {
 }
 
 // seedsHeader and seedRows are seeds.csv: one row per model and seed.
-var seedsHeader = []string{"model", "seed", "dqn_seed", "adaptive_seed", "hr", "ndcg", "params_mean", "net_params_mean"}
+var seedsHeader = []string{"model", "seed", "dqn_seed", "adaptive_seed", "hr", "ndcg", "params_mean", "net_params_mean", "flops_per_list"}
 
 func seedRows(runs [][]eval.Result, cfg configs.Config) [][]string {
 	var rows [][]string
@@ -340,7 +346,8 @@ func seedRows(runs [][]eval.Result, cfg configs.Config) [][]string {
 			rows = append(rows, []string{r.Model, strconv.Itoa(k + 1),
 				strconv.FormatUint(kcfg.Recommender.DQN.Seed, 10), strconv.FormatUint(kcfg.Recommender.Adaptive.Seed, 10),
 				strconv.FormatFloat(r.HR, 'g', -1, 64), strconv.FormatFloat(r.NDCG, 'g', -1, 64),
-				strconv.FormatFloat(r.ParamsMean, 'g', -1, 64), strconv.FormatFloat(r.NetParamsMean, 'g', -1, 64)})
+				strconv.FormatFloat(r.ParamsMean, 'g', -1, 64), strconv.FormatFloat(r.NetParamsMean, 'g', -1, 64),
+				strconv.FormatFloat(r.FLOPsPerList, 'g', -1, 64)})
 		}
 	}
 	return rows

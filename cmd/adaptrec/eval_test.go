@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adaptrec/adaptrec/configs"
+	"github.com/adaptrec/adaptrec/model/eval"
 	"github.com/adaptrec/adaptrec/pipeline/kafkatest"
 )
 
@@ -158,7 +160,7 @@ func TestEvalSeedsOnALog(t *testing.T) {
 	if r := dqnRow(one.output()); r == "" || !strings.Contains(p.output(), r) {
 		t.Fatalf("the first seed's table differs from a run without --seeds: %q\n%s", r, p.output())
 	}
-	if !strings.Contains(p.output(), "| model | seeds | HR@10 | HR@10 sd | NDCG@10 | parameters (mean) |") || !strings.Contains(p.output(), "| itemknn | 3 | ") {
+	if !strings.Contains(p.output(), "| model | seeds | HR@10 | HR@10 sd | NDCG@10 | parameters (mean) | MFLOP/list |") || !strings.Contains(p.output(), "| itemknn | 3 | ") {
 		t.Fatalf("no table over the seeds:\n%s", p.output())
 	}
 	f, err := os.Open(filepath.Join(out, "seeds.csv"))
@@ -167,7 +169,7 @@ func TestEvalSeedsOnALog(t *testing.T) {
 	}
 	defer f.Close()
 	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil || len(rows) != 7 || strings.Join(rows[0], ",") != "model,seed,dqn_seed,adaptive_seed,hr,ndcg,params_mean,net_params_mean" {
+	if err != nil || len(rows) != 7 || strings.Join(rows[0], ",") != "model,seed,dqn_seed,adaptive_seed,hr,ndcg,params_mean,net_params_mean,flops_per_list" {
 		t.Fatalf("seeds.csv: %v %v", rows, err)
 	}
 	ndcg := map[string][]string{}
@@ -227,5 +229,32 @@ func TestEvalAnonymousSessions(t *testing.T) {
 	bad := start(t, os.Environ(), "eval", "--data", data, "--format", "events-jsonl", "--anonymous-sessions", "-1m")
 	if err := bad.wait(t, 30*time.Second); err == nil || !strings.Contains(bad.output(), "--anonymous-sessions: must not be negative, got -1m0s") {
 		t.Fatalf("a negative gap: %v\n%s", err, bad.output())
+	}
+}
+
+// TestSeedsTableCarriesFLOPs: the table over the seeds and seeds.csv give
+// a model's MFLOP per list (mean [min, max]), and nothing for a model
+// without nested widths.
+func TestSeedsTableCarriesFLOPs(t *testing.T) {
+	runs := [][]eval.Result{
+		{{Model: "dqn-slim", HR: 0.2, FLOPsPerList: 200_000}, {Model: "dqn-slim", HR: 0.3, FLOPsPerList: 300_000}, {Model: "dqn-slim", HR: 0.1, FLOPsPerList: 250_000}},
+		{{Model: "itemknn", HR: 0.1}, {Model: "itemknn", HR: 0.1}, {Model: "itemknn", HR: 0.1}},
+	}
+	var b strings.Builder
+	if err := seedsMarkdown(&b, 10, runs); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| parameters (mean) | MFLOP/list |",
+		"| dqn-slim | 3 | 0.2000 [0.1000, 0.3000] | 0.1000 | 0.0000 [0.0000, 0.0000] | 0 [0, 0] | 0.250 [0.200, 0.300] |\n",
+		"| itemknn | 3 | 0.1000 [0.1000, 0.1000] | 0.0000 | 0.0000 [0.0000, 0.0000] | 0 [0, 0] |  |\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("the table over the seeds lacks %q:\n%s", want, b.String())
+		}
+	}
+	rows := seedRows(runs, configs.Default())
+	if len(rows) != 6 || len(rows[0]) != len(seedsHeader) || rows[2][len(rows[2])-1] != "250000" || rows[3][len(rows[3])-1] != "0" {
+		t.Fatalf("seeds.csv rows: %v", rows)
 	}
 }
