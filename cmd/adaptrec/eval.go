@@ -43,25 +43,23 @@ batching and each model, test-then-train: every event whose item the model
 knows and the user has not consumed is first ranked against all known items
 minus the user's consumed ones, then learned. It prints a Markdown table of
 HR@K, NDCG@K, parameters, events/s (ranking for the metric excluded) and
-training time per batch, and each model's HR@K over that of the best
-baseline in the run (the best of ` + strings.Join(eval.Baselines, ", ") + `
-that were run, named below the table); --from and --to replay only that part of the log, as
-fractions of its events in time order (--to 0.5: the first half, from a
+training time per batch, and each model's HR@K over that of the best baseline
+in the run (the best of ` + strings.Join(eval.Baselines, ", ") + ` that were
+run, named below the table); --from and --to replay only that part of the log,
+as fractions of its events in time order (--to 0.5: the first half, from a
 fresh model; --from 0.5: the second). --anonymous-sessions GAP makes every
-session (a user's events split at idle gaps over GAP or where the
-session id changes) a user of its own before that: a rating log
-replayed as anonymous visitors, who never return, as in e-commerce click
-logs. With --out it writes DIR/results.csv,
-DIR/curve.png (rolling HR@K over the stream), DIR/pareto.png (HR@K against
-mean parameters), DIR/pareto-flops.png (HR@K against MFLOP per list, for
-models with nested widths, such as dqn-slim; only when one ran) and
+session (a user's events split at idle gaps over GAP or where the session id
+changes) a user of its own before that: a rating log replayed as anonymous
+visitors, who never return, as in e-commerce click logs. With --out it writes
+DIR/results.csv, DIR/curve.png (rolling HR@K over the stream), DIR/pareto.png
+(HR@K against mean parameters), DIR/pareto-flops.png (HR@K against MFLOP per
+list, for models with nested widths, such as dqn-slim; only when one ran) and
 DIR/architecture.png (the adaptive models' network size over the stream, and
-the parameters of each tier of their item embeddings). --seeds N (default 1 on a log) runs every model N
-times, seed k adding k to recommender.dqn.seed and
-recommender.adaptive.seed: the table is the first seed's, a second table
-gives HR@K, NDCG@K, mean parameters and (models with nested widths) MFLOP
-per list as mean [min, max] over the seeds, and --out adds DIR/seeds.csv
-(per model and seed).
+the parameters of each tier of their item embeddings). --seeds N (default 1 on
+a log) runs every model N times, seed k adding k to recommender.dqn.seed and
+recommender.adaptive.seed: the table is the first seed's, a second table gives
+HR@K, NDCG@K, mean parameters and (nested widths) MFLOP per list as mean [min,
+max] over the seeds, and --out adds DIR/seeds.csv (per model and seed).
 
 With --sim it runs no log: the simulated population (sim.* keys) reacts to
 each model's lists in a closed loop, once per seed (--seeds N; seed k adds
