@@ -110,6 +110,7 @@ bench:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags purego ./model/
 	@keep=$$(mktemp -d); cp go.mod go.sum $$keep/; $(GO) mod tidy; \
 	if ! cmp -s go.mod $$keep/go.mod || ! cmp -s go.sum $$keep/go.sum; then \
 	  echo "go mod tidy changes go.mod/go.sum:"; diff $$keep/go.mod go.mod | head -20; \

@@ -1,0 +1,121 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/cpu"
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// TestDots64MatchesTheProduct: the kernel's products of rows of 64 values
+// with q equal the exact (float64) products within float32 rounding, for
+// any number of rows, and leave out's tail alone; on a CPU with AVX2 and
+// FMA the kernel is the one that runs.
+func TestDots64MatchesTheProduct(t *testing.T) {
+	if dots64Built && runtime.GOARCH == "amd64" && cpu.X86.HasAVX2 && cpu.X86.HasFMA && !haveDots64 {
+		t.Fatal("this CPU has AVX2 and FMA, but the kernel is off")
+	}
+	if !haveDots64 {
+		t.Skip("no AVX2 and FMA here (or purego): dotsRange uses gonum's Sgemv")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 2, 3, 17, 1000} {
+		e := make([]float32, 64*n+64) // a row past the n read
+		q := make([]float32, 64)
+		for i := range e {
+			e[i] = float32(rng.NormFloat64())
+		}
+		for i := range q {
+			q[i] = float32(rng.NormFloat64())
+		}
+		out := make([]float32, n+1)
+		out[n] = 42
+		if !dots64(e[:64*n], q, out[:n]) {
+			t.Fatal("dots64 did not run")
+		}
+		if out[n] != 42 {
+			t.Fatalf("n=%d: wrote past out[:n]", n)
+		}
+		for i := range n {
+			want, scale := 0.0, 0.0
+			for j := range 64 {
+				p := float64(e[64*i+j]) * float64(q[j])
+				want += p
+				scale += math.Abs(p)
+			}
+			if d := math.Abs(float64(out[i]) - want); d > 1e-6*scale {
+				t.Fatalf("n=%d row %d: %v, want %v (off by %g of %g)", n, i, out[i], want, d, scale)
+			}
+		}
+	}
+}
+
+// TestDotsRangeUsesTheKernelAlike: a DQN's products of every item with a
+// state, by dotsRange, are gonum's within float32 rounding, at the full
+// width (the kernel, where it runs) and at a prefix (gonum).
+func TestDotsRangeUsesTheKernelAlike(t *testing.T) {
+	cfg := DefaultDQN()
+	d, err := NewDQN(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	n := 300
+	d.bias = make([]float32, n)
+	d.eout = make([]float32, n*64)
+	for i := range d.eout {
+		d.eout[i] = float32(rng.NormFloat64())
+	}
+	q := make([]float32, 64)
+	for i := range q {
+		q[i] = float32(rng.NormFloat64())
+	}
+	for _, to := range []int{64, 32} {
+		got, want := make([]float32, n), make([]float32, n)
+		d.dotsRange(q, got, 0, to, false)
+		blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: to, Stride: 64, Data: d.eout},
+			blas32.Vector{N: to, Inc: 1, Data: q[:to]}, 0, blas32.Vector{N: n, Inc: 1, Data: want})
+		for i := range n {
+			if math.Abs(float64(got[i]-want[i])) > 1e-4*(1+math.Abs(float64(want[i]))) {
+				t.Fatalf("width %d item %d: %v, gonum %v", to, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// BenchmarkDots64 times the products of a state with 9,724 rows of 64
+// values (ml-latest-small's catalogue at the full width, the mixture
+// check's product) by the kernel and by gonum's Sgemv, interleaved in one
+// run, and reports both and their ratio.
+func BenchmarkDots64(b *testing.B) {
+	if !haveDots64 {
+		b.Skip("no AVX2 and FMA here")
+	}
+	const n = 9724
+	rng := rand.New(rand.NewPCG(1, 2))
+	e, q, out := make([]float32, 64*n), make([]float32, 64), make([]float32, n)
+	for i := range e {
+		e[i] = float32(rng.NormFloat64())
+	}
+	for i := range q {
+		q[i] = float32(rng.NormFloat64())
+	}
+	var ours, plain time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		dots64(e, q, out)
+		t1 := time.Now()
+		blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: 64, Stride: 64, Data: e},
+			blas32.Vector{N: 64, Inc: 1, Data: q}, 0, blas32.Vector{N: n, Inc: 1, Data: out})
+		ours, plain = ours+t1.Sub(t0), plain+time.Since(t1)
+	}
+	flops := float64(2 * 64 * n * b.N)
+	b.ReportMetric(flops/ours.Seconds()/1e9, "kernel_GFLOP/s")
+	b.ReportMetric(flops/plain.Seconds()/1e9, "sgemv_GFLOP/s")
+	b.ReportMetric(plain.Seconds()/ours.Seconds(), "kernel/sgemv")
+}
