@@ -119,3 +119,42 @@ func BenchmarkDots64(b *testing.B) {
 	b.ReportMetric(flops/plain.Seconds()/1e9, "sgemv_GFLOP/s")
 	b.ReportMetric(plain.Seconds()/ours.Seconds(), "kernel/sgemv")
 }
+
+// TestTierDotsUseTheKernelAlike: tiered tables score their 64-wide tier
+// by the kernel (where it runs) and the narrower one by gonum; with beta
+// 1 they add to out. Every item's score is its row's product with q's
+// prefix, within float32 rounding.
+func TestTierDotsUseTheKernelAlike(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	tb, err := newTiers([]int{24, 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const items = 200
+	for x := range items {
+		row := make([]float32, tb.widths[x%2])
+		for j := range row {
+			row[j] = float32(rng.NormFloat64())
+		}
+		tb.add(x%2, row)
+	}
+	q := make([]float32, 64)
+	for j := range q {
+		q[j] = float32(rng.NormFloat64())
+	}
+	got := make([]float32, items)
+	for x := range got {
+		got[x] = 1
+	}
+	var buf []float32
+	tb.dotsRange(q, got, 0, 64, 1, &buf)
+	for x := range items {
+		want := 1.0
+		for j, v := range tb.row(int32(x)) {
+			want += float64(q[j]) * float64(v)
+		}
+		if d := math.Abs(float64(got[x]) - want); d > 1e-4*(1+math.Abs(want)) {
+			t.Fatalf("item %d (width %d): %v, want %v", x, tb.width(int32(x)), got[x], want)
+		}
+	}
+}

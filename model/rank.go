@@ -69,12 +69,17 @@ func (o order) rank(target int32, exclude map[int32]struct{}) int {
 
 // rankUpTo is rank, counting no further than limit.
 func (o order) rankUpTo(target int32, exclude map[int32]struct{}, limit int) int {
-	if t := o.score[target]; t != t {
+	t := o.score[target]
+	if t != t {
 		return limit
 	}
 	r := 0
-	for j := range int32(len(o.score)) {
-		if j == target || !o.better(j, target) {
+	score := o.score
+	for j := range int32(len(score)) {
+		// s < t is false when s is NaN, which better then orders. Most
+		// items score below the target: the comparison passes them over
+		// without better's calls.
+		if s := score[j]; s < t || j == target || !o.better(j, target) {
 			continue
 		}
 		if _, ex := exclude[j]; ex {
