@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	G "gorgonia.org/gorgonia"
@@ -186,7 +187,16 @@ type trainGraph struct {
 	stepInputs
 }
 
+// gorgoniaMu serialises what gorgonia does with its package globals: an
+// op such as Rectify numbers its node group from a global counter with no
+// lock, so two models building their graphs at once (two workers in one
+// process restoring snapshots together) race on it. Graphs are built and
+// run under it; each model's graph is still its own.
+var gorgoniaMu sync.Mutex
+
 func newTrainGraph(n *qnet, rows, negs, hard int, tdWeight float32) (*trainGraph, error) {
+	gorgoniaMu.Lock()
+	defer gorgoniaMu.Unlock()
 	t := &trainGraph{g: G.NewGraph(), rows: rows, negs: negs, hard: hard}
 	t.inputs(n)
 	var f firstErr
@@ -347,6 +357,8 @@ func (t *trainGraph) tdLoss(f *firstErr, qposTD *G.Node) *G.Node {
 
 // run executes one forward and backward pass.
 func (t *trainGraph) run() (bpr, td float32, err error) {
+	gorgoniaMu.Lock()
+	defer gorgoniaMu.Unlock()
 	defer t.vm.Reset()
 	if err := t.vm.RunAll(); err != nil {
 		return 0, 0, fmt.Errorf("training step: %w", err)
@@ -363,4 +375,8 @@ func grad(n *G.Node) []float32 {
 	return v.Data().([]float32)
 }
 
-func (t *trainGraph) close() { t.vm.Close() }
+func (t *trainGraph) close() {
+	gorgoniaMu.Lock()
+	defer gorgoniaMu.Unlock()
+	t.vm.Close()
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +42,31 @@ func TestGraphMatchesServingForward(t *testing.T) {
 	for r := range want {
 		if math.Abs(float64(got[r]-want[r])) > 1e-4*max(1, math.Abs(float64(want[r]))) {
 			t.Fatalf("row %d: training Q %v, serving Q %v", r, got[r], want[r])
+		}
+	}
+}
+
+// TestModelsBuildTheirGraphsAtOnce: two models building their training
+// graphs at the same time, as two workers of one process restoring
+// snapshots together do, share none of gorgonia's globals unguarded. Under
+// -race this fails without gorgoniaMu (gorgonia numbers node groups from
+// a global counter).
+func TestModelsBuildTheirGraphsAtOnce(t *testing.T) {
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			d, err := NewDQN(DefaultDQN())
+			if err == nil {
+				err = d.rebuild()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("model %d: %v", i, err)
 		}
 	}
 }
