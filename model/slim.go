@@ -247,7 +247,7 @@ func (d *DQN) dotsRange(q, out []float32, from, to int, add bool) {
 		return
 	}
 	// Every item at the full width of 64: the assembly kernel, where the
-	// CPU has AVX2 and FMA (about twice gonum's Sgemv; BenchmarkDots64).
+	// CPU has AVX2 and FMA (1.43x gonum's Sgemv here; BenchmarkDots64).
 	if from == 0 && to == 64 && dim == 64 && !add && dots64(d.eout[:n*dim], q[:dim], out[:n]) {
 		return
 	}
