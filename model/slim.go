@@ -246,13 +246,24 @@ func (d *DQN) dotsRange(q, out []float32, from, to int, add bool) {
 		}
 		return
 	}
-	// Every item at the full width of 64: the assembly kernel, where the
-	// CPU has AVX2 and FMA (1.43x gonum's Sgemv here; BenchmarkDots64).
-	if from == 0 && to == 64 && dim == 64 && !add && dots64(d.eout[:n*dim], q[:dim], out[:n]) {
+	rowDots(d.eout[:n*dim], dim, q, from, to, beta, out[:n])
+}
+
+// rowDots sets out[i] to beta·out[i] plus the product of row i of e (rows
+// stride values apart, len(out) of them) with q, over columns from to to:
+// gonum's Sgemv, or, for whole rows of 64 with beta 0, the assembly
+// kernel where the CPU has AVX2 and FMA (1.43x Sgemv here;
+// BenchmarkDots64).
+func rowDots(e []float32, stride int, q []float32, from, to int, beta float32, out []float32) {
+	n := len(out)
+	if n == 0 {
 		return
 	}
-	blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: to - from, Stride: dim, Data: d.eout[from : n*dim]},
-		blas32.Vector{N: to - from, Inc: 1, Data: q[from:to]}, beta, blas32.Vector{N: n, Inc: 1, Data: out[:n]})
+	if from == 0 && to == 64 && stride == 64 && beta == 0 && dots64(e[:n*64], q[:64], out) {
+		return
+	}
+	blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: to - from, Stride: stride, Data: e[from : (n-1)*stride+to]},
+		blas32.Vector{N: to - from, Inc: 1, Data: q[from:to]}, beta, blas32.Vector{N: n, Inc: 1, Data: out})
 }
 
 // nestedPair is one SGD step of the ranking loss of pos above neg at

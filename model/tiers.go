@@ -139,11 +139,7 @@ func (t *tiers) dotsRange(q, out []float32, from, to int, beta float32, buf *[]f
 			*buf = make([]float32, n)
 		}
 		b := (*buf)[:n]
-		// A tier 64 wide, in full: the AVX2 kernel where it runs.
-		if from != 0 || hi != 64 || w != 64 || !dots64(t.data[tr][:n*64], q[:64], b) {
-			blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: hi - from, Stride: w, Data: t.data[tr][from:]},
-				blas32.Vector{N: hi - from, Inc: 1, Data: q[from:hi]}, 0, blas32.Vector{N: n, Inc: 1, Data: b})
-		}
+		rowDots(t.data[tr][:n*w], w, q, from, hi, 0, b)
 		for s, x := range t.items[tr] {
 			out[x] = beta*out[x] + b[s]
 		}
