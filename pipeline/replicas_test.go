@@ -141,7 +141,7 @@ func settle(t *testing.T, cfg configs.Config, workers []*pipeline.Worker) {
 // snapshots, and one worker alone over the same events, then measures
 // each model's prequential HR@10 on the held-out last 10% (weights as the
 // run left them, users' state advancing event by event): the replicas must
-// agree within 2% and each be within 5% of the single worker.
+// agree within 2% and each be within about 8% of the single worker.
 func TestReplicasConverge(t *testing.T) {
 	events := mlRatings(t)
 	split := len(events) * 9 / 10
@@ -224,11 +224,14 @@ func TestReplicasConverge(t *testing.T) {
 	if diff > 0.02 {
 		t.Errorf("the replicas' HR@10 differ by %.2f%% (> 2%%)", 100*diff)
 	}
-	// Each HR@10 is an estimate on len(tail) events, and which replica
-	// fetched which partition first differs from run to run: a replica
-	// may differ from the single worker by two standard errors of the
-	// difference of two such estimates (about 8% of HR 0.1 on 10,084
-	// events), and by 5% in any case. A run at 5.09% failed the fixed 5%.
+	// Six runs on the real broker (0ccabab) put both replicas 3.2% to 5.6%
+	// below the single worker (0.1072 each time; its run is the same
+	// every time): merged tables learn a little less than one table fed
+	// every event, and which replica fetched which partition first moves
+	// that by about a point from run to run. The bound is two standard
+	// errors of the difference of two HR@10 estimates on len(tail)
+	// events (about 8% of HR 0.1 on 10,084 events), 5% at least; a run
+	// at 5.09% had failed a fixed 5%.
 	bound := math.Max(0.05, 2*math.Sqrt(2*s*(1-s)/float64(len(tail)))/s)
 	for i, x := range []float64{a, b} {
 		if math.Abs(x/s-1) > bound {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/adaptrec/adaptrec/configs"
 	"github.com/adaptrec/adaptrec/configs/wire"
@@ -31,12 +32,14 @@ type evalFlags struct {
 	from, to                  float64
 	simulate                  bool
 	anonymous                 time.Duration
+	shuffleTies               uint64
+	topItems                  int
 }
 
 func (a *app) evalCmd() *cobra.Command {
 	var ef evalFlags
 	cmd := &cobra.Command{
-		Use:   "eval (--data PATH --format FORMAT | --sim) [--models pop,itemknn,sr,sknn] [--seeds N] [--batch 256] [--k 10] [--from 0 --to 1] [--anonymous-sessions GAP] [--out DIR]",
+		Use:   "eval (--data PATH --format FORMAT | --sim) [--models pop,itemknn,sr,sknn] [--seeds N] [--batch 256] [--k 10] [--from 0 --to 1] [--anonymous-sessions GAP] [--shuffle-ties SEED] [--top-items N] [--out DIR]",
 		Short: "Evaluate models on a feedback log (prequential) or in the simulated closed loop (--sim), all in one run",
 		Long: `eval replays a feedback log in timestamp order through the worker's own
 batching and each model, test-then-train: every event whose item the model
@@ -50,7 +53,10 @@ as fractions of its events in time order (--to 0.5: the first half, from a
 fresh model; --from 0.5: the second). --anonymous-sessions GAP makes every
 session (a user's events split at idle gaps over GAP or where the session id
 changes) a user of its own before that: a rating log replayed as anonymous
-visitors, who never return, as in e-commerce click logs. With --out it writes
+visitors, who never return, as in e-commerce click logs. --shuffle-ties SEED
+puts every run of events of one timestamp in an order drawn from SEED instead
+of the file's, and --top-items N keeps only the events of the N items with the
+most: views of a log that check what a model owes to either. With --out it writes
 DIR/results.csv, DIR/curve.png (rolling HR@K over the stream), DIR/pareto.png
 (HR@K against mean parameters), DIR/pareto-flops.png (HR@K against MFLOP per
 list, for models with nested widths, such as dqn-slim; only when one ran) and
@@ -98,7 +104,12 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 			return a.evalLog(cmd.Context(), ef)
 		},
 	}
-	f := cmd.Flags()
+	ef.register(cmd.Flags())
+	return cmd
+}
+
+// register defines eval's flags on f.
+func (ef *evalFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&ef.data, "data", "", "feedback log to replay")
 	f.StringVar(&ef.format, "format", "", "log format: "+strings.Join(eval.Formats, ", "))
 	f.StringVar(&ef.models, "models", "pop,itemknn,sr,sknn", "comma-separated models to evaluate in this run")
@@ -110,7 +121,8 @@ Models: ` + strings.Join(model.Names, ", ") + `; configured by the recommender.*
 	f.StringVar(&ef.out, "out", "", "directory for results.csv and curve.png")
 	f.BoolVar(&ef.simulate, "sim", false, "run the simulated population (sim.* keys) against each model instead of a log (default models: "+simModels+"; also oracle)")
 	f.IntVar(&ef.seeds, "seeds", 0, "run every model with this many seeds (seed k: recommender.dqn.seed, recommender.adaptive.seed and with --sim sim.seed, plus k) and report mean and spread (default 3 with --sim, 1 on a log)")
-	return cmd
+	f.Uint64Var(&ef.shuffleTies, "shuffle-ties", 0, "put the events of each timestamp in an order drawn from this seed instead of the file's (0: off)")
+	f.IntVar(&ef.topItems, "top-items", 0, "keep only the events of this many most frequent items (0: all)")
 }
 
 // modelNames splits --models and checks that cfg builds each model
@@ -148,8 +160,9 @@ func (a *app) evalSimulated(ctx context.Context, ef evalFlags) error {
 	return a.evalSim(ctx, cfg, names, ef.seeds, ef.out)
 }
 
-// evalEvents loads --data, anonymous (--anonymous-sessions) and cut to
-// --from and --to.
+// evalEvents loads --data, its ties shuffled (--shuffle-ties), cut to the
+// most frequent items (--top-items), anonymous (--anonymous-sessions) and
+// cut to --from and --to.
 func (a *app) evalEvents(ef evalFlags) ([]feedback.Event, error) {
 	t0 := time.Now()
 	events, err := eval.Load(ef.data, ef.format)
@@ -157,6 +170,14 @@ func (a *app) evalEvents(ef evalFlags) ([]feedback.Event, error) {
 		return nil, err
 	}
 	all := len(events)
+	if ef.shuffleTies != 0 {
+		events = eval.ShuffleTies(events, ef.shuffleTies)
+	}
+	if ef.topItems > 0 {
+		if events, err = eval.TopItems(events, ef.topItems); err != nil {
+			return nil, err
+		}
+	}
 	if ef.anonymous > 0 {
 		if events, err = eval.Anonymize(events, ef.anonymous); err != nil {
 			return nil, err
@@ -179,6 +200,9 @@ func (a *app) evalLog(ctx context.Context, ef evalFlags) error {
 	}
 	if ef.anonymous < 0 {
 		return fmt.Errorf("--anonymous-sessions: must not be negative, got %v", ef.anonymous)
+	}
+	if ef.topItems < 0 {
+		return fmt.Errorf("--top-items: must not be negative, got %d", ef.topItems)
 	}
 	if ef.seeds <= 0 {
 		return fmt.Errorf("--seeds: must be positive, got %d", ef.seeds)

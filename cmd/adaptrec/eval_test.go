@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/csv"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -229,6 +230,54 @@ func TestEvalAnonymousSessions(t *testing.T) {
 	bad := start(t, os.Environ(), "eval", "--data", data, "--format", "events-jsonl", "--anonymous-sessions", "-1m")
 	if err := bad.wait(t, 30*time.Second); err == nil || !strings.Contains(bad.output(), "--anonymous-sessions: must not be negative, got -1m0s") {
 		t.Fatalf("a negative gap: %v\n%s", err, bad.output())
+	}
+}
+
+// eval's views of a log: --top-items keeps the most frequent items' events
+// (item a's three here, of which only u2's is scorable), --shuffle-ties
+// reorders the events of one timestamp by its seed, and a negative
+// --top-items is refused by name.
+func TestEvalLogViews(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "ties.jsonl")
+	lines := []string{
+		`{"user_id":"u1","item_id":"a","type":"click","ts":"2026-11-28T10:00:00Z"}`,
+		`{"user_id":"u2","item_id":"a","type":"click","ts":"2026-11-28T10:00:00Z"}`,
+		`{"user_id":"u2","item_id":"b","type":"click","ts":"2026-11-28T10:00:00Z"}`,
+		`{"user_id":"u3","item_id":"c","type":"click","ts":"2026-11-28T10:00:00Z"}`,
+		`{"user_id":"u1","item_id":"b","type":"click","ts":"2026-11-28T10:01:00Z"}`,
+		`{"user_id":"u1","item_id":"a","type":"click","ts":"2026-11-28T13:01:00Z"}`,
+	}
+	if err := os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := &app{stdout: io.Discard, stderr: io.Discard}
+	order := func(ef evalFlags) string {
+		t.Helper()
+		ef.data, ef.format, ef.to = data, "events-jsonl", 1
+		events, err := a.evalEvents(ef)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, e := range events {
+			s = append(s, e.UserID+e.ItemID)
+		}
+		return strings.Join(s, " ")
+	}
+	if got := order(evalFlags{topItems: 1}); got != "u1a u2a u1a" {
+		t.Errorf("--top-items 1: %s", got)
+	}
+	plain := order(evalFlags{})
+	shuffled := ""
+	for seed := uint64(1); seed <= 5 && (shuffled == "" || shuffled == plain); seed++ {
+		shuffled = order(evalFlags{shuffleTies: seed})
+	}
+	if shuffled == plain || !strings.HasSuffix(shuffled, "u1b u1a") {
+		t.Errorf("--shuffle-ties: %s (file order %s)", shuffled, plain)
+	}
+	p := start(t, os.Environ(), "eval", "--data", data, "--format", "events-jsonl", "--models", "pop", "--top-items", "-2")
+	if err := p.wait(t, 30*time.Second); err == nil || !strings.Contains(p.output(), "--top-items: must not be negative, got -2") {
+		t.Fatalf("a negative --top-items: %v\n%s", err, p.output())
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +198,67 @@ func TestTierCurves(t *testing.T) {
 	}
 	if st, err := os.Stat(path); err != nil || st.Size() < 1000 {
 		t.Fatalf("architecture.png: %v", err)
+	}
+}
+
+// ShuffleTies reorders only within runs of one timestamp, keeps every
+// event, follows its seed and leaves its input alone.
+func TestShuffleTies(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var in []feedback.Event
+	for i := range 40 { // 20 events at t0, then 20 at distinct times
+		ts := t0
+		if i >= 20 {
+			ts = t0.Add(time.Duration(i) * time.Second)
+		}
+		in = append(in, feedback.Event{UserID: "u", ItemID: strconv.Itoa(i), TS: ts})
+	}
+	ids := func(es []feedback.Event) []string {
+		var s []string
+		for _, e := range es {
+			s = append(s, e.ItemID)
+		}
+		return s
+	}
+	a, b, c := ShuffleTies(in, 1), ShuffleTies(in, 1), ShuffleTies(in, 2)
+	if !slices.Equal(ids(a), ids(b)) {
+		t.Fatal("the same seed gave two orders")
+	}
+	if slices.Equal(ids(a), ids(c)) || slices.Equal(ids(a[:20]), ids(in[:20])) {
+		t.Fatalf("the tie was not reordered by its seed: %v, %v", ids(a[:20]), ids(c[:20]))
+	}
+	if !slices.Equal(ids(a[20:]), ids(in[20:])) {
+		t.Fatalf("events of distinct times moved: %v", ids(a[20:]))
+	}
+	if got := slices.Sorted(slices.Values(ids(a[:20]))); !slices.Equal(got, slices.Sorted(slices.Values(ids(in[:20])))) {
+		t.Fatalf("the tie lost or gained events: %v", got)
+	}
+	if in[0].ItemID != "0" || in[19].ItemID != "19" {
+		t.Fatal("ShuffleTies changed its input")
+	}
+}
+
+// TopItems keeps the events of the most frequent items, in order, the
+// earlier item first among equals.
+func TestTopItems(t *testing.T) {
+	var in []feedback.Event
+	for _, it := range strings.Fields("c a b a d b c a e c") { // a 3, c 3, b 2, d 1, e 1
+		in = append(in, feedback.Event{UserID: "u", ItemID: it})
+	}
+	for n, want := range map[int]string{1: "c c c", 2: "c a a c a c", 3: "c a b a b c a c", 9: "c a b a d b c a e c"} {
+		out, err := TopItems(in, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range out {
+			got = append(got, e.ItemID)
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("top %d: %v, want %s", n, got, want)
+		}
+	}
+	if _, err := TopItems(in, 0); err == nil || !strings.Contains(err.Error(), "got 0") {
+		t.Fatalf("n 0: %v", err)
 	}
 }

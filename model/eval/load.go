@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -209,6 +210,64 @@ func Anonymize(events []feedback.Event, gap time.Duration) ([]feedback.Event, er
 		e.UserID = e.UserID + "#" + strconv.Itoa(v.n)
 		e.SessionID = e.UserID
 		out[i] = e
+	}
+	return out, nil
+}
+
+// ShuffleTies returns events (in time order) with every run of events of
+// one timestamp in an order drawn from seed, the same for the same seed.
+// A log whose clock has coarse steps (ml-latest-small's first half gives
+// 30% of a user's consecutive ratings the same second) otherwise keeps
+// its file's order within a tie, which a model may learn as if it were
+// the order of consumption. events is not changed.
+func ShuffleTies(events []feedback.Event, seed uint64) []feedback.Event {
+	out := slices.Clone(events)
+	rng := rand.New(rand.NewPCG(seed, 0x7469657321))
+	for i := 0; i < len(out); {
+		j := i + 1
+		for j < len(out) && out[j].TS.Equal(out[i].TS) {
+			j++
+		}
+		run := out[i:j]
+		rng.Shuffle(len(run), func(a, b int) { run[a], run[b] = run[b], run[a] })
+		i = j
+	}
+	return out
+}
+
+// TopItems returns the events (in their order) of the n items with the
+// most events, ties broken by which item appeared first: a log cut to a
+// small, dense catalogue. n must be positive; events is not changed.
+func TopItems(events []feedback.Event, n int) ([]feedback.Event, error) {
+	if n <= 0 {
+		return nil, fmt.Errorf("top items: want a positive number of items, got %d", n)
+	}
+	count, first := map[string]int{}, map[string]int{}
+	for i, e := range events {
+		if count[e.ItemID] == 0 {
+			first[e.ItemID] = i
+		}
+		count[e.ItemID]++
+	}
+	items := make([]string, 0, len(count))
+	for it := range count {
+		items = append(items, it)
+	}
+	slices.SortFunc(items, func(a, b string) int {
+		if c := count[b] - count[a]; c != 0 {
+			return c
+		}
+		return first[a] - first[b]
+	})
+	keep := make(map[string]bool, n)
+	for _, it := range items[:min(n, len(items))] {
+		keep[it] = true
+	}
+	out := make([]feedback.Event, 0, len(events))
+	for _, e := range events {
+		if keep[e.ItemID] {
+			out = append(out, e)
+		}
 	}
 	return out, nil
 }
