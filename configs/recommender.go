@@ -54,6 +54,8 @@ type DQN struct {
 	HeadLR          float64   `mapstructure:"head_lr"`
 	EmbLR           float64   `mapstructure:"emb_lr"`
 	BiasLR          float64   `mapstructure:"bias_lr"`
+	ContextNegs     int       `mapstructure:"context_negatives"`
+	ContextLR       float64   `mapstructure:"context_lr"`
 	EmbNegatives    int       `mapstructure:"emb_negatives"`
 	Tied            bool      `mapstructure:"tied"`
 	Tiers           []int     `mapstructure:"tiers"`

@@ -38,6 +38,12 @@ type DQNConfig struct {
 	// (0: they stay 0). Below EmbLR, a bias, which is an item's
 	// popularity, follows its recent events less than its row does.
 	BiasLR float64
+	// ContextNegatives and ContextLR train the tables on item pairs too:
+	// each event also ranks the chosen item above ContextNegatives uniform
+	// items as seen from each item of its window, by SGD at ContextLR
+	// (0 negatives: no pairs).
+	ContextNegatives int
+	ContextLR        float64
 	// Tied makes the state's input embedding of an item its output
 	// embedding: one table, which every event trains through both the
 	// state and the scored items, instead of two.
@@ -161,7 +167,7 @@ func (r Reward) Of(b *feedback.Batch, i int) float32 {
 func DefaultDQN() DQNConfig {
 	return DQNConfig{
 		Dim: 64, Hidden: []int{64}, Window: 10, Decay: 0.7,
-		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.05, BiasLR: 0.025, EmbNegatives: 64, Tied: true, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, NStep: 1, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
+		LR: 1e-3, HeadLR: 1e-5, EmbLR: 0.05, BiasLR: 0.025, ContextNegatives: 4, ContextLR: 0.015, EmbNegatives: 64, Tied: true, Negatives: 0, Hard: 0, RowUniform: 24, Rows: 256, Gamma: 0.5, NStep: 1, TDWeight: 0.01, TargetSync: 10, Replay: 50_000,
 		Temperature: 0.5, ExploreTop: 50,
 		Reward:   Reward{Click: 1, View: 0.5, ViewPerMinute: 0.5, RatingCenter: 3, RatingScale: 2},
 		EWCEvery: 50,
@@ -1106,6 +1112,56 @@ func (d *DQN) trainTable(tr *transition) {
 		for j := range row {
 			row[j] += wts[k] * gq[j]
 		}
+	}
+	if d.cfg.ContextNegatives > 0 {
+		d.trainContext(recent, tr.pos, nItems)
+	}
+}
+
+// trainContext ranks the chosen item's row above ContextNegatives uniform
+// items' rows as seen from the input row of each item in the window, one
+// BPR step per pair at ContextLR (item2vec's skip-gram with a ranking
+// loss): the tables learn what follows what directly, item to item, not
+// only through the window's mean.
+func (d *DQN) trainContext(recent []int32, pos, nItems int32) {
+	lr := float32(d.cfg.ContextLR)
+	for _, c := range recent {
+		if c == pos {
+			continue
+		}
+		for range d.cfg.ContextNegatives {
+			a := d.rng.Int32N(nItems)
+			if a == pos || a == c {
+				continue
+			}
+			contextPair(d.inrow(c), d.erow(pos), d.erow(a), lr)
+		}
+	}
+}
+
+// contextPair is one SGD step of -log σ(ctx·pos - ctx·neg) with step lr on
+// three rows, which may differ in width (a row is zero past its own).
+func contextPair(ctx, pos, neg []float32, lr float32) {
+	mp, mn := min(len(ctx), len(pos)), min(len(ctx), len(neg))
+	var diff float32
+	for j := range mp {
+		diff += ctx[j] * pos[j]
+	}
+	for j := range mn {
+		diff -= ctx[j] * neg[j]
+	}
+	g := lr * float32(1/(1+math.Exp(float64(diff)))) // lr·σ(-diff)
+	for j := range max(mp, mn) {
+		c, gc := ctx[j], float32(0)
+		if j < mp {
+			gc += pos[j]
+			pos[j] += g * c
+		}
+		if j < mn {
+			gc -= neg[j]
+			neg[j] -= g * c
+		}
+		ctx[j] += g * gc
 	}
 }
 

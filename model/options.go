@@ -293,6 +293,12 @@ func (c DQNConfig) Validate() error {
 	if !(c.BiasLR >= 0) {
 		errs = append(errs, optionErr("bias_lr", "must not be negative, got %v", c.BiasLR))
 	}
+	if c.ContextNegatives < 0 || c.ContextNegatives > 1024 {
+		errs = append(errs, optionErr("context_negatives", "must be within 0..1024, got %d", c.ContextNegatives))
+	}
+	if !(c.ContextLR >= 0) || (c.ContextNegatives > 0 && c.ContextLR == 0) {
+		errs = append(errs, optionErr("context_lr", "must be positive when context_negatives is, got %v", c.ContextLR))
+	}
 	if c.EmbNegatives < 0 || c.EmbNegatives+c.Hard == 0 {
 		errs = append(errs, optionErr("emb_negatives", "emb_negatives + hard_negatives must be positive, got %d", c.EmbNegatives+c.Hard))
 	}

@@ -21,6 +21,8 @@ func TestOptionsValidateNamesTheOption(t *testing.T) {
 		{"max_items", func(o *Options) { o.MaxItems = -1 }, "max_items"},
 		{"window", func(o *Options) { o.DQN.Window = maxWindow + 1 }, "dqn.window"},
 		{"bias_lr", func(o *Options) { o.DQN.BiasLR = -1 }, "dqn.bias_lr"},
+		{"context_negatives", func(o *Options) { o.DQN.ContextNegatives = -1 }, "dqn.context_negatives"},
+		{"context_lr", func(o *Options) { o.DQN.ContextNegatives, o.DQN.ContextLR = 4, 0 }, "dqn.context_lr"},
 		{"per-row negatives", func(o *Options) { o.DQN.RowUniform = maxHard + 1 }, "dqn.row_negatives"},
 		{"mixture memory", func(o *Options) { o.DQN.MixMemory = 1 }, "dqn.mix_memory"},
 		{"sequential rules decay", func(o *Options) { o.DQN.SRDecay = 0 }, "dqn.sr_decay"},
