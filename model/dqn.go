@@ -263,6 +263,7 @@ type DQN struct {
 	blendBuf []float64 // the served scores while the mixture's gains learn
 	negs     []int32
 	dots     []float32
+	expW     []float64
 	negCol   [][]int32
 	wts      []float32
 }
@@ -760,7 +761,7 @@ func (d *DQN) state(u *UserState) (alpha float32) {
 // product, over the first w values of q and the embeddings (w < Dim: a
 // nested width).
 func (d *DQN) scoreItems(q []float32, alpha float32, w int) {
-	dots := growF32(&d.dotBuf, len(d.bias))
+	dots := grow(&d.dotBuf, len(d.bias))
 	d.dotsRange(q, dots, 0, w, false)
 	d.qScores(dots, alpha)
 }
@@ -805,10 +806,7 @@ func (d *DQN) qBatch(users []*UserState) (dots, alphas []float32) {
 		d.features(u.Recent, u.RecentTypes, x[i*in:(i+1)*in])
 	}
 	d.serve.run(d.net, x)
-	if cap(d.dots) < nu*n {
-		d.dots = make([]float32, nu*n)
-	}
-	dots = d.dots[:nu*n]
+	dots = grow(&d.dots, nu*n)
 	if d.wp == nil {
 		d.productAt(d.serve.q[:nu*dim], nu, dim, dots)
 		return dots, d.serve.alpha[:nu]
@@ -831,7 +829,7 @@ func (d *DQN) qBatch(users []*UserState) (dots, alphas []float32) {
 			break
 		}
 		ng := len(group)
-		qs, out := growF32(&d.armQ, ng*dim), growF32(&d.armDots, ng*n)
+		qs, out := grow(&d.armQ, ng*dim), grow(&d.armDots, ng*n)
 		for k, i := range group {
 			copy(qs[k*dim:(k+1)*dim], d.serve.q[int(i)*dim:])
 		}
@@ -857,11 +855,11 @@ func (d *DQN) productAt(qs []float32, nu, w int, out []float32) {
 		0, blas32.General{Rows: nu, Cols: n, Stride: n, Data: out})
 }
 
-// growF32 returns (*buf)[:n], growing it as needed.
-func growF32(buf *[]float32, n int) []float32 {
-	if cap(*buf) < n {
-		*buf = make([]float32, n)
-	}
+// grow returns (*buf)[:n], growing it as append does: not to the exact
+// size, since the catalogue grows by a few items between batches and an
+// exact fit reallocated the whole buffer every time.
+func grow[T any](buf *[]T, n int) []T {
+	*buf = slices.Grow((*buf)[:0], n)
 	return (*buf)[:n]
 }
 
@@ -1434,7 +1432,7 @@ func (d *DQN) explore(cand []int32) []Item {
 		return items
 	}
 	top := d.scores[cand[0]]
-	w := make([]float64, len(cand))
+	w := grow(&d.expW, len(cand))
 	total := 0.0
 	for i, c := range cand {
 		w[i] = math.Exp((d.scores[c] - top) / d.cfg.Temperature)

@@ -211,7 +211,7 @@ func (d *DQN) probeWidths(u *UserState, item int32) {
 	p := d.wp
 	alpha := d.state(u)
 	n := len(d.bias)
-	dots := growF32(&d.dotBuf, n)
+	dots := grow(&d.dotBuf, n)
 	var hit [maxArms]bool
 	from := 0
 	for a, w := range p.widths {
