@@ -114,3 +114,18 @@ func TestContextNegativesLearnWhatFollows(t *testing.T) {
 		t.Fatalf("AUC %.3f with context pairs, %.3f without: want above 0.9 and near 0.5", on, off)
 	}
 }
+
+// BenchmarkContextPair times one pair step on rows of the default width.
+func BenchmarkContextPair(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	rows := make([][]float32, 3)
+	for i := range rows {
+		rows[i] = make([]float32, DefaultDQN().Dim)
+		for j := range rows[i] {
+			rows[i][j] = float32(rng.NormFloat64() * 0.1)
+		}
+	}
+	for b.Loop() {
+		contextPair(rows[0], rows[1], rows[2], 1e-6)
+	}
+}

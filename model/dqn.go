@@ -1141,14 +1141,18 @@ func (d *DQN) trainContext(recent []int32, pos, nItems int32) {
 // three rows, which may differ in width (a row is zero past its own).
 func contextPair(ctx, pos, neg []float32, lr float32) {
 	mp, mn := min(len(ctx), len(pos)), min(len(ctx), len(neg))
-	var diff float32
-	for j := range mp {
-		diff += ctx[j] * pos[j]
-	}
-	for j := range mn {
-		diff -= ctx[j] * neg[j]
-	}
+	diff := dot32(ctx[:mp], pos[:mp]) - dot32(ctx[:mn], neg[:mn])
 	g := lr * float32(1/(1+math.Exp(float64(diff)))) // lr·σ(-diff)
+	if mp == len(ctx) && mn == len(ctx) {            // equal widths: no branch per value
+		pos, neg := pos[:len(ctx)], neg[:len(ctx)]
+		for j, c := range ctx {
+			p, n := pos[j], neg[j]
+			ctx[j] = c + g*(p-n)
+			pos[j] = p + g*c
+			neg[j] = n - g*c
+		}
+		return
+	}
 	for j := range max(mp, mn) {
 		c, gc := ctx[j], float32(0)
 		if j < mp {
