@@ -3,7 +3,6 @@ package model
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/adaptrec/adaptrec/model/feedback"
@@ -83,7 +82,7 @@ func (m *baseline) LearnProbed(ctx context.Context, b *feedback.Batch, probe Pro
 
 // fill fills m.scores with u's candidate scores.
 func (m *baseline) fill(u *UserState) {
-	m.scores = slices.Grow(m.scores[:0], len(m.count))[:len(m.count)]
+	m.scores = grow(&m.scores, len(m.count))
 	m.s.score(u, m.scores)
 }
 

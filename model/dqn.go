@@ -1213,10 +1213,7 @@ func (d *DQN) sampleNegatives(nItems int32) {
 	}
 	// negCol maps an item to its negative columns, so each row's knn to all
 	// negatives costs one pass over its recent items' neighbours.
-	if cap(d.negCol) < int(nItems) {
-		d.negCol = make([][]int32, nItems)
-	}
-	d.negCol = d.negCol[:nItems]
+	d.negCol = grow(&d.negCol, int(nItems))
 	for _, a := range d.negs {
 		d.negCol[a] = d.negCol[a][:0]
 	}

@@ -210,10 +210,7 @@ func (d *DQN) parts() [nScorers][]float64 {
 // for the window recent (zero for an expert left out).
 func (d *DQN) expertScores(recent []int32) {
 	n := len(d.bias)
-	if cap(d.knn) < n {
-		d.knn, d.sr, d.scores = make([]float64, n), make([]float64, n), make([]float64, n)
-	}
-	d.knn, d.sr, d.scores = d.knn[:n], d.sr[:n], d.scores[:n]
+	d.knn, d.sr, d.scores = grow(&d.knn, n), grow(&d.sr, n), grow(&d.scores, n)
 	d.pop.grow(n)
 	if d.cfg.NoKNN {
 		clear(d.knn)
@@ -340,10 +337,7 @@ func (d *DQN) checkMixture(u *UserState, id string) {
 func (d *DQN) learnGains(b int, item int32, consumed map[int32]struct{}) {
 	parts := d.parts()
 	_, scale := norms(parts, d.mix.served(b))
-	if cap(d.blendBuf) < len(d.scores) {
-		d.blendBuf = make([]float64, len(d.scores))
-	}
-	s := d.blendBuf[:len(d.scores)]
+	s := grow(&d.blendBuf, len(d.scores))
 	blendInto(s, parts, [nScorers]float64{}, scale) // a shift moves no item's rank
 	top := order{score: s}.top(d.cfg.TopN, consumed, &d.heap)
 	d.mix.learnGains(b, parts, scale, item, top)

@@ -135,10 +135,7 @@ func (t *tiers) dotsRange(q, out []float32, from, to int, beta float32, buf *[]f
 			}
 			continue
 		}
-		if cap(*buf) < n {
-			*buf = make([]float32, n)
-		}
-		b := (*buf)[:n]
+		b := grow(buf, n)
 		rowDots(t.data[tr][:n*w], w, q, from, hi, 0, b)
 		for s, x := range t.items[tr] {
 			out[x] = beta*out[x] + b[s]
@@ -168,10 +165,7 @@ func (t *tiers) dotsBatch(qs []float32, nu, dim, upto int, out []float32, buf *[
 			continue
 		}
 		w := min(w, upto)
-		if cap(*buf) < nu*nt {
-			*buf = make([]float32, nu*nt)
-		}
-		c := (*buf)[:nu*nt]
+		c := grow(buf, nu*nt)
 		blas32.Gemm(blas.NoTrans, blas.Trans, 1,
 			blas32.General{Rows: nu, Cols: w, Stride: dim, Data: qs},
 			blas32.General{Rows: nt, Cols: w, Stride: t.widths[tr], Data: t.data[tr]},
