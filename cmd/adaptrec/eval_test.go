@@ -196,17 +196,13 @@ func TestEvalSeedsOnALog(t *testing.T) {
 // comes back after three hours to item a, which it consumed in its first
 // session, so that event is scored only when the sessions are anonymous.
 func TestEvalAnonymousSessions(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "two-visits.jsonl")
-	lines := []string{
+	data := eventsFile(t, byteLines(
 		`{"user_id":"u1","item_id":"a","type":"click","ts":"2026-11-28T10:00:00Z"}`,
 		`{"user_id":"u2","item_id":"a","type":"click","ts":"2026-11-28T10:00:00Z"}`,
 		`{"user_id":"u2","item_id":"b","type":"click","ts":"2026-11-28T10:00:00Z"}`,
 		`{"user_id":"u1","item_id":"b","type":"click","ts":"2026-11-28T10:01:00Z"}`,
 		`{"user_id":"u1","item_id":"a","type":"click","ts":"2026-11-28T13:01:00Z"}`,
-	}
-	if err := os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	))
 	scored := func(extra ...string) string {
 		t.Helper()
 		p := start(t, os.Environ(), append([]string{"eval", "--data", data, "--format", "events-jsonl", "--models", "pop", "--batch", "2"}, extra...)...)
@@ -238,18 +234,14 @@ func TestEvalAnonymousSessions(t *testing.T) {
 // reorders the events of one timestamp by its seed, and a negative
 // --top-items is refused by name.
 func TestEvalLogViews(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "ties.jsonl")
-	lines := []string{
+	data := eventsFile(t, byteLines(
 		`{"user_id":"u1","item_id":"a","type":"click","ts":"2026-11-28T10:00:00Z"}`,
 		`{"user_id":"u2","item_id":"a","type":"click","ts":"2026-11-28T10:00:00Z"}`,
 		`{"user_id":"u2","item_id":"b","type":"click","ts":"2026-11-28T10:00:00Z"}`,
 		`{"user_id":"u3","item_id":"c","type":"click","ts":"2026-11-28T10:00:00Z"}`,
 		`{"user_id":"u1","item_id":"b","type":"click","ts":"2026-11-28T10:01:00Z"}`,
 		`{"user_id":"u1","item_id":"a","type":"click","ts":"2026-11-28T13:01:00Z"}`,
-	}
-	if err := os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	))
 	a := &app{stdout: io.Discard, stderr: io.Discard}
 	order := func(ef evalFlags) string {
 		t.Helper()
@@ -306,4 +298,13 @@ func TestSeedsTableCarriesFLOPs(t *testing.T) {
 	if len(rows) != 6 || len(rows[0]) != len(seedsHeader) || rows[2][len(rows[2])-1] != "250000" || rows[3][len(rows[3])-1] != "0" {
 		t.Fatalf("seeds.csv rows: %v", rows)
 	}
+}
+
+// byteLines is lines as eventsFile takes them.
+func byteLines(lines ...string) [][]byte {
+	out := make([][]byte, len(lines))
+	for i, l := range lines {
+		out[i] = []byte(l)
+	}
+	return out
 }

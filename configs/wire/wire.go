@@ -86,7 +86,7 @@ func ModelOptions(cfg configs.Config) model.Options {
 // dqnOptions sets the options of o that recommender.dqn.* keys name.
 func dqnOptions(o model.DQNConfig, q configs.DQN) model.DQNConfig {
 	o.Dim, o.Hidden, o.Window, o.Decay, o.LR, o.HeadLR = q.Dim, q.Hidden, q.Window, q.Decay, q.LR, q.HeadLR
-	o.BiasLR, o.ContextNegatives, o.ContextLR = q.BiasLR, q.ContextNegs, q.ContextLR
+	o.BiasLR, o.ContextNegatives, o.ContextLR = q.BiasLR, q.ContextNegatives, q.ContextLR
 	o.EmbLR, o.EmbNegatives, o.Negatives, o.Hard, o.RowUniform, o.Rows = q.EmbLR, q.EmbNegatives, q.Negatives, q.HardNegatives, q.RowNegatives, q.Rows
 	o.Engine, o.Tied = q.Engine, q.Tied
 	if len(q.Tiers) > 0 || len(q.TierAt) > 0 { // empty lists: no tiers, as the defaults' nil
