@@ -353,7 +353,7 @@ func checkMix(errs []error, c DQNConfig) []error {
 // controller's own options (DefaultController); its DQN is DefaultDQN.
 func DefaultAdaptive() AdaptiveConfig {
 	return AdaptiveConfig{
-		DQN: DefaultDQN(), EpochSessions: 100, Step: 16, Lambda: 0.005, SampleEvery: 16, Tiers: []int{24}, TierAt: []float64{50}, Revert: true,
+		DQN: DefaultDQN(), EpochSessions: 100, Step: 16, Lambda: 0.005, SampleEvery: 16, Tiers: []int{26}, TierAt: []float64{50}, Revert: true,
 		Bounds: ArchBounds{MinWidth: 8, MaxWidth: 256, MinDepth: 1, MaxDepth: 3},
 	}
 }

@@ -230,7 +230,7 @@ func TestAdaptiveTiers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Close)
-	if a.tab == nil || !slices.Equal(a.tab.widths, []int{24, 64}) || !slices.Equal(a.TierAt(), []float64{50}) {
+	if a.tab == nil || !slices.Equal(a.tab.widths, []int{26, 64}) || !slices.Equal(a.TierAt(), []float64{50}) {
 		t.Fatalf("the default adaptive model's tiers: %v", a.TierAt())
 	}
 	if d := newDQN(t, DefaultDQN()); d.tab != nil {

@@ -180,17 +180,18 @@ func TestTierCurves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.TierCurves) != 2 || r.TierCurves[0].Width != 24 || r.TierCurves[1].Width != 64 {
+	narrow := opts.Adaptive.Tiers[0]
+	if len(r.TierCurves) != 2 || r.TierCurves[0].Width != narrow || r.TierCurves[1].Width != opts.DQN.Dim {
 		t.Fatalf("tier curves %+v", r.TierCurves)
 	}
 	first, last := r.TierCurves[0].Curve, r.TierCurves[1].Curve
 	if len(first) != len(r.NetCurve) || len(last) != len(r.NetCurve) {
 		t.Fatalf("%d and %d tier points, %d network points", len(first), len(last), len(r.NetCurve))
 	}
-	// Items start 24 wide and move up at 40 interactions: early on all are
+	// Items start narrow and move up at 40 interactions: early on all are
 	// narrow, by the end (about 80 each) all are wide.
 	if first[0].Value == 0 || last[0].Value != 0 || last[len(last)-1].Value == 0 {
-		t.Fatalf("24-wide %v ... , 64-wide %v ... %v", first[0], last[0], last[len(last)-1])
+		t.Fatalf("narrow %v ... , wide %v ... %v", first[0], last[0], last[len(last)-1])
 	}
 	path := filepath.Join(t.TempDir(), "architecture.png")
 	if err := PlotArchitecture(path, "t", []Result{r}); err != nil {
