@@ -33,13 +33,13 @@ type evalFlags struct {
 	simulate                  bool
 	anonymous                 time.Duration
 	shuffleTies               uint64
-	topItems                  int
+	topItems, sessionEvents   int
 }
 
 func (a *app) evalCmd() *cobra.Command {
 	var ef evalFlags
 	cmd := &cobra.Command{
-		Use:   "eval (--data PATH --format FORMAT | --sim) [--models pop,itemknn,sr,sknn] [--seeds N] [--batch 256] [--k 10] [--from 0 --to 1] [--anonymous-sessions GAP] [--shuffle-ties SEED] [--top-items N] [--out DIR]",
+		Use:   "eval (--data PATH --format FORMAT | --sim) [--models pop,itemknn,sr,sknn] [--seeds N] [--batch 256] [--k 10] [--from 0 --to 1] [--anonymous-sessions GAP] [--session-events N] [--shuffle-ties SEED] [--top-items N] [--out DIR]",
 		Short: "Evaluate models on a feedback log (prequential) or in the simulated closed loop (--sim), all in one run",
 		Long: `eval replays a feedback log in timestamp order through the worker's own
 batching and each model, test-then-train: every event whose item the model
@@ -53,7 +53,8 @@ as fractions of its events in time order (--to 0.5: the first half, from a
 fresh model; --from 0.5: the second). --anonymous-sessions GAP makes every
 session (a user's events split at idle gaps over GAP or where the session id
 changes) a user of its own before that: a rating log replayed as anonymous
-visitors, who never return, as in e-commerce click logs. --shuffle-ties SEED
+visitors, who never return, as in e-commerce click logs; --session-events N
+then keeps each visitor's first N events (short visits). --shuffle-ties SEED
 puts every run of events of one timestamp in an order drawn from SEED instead
 of the file's, and --top-items N keeps only the events of the N items with the
 most: views of a log that check what a model owes to either. With --out it writes
@@ -123,6 +124,7 @@ func (ef *evalFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&ef.seeds, "seeds", 0, "run every model with this many seeds (seed k: recommender.dqn.seed, recommender.adaptive.seed and with --sim sim.seed, plus k) and report mean and spread (default 3 with --sim, 1 on a log)")
 	f.Uint64Var(&ef.shuffleTies, "shuffle-ties", 0, "put the events of each timestamp in an order drawn from this seed instead of the file's (0: off)")
 	f.IntVar(&ef.topItems, "top-items", 0, "keep only the events of this many most frequent items (0: all)")
+	f.IntVar(&ef.sessionEvents, "session-events", 0, "keep only each user's first N events; with --anonymous-sessions, each visitor's (0: all)")
 }
 
 // modelNames splits --models and checks that cfg builds each model
@@ -161,8 +163,8 @@ func (a *app) evalSimulated(ctx context.Context, ef evalFlags) error {
 }
 
 // evalEvents loads --data, its ties shuffled (--shuffle-ties), cut to the
-// most frequent items (--top-items), anonymous (--anonymous-sessions) and
-// cut to --from and --to.
+// most frequent items (--top-items), anonymous (--anonymous-sessions), cut
+// to each user's first --session-events and to --from and --to.
 func (a *app) evalEvents(ef evalFlags) ([]feedback.Event, error) {
 	t0 := time.Now()
 	events, err := eval.Load(ef.data, ef.format)
@@ -180,6 +182,11 @@ func (a *app) evalEvents(ef evalFlags) ([]feedback.Event, error) {
 	}
 	if ef.anonymous > 0 {
 		if events, err = eval.Anonymize(events, ef.anonymous); err != nil {
+			return nil, err
+		}
+	}
+	if ef.sessionEvents > 0 {
+		if events, err = eval.FirstEvents(events, ef.sessionEvents); err != nil {
 			return nil, err
 		}
 	}
@@ -203,6 +210,9 @@ func (a *app) evalLog(ctx context.Context, ef evalFlags) error {
 	}
 	if ef.topItems < 0 {
 		return fmt.Errorf("--top-items: must not be negative, got %d", ef.topItems)
+	}
+	if ef.sessionEvents < 0 {
+		return fmt.Errorf("--session-events: must not be negative, got %d", ef.sessionEvents)
 	}
 	if ef.seeds <= 0 {
 		return fmt.Errorf("--seeds: must be positive, got %d", ef.seeds)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"io"
 	"math"
@@ -230,9 +231,10 @@ func TestEvalAnonymousSessions(t *testing.T) {
 }
 
 // eval's views of a log: --top-items keeps the most frequent items' events
-// (item a's three here, of which only u2's is scorable), --shuffle-ties
-// reorders the events of one timestamp by its seed, and a negative
-// --top-items is refused by name.
+// (item a's three here, of which only u2's is scorable), --session-events
+// keeps each user's (with --anonymous-sessions, each visitor's) first
+// events, --shuffle-ties reorders the events of one timestamp by its seed,
+// and a negative --top-items or --session-events is refused by name.
 func TestEvalLogViews(t *testing.T) {
 	data := eventsFile(t, byteLines(
 		`{"user_id":"u1","item_id":"a","type":"click","ts":"2026-11-28T10:00:00Z"}`,
@@ -258,6 +260,16 @@ func TestEvalLogViews(t *testing.T) {
 	}
 	if got := order(evalFlags{topItems: 1}); got != "u1a u2a u1a" {
 		t.Errorf("--top-items 1: %s", got)
+	}
+	if got := order(evalFlags{sessionEvents: 1}); got != "u1a u2a u3c" {
+		t.Errorf("--session-events 1: %s", got)
+	}
+	if got := order(evalFlags{sessionEvents: 1, anonymous: time.Hour}); got != "u1#1a u2#1a u3#1c u1#2a" {
+		t.Errorf("--anonymous-sessions 1h --session-events 1: %s", got)
+	}
+	err := a.evalLog(context.Background(), evalFlags{data: data, format: "events-jsonl", batch: 1, k: 1, seeds: 1, sessionEvents: -1})
+	if err == nil || !strings.Contains(err.Error(), "--session-events: must not be negative, got -1") {
+		t.Errorf("a negative --session-events: %v", err)
 	}
 	plain := order(evalFlags{})
 	shuffled := ""

@@ -129,6 +129,32 @@ func TestLoadSortsStablyByTime(t *testing.T) {
 	}
 }
 
+// FirstEvents keeps each user's first n events in their order, leaves its
+// input alone and refuses an n that is not positive.
+func TestFirstEvents(t *testing.T) {
+	var in []feedback.Event
+	for i, u := range []string{"a", "b", "a", "a", "c", "b", "a"} {
+		in = append(in, feedback.Event{UserID: u, ItemID: strconv.Itoa(i)})
+	}
+	out, err := FirstEvents(in, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range out {
+		got = append(got, e.UserID+e.ItemID)
+	}
+	if want := "a0 b1 a2 c4 b5"; strings.Join(got, " ") != want {
+		t.Fatalf("first 2 of each: %v, want %s", got, want)
+	}
+	if len(in) != 7 || in[3].ItemID != "3" {
+		t.Fatal("FirstEvents changed its input")
+	}
+	if _, err := FirstEvents(in, 0); err == nil || !strings.Contains(err.Error(), "n must be positive") {
+		t.Fatalf("n 0: %v", err)
+	}
+}
+
 func TestAnonymizeMakesEverySessionAUser(t *testing.T) {
 	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	at := func(user, session string, min int) feedback.Event {

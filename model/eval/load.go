@@ -214,6 +214,25 @@ func Anonymize(events []feedback.Event, gap time.Duration) ([]feedback.Event, er
 	return out, nil
 }
 
+// FirstEvents returns the events (in their order) of each user's first n:
+// after Anonymize, each visitor's first n, a log of short sessions as in
+// e-commerce clicks, where most visits are a few events long. n must be
+// positive; events is not changed.
+func FirstEvents(events []feedback.Event, n int) ([]feedback.Event, error) {
+	if n <= 0 {
+		return nil, fmt.Errorf("first events: n must be positive, got %d", n)
+	}
+	count := map[string]int{}
+	var out []feedback.Event
+	for _, e := range events {
+		if count[e.UserID] < n {
+			count[e.UserID]++
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
 // ShuffleTies returns events (in time order) with every run of events of
 // one timestamp in an order drawn from seed, the same for the same seed.
 // A log whose clock has coarse steps (ml-latest-small's first half gives
