@@ -173,7 +173,7 @@ func DefaultDQN() DQNConfig {
 		EWCEvery: 50,
 		Shared:   Shared{TopN: 10, MaxUsers: 1_000_000}, Seed: 1, StepsPerBatch: 1, Engine: EngineKernel, AlphaInit: 4, Skip: true, ZeroHead: true,
 		NestedWeight: 0.2, WidthPolicy: WidthLearned, WidthLambda: 0.005, WidthProbeEvery: 16,
-		Mix: true, MixRate: 20, MixMemory: 0.99, MixEvery: 4, MixLearn: 5, SRDecay: 0.8, PopHalfLife: 10_000,
+		Mix: true, MixRate: 20, MixMemory: 0.99, MixEvery: 4, MixLearn: 5, SRDecay: 0.8, PopHalfLife: 1000,
 	}
 }
 
