@@ -87,6 +87,7 @@ type DQN struct {
 	MixEvery         int       `mapstructure:"mix_every"`
 	SRDecay          float64   `mapstructure:"sr_decay"`
 	PopHalfLife      float64   `mapstructure:"pop_half_life"`
+	TrendHalfLife    float64   `mapstructure:"trend_half_life"`
 	MixLearn         float64   `mapstructure:"mix_learn"`
 	Seed             uint64    `mapstructure:"seed"`
 	Reward           DQNReward `mapstructure:"reward"`

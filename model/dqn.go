@@ -129,8 +129,11 @@ type DQNConfig struct {
 	MixLearn float64
 	SRDecay  float64
 	// PopHalfLife is the events over which the recency popularity
-	// expert's weight of an event halves.
-	PopHalfLife float64
+	// expert's weight of an event halves; TrendHalfLife the same for the
+	// trending expert, a second recency popularity over far fewer events
+	// (0 leaves it out).
+	PopHalfLife   float64
+	TrendHalfLife float64
 	// NoNet leaves the network's score out of the mixture (an ablation).
 	NoNet bool
 
@@ -173,7 +176,7 @@ func DefaultDQN() DQNConfig {
 		EWCEvery: 50,
 		Shared:   Shared{TopN: 10, MaxUsers: 1_000_000}, Seed: 1, StepsPerBatch: 1, Engine: EngineKernel, AlphaInit: 4, Skip: true, ZeroHead: true,
 		NestedWeight: 0.2, WidthPolicy: WidthLearned, WidthLambda: 0.005, WidthProbeEvery: 16,
-		Mix: true, MixRate: 20, MixMemory: 0.99, MixEvery: 4, MixLearn: 5, SRDecay: 0.8, PopHalfLife: 1000,
+		Mix: true, MixRate: 20, MixMemory: 0.99, MixEvery: 4, MixLearn: 5, SRDecay: 0.8, PopHalfLife: 1000, TrendHalfLife: 50,
 	}
 }
 
@@ -213,6 +216,7 @@ type DQN struct {
 	co              cooc
 	rules           cooc    // sequential rules a → b, the sr expert
 	pop             recency // the recency popularity expert
+	trend           recency // the trending expert: pop over the last few events
 	mix             mixture // the weights of the served ranking's scorers
 	// fresh counts each item's interactions learned since the last
 	// snapshot; merged (nil until a merge) accumulates them with the
@@ -531,6 +535,9 @@ func (d *DQN) LearnProbed(ctx context.Context, b *feedback.Batch, probe Probe) (
 			d.rules.addRules(x, u.Recent)
 			if f := d.pop.add(x, d.cfg.PopHalfLife); f != 1 {
 				d.rescalePop(f)
+			}
+			if d.cfg.TrendHalfLife > 0 {
+				d.trend.add(x, d.cfg.TrendHalfLife) // no peer's: nothing to rescale
 			}
 		}
 		d.fresh[x]++

@@ -85,6 +85,8 @@ func (d *DQN) remapItems(m []int32, n int) {
 	d.seen = remapRows(d.seen, m, n, 1)
 	d.pop.grow(len(m))
 	d.pop.score = remapRows(d.pop.score, m, n, 1)
+	d.trend.grow(len(m))
+	d.trend.score = remapRows(d.trend.score, m, n, 1)
 	d.co.remap(m, n)
 	d.rules.remap(m, n)
 	l := &d.sums.legacyT

@@ -3,15 +3,17 @@ package model
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // The scorers the DQN's served ranking mixes, in the order of the
 // mixture's weights.
 const (
-	scorerNet = iota // Q(s, a), the network's own score
-	scorerKNN        // co-occurrence, as itemknn scores
-	scorerSR         // sequential rules, as sr scores
-	scorerPop        // recency popularity
+	scorerNet   = iota // Q(s, a), the network's own score
+	scorerKNN          // co-occurrence, as itemknn scores
+	scorerSR           // sequential rules, as sr scores
+	scorerPop          // recency popularity
+	scorerTrend        // trending: recency popularity of the last few events
 	nScorers
 )
 
@@ -158,14 +160,15 @@ func (m *mixture) observe(b int, hit [nScorers]bool) {
 }
 
 // newMixture is the mixture cfg describes: NoNet leaves the network's score
-// out, NoKNN co-occurrence.
+// out, NoKNN co-occurrence, TrendHalfLife 0 the trending expert.
 func newMixture(cfg DQNConfig) mixture {
 	m := mixture{rate: cfg.MixRate, memory: cfg.MixMemory, learn: cfg.MixLearn}
-	m.off[scorerNet], m.off[scorerKNN] = cfg.NoNet, cfg.NoKNN
+	m.off[scorerNet], m.off[scorerKNN], m.off[scorerTrend] = cfg.NoNet, cfg.NoKNN, cfg.TrendHalfLife == 0
 	return m
 }
 
-// recency is the recency popularity expert: each event adds w to its
+// recency is a recency popularity expert (pop and trend, at two
+// half-lives): each event adds w to its
 // item's weight, and w grows by 2^(1/halfLife) per event, so that an
 // event's weight, relative to the newest's, halves every halfLife events.
 type recency struct {
@@ -203,7 +206,7 @@ func (r *recency) grow(n int) {
 // parts are the scorers' scores of every item, in the mixture's order,
 // after components.
 func (d *DQN) parts() [nScorers][]float64 {
-	return [nScorers][]float64{d.scores, d.knn, d.sr, d.pop.score[:len(d.scores)]}
+	return [nScorers][]float64{d.scores, d.knn, d.sr, d.pop.score[:len(d.scores)], d.trend.score[:len(d.scores)]}
 }
 
 // expertScores fills d.knn and d.sr with the experts' scores of every item
@@ -212,6 +215,7 @@ func (d *DQN) expertScores(recent []int32) {
 	n := len(d.bias)
 	d.knn, d.sr, d.scores = grow(&d.knn, n), grow(&d.sr, n), grow(&d.scores, n)
 	d.pop.grow(n)
+	d.trend.grow(n)
 	if d.cfg.NoKNN {
 		clear(d.knn)
 	} else {
@@ -236,20 +240,21 @@ func (d *DQN) blend(n int) {
 
 // blendInto writes into dst, item by item, the sum over scorers of
 // scale_i × (score_i − shift_i). dst may be one of the parts: every item's
-// parts are read before its sum is written. The four scorers are spelled
+// parts are read before its sum is written. The five scorers are spelled
 // out, their slices cut to dst's length first, so the loop runs without
 // bounds checks (three times as fast as a loop over the scorers).
 func blendInto(dst []float64, parts [nScorers][]float64, shift, scale [nScorers]float64) {
 	n := len(dst)
-	p0, p1, p2, p3 := parts[0][:n], parts[1][:n], parts[2][:n], parts[3][:n]
+	p0, p1, p2, p3, p4 := parts[0][:n], parts[1][:n], parts[2][:n], parts[3][:n], parts[4][:n]
 	for a := range dst {
-		dst[a] = scale[0]*(p0[a]-shift[0]) + scale[1]*(p1[a]-shift[1]) + scale[2]*(p2[a]-shift[2]) + scale[3]*(p3[a]-shift[3])
+		dst[a] = scale[0]*(p0[a]-shift[0]) + scale[1]*(p1[a]-shift[1]) + scale[2]*(p2[a]-shift[2]) +
+			scale[3]*(p3[a]-shift[3]) + scale[4]*(p4[a]-shift[4])
 	}
 }
 
-// blendInto spells out four scorers: this fails to compile if there are
+// blendInto spells out five scorers: this fails to compile if there are
 // more or fewer.
-var _ = [1]struct{}{}[nScorers-4]
+var _ = [1]struct{}{}[nScorers-5]
 
 // norms are the shift and scale of each scorer's scores that make the
 // mean item score 0 and the best w_i (scale 0: the scorer is left out, or
@@ -354,8 +359,12 @@ func bits(s []float64) []int64 {
 
 // readPop reads the recency expert mixRows wrote, if the snapshot has it
 // (readMix checked its size).
-func readPop(s *Snapshot) recency {
-	p := s.rows["mix.pop.bits"].i64
+func readPop(s *Snapshot) recency { return readRecency(s, "mix.pop.bits") }
+
+// readRecency reads a recency expert's weights and scale from row name
+// (empty if the snapshot has none).
+func readRecency(s *Snapshot, name string) recency {
+	p := s.rows[name].i64
 	if len(p) == 0 {
 		return recency{}
 	}
@@ -369,7 +378,10 @@ func readPop(s *Snapshot) recency {
 
 // mixRows are the mixture's learned state and what this replica learned
 // itself of the sequential rules (sr) and the recency popularity (pop, in
-// the model's scale), for snapshots. The hit rates and the rules' weights
+// the model's scale), and the trending expert, for snapshots. The trending
+// expert is not merged over replicas: an event in a peer's snapshot is older
+// than its half-life (tens of events) by the time it is merged, so it
+// would weigh nothing; each replica keeps its own. The hit rates and the rules' weights
 // (sums of 1/g) are kept as float64 bits, so that a restored model
 // continues bit for bit; the rules' CSR rows (sr.*) carry their structure.
 func (d *DQN) mixRows(sr csr64, pop []float64) []row {
@@ -387,6 +399,7 @@ func (d *DQN) mixRows(sr csr64, pop []float64) []row {
 		{name: "sr.count.bits", shape: []int64{int64(len(sr.count))}, i64: bits(sr.count)},
 		{name: "sr.counts.bits", shape: []int64{int64(len(sr.counts))}, i64: bits(sr.counts)},
 		{name: "mix.pop.bits", shape: []int64{int64(len(pop) + 1)}, i64: bits(append(pop, d.pop.w))},
+		{name: "mix.trend.bits", shape: []int64{int64(len(d.trend.score) + 1)}, i64: bits(append(slices.Clone(d.trend.score), d.trend.w))},
 	}
 	return append(rows, sr.table().rows("sr")...)
 }
@@ -395,20 +408,38 @@ func (d *DQN) mixRows(sr csr64, pop []float64) []row {
 // (zero for one from before them; readMix checked their sizes).
 func readQuality(s *Snapshot) (m mixture) {
 	q, c, seen := s.rows["mix.quality"].i64, s.rows["mix.checks"].i64, s.rows["mix.seen"].i64
-	if len(q) != mixBuckets*nScorers || len(c) != 1 || len(seen) != mixBuckets {
+	k := scorersIn(len(q))
+	if k == 0 || len(c) != 1 || len(seen) != mixBuckets {
 		return m
 	}
 	for i, v := range q {
-		m.quality[i/nScorers][i%nScorers] = math.Float64frombits(uint64(v))
+		m.quality[i/k][i%k] = math.Float64frombits(uint64(v))
 	}
 	m.checks = c[0]
 	copy(m.seen[:], seen)
-	if g := s.rows["mix.gain.bits"].i64; len(g) == mixBuckets*nScorers {
+	if g := s.rows["mix.gain.bits"].i64; len(g) == len(q) {
 		for i, v := range g {
-			m.gain[i/nScorers][i%nScorers] = math.Float64frombits(uint64(v))
+			m.gain[i/k][i%k] = math.Float64frombits(uint64(v))
 		}
 	}
 	return m
+}
+
+// oldScorers is how many scorers snapshots from before the trending expert
+// weigh: the first ones of today's order.
+const oldScorers = scorerTrend
+
+// scorersIn is the number of scorers per bucket of a snapshot's mixture
+// rows of n values: nScorers, or oldScorers for a snapshot from before the
+// trending expert (whose weight there starts from nothing); 0 if neither.
+func scorersIn(n int) int {
+	switch n {
+	case mixBuckets * nScorers:
+		return nScorers
+	case mixBuckets * oldScorers:
+		return oldScorers
+	}
+	return 0
 }
 
 // average averages the hit rates and the gains with another replica's,
@@ -436,8 +467,9 @@ func readMix(s *Snapshot, n int) (m mixture, rules cooc, err error) {
 		return m, rules, nil
 	}
 	q, c, seen := s.rows["mix.quality"].i64, s.rows["mix.checks"].i64, s.rows["mix.seen"].i64
-	if len(q) != mixBuckets*nScorers || len(c) != 1 || len(seen) != mixBuckets {
-		return m, rules, fmt.Errorf("snapshot's mix.quality, mix.checks and mix.seen hold %d, %d and %d values, want %d, 1 and %d", len(q), len(c), len(seen), mixBuckets*nScorers, mixBuckets)
+	if scorersIn(len(q)) == 0 || len(c) != 1 || len(seen) != mixBuckets {
+		return m, rules, fmt.Errorf("snapshot's mix.quality, mix.checks and mix.seen hold %d, %d and %d values, want %d (or %d), 1 and %d",
+			len(q), len(c), len(seen), mixBuckets*nScorers, mixBuckets*oldScorers, mixBuckets)
 	}
 	m = readQuality(s)
 	t, err := readTable(s, "sr", n)
@@ -446,6 +478,9 @@ func readMix(s *Snapshot, n int) (m mixture, rules cooc, err error) {
 	}
 	if p := s.rows["mix.pop.bits"].i64; len(p) == 0 || len(p) > n+1 {
 		return m, rules, fmt.Errorf("snapshot's mix.pop.bits holds %d values, want 1 to %d", len(p), n+1)
+	}
+	if p, ok := s.rows["mix.trend.bits"]; ok && (len(p.i64) == 0 || len(p.i64) > n+1) {
+		return m, rules, fmt.Errorf("snapshot's mix.trend.bits holds %d values, want 1 to %d", len(p.i64), n+1)
 	}
 	counts, weights := s.rows["sr.count.bits"].i64, s.rows["sr.counts.bits"].i64
 	if len(counts) != len(t.count) || len(weights) != len(t.counts) {

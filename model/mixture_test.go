@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strings"
@@ -17,7 +18,12 @@ func TestMixtureFavoursTheScorerThatIsRight(t *testing.T) {
 	for range 100 {
 		m.observe(0, [nScorers]bool{scorerSR: true})
 	}
-	sum := func(w [nScorers]float64) float64 { return w[scorerNet] + w[scorerKNN] + w[scorerSR] + w[scorerPop] }
+	sum := func(w [nScorers]float64) (s float64) {
+		for _, v := range w {
+			s += v
+		}
+		return s
+	}
 	w := m.weights(0)
 	if w[scorerSR] < 0.99 || math.Abs(sum(w)-1) > 1e-12 {
 		t.Fatalf("weights %v after sr alone was right, want nearly all on sr, summing to 1", w)
@@ -181,6 +187,7 @@ func TestMixtureGainsLearnTheRankingLoss(t *testing.T) {
 	parts[scorerKNN] = []float64{0.5, 1, 0, 0}
 	parts[scorerSR] = []float64{0.6, 0.5, 0, 0}
 	parts[scorerPop] = []float64{0, 0, 0, 0}
+	parts[scorerTrend] = []float64{0, 0, 0, 0}
 	served := func(m *mixture) (pos, other float64) {
 		_, scale := norms(parts, m.served(0))
 		for i, p := range parts {
@@ -253,5 +260,128 @@ func TestQScoresMatchesThePlainLoop(t *testing.T) {
 				t.Errorf("%d items: score %d is %v, want %v", n, i, d.scores[i], want)
 			}
 		}
+	}
+}
+
+// hotNow is a log of two-event visits by new users: each visit starts on
+// the item that is hot in its epoch of epoch visits (a new one every
+// epoch) and goes on to one of 20 evergreen items. Over a thousand events
+// the evergreens are the popular items; what a visit starts on is what
+// was popular in the last few dozen.
+func hotNow(epochs, epoch int) []feedback.Located {
+	var evs []feedback.Located
+	for v := range epochs * epoch {
+		at := time.Unix(int64(10*v), 0)
+		for k, it := range []string{fmt.Sprint("hot", v/epoch), fmt.Sprint("ever", (v*7)%20)} {
+			evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("v", v), SessionID: "s", ItemID: it,
+				Type: feedback.Click, TS: at.Add(time.Duration(k) * time.Second)}})
+		}
+	}
+	return evs
+}
+
+// Where what starts a visit turns over every few dozen events, the trending
+// expert (a recency popularity of a short half-life) holds the chosen first
+// item in its top-K where popularity over a thousand events does not: the
+// mixture's hit rates for a visit's first item say so, and it weighs the
+// trending expert most there. trend_half_life 0 leaves it out: no weight,
+// and the served first items miss the hot item more often. The network is
+// left out: its item biases learn the hot item too.
+func TestTrendingExpertFollowsWhatIsHotNow(t *testing.T) {
+	hits := func(trend float64) (d *DQN, hit int) {
+		cfg := DefaultDQN()
+		cfg.Rows, cfg.MixEvery, cfg.Temperature, cfg.TrendHalfLife, cfg.NoNet = 64, 1, 0, trend, true
+		d = newDQN(t, cfg)
+		for _, b := range chunks(hotNow(120, 10), 64) {
+			learn(t, d, b...)
+		}
+		// Ten new visitors, each served a first list: is the hot item in it?
+		for v := range 10 {
+			u := &UserState{ID: fmt.Sprint("probe", v), Consumed: map[int32]struct{}{}}
+			d.components(u)
+			d.blend(0)
+			for _, a := range (order{score: d.scores}).top(d.cfg.TopN, u.Consumed, &d.heap) {
+				if d.items.ID(a) == "hot119" {
+					hit++
+				}
+			}
+		}
+		return d, hit
+	}
+	d, withTrend := hits(50)
+	q, w := d.mix.quality[mixBucket(0)], d.mix.weights(mixBucket(0))
+	if q[scorerTrend] < q[scorerPop]+0.3 {
+		t.Fatalf("hit rates of a visit's first item %v: trending not well above popularity", q)
+	}
+	for i := range w {
+		if i != scorerTrend && w[i] >= w[scorerTrend] {
+			t.Fatalf("weights of a visit's first item %v: trending not the heaviest", w)
+		}
+	}
+	off, without := hits(0)
+	if w := off.mix.weights(mixBucket(0)); w[scorerTrend] != 0 {
+		t.Fatalf("trend_half_life 0: the trending expert weighs %v", w[scorerTrend])
+	}
+	if withTrend != 10 || without >= withTrend {
+		t.Fatalf("first lists holding the hot item: %d of 10 with the trending expert, %d without; want 10 and fewer", withTrend, without)
+	}
+}
+
+// A snapshot from before the trending expert (a mixture of four scorers
+// per bucket, no trending weights) restores: the four scorers' hit rates
+// and gains in their places, the trending expert's from nothing. A
+// mixture of another size is refused by name.
+func TestSnapshotFromBeforeTheTrendingExpert(t *testing.T) {
+	cfg := DefaultDQN()
+	cfg.Rows, cfg.MixEvery = 32, 1
+	d := trainedDQN(t, cfg, 300)
+	var buf bytes.Buffer
+	if _, err := d.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ReadSnapshot(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"mix.quality", "mix.gain.bits"} {
+		r := s.rows[name]
+		var old []int64
+		for i, v := range r.i64 {
+			if i%nScorers != scorerTrend {
+				old = append(old, v)
+			}
+		}
+		r.i64, r.shape = old, []int64{mixBuckets, oldScorers}
+		s.rows[name] = r
+	}
+	delete(s.rows, "mix.trend.bits")
+	r := restoredDQN(t, cfg, s)
+	for b := range mixBuckets {
+		for i := range oldScorers {
+			if r.mix.quality[b][i] != d.mix.quality[b][i] || r.mix.gain[b][i] != d.mix.gain[b][i] {
+				t.Fatalf("bucket %d scorer %d: restored %v / %v, written %v / %v", b, i, r.mix.quality[b][i], r.mix.gain[b][i], d.mix.quality[b][i], d.mix.gain[b][i])
+			}
+		}
+		if r.mix.quality[b][scorerTrend] != 0 || r.mix.gain[b][scorerTrend] != 0 {
+			t.Fatalf("bucket %d: the trending expert restored %v / %v, want nothing", b, r.mix.quality[b][scorerTrend], r.mix.gain[b][scorerTrend])
+		}
+	}
+	if d.mix.quality == ([mixBuckets][nScorers]float64{}) {
+		t.Fatal("test is vacuous: no scorer ever hit")
+	}
+	if len(r.trend.score) != 0 {
+		t.Fatalf("the trending expert restored %d weights from a snapshot without them", len(r.trend.score))
+	}
+	learn(t, r, clicks(1000, 50, 7, func(i int) int { return i % 13 })...) // and it learns on
+	q := s.rows["mix.quality"]
+	q.i64 = q.i64[:mixBuckets*3]
+	s.rows["mix.quality"] = q
+	bad, err := NewDQN(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	if err := bad.Restore(s); err == nil || !strings.Contains(err.Error(), "mix.quality") {
+		t.Fatalf("a mixture of 3 scorers restored with %v, want an error naming mix.quality", err)
 	}
 }

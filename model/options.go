@@ -343,6 +343,9 @@ func checkMix(errs []error, c DQNConfig) []error {
 	if c.PopHalfLife <= 0 {
 		errs = append(errs, optionErr("pop_half_life", "must be positive, got %g", c.PopHalfLife))
 	}
+	if c.TrendHalfLife < 0 {
+		errs = append(errs, optionErr("trend_half_life", "must not be negative, got %g", c.TrendHalfLife))
+	}
 	if c.SRDecay <= 0 || c.SRDecay > 1 {
 		errs = append(errs, optionErr("sr_decay", "must be within (0, 1], got %g", c.SRDecay))
 	}

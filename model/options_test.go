@@ -26,6 +26,7 @@ func TestOptionsValidateNamesTheOption(t *testing.T) {
 		{"per-row negatives", func(o *Options) { o.DQN.RowUniform = maxHard + 1 }, "dqn.row_negatives"},
 		{"mixture memory", func(o *Options) { o.DQN.MixMemory = 1 }, "dqn.mix_memory"},
 		{"sequential rules decay", func(o *Options) { o.DQN.SRDecay = 0 }, "dqn.sr_decay"},
+		{"trending half-life", func(o *Options) { o.DQN.TrendHalfLife = -1 }, "dqn.trend_half_life"},
 		{"rating scale", func(o *Options) { o.DQN.Reward.RatingScale = 0 }, "dqn.reward.rating_scale"},
 		{"itemknn", func(o *Options) { o.ItemKNN.Window = 0 }, "itemknn.window"},
 		{"width bounds", func(o *Options) { o.Adaptive.Bounds.MaxWidth = 4 }, "adaptive.max_width"},

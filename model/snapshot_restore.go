@@ -38,6 +38,7 @@ func (d *DQN) Restore(s *Snapshot) error {
 	d.restoreWidths(s)
 	d.refMoved = nil // rows of the items before: no pending tier decision survives
 	d.mix.quality, d.mix.gain, d.mix.checks, d.mix.seen, d.rules, d.pop = mix.quality, mix.gain, mix.checks, mix.seen, rules, readPop(s)
+	d.trend = readRecency(s, "mix.trend.bits")
 	if err := d.setNets(nets, m.AdamT); err != nil {
 		return err
 	}

@@ -100,7 +100,7 @@ func dqnOptions(o model.DQNConfig, q configs.DQN) model.DQNConfig {
 	o.NStep = q.NStep
 	o.AlphaInit, o.EWCLambda, o.EWCEvery, o.Temperature, o.ExploreTop, o.Seed = q.AlphaInit, q.EWCLambda, q.EWCEvery, q.Temperature, q.ExploreTop, q.Seed
 	o.Mix, o.MixRate, o.MixMemory, o.MixEvery, o.SRDecay, o.PopHalfLife = q.Mix, q.MixRate, q.MixMemory, q.MixEvery, q.SRDecay, q.PopHalfLife
-	o.MixLearn = q.MixLearn
+	o.MixLearn, o.TrendHalfLife = q.MixLearn, q.TrendHalfLife
 	o.Reward = Reward(q.Reward)
 	return o
 }

@@ -34,6 +34,7 @@ func TestBadModelFixtures(t *testing.T) {
 		{"dqn-row-negatives.bad.yaml", `recommender.dqn.row_negatives: hard_negatives + row_negatives must be at most 64, got 68`},
 		{"dqn-mix-every.bad.yaml", `recommender.dqn.mix_every: must be positive, got 0`},
 		{"dqn-mix-learn.bad.yaml", `recommender.dqn.mix_learn: must not be negative, got -1`},
+		{"dqn-trend-half-life.bad.yaml", `recommender.dqn.trend_half_life: must not be negative, got -5`},
 		{"adaptive-controller.bad.yaml", `recommender.adaptive.controller: must be rl or heuristic, got "oracle"`},
 	}
 	seen := map[string]bool{}
