@@ -239,16 +239,22 @@ func (d *DQN) blend(n int) {
 }
 
 // blendInto writes into dst, item by item, the sum over scorers of
-// scale_i × (score_i − shift_i). dst may be one of the parts: every item's
-// parts are read before its sum is written. The five scorers are spelled
-// out, their slices cut to dst's length first, so the loop runs without
-// bounds checks (three times as fast as a loop over the scorers).
+// scale_i × (score_i − shift_i), as Σ scale_i × score_i − Σ scale_i ×
+// shift_i (the shifts' sum once per list: half the arithmetic per item).
+// dst may be one of the parts: every item's parts are read before its sum
+// is written. The five scorers are spelled out, their slices cut to dst's
+// length first, so the loop runs without bounds checks (three times as
+// fast as a loop over the scorers).
 func blendInto(dst []float64, parts [nScorers][]float64, shift, scale [nScorers]float64) {
 	n := len(dst)
+	c := 0.0
+	for i := range shift {
+		c += scale[i] * shift[i]
+	}
 	p0, p1, p2, p3, p4 := parts[0][:n], parts[1][:n], parts[2][:n], parts[3][:n], parts[4][:n]
+	s0, s1, s2, s3, s4 := scale[0], scale[1], scale[2], scale[3], scale[4]
 	for a := range dst {
-		dst[a] = scale[0]*(p0[a]-shift[0]) + scale[1]*(p1[a]-shift[1]) + scale[2]*(p2[a]-shift[2]) +
-			scale[3]*(p3[a]-shift[3]) + scale[4]*(p4[a]-shift[4])
+		dst[a] = s0*p0[a] + s1*p1[a] + s2*p2[a] + s3*p3[a] + s4*p4[a] - c
 	}
 }
 

@@ -385,3 +385,33 @@ func TestSnapshotFromBeforeTheTrendingExpert(t *testing.T) {
 		t.Fatalf("a mixture of 3 scorers restored with %v, want an error naming mix.quality", err)
 	}
 }
+
+// blendInto, unrolled over the scorers with the shifts summed once, gives
+// the plain sum of scale_i × (score_i − shift_i) within rounding, also
+// when dst is one of the parts.
+func TestBlendIntoMatchesThePlainSum(t *testing.T) {
+	const n = 37
+	var parts [nScorers][]float64
+	var shift, scale [nScorers]float64
+	for i := range parts {
+		parts[i] = make([]float64, n)
+		for a := range n {
+			parts[i][a] = math.Sin(float64(13*i+7*a)) * 10
+		}
+		shift[i], scale[i] = math.Cos(float64(i))*3, 1/float64(i+2)
+	}
+	want := make([]float64, n)
+	for a := range n {
+		for i := range parts {
+			want[a] += scale[i] * (parts[i][a] - shift[i])
+		}
+	}
+	got := make([]float64, n)
+	blendInto(got, parts, shift, scale)
+	blendInto(parts[scorerSR], parts, shift, scale) // in place
+	for a := range n {
+		if math.Abs(got[a]-want[a]) > 1e-12 || parts[scorerSR][a] != got[a] {
+			t.Fatalf("item %d: %v (in place %v), want %v", a, got[a], parts[scorerSR][a], want[a])
+		}
+	}
+}
