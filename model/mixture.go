@@ -3,7 +3,6 @@ package model
 import (
 	"fmt"
 	"math"
-	"slices"
 )
 
 // The scorers the DQN's served ranking mixes, in the order of the
@@ -168,9 +167,9 @@ func newMixture(cfg DQNConfig) mixture {
 }
 
 // recency is a recency popularity expert (pop and trend, at two
-// half-lives): each event adds w to its
-// item's weight, and w grows by 2^(1/halfLife) per event, so that an
-// event's weight, relative to the newest's, halves every halfLife events.
+// half-lives): each event adds w to its item's weight, and w grows by
+// 2^(1/halfLife) per event, so that an event's weight, relative to the
+// newest's, halves every halfLife events.
 type recency struct {
 	score []float64
 	w     float64
@@ -281,7 +280,7 @@ func norms(parts [nScorers][]float64, w [nScorers]float64) (shift, scale [nScore
 // meanMax is the mean and the largest value of s (scores hold no NaN). It
 // passes over every item once per scorer per served list and check: the
 // first multiple of 16 of s in sixteen lanes (sumMax16: an AVX2 kernel
-// where the CPU has it, eight times as fast as a plain loop), the rest
+// where the CPU has it: 7.1 times the plain loop's speed), the rest
 // one by one.
 func meanMax(s []float64) (mean, top float64) {
 	top = math.Inf(-1)
@@ -382,6 +381,12 @@ func bits(s []float64) []int64 {
 // (readMix checked its size).
 func readPop(s *Snapshot) recency { return readRecency(s, "mix.pop.bits") }
 
+// recencyRow is the snapshot row of a recency expert's weights and scale,
+// as float64 bits (readRecency reads it).
+func recencyRow(name string, score []float64, w float64) row {
+	return row{name: name, shape: []int64{int64(len(score) + 1)}, i64: append(bits(score), int64(math.Float64bits(w)))}
+}
+
 // readRecency reads a recency expert's weights and scale from row name
 // (empty if the snapshot has none).
 func readRecency(s *Snapshot, name string) recency {
@@ -399,12 +404,13 @@ func readRecency(s *Snapshot, name string) recency {
 
 // mixRows are the mixture's learned state and what this replica learned
 // itself of the sequential rules (sr) and the recency popularity (pop, in
-// the model's scale), and the trending expert, for snapshots. The trending
-// expert is not merged over replicas: an event in a peer's snapshot is older
-// than its half-life (tens of events) by the time it is merged, so it
-// would weigh nothing; each replica keeps its own. The hit rates and the rules' weights
-// (sums of 1/g) are kept as float64 bits, so that a restored model
-// continues bit for bit; the rules' CSR rows (sr.*) carry their structure.
+// the model's scale), and the trending expert, for snapshots. The
+// trending expert is not merged over replicas: an event in a peer's
+// snapshot is older than its half-life (tens of events) by the time it is
+// merged, so it would weigh nothing; each replica keeps its own. The hit
+// rates and the rules' weights (sums of 1/g) are kept as float64 bits, so
+// that a restored model continues bit for bit; the rules' CSR rows (sr.*)
+// carry their structure.
 func (d *DQN) mixRows(sr csr64, pop []float64) []row {
 	q := make([]int64, 0, mixBuckets*nScorers)
 	for _, b := range d.mix.quality {
@@ -419,8 +425,8 @@ func (d *DQN) mixRows(sr csr64, pop []float64) []row {
 		{name: "mix.gain.bits", shape: []int64{mixBuckets, nScorers}, i64: bits(d.mix.flatGains())},
 		{name: "sr.count.bits", shape: []int64{int64(len(sr.count))}, i64: bits(sr.count)},
 		{name: "sr.counts.bits", shape: []int64{int64(len(sr.counts))}, i64: bits(sr.counts)},
-		{name: "mix.pop.bits", shape: []int64{int64(len(pop) + 1)}, i64: bits(append(pop, d.pop.w))},
-		{name: "mix.trend.bits", shape: []int64{int64(len(d.trend.score) + 1)}, i64: bits(append(slices.Clone(d.trend.score), d.trend.w))},
+		recencyRow("mix.pop.bits", pop, d.pop.w),
+		recencyRow("mix.trend.bits", d.trend.score, d.trend.w),
 	}
 	return append(rows, sr.table().rows("sr")...)
 }

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"runtime"
@@ -349,14 +348,7 @@ func TestSnapshotFromBeforeTheTrendingExpert(t *testing.T) {
 	cfg := DefaultDQN()
 	cfg.Rows, cfg.MixEvery = 32, 1
 	d := trainedDQN(t, cfg, 300)
-	var buf bytes.Buffer
-	if _, err := d.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := ReadSnapshot(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := snapshotOf(t, d, "")
 	for _, name := range []string{"mix.quality", "mix.gain.bits"} {
 		r := s.rows[name]
 		var old []int64

@@ -50,6 +50,7 @@ func learnAll(t *testing.T, d *DQN, evs []feedback.Located) {
 	learnBatches(t, d, evs, 100)
 }
 
+// snapshotOf is d's snapshot as replica writes it, read back.
 func snapshotOf(t *testing.T, d *DQN, replica string) *Snapshot {
 	t.Helper()
 	var buf bytes.Buffer

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -352,14 +351,7 @@ func TestSlimSnapshots(t *testing.T) {
 	if _, err := d.Learn(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if _, err := d.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := ReadSnapshot(bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := snapshotOf(t, d, "")
 	r := restoredDQN(t, cfg, s)
 	if r.wp.n != d.wp.n || r.wp.hits != d.wp.hits || r.wp.flops != d.wp.flops || r.wp.lists != d.wp.lists {
 		t.Fatal("the restored policy differs")

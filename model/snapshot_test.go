@@ -257,14 +257,7 @@ func mergeAddsUpReplicas(t *testing.T, tied bool) {
 		return d
 	}
 	a, b := train(0), train(25) // items i0..i49 and i25..i74
-	var buf bytes.Buffer
-	if _, err := b.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := ReadSnapshot(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := snapshotOf(t, b, "")
 	start := newDQN(t, cfg) // the network both started from
 	w0, tw0 := slices.Clone(a.net.hidden[0].W), slices.Clone(a.target.hidden[0].W)
 	shared, _ := a.items.Lookup("i30")
@@ -324,11 +317,7 @@ func mergeAddsUpReplicas(t *testing.T, tied bool) {
 	if err := b.Apply(Action{Kind: Widen, Layer: 0, K: 8}, ArchBounds{MinWidth: 8, MaxWidth: 256, MinDepth: 1, MaxDepth: 3}); err != nil {
 		t.Fatal(err)
 	}
-	buf.Reset()
-	if _, err := b.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
-		t.Fatal(err)
-	}
-	wide, _ := ReadSnapshot(&buf)
+	wide := snapshotOf(t, b, "")
 	if err := a.Merge(wide, 0.5); err == nil {
 		t.Fatal("merged a replica of another architecture")
 	}
@@ -346,14 +335,7 @@ func TestAdoptTakesTheDecidersNetworks(t *testing.T) {
 	if err := decider.Apply(Action{Kind: AddLayer, Layer: 0}, ArchBounds{MinWidth: 8, MaxWidth: 256, MinDepth: 1, MaxDepth: 3}); err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if _, err := decider.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := ReadSnapshot(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := snapshotOf(t, decider, "")
 	if err := follower.Merge(s, 0.5); err == nil {
 		t.Fatal("merged across an architecture change")
 	}

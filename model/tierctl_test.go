@@ -1,7 +1,6 @@
 package model
 
 import (
-	"bytes"
 	"context"
 	"math"
 	"slices"
@@ -198,14 +197,7 @@ func TestTierThresholdsTravel(t *testing.T) {
 	if _, err := d.scaleTiers(TiersNarrower); err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if _, err := d.WriteSnapshot(&buf, SnapshotMeta{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := ReadSnapshot(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := snapshotOf(t, d, "")
 	if !slices.Equal(s.Meta.TierAt, []float64{6, 12}) {
 		t.Fatalf("snapshot's thresholds %v", s.Meta.TierAt)
 	}
