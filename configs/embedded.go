@@ -30,6 +30,7 @@ type Sim struct {
 	MaxSteps    int     `mapstructure:"max_steps"`
 	ViewProb    float64 `mapstructure:"view_prob"`
 	RatingProb  float64 `mapstructure:"rating_prob"`
+	Quality     float64 `mapstructure:"quality"`
 	Seed        uint64  `mapstructure:"seed"`
 }
 

@@ -201,7 +201,7 @@ func FromConfig(c configs.Sim) Config {
 		Users: c.Users, Items: c.Items, Topics: c.Topics, Dim: c.Dim, Concurrency: c.Concurrency, Sessions: c.Sessions,
 		Drift: c.Drift, ShiftProb: c.ShiftProb, ShiftAt: c.ShiftAt, NoChoice: c.NoChoice, Temperature: c.Temperature,
 		PopWeight: c.PopWeight, Fatigue: c.Fatigue, Patience: c.Patience, MaxSteps: c.MaxSteps,
-		ViewProb: c.ViewProb, RatingProb: c.RatingProb, Seed: c.Seed,
+		ViewProb: c.ViewProb, RatingProb: c.RatingProb, Quality: c.Quality, Seed: c.Seed,
 	}
 }
 

@@ -52,7 +52,14 @@ type Config struct {
 	// ViewProb and RatingProb are the chances that a click is followed by
 	// a view and by a rating.
 	ViewProb, RatingProb float64
-	Seed                 uint64
+	// Quality weighs an item's quality in the patience a pick leaves, as
+	// in RecSim's interest evolution: what a user chooses and the reward of
+	// a pick do not depend on it, so a policy that looks only at the next
+	// pick cannot see it, while the sessions it shortens or lengthens carry
+	// it (0: off). An item's quality is its topic's, spread evenly from −1
+	// to 1 across the topics, plus noise of 0.25.
+	Quality float64
+	Seed    uint64
 }
 
 // Default is the default population.
@@ -87,6 +94,9 @@ func (c Config) Check() error {
 			return fmt.Errorf("sim.%s: must be within [0, 1], got %g", name, v)
 		}
 	}
+	if c.Quality < 0 {
+		return fmt.Errorf("sim.quality: must not be negative, got %g", c.Quality)
+	}
 	if c.ShiftAt < 0 || c.ShiftAt >= 1 {
 		return fmt.Errorf("sim.shift_at: must be within [0, 1), got %g", c.ShiftAt)
 	}
@@ -98,6 +108,8 @@ type item struct {
 	vec   []float64
 	topic int
 	logp  float64 // log popularity (Zipf), centred
+	// quality moves the patience a pick leaves (Config.Quality).
+	quality float64
 }
 
 type user struct {
@@ -162,6 +174,17 @@ func New(cfg Config) (*Sim, error) {
 		logp := -math.Log(float64(s.rng.IntN(cfg.Items) + 1))
 		s.items = append(s.items, item{id: fmt.Sprint("i", i), vec: v, topic: t, logp: logp + math.Log(float64(cfg.Items))/2})
 		s.byID[s.items[i].id] = i
+	}
+	// Qualities come from a generator of their own, so that the population
+	// is the same with and without them.
+	qrng := rand.New(rand.NewPCG(cfg.Seed, 0x9a11))
+	for i := range s.items {
+		t := s.items[i].topic
+		mean := 0.0
+		if cfg.Topics > 1 {
+			mean = -1 + 2*float64(t)/float64(cfg.Topics-1)
+		}
+		s.items[i].quality = mean + 0.25*qrng.NormFloat64()
 	}
 	for u := range cfg.Users {
 		s.users = append(s.users, user{id: fmt.Sprint("u", u), pref: s.interest(s.rng), fatigue: make([]float64, cfg.Topics)})
@@ -378,7 +401,7 @@ func (s *Sim) Step(prev Lists) Tick {
 			before := t.Reward
 			sat := s.consume(ss, pick, &t)
 			ss.reward += t.Reward - before
-			ss.patience += 2*(sat-0.5) - 0.2
+			ss.patience += 2*(sat-0.5) - 0.2 + s.cfg.Quality*s.items[pick].quality
 		}
 		for k := range ss.u.fatigue {
 			ss.u.fatigue[k] *= 0.8

@@ -1,9 +1,12 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"hash/fnv"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,4 +126,88 @@ func TestSimClock(t *testing.T) {
 	if len(t1) > 0 && t1[0].TS.Sub(t0) != time.Second {
 		t.Fatalf("tick advanced the clock by %v", t1[0].TS.Sub(t0))
 	}
+}
+
+// topicPolicy shows each user the 10 items it likes most among the items
+// of the given topics.
+type topicPolicy struct {
+	s      *Sim
+	topics map[int]bool
+}
+
+func (p topicPolicy) Name() string { return "topics" }
+
+func (p topicPolicy) Lists(_ context.Context, events []feedback.Event) (Lists, error) {
+	out := Lists{}
+	for _, e := range events {
+		k, _ := strconv.Atoi(strings.TrimPrefix(e.UserID, "u"))
+		u := &p.s.users[k]
+		var cand []int
+		for i := range p.s.items {
+			if p.topics[p.s.items[i].topic] {
+				cand = append(cand, i)
+			}
+		}
+		slices.SortFunc(cand, func(a, b int) int { return cmp.Compare(p.s.satisfaction(u, b), p.s.satisfaction(u, a)) })
+		l := make([]string, 0, 10)
+		for _, i := range cand[:10] {
+			l = append(l, p.s.items[i].id)
+		}
+		out[e.UserID] = l
+	}
+	return out, nil
+}
+
+// Item quality (sim.quality) is hidden from the choice and from the
+// reward of a pick: the population is the same with it and without, and
+// what it moves is how long sessions last, by the topics picked from.
+func TestSimQualityMovesOnlySessionLength(t *testing.T) {
+	c := small()
+	c.Sessions = 600
+	q := c
+	q.Quality = 1.5
+	a, _ := New(c)
+	b, _ := New(q)
+	for i := range a.items {
+		if !slices.Equal(a.items[i].vec, b.items[i].vec) || a.items[i].logp != b.items[i].logp {
+			t.Fatalf("item %d differs with quality on", i)
+		}
+	}
+	for u := range a.users {
+		if !slices.Equal(a.users[u].pref, b.users[u].pref) {
+			t.Fatalf("user %d differs with quality on", u)
+		}
+	}
+	if first, last := meanQuality(a, 0), meanQuality(a, c.Topics-1); first > -0.8 || last < 0.8 {
+		t.Fatalf("topic 0's mean quality %.2f, topic %d's %.2f: want about -1 and 1", first, c.Topics-1, last)
+	}
+	low, high := map[int]bool{}, map[int]bool{}
+	for k := range 4 {
+		low[k], high[c.Topics-1-k] = true, true
+	}
+	length := func(c Config, topics map[int]bool) float64 {
+		_, _, r := digest(t, c, func(s *Sim) Policy { return topicPolicy{s: s, topics: topics} })
+		return r.MeanSessionLength
+	}
+	lowOff, highOff, lowOn, highOn := length(c, low), length(c, high), length(q, low), length(q, high)
+	t.Logf("mean session length, quality off: low topics %.2f, high %.2f; on: %.2f, %.2f", lowOff, highOff, lowOn, highOn)
+	if lowOn >= 0.8*lowOff || highOn <= 1.2*highOff {
+		t.Fatalf("mean session length, quality off: low topics %.2f, high %.2f; on: %.2f, %.2f", lowOff, highOff, lowOn, highOn)
+	}
+	bad := small()
+	bad.Quality = -1
+	if err := bad.Check(); err == nil || !strings.Contains(err.Error(), "sim.quality") {
+		t.Fatalf("a negative quality: %v, want an error naming sim.quality", err)
+	}
+}
+
+func meanQuality(s *Sim, topic int) float64 {
+	sum, n := 0.0, 0
+	for _, it := range s.items {
+		if it.topic == topic {
+			sum += it.quality
+			n++
+		}
+	}
+	return sum / float64(n)
 }
