@@ -163,6 +163,9 @@ func New(cfg Config) (*Sim, error) {
 	for range cfg.Topics {
 		s.centres = append(s.centres, s.unit(nil))
 	}
+	// Qualities come from a generator of their own, so that the population
+	// is the same with and without them.
+	qrng := rand.New(rand.NewPCG(cfg.Seed, 0x9a11))
 	for i := range cfg.Items {
 		t := i % cfg.Topics
 		v := make([]float64, cfg.Dim)
@@ -172,19 +175,12 @@ func New(cfg Config) (*Sim, error) {
 		normalise(v)
 		// Zipf popularity: rank r has weight 1/(r+1).
 		logp := -math.Log(float64(s.rng.IntN(cfg.Items) + 1))
-		s.items = append(s.items, item{id: fmt.Sprint("i", i), vec: v, topic: t, logp: logp + math.Log(float64(cfg.Items))/2})
-		s.byID[s.items[i].id] = i
-	}
-	// Qualities come from a generator of their own, so that the population
-	// is the same with and without them.
-	qrng := rand.New(rand.NewPCG(cfg.Seed, 0x9a11))
-	for i := range s.items {
-		t := s.items[i].topic
-		mean := 0.0
+		quality := 0.25 * qrng.NormFloat64()
 		if cfg.Topics > 1 {
-			mean = -1 + 2*float64(t)/float64(cfg.Topics-1)
+			quality += -1 + 2*float64(t)/float64(cfg.Topics-1)
 		}
-		s.items[i].quality = mean + 0.25*qrng.NormFloat64()
+		s.items = append(s.items, item{id: fmt.Sprint("i", i), vec: v, topic: t, logp: logp + math.Log(float64(cfg.Items))/2, quality: quality})
+		s.byID[s.items[i].id] = i
 	}
 	for u := range cfg.Users {
 		s.users = append(s.users, user{id: fmt.Sprint("u", u), pref: s.interest(s.rng), fatigue: make([]float64, cfg.Topics)})

@@ -128,11 +128,21 @@ func TestSimClock(t *testing.T) {
 	}
 }
 
-// topicPolicy shows each user the 10 items it likes most among the items
-// of the given topics.
+// topicPolicy shows each user the 10 items it likes most among cand, the
+// items of some topics.
 type topicPolicy struct {
-	s      *Sim
-	topics map[int]bool
+	s    *Sim
+	cand []int
+}
+
+func newTopicPolicy(s *Sim, topics map[int]bool) topicPolicy {
+	p := topicPolicy{s: s}
+	for i := range s.items {
+		if topics[s.items[i].topic] {
+			p.cand = append(p.cand, i)
+		}
+	}
+	return p
 }
 
 func (p topicPolicy) Name() string { return "topics" }
@@ -142,12 +152,7 @@ func (p topicPolicy) Lists(_ context.Context, events []feedback.Event) (Lists, e
 	for _, e := range events {
 		k, _ := strconv.Atoi(strings.TrimPrefix(e.UserID, "u"))
 		u := &p.s.users[k]
-		var cand []int
-		for i := range p.s.items {
-			if p.topics[p.s.items[i].topic] {
-				cand = append(cand, i)
-			}
-		}
+		cand := slices.Clone(p.cand)
 		slices.SortFunc(cand, func(a, b int) int { return cmp.Compare(p.s.satisfaction(u, b), p.s.satisfaction(u, a)) })
 		l := make([]string, 0, 10)
 		for _, i := range cand[:10] {
@@ -186,7 +191,7 @@ func TestSimQualityMovesOnlySessionLength(t *testing.T) {
 		low[k], high[c.Topics-1-k] = true, true
 	}
 	length := func(c Config, topics map[int]bool) float64 {
-		_, _, r := digest(t, c, func(s *Sim) Policy { return topicPolicy{s: s, topics: topics} })
+		_, _, r := digest(t, c, func(s *Sim) Policy { return newTopicPolicy(s, topics) })
 		return r.MeanSessionLength
 	}
 	lowOff, highOff, lowOn, highOn := length(c, low), length(c, high), length(q, low), length(q, high)
