@@ -13,13 +13,15 @@ type Recommender struct {
 	// MaxItems bounds the items the DQN models hold (0: no bound).
 	MaxItems int `mapstructure:"max_items"`
 	// CompactUsers keeps users with one event as compact records.
-	CompactUsers bool       `mapstructure:"compact_users"`
-	Popularity   Popularity `mapstructure:"popularity"`
-	ItemKNN      ItemKNN    `mapstructure:"itemknn"`
-	SR           SR         `mapstructure:"sr"`
-	SKNN         SKNN       `mapstructure:"sknn"`
-	DQN          DQN        `mapstructure:"dqn"`
-	Adaptive     Adaptive   `mapstructure:"adaptive"`
+	CompactUsers bool `mapstructure:"compact_users"`
+	// MaxNewUsers bounds the compact users (0: only max_users does).
+	MaxNewUsers int        `mapstructure:"max_new_users"`
+	Popularity  Popularity `mapstructure:"popularity"`
+	ItemKNN     ItemKNN    `mapstructure:"itemknn"`
+	SR          SR         `mapstructure:"sr"`
+	SKNN        SKNN       `mapstructure:"sknn"`
+	DQN         DQN        `mapstructure:"dqn"`
+	Adaptive    Adaptive   `mapstructure:"adaptive"`
 }
 
 // Adaptive configures the architecture controller of the adaptive DQN.
@@ -42,6 +44,7 @@ type Adaptive struct {
 	Tiers         []int     `mapstructure:"tiers"`
 	TierAt        []float64 `mapstructure:"tier_at"`
 	Revert        bool      `mapstructure:"revert"`
+	MaxNewUsers   int       `mapstructure:"max_new_users"`
 }
 
 // DQN configures the deep RL recommender (see model.DQNConfig).

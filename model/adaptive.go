@@ -33,6 +33,11 @@ type AdaptiveConfig struct {
 	// thresholds its controller then scales (TiersNarrower, TiersWider).
 	Tiers  []int
 	TierAt []float64
+	// MaxNewUsers, if set, replaces DQN.MaxNewUsers when its users are
+	// compact (DQN.CompactUsers): the adaptive model prices memory, and
+	// keeps a user past its first event only if its second comes before
+	// this many other users' first events.
+	MaxNewUsers int
 	// Revert undoes a decision whose reward came out negative: the
 	// network goes back to the one before it (weights, target and Adam
 	// moments as they were), a tier action's rows to their widths and
@@ -116,6 +121,9 @@ func (a *Adaptive) SetDecisionHook(f func(Decision)) { a.OnDecision = f }
 func NewAdaptive(cfg AdaptiveConfig, ctrl Controller) (*Adaptive, error) {
 	if len(cfg.Tiers) > 0 || len(cfg.TierAt) > 0 {
 		cfg.DQN.Tiers, cfg.DQN.TierAt = cfg.Tiers, cfg.TierAt
+	}
+	if cfg.MaxNewUsers > 0 && cfg.DQN.CompactUsers {
+		cfg.DQN.MaxNewUsers = cfg.MaxNewUsers
 	}
 	d, err := NewDQN(cfg.DQN)
 	if err != nil {

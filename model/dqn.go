@@ -292,6 +292,9 @@ func NewDQN(cfg DQNConfig) (*DQN, error) {
 	if cfg.TopN <= 0 || cfg.MaxUsers <= 0 {
 		return nil, fmt.Errorf("dqn: top_n and max_users must be positive, got %d and %d", cfg.TopN, cfg.MaxUsers)
 	}
+	if cfg.MaxNewUsers < 0 || cfg.MaxNewUsers > 0 && !cfg.CompactUsers {
+		return nil, fmt.Errorf("dqn: max_new_users bounds the compact users: must be 0, or positive with compact_users, got %d", cfg.MaxNewUsers)
+	}
 	d := &DQN{
 		cfg:   cfg,
 		pcg:   rand.NewPCG(cfg.Seed, 0xd9e),

@@ -283,3 +283,52 @@ func countEqual(a, b []string) int {
 	}
 	return n
 }
+
+// TestMaxNewUsersReachTheStore checks where the bound on new users comes
+// from: the adaptive model's own key, or the shared one for every other
+// model, none by default but for the adaptive model; and that the
+// adaptive model's is not applied to users kept in full.
+func TestMaxNewUsersReachTheStore(t *testing.T) {
+	evs := liteStream()
+	for _, tt := range []struct {
+		name        string
+		shared, own int
+		compact     bool
+		wantMax     int // the bound the store must keep (0: none)
+	}{
+		{"dqn", 0, 100, true, 0},
+		{"dqn", 50, 0, true, 50},
+		{"adaptive-rl", 0, 40, true, 40},
+		{"adaptive-rl", 50, 0, true, 50},
+		{"adaptive-rl", 0, 40, false, 0},
+		{"itemknn", 30, 0, true, 30},
+	} {
+		t.Run(fmt.Sprintf("%s/shared=%d/own=%d/compact=%v", tt.name, tt.shared, tt.own, tt.compact), func(t *testing.T) {
+			opts := DefaultOptions()
+			opts.MaxUsers, opts.IdleGap, opts.CompactUsers, opts.MaxNewUsers = 400, 5*time.Minute, tt.compact, tt.shared
+			opts.Adaptive.MaxNewUsers = tt.own
+			opts.DQN.Rows = 32
+			m, err := Build(tt.name, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			peak := 0
+			for lo := 0; lo < len(evs); lo += 64 {
+				b := feedback.BatchOf(evs[lo:min(lo+64, len(evs))]...)
+				if _, err := m.Learn(context.Background(), b); err != nil {
+					t.Fatal(err)
+				}
+				b.Release()
+				peak = max(peak, usersOf(m).Compacted())
+			}
+			switch {
+			case tt.wantMax > 0 && peak != tt.wantMax:
+				t.Fatalf("at most %d users compact, want %d", peak, tt.wantMax)
+			case tt.wantMax == 0 && tt.compact && peak <= 100:
+				t.Fatalf("at most %d users compact: bounded by none of its keys", peak)
+			case !tt.compact && peak != 0:
+				t.Fatalf("%d users compact with compact users off", peak)
+			}
+		})
+	}
+}

@@ -62,6 +62,11 @@ type Shared struct {
 	// record until its second event (liteusers.go): the same lists and
 	// learning in a fraction of the memory.
 	CompactUsers bool
+	// MaxNewUsers bounds the compact users, the users with one event so
+	// far (0: only MaxUsers does): a user is remembered past its first
+	// event only if its second comes before MaxNewUsers other users'
+	// first events (UserStore.SetMaxNew). Needs CompactUsers.
+	MaxNewUsers int
 	// MaxItems bounds the items the DQN and the adaptive model hold (0: no
 	// bound); past it the least recently seen expire (expire.go).
 	MaxItems int
@@ -114,6 +119,12 @@ func (o Options) Validate() error {
 	errs = checkPositive(errs, []string{"max_users", "top_n"}, o.MaxUsers, o.TopN)
 	if o.MaxItems < 0 {
 		errs = append(errs, optionErr("max_items", "must be 0 (no bound) or positive, got %d", o.MaxItems))
+	}
+	switch {
+	case o.MaxNewUsers < 0:
+		errs = append(errs, optionErr("max_new_users", "must be 0 (no bound but max_users) or positive, got %d", o.MaxNewUsers))
+	case o.MaxNewUsers > 0 && !o.CompactUsers:
+		errs = append(errs, optionErr("max_new_users", "bounds the compact users: needs compact_users true, or 0"))
 	}
 	if o.TopN > 1000 {
 		errs = append(errs, optionErr("top_n", "must be at most 1000, got %d", o.TopN))
@@ -356,7 +367,7 @@ func checkMix(errs []error, c DQNConfig) []error {
 // controller's own options (DefaultController); its DQN is DefaultDQN.
 func DefaultAdaptive() AdaptiveConfig {
 	return AdaptiveConfig{
-		DQN: DefaultDQN(), EpochSessions: 100, Step: 16, Lambda: 0.005, SampleEvery: 16, Tiers: []int{26}, TierAt: []float64{50}, Revert: true,
+		DQN: DefaultDQN(), EpochSessions: 100, Step: 16, Lambda: 0.005, SampleEvery: 16, Tiers: []int{26}, TierAt: []float64{50}, Revert: true, MaxNewUsers: 100_000,
 		Bounds: ArchBounds{MinWidth: 8, MaxWidth: 256, MinDepth: 1, MaxDepth: 3},
 	}
 }
@@ -368,6 +379,9 @@ func (c AdaptiveConfig) Validate() error {
 		c.EpochSessions, b.MaxDepth, b.MinWidth, c.SampleEvery, c.Step)
 	if c.EpochEvents < 0 {
 		errs = append(errs, optionErr("epoch_events", "must not be negative, got %d", c.EpochEvents))
+	}
+	if c.MaxNewUsers < 0 {
+		errs = append(errs, optionErr("max_new_users", "must be 0 (recommender.max_new_users's) or positive, got %d", c.MaxNewUsers))
 	}
 	if b.MaxWidth < b.MinWidth {
 		errs = append(errs, optionErr("max_width", "must be at least min_width (%d), got %d", b.MinWidth, b.MaxWidth))

@@ -43,7 +43,9 @@ type UserState struct {
 // so that streams where every session is a new user close theirs too.
 // With compact users (SetCompact), a user with one event so far is kept as
 // a compact record (liteusers.go) from the end of its batch to its second
-// event. Not safe for concurrent use, but for SessionsClosed.
+// event; SetMaxNew bounds how many of them are kept, so that a user is
+// admitted to memory by its second event. Not safe for concurrent use, but
+// for SessionsClosed.
 type UserStore struct {
 	lru       *LRU[string, *UserState]
 	max       int
@@ -65,6 +67,8 @@ type UserStore struct {
 	fresh []*UserState
 	// keep, if set, tells Compact to keep a user in full.
 	keep func(*UserState) bool
+	// maxNew bounds the compact users (0: only max does).
+	maxNew int
 }
 
 // NewUserStore returns an empty store. ttl is in microseconds of event time
@@ -87,6 +91,7 @@ func newUsers(sh Shared, recentLen int, keep func(*UserState) bool) *UserStore {
 	s := NewUserStore(sh.MaxUsers, sh.UserTTL.Microseconds(), recentLen)
 	s.SetIdleGap(sh.IdleGap.Microseconds())
 	s.SetCompact(sh.CompactUsers, keep)
+	s.SetMaxNew(sh.MaxNewUsers)
 	return s
 }
 
@@ -163,6 +168,15 @@ func (s *UserStore) SetCompact(on bool, keep func(*UserState) bool) {
 	s.keep = keep
 }
 
+// SetMaxNew keeps at most n compact users (0: as many as the store's
+// bound), forgetting the least recently seen of them first, as an eviction
+// does (their sessions close). A user is then remembered past its first
+// event only if its second comes before n other users' first events, as
+// Monolith admits an embedding row only once it is seen again: a stream
+// of users who never come back costs n compact records, not one each.
+// It takes effect from the next Compact.
+func (s *UserStore) SetMaxNew(n int) { s.maxNew = n }
+
 // Compact turns the users made since the last Compact that still have
 // one event into compact records, in the order of their events. Models
 // call it once their batch is done with its users' states.
@@ -182,6 +196,9 @@ func (s *UserStore) Compact() {
 	}
 	clear(s.fresh)
 	s.fresh = s.fresh[:0]
+	for s.maxNew > 0 && s.lite.len() > s.maxNew {
+		s.evictLite(s.lite.oldestNode())
+	}
 }
 
 // Compacted is the number of users kept compact.
@@ -209,12 +226,17 @@ func (s *UserStore) evictOldest(idle bool) bool {
 	if li < 0 || idle && s.clock.Now()-s.lite.nodes[li].ts <= s.ttl {
 		return false
 	}
+	s.evictLite(li)
+	return true
+}
+
+// evictLite evicts the compact user of node li.
+func (s *UserStore) evictLite(li int32) {
 	l := s.lite.remove(li)
 	s.evicted++
 	if l.flags&liteOpen != 0 {
 		s.closeLite(&l)
 	}
-	return true
 }
 
 // closeLite counts the close of a compact user's session.

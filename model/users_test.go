@@ -122,3 +122,58 @@ func BenchmarkOneEventUserMemory(b *testing.B) {
 		})
 	}
 }
+
+// TestMaxNewUsersAdmitsBySecondEvent bounds the users with one event at
+// three: past it the least recently seen of them are forgotten, their open
+// sessions closed as an eviction closes them; a user whose second event
+// comes in time is kept in full, with its first event, and never counts
+// against the bound; one that comes back too late starts afresh.
+func TestMaxNewUsersAdmitsBySecondEvent(t *testing.T) {
+	s := NewUserStore(1000, 0, 3)
+	s.SetCompact(true, nil)
+	s.SetMaxNew(3)
+	var closed []string
+	s.OnClose = func(u *UserState) { closed = append(closed, u.ID) }
+	ts := int64(0)
+	see := func(id string, item int32) *UserState {
+		ts++
+		b := feedback.BatchOf(feedback.Located{Event: feedback.Event{UserID: id, ItemID: "x", SessionID: "s-" + id, Type: feedback.Click, TS: time.UnixMicro(ts)}})
+		defer b.Release()
+		u := s.Get(id, ts)
+		s.note(u, b, 0)
+		s.Consume(u, item, feedback.Click)
+		s.Compact() // the end of the event's batch
+		return u
+	}
+	see("a", 1)
+	see("b", 2)
+	see("a", 3) // a's second event: a is kept in full
+	for i, id := range []string{"c", "d", "e", "f"} {
+		see(id, int32(10+i))
+	}
+	// b, c, d, e, f had one event each; the three newest stay.
+	if got := fmt.Sprint(closed); got != "[b c]" {
+		t.Fatalf("sessions closed %s, want [b c]: the oldest new users, forgotten", got)
+	}
+	if s.Len() != 4 || s.Compacted() != 3 || s.Evicted() != 2 {
+		t.Fatalf("%d users, %d compact, %d evicted; want 4, 3, 2", s.Len(), s.Compacted(), s.Evicted())
+	}
+	if u, ok := s.Lookup("a"); !ok || len(u.Consumed) != 2 || fmt.Sprint(u.Recent) != "[1 3]" {
+		t.Fatalf("a: %+v, %v; want both its events", u, ok)
+	}
+	if _, ok := s.Lookup("b"); ok {
+		t.Fatal("b is remembered past the bound")
+	}
+	u := see("b", 4) // too late: b starts afresh
+	if fmt.Sprint(u.Recent) != "[4]" || len(u.Consumed) != 1 {
+		t.Fatalf("b back: recent %v consumed %v, want only its new event", u.Recent, u.Consumed)
+	}
+	u = see("f", 5) // in time: f keeps its first event
+	if fmt.Sprint(u.Recent) != "[13 5]" {
+		t.Fatalf("f back: recent %v, want [13 5]", u.Recent)
+	}
+	// b's return forgot d; f's admitted f: e and b are left compact.
+	if s.Compacted() != 2 || s.Len() != 4 || fmt.Sprint(closed) != "[b c d]" {
+		t.Fatalf("%d compact, %d users, closed %v; want 2, 4, [b c d]", s.Compacted(), s.Len(), closed)
+	}
+}

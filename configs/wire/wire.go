@@ -68,7 +68,7 @@ func ModelOptions(cfg configs.Config) model.Options {
 	r := cfg.Recommender
 	o := model.DefaultOptions()
 	o.Model, o.TopN, o.MaxUsers, o.UserTTL = r.Model, r.TopN, r.MaxUsers, r.UserTTL
-	o.IdleGap, o.CompactUsers, o.MaxItems = cfg.Session.IdleGap, r.CompactUsers, r.MaxItems
+	o.IdleGap, o.CompactUsers, o.MaxItems, o.MaxNewUsers = cfg.Session.IdleGap, r.CompactUsers, r.MaxItems, r.MaxNewUsers
 	o.Popularity.HalfLife = r.Popularity.HalfLife
 	o.ItemKNN.Window, o.ItemKNN.Decay = r.ItemKNN.Window, r.ItemKNN.Decay
 	o.SR.Window, o.SR.Decay = r.SR.Window, r.SR.Decay
@@ -76,7 +76,7 @@ func ModelOptions(cfg configs.Config) model.Options {
 	o.DQN = dqnOptions(o.DQN, r.DQN)
 	ad := r.Adaptive
 	o.Adaptive.EpochEvents = ad.EpochEvents
-	o.Adaptive.Tiers, o.Adaptive.TierAt, o.Adaptive.Revert = ad.Tiers, ad.TierAt, ad.Revert
+	o.Adaptive.Tiers, o.Adaptive.TierAt, o.Adaptive.Revert, o.Adaptive.MaxNewUsers = ad.Tiers, ad.TierAt, ad.Revert, ad.MaxNewUsers
 	o.Adaptive.EpochSessions, o.Adaptive.Step, o.Adaptive.Lambda, o.Adaptive.SampleEvery = ad.EpochSessions, ad.Step, ad.Lambda, ad.SampleEvery
 	o.Adaptive.Bounds = model.ArchBounds{MinWidth: ad.MinWidth, MaxWidth: ad.MaxWidth, MinDepth: ad.MinDepth, MaxDepth: ad.MaxDepth, MaxParams: ad.MaxParams}
 	o.Controller = model.ControllerConfig{Kind: ad.Controller, LR: ad.LR, Seed: ad.Seed, Plateau: ad.Plateau, IdleFraction: ad.IdleFraction}
