@@ -32,3 +32,38 @@ func dots64(e, q, out []float32) (ok bool) {
 	}
 	return true
 }
+
+// dotsAVX2 writes into out[:n] the products of n rows of e, stride values
+// apart, with q, over their first w values; mask's first w%8 are -1, the
+// rest 0.
+//
+//go:noescape
+func dotsAVX2(e *float32, q *float32, out *float32, n, w, stride int, mask *int32)
+
+// tailMasks[k] is dotsAVX2's mask for k values left.
+var tailMasks = func() (m [8][8]int32) {
+	for k := range m {
+		for j := range k {
+			m[k][j] = -1
+		}
+	}
+	return m
+}()
+
+// dots writes into out the products of the len(out) rows of e, stride
+// values apart, with q, over their first w values (w ≤ stride); ok is
+// false (nothing written) where the CPU lacks AVX2 and FMA, for the
+// caller to fall back to gonum's Sgemv.
+func dots(e []float32, stride, w int, q, out []float32) (ok bool) {
+	if !haveDots64 {
+		return false
+	}
+	n := len(out)
+	if w <= 0 || w > stride || len(q) < w || n > 0 && len(e) < (n-1)*stride+w {
+		panic("dots: short e or q")
+	}
+	if n > 0 {
+		dotsAVX2(&e[0], &q[0], &out[0], n, w, stride, &tailMasks[w%8][0])
+	}
+	return true
+}

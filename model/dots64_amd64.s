@@ -48,3 +48,72 @@ loop:
 
 done:
 	RET
+
+// func dotsAVX2(e *float32, q *float32, out *float32, n, w, stride int, mask *int32)
+//
+// out[i] = Σ_{j<w} e[stride·i+j]·q[j] for i < n: each row is w/8 fused
+// multiply-adds of eight values, then the w%8 left (a masked load, which
+// reads nothing past the row's last value), then a horizontal sum. mask
+// holds eight int32, the first w%8 of them -1, the others 0.
+TEXT ·dotsAVX2(SB), NOSPLIT, $0-56
+	MOVQ e+0(FP), SI
+	MOVQ q+8(FP), DX
+	MOVQ out+16(FP), DI
+	MOVQ n+24(FP), CX
+	MOVQ w+32(FP), R9
+	MOVQ stride+40(FP), BX
+	MOVQ mask+48(FP), R8
+	TESTQ CX, CX
+	JE dotsdone
+	VMOVUPS 0(R8), Y7
+	MOVQ R9, R10
+	ANDQ $7, R10 // the values left after the full chunks
+	SHRQ $3, R9  // full chunks of eight
+	SHLQ $2, BX  // a row's stride in bytes
+	MOVQ R9, R11
+	SHLQ $5, R11 // where the values left start, in bytes
+	VXORPS Y6, Y6, Y6
+	TESTQ R10, R10
+	JE dotsrow
+	VMASKMOVPS (DX)(R11*1), Y7, Y6 // q's values left
+
+dotsrow:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ SI, R12
+	MOVQ DX, R13
+	MOVQ R9, R14
+	TESTQ R14, R14
+	JE dotstail
+
+dotschunk:
+	VMOVUPS (R13), Y2
+	VFMADD231PS (R12), Y2, Y0
+	ADDQ $32, R12
+	ADDQ $32, R13
+	DECQ R14
+	JNZ dotschunk
+
+dotstail:
+	TESTQ R10, R10
+	JE dotssum
+	VMASKMOVPS (R12), Y7, Y3
+	VFMADD231PS Y3, Y6, Y1
+
+dotssum:
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, 0(DI)
+	ADDQ BX, SI
+	ADDQ $4, DI
+	DECQ CX
+	JNZ dotsrow
+	VZEROUPPER
+
+dotsdone:
+	RET

@@ -7,3 +7,6 @@ const dots64Built, haveDots64 = false, false
 
 // dots64 does nothing here: the caller falls back to gonum's Sgemv.
 func dots64(e, q, out []float32) (ok bool) { return false }
+
+// dots does nothing here: the caller falls back to gonum's Sgemv.
+func dots(e []float32, stride, w int, q, out []float32) (ok bool) { return false }

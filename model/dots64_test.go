@@ -158,3 +158,96 @@ func TestTierDotsUseTheKernelAlike(t *testing.T) {
 		}
 	}
 }
+
+// TestDotsMatchesTheProduct: the general kernel's products over the first
+// w values of rows stride apart equal the exact (float64) products within
+// float32 rounding, for every width up to 64 and a few counts of rows;
+// it writes nothing past out[:n] and reads nothing past a row's first w
+// values (NaNs there would show in the products).
+func TestDotsMatchesTheProduct(t *testing.T) {
+	if !haveDots64 {
+		t.Skip("no AVX2 and FMA here (or purego): rowDots uses gonum's Sgemv")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	nan := float32(math.NaN())
+	for w := 1; w <= 64; w++ {
+		for _, stride := range []int{w, w + 3, 64} {
+			if stride < w {
+				continue
+			}
+			for _, n := range []int{0, 1, 2, 5, 33} {
+				e := make([]float32, n*stride+8)
+				for i := range e {
+					e[i] = nan
+				}
+				for i := range n {
+					for j := range w {
+						e[i*stride+j] = float32(rng.NormFloat64())
+					}
+				}
+				q := make([]float32, w+8)
+				for j := range q {
+					q[j] = nan
+				}
+				for j := range w {
+					q[j] = float32(rng.NormFloat64())
+				}
+				out := make([]float32, n+1)
+				out[n] = 42
+				end := 0 // the rows' last value read, and no further
+				if n > 0 {
+					end = (n-1)*stride + w
+				}
+				if !dots(e[:end], stride, w, q[:w], out[:n]) {
+					t.Fatal("dots did not run")
+				}
+				if out[n] != 42 {
+					t.Fatalf("w=%d stride=%d n=%d: wrote past out[:n]", w, stride, n)
+				}
+				for i := range n {
+					want, scale := 0.0, 0.0
+					for j := range w {
+						p := float64(e[i*stride+j]) * float64(q[j])
+						want += p
+						scale += math.Abs(p)
+					}
+					if d := math.Abs(float64(out[i]) - want); !(d <= 1e-6*scale) {
+						t.Fatalf("w=%d stride=%d n=%d row %d: %v, want %v", w, stride, n, i, out[i], want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkDots times the products of a state with 9,724 rows of 26
+// values (the adaptive model's narrow tier over ml-latest-small's
+// catalogue) by the general kernel and by gonum's Sgemv, interleaved in
+// one run, and reports both and their ratio.
+func BenchmarkDots(b *testing.B) {
+	if !haveDots64 {
+		b.Skip("no AVX2 and FMA here")
+	}
+	const n, w = 9724, 26
+	rng := rand.New(rand.NewPCG(1, 2))
+	e, q, out := make([]float32, w*n), make([]float32, w), make([]float32, n)
+	for i := range e {
+		e[i] = float32(rng.NormFloat64())
+	}
+	for i := range q {
+		q[i] = float32(rng.NormFloat64())
+	}
+	var ours, plain time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		dots(e, w, w, q, out)
+		t1 := time.Now()
+		blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: w, Stride: w, Data: e},
+			blas32.Vector{N: w, Inc: 1, Data: q}, 0, blas32.Vector{N: n, Inc: 1, Data: out})
+		ours, plain = ours+t1.Sub(t0), plain+time.Since(t1)
+	}
+	flops := float64(2 * w * n * b.N)
+	b.ReportMetric(flops/ours.Seconds()/1e9, "kernel_GFLOP/s")
+	b.ReportMetric(flops/plain.Seconds()/1e9, "sgemv_GFLOP/s")
+	b.ReportMetric(plain.Seconds()/ours.Seconds(), "kernel/sgemv")
+}

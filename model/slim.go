@@ -251,16 +251,22 @@ func (d *DQN) dotsRange(q, out []float32, from, to int, add bool) {
 
 // rowDots sets out[i] to beta·out[i] plus the product of row i of e (rows
 // stride values apart, len(out) of them) with q, over columns from to to:
-// gonum's Sgemv, or, for whole rows of 64 with beta 0, the assembly
-// kernel where the CPU has AVX2 and FMA (1.43x Sgemv here;
-// BenchmarkDots64).
+// gonum's Sgemv, or, with beta 0, an assembly kernel where the CPU has
+// AVX2 and FMA: dots64 for whole rows of 64 (1.43x Sgemv here;
+// BenchmarkDots64), dots for any other (a narrow tier's rows, a nested
+// width's columns; BenchmarkDots).
 func rowDots(e []float32, stride int, q []float32, from, to int, beta float32, out []float32) {
 	n := len(out)
 	if n == 0 {
 		return
 	}
-	if from == 0 && to == 64 && stride == 64 && beta == 0 && dots64(e[:n*64], q[:64], out) {
-		return
+	if beta == 0 {
+		if from == 0 && to == 64 && stride == 64 && dots64(e[:n*64], q[:64], out) {
+			return
+		}
+		if dots(e[from:], stride, to-from, q[from:to], out) {
+			return
+		}
 	}
 	blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: to - from, Stride: stride, Data: e[from : (n-1)*stride+to]},
 		blas32.Vector{N: to - from, Inc: 1, Data: q[from:to]}, beta, blas32.Vector{N: n, Inc: 1, Data: out})
