@@ -232,6 +232,7 @@ type DQN struct {
 	ewc            *ewc    // nil: off
 	onSessionEnd   func()  // called when a user's session closes
 	closedSessions atomic.Int64
+	evictedUsers   atomic.Int64
 	afterEvent     func()     // called after each event is learned
 	xrng           *rand.Rand // exploration: lists never move the learning's draws
 	xpcg           *rand.PCG
@@ -471,6 +472,7 @@ func (d *DQN) newUsers() *UserStore {
 	// A user whose transitions wait for its next events (n_step) stays in
 	// full: they are keyed by its state.
 	users := newUsers(d.cfg.Shared, d.cfg.Window, func(u *UserState) bool { return len(d.held[u]) > 0 })
+	users.OnEvict = func() { d.evictedUsers.Add(1) }
 	users.OnClose = func(u *UserState) {
 		d.endHeld(u)
 		d.closedSessions.Add(1)
@@ -483,6 +485,9 @@ func (d *DQN) newUsers() *UserStore {
 
 // SessionsClosed implements SessionCounter.
 func (d *DQN) SessionsClosed() int64 { return d.closedSessions.Load() }
+
+// UsersEvicted implements UserEvicter.
+func (d *DQN) UsersEvicted() int64 { return d.evictedUsers.Load() }
 
 // Learn implements Recommender.
 func (d *DQN) Learn(ctx context.Context, b *feedback.Batch) ([]Recommendation, error) {

@@ -70,6 +70,14 @@ type ItemExpirer interface {
 	ItemsExpired() int64
 }
 
+// UserEvicter is a recommender that counts the users it forgot: past
+// recommender.max_users, idle past user_ttl, or new past max_new_users
+// (the DQN and the adaptive model). UsersEvicted is safe to call from any
+// goroutine, while another one learns.
+type UserEvicter interface {
+	UsersEvicted() int64
+}
+
 // Observer is a recommender that can rebuild its users' session state
 // from events without learning from them (the DQN and the adaptive model).
 type Observer interface {

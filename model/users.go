@@ -61,6 +61,9 @@ type UserStore struct {
 	closed  atomic.Int64
 	// OnClose, if set, is called with each user whose session closes.
 	OnClose func(*UserState)
+	// OnEvict, if set, is called at each user forgotten (Evicted counts
+	// them too).
+	OnEvict func()
 	// lite holds the compact users (nil: none are kept compact); fresh
 	// the users made since the last Compact.
 	lite  *liteUsers
@@ -78,7 +81,7 @@ func NewUserStore(maxUsers int, ttlMicros int64, recentLen int) *UserStore {
 	s := &UserStore{lru: NewLRU[string, *UserState](math.MaxInt), max: max(maxUsers, 1), ttl: ttlMicros, recentLen: recentLen,
 		open: NewLRU[*UserState, struct{}](math.MaxInt)}
 	s.lru.OnEvict = func(_ string, u *UserState) {
-		s.evicted++
+		s.countEvicted()
 		s.closeSession(u)
 	}
 	return s
@@ -233,7 +236,7 @@ func (s *UserStore) evictOldest(idle bool) bool {
 // evictLite evicts the compact user of node li.
 func (s *UserStore) evictLite(li int32) {
 	l := s.lite.remove(li)
-	s.evicted++
+	s.countEvicted()
 	if l.flags&liteOpen != 0 {
 		s.closeLite(&l)
 	}
@@ -352,6 +355,14 @@ func (s *UserStore) each(f func(*UserState)) {
 	})
 	for ; li >= 0; li = s.lite.nodes[li].newer {
 		lite()
+	}
+}
+
+// countEvicted counts a user forgotten.
+func (s *UserStore) countEvicted() {
+	s.evicted++
+	if s.OnEvict != nil {
+		s.OnEvict()
 	}
 }
 

@@ -140,3 +140,26 @@ func TestMetricsCountExpiredItems(t *testing.T) {
 		t.Fatalf("adaptrec_items_expired_total %v, want 21", got)
 	}
 }
+
+// The worker exports the users its model forgot: five users with one
+// event each against recommender.max_new_users 2 leave the newest two, so
+// 3 count in adaptrec_users_evicted_total.
+func TestMetricsCountEvictedUsers(t *testing.T) {
+	cfg := configs.Default()
+	cfg.Recommender.MaxNewUsers = 2
+	rec, m := countingModel(t, cfg)
+	start := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	var evs []feedback.Located
+	for k := range 5 {
+		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", k), ItemID: fmt.Sprint("i", k), Type: feedback.Click,
+			TS: start.Add(time.Duration(k) * time.Second)}, Offset: int64(k)})
+	}
+	b := feedback.BatchOf(evs...)
+	defer b.Release()
+	if _, err := rec.Learn(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	if got := counter(t, m, "adaptrec_users_evicted_total"); got != 3 {
+		t.Fatalf("adaptrec_users_evicted_total %v, want 3", got)
+	}
+}

@@ -204,11 +204,16 @@ func (a *app) instrument(ctx context.Context, cfg configs.Config, log *slog.Logg
 	return stop, nil
 }
 
-// countSessions exports the sessions rec closes and the items it expires,
-// if it counts them (m may be nil: no metrics).
+// countSessions exports the sessions rec closes, the users it forgets and
+// the items it expires, if it counts them (m may be nil: no metrics).
 func countSessions(m *telemetry.Metrics, rec model.Recommender) error {
 	if c, ok := rec.(model.SessionCounter); ok {
 		if err := m.CountClosedSessions(c.SessionsClosed); err != nil {
+			return err
+		}
+	}
+	if e, ok := rec.(model.UserEvicter); ok {
+		if err := m.CountEvictedUsers(e.UsersEvicted); err != nil {
 			return err
 		}
 	}

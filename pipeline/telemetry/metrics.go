@@ -142,6 +142,13 @@ func (m *Metrics) CountExpiredItems(expired func() int64) error {
 		"Items the model expired, the least recently seen, to hold at most recommender.max_items.", expired)
 }
 
+// CountEvictedUsers exports the users the model forgot, as evicted reads
+// them.
+func (m *Metrics) CountEvictedUsers(evicted func() int64) error {
+	return m.observeCounter("adaptrec.users.evicted",
+		"Users the model forgot: the least recently seen past recommender.max_users, those idle past recommender.user_ttl, and new users past recommender.max_new_users (the adaptive model's own).", evicted)
+}
+
 // observeCounter exports the counter name whose value read reads at each
 // collection, from the collecting goroutine.
 func (m *Metrics) observeCounter(name, description string, read func() int64) error {
