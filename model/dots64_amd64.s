@@ -2,6 +2,16 @@
 
 #include "textflag.h"
 
+// HSUM sums Y0's and Y1's sixteen values into X0's first (clobbers X1).
+#define HSUM \
+	VADDPS Y1, Y0, Y0 \
+	VEXTRACTF128 $1, Y0, X1 \
+	VADDPS X1, X0, X0 \
+	VMOVHLPS X0, X0, X1 \
+	VADDPS X1, X0, X0 \
+	VMOVSHDUP X0, X1 \
+	VADDSS X1, X0, X0
+
 // func dots64AVX2(e *float32, q *float32, out *float32, n int)
 //
 // out[i] = Σ_j e[64i+j]·q[j] for i < n: q's 64 values stay in Y8-Y15,
@@ -32,13 +42,7 @@ loop:
 	VFMADD231PS 160(SI), Y13, Y1
 	VFMADD231PS 192(SI), Y14, Y0
 	VFMADD231PS 224(SI), Y15, Y1
-	VADDPS Y1, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VMOVHLPS X0, X0, X1
-	VADDPS X1, X0, X0
-	VMOVSHDUP X0, X1
-	VADDSS X1, X0, X0
+	HSUM
 	VMOVSS X0, 0(DI)
 	ADDQ $256, SI
 	ADDQ $4, DI
@@ -101,13 +105,7 @@ dotstail:
 	VFMADD231PS Y3, Y6, Y1
 
 dotssum:
-	VADDPS Y1, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VMOVHLPS X0, X0, X1
-	VADDPS X1, X0, X0
-	VMOVSHDUP X0, X1
-	VADDSS X1, X0, X0
+	HSUM
 	VMOVSS X0, 0(DI)
 	ADDQ BX, SI
 	ADDQ $4, DI

@@ -93,35 +93,11 @@ func TestDotsRangeUsesTheKernelAlike(t *testing.T) {
 // check's product) by the kernel and by gonum's Sgemv, interleaved in one
 // run, and reports both and their ratio.
 func BenchmarkDots64(b *testing.B) {
-	if !haveDots64 {
-		b.Skip("no AVX2 and FMA here")
-	}
-	const n = 9724
-	rng := rand.New(rand.NewPCG(1, 2))
-	e, q, out := make([]float32, 64*n), make([]float32, 64), make([]float32, n)
-	for i := range e {
-		e[i] = float32(rng.NormFloat64())
-	}
-	for i := range q {
-		q[i] = float32(rng.NormFloat64())
-	}
-	var ours, plain time.Duration
-	for b.Loop() {
-		t0 := time.Now()
-		dots64(e, q, out)
-		t1 := time.Now()
-		blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: 64, Stride: 64, Data: e},
-			blas32.Vector{N: 64, Inc: 1, Data: q}, 0, blas32.Vector{N: n, Inc: 1, Data: out})
-		ours, plain = ours+t1.Sub(t0), plain+time.Since(t1)
-	}
-	flops := float64(2 * 64 * n * b.N)
-	b.ReportMetric(flops/ours.Seconds()/1e9, "kernel_GFLOP/s")
-	b.ReportMetric(flops/plain.Seconds()/1e9, "sgemv_GFLOP/s")
-	b.ReportMetric(plain.Seconds()/ours.Seconds(), "kernel/sgemv")
+	benchRowDots(b, 9724, 64, func(e, q, out []float32) { dots64(e, q, out) })
 }
 
 // TestTierDotsUseTheKernelAlike: tiered tables score their 64-wide tier
-// by the kernel (where it runs) and the narrower one by gonum; with beta
+// by dots64 and the narrower one by dots (where they run); with beta
 // 1 they add to out. Every item's score is its row's product with q's
 // prefix, within float32 rounding.
 func TestTierDotsUseTheKernelAlike(t *testing.T) {
@@ -225,10 +201,16 @@ func TestDotsMatchesTheProduct(t *testing.T) {
 // catalogue) by the general kernel and by gonum's Sgemv, interleaved in
 // one run, and reports both and their ratio.
 func BenchmarkDots(b *testing.B) {
+	benchRowDots(b, 9724, 26, func(e, q, out []float32) { dots(e, 26, 26, q, out) })
+}
+
+// benchRowDots times the products of a state with n rows of w values by
+// kernel and by gonum's Sgemv, interleaved in one run, and reports both
+// and their ratio.
+func benchRowDots(b *testing.B, n, w int, kernel func(e, q, out []float32)) {
 	if !haveDots64 {
 		b.Skip("no AVX2 and FMA here")
 	}
-	const n, w = 9724, 26
 	rng := rand.New(rand.NewPCG(1, 2))
 	e, q, out := make([]float32, w*n), make([]float32, w), make([]float32, n)
 	for i := range e {
@@ -240,7 +222,7 @@ func BenchmarkDots(b *testing.B) {
 	var ours, plain time.Duration
 	for b.Loop() {
 		t0 := time.Now()
-		dots(e, w, w, q, out)
+		kernel(e, q, out)
 		t1 := time.Now()
 		blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: n, Cols: w, Stride: w, Data: e},
 			blas32.Vector{N: w, Inc: 1, Data: q}, 0, blas32.Vector{N: n, Inc: 1, Data: out})

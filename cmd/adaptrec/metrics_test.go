@@ -125,17 +125,7 @@ func TestMetricsCountExpiredItems(t *testing.T) {
 	cfg := configs.Default()
 	cfg.Recommender.MaxItems = 10
 	rec, m := countingModel(t, cfg)
-	start := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-	var evs []feedback.Located
-	for k := range 30 {
-		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", k%3), ItemID: fmt.Sprint("i", k), Type: feedback.Click,
-			TS: start.Add(time.Duration(k) * time.Second)}, Offset: int64(k)})
-	}
-	b := feedback.BatchOf(evs...)
-	defer b.Release()
-	if _, err := rec.Learn(t.Context(), b); err != nil {
-		t.Fatal(err)
-	}
+	learnClicks(t, rec, 30, func(k int) string { return fmt.Sprint("u", k%3) })
 	if got := counter(t, m, "adaptrec_items_expired_total"); got != 21 {
 		t.Fatalf("adaptrec_items_expired_total %v, want 21", got)
 	}
@@ -148,18 +138,25 @@ func TestMetricsCountEvictedUsers(t *testing.T) {
 	cfg := configs.Default()
 	cfg.Recommender.MaxNewUsers = 2
 	rec, m := countingModel(t, cfg)
+	learnClicks(t, rec, 5, func(k int) string { return fmt.Sprint("u", k) })
+	if got := counter(t, m, "adaptrec_users_evicted_total"); got != 3 {
+		t.Fatalf("adaptrec_users_evicted_total %v, want 3", got)
+	}
+}
+
+// learnClicks has rec learn, in one batch, n clicks a second apart, click
+// k by user(k) on item ik.
+func learnClicks(t *testing.T, rec model.Recommender, n int, user func(k int) string) {
+	t.Helper()
 	start := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	var evs []feedback.Located
-	for k := range 5 {
-		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: fmt.Sprint("u", k), ItemID: fmt.Sprint("i", k), Type: feedback.Click,
+	for k := range n {
+		evs = append(evs, feedback.Located{Event: feedback.Event{UserID: user(k), ItemID: fmt.Sprint("i", k), Type: feedback.Click,
 			TS: start.Add(time.Duration(k) * time.Second)}, Offset: int64(k)})
 	}
 	b := feedback.BatchOf(evs...)
 	defer b.Release()
 	if _, err := rec.Learn(t.Context(), b); err != nil {
 		t.Fatal(err)
-	}
-	if got := counter(t, m, "adaptrec_users_evicted_total"); got != 3 {
-		t.Fatalf("adaptrec_users_evicted_total %v, want 3", got)
 	}
 }
